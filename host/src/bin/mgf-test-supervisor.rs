@@ -1,0 +1,2 @@
+//! The long name of `mtest`, kept for users of the original tool: the same program.
+include!("../main.rs");

@@ -1,0 +1,100 @@
+//! The command line. `mtest [OPTIONS] [-- PYTEST_ARGS]` runs the tests; subcommands manage
+//! plugins and quarantine; any other word runs `mtest-<word>` from `PATH`, cargo-style.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mtest",
+    version,
+    about = "Supervise pytest from the outside: crashes, hangs, budgets, quarantine, plugins",
+    args_conflicts_with_subcommands = true,
+    allow_external_subcommands = true,
+    after_help = "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected \
+tests passed, 1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not \
+run, 5 nothing selected, 130 interrupted."
+)]
+pub struct Cli {
+    /// The project directory (default: the nearest ancestor with a pyproject.toml or pytest.ini).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the plugins mtest can see, or check one.
+    Plugins {
+        #[command(subcommand)]
+        action: PluginsCommand,
+    },
+    /// Runs `mtest-<name>` from PATH with the remaining arguments.
+    #[command(external_subcommand)]
+    External(Vec<String>),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// Built-ins, `.mtest/plugins/*.wasm`, configured paths and `mtest-*` on PATH, with status.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load one component and say which world it implements and whether mtest accepts it.
+    Check {
+        /// Path to a `.wasm` component.
+        path: PathBuf,
+    },
+}
+
+/// Options of a test run.
+#[derive(Debug, Args, Default, Clone)]
+pub struct RunArgs {
+    /// Tiers to run: `0`, `0-2`, `1,3` (default: 0-3).
+    #[arg(long, value_name = "TIERS")]
+    pub tier: Option<String>,
+    /// Wall-clock budget: `90s`, `5m`, `1h30m`.
+    #[arg(long, value_name = "DURATION")]
+    pub budget: Option<String>,
+    /// Run the tests of the last run that have no record yet.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print the last run's summary.md.
+    #[arg(long)]
+    pub report: bool,
+    /// Print the quarantined tests.
+    #[arg(long)]
+    pub quarantine: bool,
+    /// Supervise canned scenarios in a throw-away project and check every outcome.
+    #[arg(long)]
+    pub self_check: bool,
+    /// Stop starting chunks after the first failing one.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Parallel pytest processes (default: number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<u32>,
+    /// Per-test timeout in seconds (default: pytest's `timeout` setting, else 30).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Python interpreter with pytest (default: the project's .venv/venv, else python3).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+    /// pytest `-k` expression, applied when collecting.
+    #[arg(short = 'k', value_name = "EXPR")]
+    pub keyword: Option<String>,
+    /// pytest `-m` marker expression, applied when collecting.
+    #[arg(short = 'm', value_name = "EXPR")]
+    pub markexpr: Option<String>,
+    /// Arguments passed to every pytest invocation.
+    #[arg(last = true, value_name = "PYTEST_ARGS")]
+    pub pytest_args: Vec<String>,
+}

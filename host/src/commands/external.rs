@@ -1,0 +1,33 @@
+//! `mtest <name> ARGS…` runs `mtest-<name>` from PATH, cargo-style.
+
+use std::process::Command;
+
+use crate::plugin_host::discovery;
+use crate::Exit;
+
+pub fn run(args: &[String]) -> Exit {
+    let Some((name, rest)) = args.split_first() else {
+        return Exit::Usage;
+    };
+    let Some(path) = discovery::find_subcommand(name) else {
+        eprintln!(
+            "error: no such command `{name}`: not an mtest subcommand and no `mtest-{name}` on PATH; see `mtest --help`"
+        );
+        return Exit::Usage;
+    };
+    match Command::new(&path).args(rest).status() {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            // Killed by a signal: the shell convention, 128 + signal number.
+            let code = status
+                .code()
+                .or(status.signal().map(|s| 128 + s))
+                .unwrap_or(1);
+            Exit::Code(u8::try_from(code).unwrap_or(1))
+        }
+        Err(e) => {
+            eprintln!("error: cannot run {}: {e}", path.display());
+            Exit::Internal
+        }
+    }
+}

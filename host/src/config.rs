@@ -1,0 +1,168 @@
+//! `[tool.mtest]` in the project's `pyproject.toml`.
+//!
+//! Precedence is command line > this table > built-in defaults; the merging happens where
+//! each value is used. Unknown keys are an error naming the key, the file and the line,
+//! because a misspelt key silently ignored is a setting silently lost.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Every key of `[tool.mtest]`; documented in the README's configuration reference.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Config {
+    /// Parallel pytest processes (`-j`).
+    pub jobs: Option<u32>,
+    /// Per-test timeout in seconds (`--timeout`); default: pytest's `timeout`, else 30.
+    pub timeout: Option<f64>,
+    /// The Python interpreter that runs pytest (`--python`).
+    pub python: Option<String>,
+    /// Selection plugin: a built-in name, a plugin name in `.mtest/plugins/`, or a path.
+    pub selector: Option<String>,
+    /// Quarantine policy plugin, same forms as `selector`.
+    pub quarantine_policy: Option<String>,
+    /// Reporter plugins; each a name/path, or `{ plugin = "...", output = "dir" }`.
+    pub reporters: Option<Vec<ReporterSpec>>,
+    /// Extra plugin `.wasm` files to list and make resolvable by name.
+    #[serde(default)]
+    pub plugins: Vec<String>,
+    /// Wall-clock and CPU limit of one plugin call, in seconds (default 10).
+    pub plugin_timeout: Option<f64>,
+    /// Memory limit of one plugin instance, in MiB (default 512).
+    pub plugin_memory_mb: Option<u64>,
+    /// Daemon-state probes, by name.
+    #[serde(default)]
+    pub probes: BTreeMap<String, ProbeSpec>,
+    /// Extra arguments for every pytest invocation (after the command line's `-- ARGS`).
+    #[serde(default)]
+    pub pytest_args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ReporterSpec {
+    Name(String),
+    Table(ReporterTable),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReporterTable {
+    pub plugin: String,
+    /// Output directory, relative to `.gates/last-run/`; default: the plugin's name.
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProbeSpec {
+    /// The probe plugin (built-in name or path).
+    pub plugin: String,
+    /// Time limit of one probe call, in seconds (default 5).
+    pub timeout: Option<f64>,
+    /// Settings handed to the plugin; `address` (host:port) is also what it may connect to.
+    #[serde(flatten)]
+    pub settings: BTreeMap<String, toml::Value>,
+}
+
+/// What mtest reads from `pyproject.toml`: its own table, and pytest's `timeout`.
+#[derive(Debug, Default)]
+pub struct ProjectConfig {
+    pub mtest: Config,
+    pub pytest_timeout: Option<f64>,
+    /// The file it came from, if there was one.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Deserialize)]
+struct Pyproject {
+    #[serde(default)]
+    tool: Tool,
+}
+
+#[derive(Deserialize, Default)]
+struct Tool {
+    mtest: Option<Config>,
+    pytest: Option<PytestTool>,
+}
+
+#[derive(Deserialize)]
+struct PytestTool {
+    #[serde(rename = "ini_options")]
+    ini_options: Option<toml::Table>,
+}
+
+/// The project root: `--root` if given, else the nearest ancestor of the working directory
+/// holding a `pyproject.toml` or `pytest.ini`, else the working directory.
+pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(root) = explicit {
+        return std::fs::canonicalize(root).map_err(|e| format!("--root {}: {e}", root.display()));
+    }
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    Ok(cwd
+        .ancestors()
+        .find(|d| d.join("pyproject.toml").is_file() || d.join("pytest.ini").is_file())
+        .unwrap_or(&cwd)
+        .to_path_buf())
+}
+
+/// Reads `root/pyproject.toml` (absent is fine: all defaults).
+pub fn load(root: &Path) -> Result<ProjectConfig, String> {
+    let file = root.join("pyproject.toml");
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
+        Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
+    };
+    let parsed: Pyproject = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        format!(
+            "{}{at}: {}",
+            file.display(),
+            e.message().trim().replace('\n', " ")
+        )
+    })?;
+    let pytest_timeout = parsed
+        .tool
+        .pytest
+        .and_then(|p| p.ini_options)
+        .and_then(|o| o.get("timeout").cloned())
+        .and_then(|v| match v {
+            toml::Value::Integer(i) => Some(i as f64),
+            toml::Value::Float(f) => Some(f),
+            toml::Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        });
+    let mtest = parsed.tool.mtest.unwrap_or_default();
+    validate(&mtest).map_err(|e| format!("{}: [tool.mtest] {e}", file.display()))?;
+    Ok(ProjectConfig {
+        mtest,
+        pytest_timeout,
+        file: Some(file),
+    })
+}
+
+fn validate(c: &Config) -> Result<(), String> {
+    if c.jobs == Some(0) {
+        return Err("jobs: must be at least 1".into());
+    }
+    for (key, v) in [("timeout", c.timeout), ("plugin-timeout", c.plugin_timeout)] {
+        if let Some(v) = v {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(format!(
+                    "{key}: must be a positive number of seconds, not {v}"
+                ));
+            }
+        }
+    }
+    if c.plugin_memory_mb == Some(0) {
+        return Err("plugin-memory-mb: must be at least 1".into());
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! mtest: a test supervisor that drives pytest from the outside.
+//!
+//! Data flows top to bottom: config → collect → select (plugin) → chunk → run & watch →
+//! records → store + reporters (plugins).
+
+pub mod cli;
+mod commands;
+pub mod config;
+pub mod plugin_host;
+
+use std::time::Duration;
+
+use cli::{Cli, Command, PluginsCommand};
+use plugin_host::{ArtifactCache, Limits, PluginHost};
+
+/// mtest's exit codes, as documented in `--help` and the README.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Ok,
+    Failures,
+    Usage,
+    Internal,
+    PytestBroken,
+    NothingSelected,
+    Interrupted,
+    /// Passed through from an external subcommand.
+    Code(u8),
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Failures => 1,
+            Exit::Usage => 2,
+            Exit::Internal => 3,
+            Exit::PytestBroken => 4,
+            Exit::NothingSelected => 5,
+            Exit::Interrupted => 130,
+            Exit::Code(c) => c,
+        }
+    }
+}
+
+/// Runs one parsed command line to its exit code.
+pub fn run(cli: Cli) -> Exit {
+    if let Some(Command::External(args)) = &cli.command {
+        return commands::external::run(args);
+    }
+    let root = match config::find_root(cli.root.as_deref()) {
+        Ok(root) => root,
+        Err(e) => return usage_error(&e),
+    };
+    let project = match config::load(&root) {
+        Ok(project) => project,
+        Err(e) => return usage_error(&e),
+    };
+    let host = match plugin_host(&project.mtest) {
+        Ok(host) => host,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Internal;
+        }
+    };
+    match cli.command {
+        Some(Command::Plugins {
+            action: PluginsCommand::List { json },
+        }) => {
+            let paths: Vec<_> = project.mtest.plugins.iter().map(|p| root.join(p)).collect();
+            commands::plugins::list(&host, &root, &paths, json)
+        }
+        Some(Command::Plugins {
+            action: PluginsCommand::Check { path },
+        }) => commands::plugins::check(&host, &path),
+        Some(Command::External(_)) => Exit::Internal,
+        None => {
+            eprintln!("error: running tests is not implemented yet; try `mtest plugins list`");
+            Exit::Internal
+        }
+    }
+}
+
+pub fn plugin_host(config: &config::Config) -> Result<PluginHost, String> {
+    let mut limits = Limits::default();
+    if let Some(secs) = config.plugin_timeout {
+        limits.call_timeout = Duration::from_secs_f64(secs);
+    }
+    if let Some(mb) = config.plugin_memory_mb {
+        limits.memory_bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+    }
+    PluginHost::new(limits, ArtifactCache::default_dir())
+}
+
+fn usage_error(message: &str) -> Exit {
+    eprintln!("error: {message}");
+    Exit::Usage
+}

@@ -1,0 +1,149 @@
+//! Where plugins come from, in precedence order: built-ins, `*.wasm` in the project's
+//! `.mtest/plugins/`, paths named in `[tool.mtest] plugins`, and (cargo-style) `mtest-<name>`
+//! executables on `PATH`, which run as external subcommands.
+
+use std::path::{Path, PathBuf};
+
+use super::{builtins, LoadError, LoadedPlugin, PluginHost, Source};
+
+/// One discovered plugin, loaded or not.
+pub enum Found {
+    Component {
+        /// The file stem (or built-in name), used when the plugin cannot say its own name.
+        hint: String,
+        source: Source,
+        loaded: Result<LoadedPlugin, LoadError>,
+    },
+    Subcommand {
+        name: String,
+        path: PathBuf,
+    },
+}
+
+/// The project's plugin directory.
+pub fn project_dir(root: &Path) -> PathBuf {
+    root.join(".mtest").join("plugins")
+}
+
+/// Every plugin visible from `root`, each loaded (or with the reason it did not load).
+pub fn discover(host: &PluginHost, root: &Path, config_paths: &[PathBuf]) -> Vec<Found> {
+    let mut found = Vec::new();
+    for name in builtins::names() {
+        if let Some(loaded) = builtins::load(host, name) {
+            found.push(Found::Component {
+                hint: name.to_string(),
+                source: Source::Builtin,
+                loaded,
+            });
+        }
+    }
+    for path in wasm_files(&project_dir(root)) {
+        found.push(load_path(host, &path, Source::ProjectDir(path.clone())));
+    }
+    for path in config_paths {
+        found.push(load_path(host, path, Source::Config(path.clone())));
+    }
+    for (name, path) in path_subcommands() {
+        found.push(Found::Subcommand { name, path });
+    }
+    found
+}
+
+fn load_path(host: &PluginHost, path: &Path, source: Source) -> Found {
+    let hint = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Found::Component {
+        hint,
+        loaded: host.load_file(path, source.clone()),
+        source,
+    }
+}
+
+/// `*.wasm` in `dir`, sorted; a missing directory has none.
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// `mtest-<name>` executables on `PATH`, first one of each name wins (as a shell would).
+pub fn path_subcommands() -> Vec<(String, PathBuf)> {
+    let mut found: Vec<(String, PathBuf)> = Vec::new();
+    let Some(path) = std::env::var_os("PATH") else {
+        return found;
+    };
+    for dir in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut here: Vec<(String, PathBuf)> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let file = e.file_name().to_string_lossy().into_owned();
+                let name = file.strip_prefix("mtest-")?.to_string();
+                (!name.is_empty() && is_executable(&e.path())).then(|| (name, e.path()))
+            })
+            .collect();
+        here.sort();
+        for (name, p) in here {
+            if !found.iter().any(|(n, _)| *n == name) {
+                found.push((name, p));
+            }
+        }
+    }
+    found
+}
+
+/// The external subcommand `mtest-<name>` on `PATH`, if any.
+pub fn find_subcommand(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(format!("mtest-{name}")))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Resolves a plugin named on the command line or in the configuration: a path to a
+/// `.wasm` file (anything with a `/` or ending in `.wasm`), else the name of a built-in or
+/// of a plugin in the project's `.mtest/plugins/`.
+pub fn resolve(
+    host: &PluginHost,
+    root: &Path,
+    spec: &str,
+    source_for_path: fn(PathBuf) -> Source,
+) -> Result<LoadedPlugin, String> {
+    if spec.contains('/') || spec.ends_with(".wasm") {
+        let path = root.join(spec);
+        return host
+            .load_file(&path, source_for_path(path.clone()))
+            .map_err(|e| format!("plugin {}: {e}", path.display()));
+    }
+    if let Some(loaded) = builtins::load(host, spec) {
+        return loaded.map_err(|e| format!("built-in plugin `{spec}`: {e}"));
+    }
+    for path in wasm_files(&project_dir(root)) {
+        if let Ok(plugin) = host.load_file(&path, Source::ProjectDir(path.clone())) {
+            if plugin.info.name == spec {
+                return Ok(plugin);
+            }
+        }
+    }
+    let known: Vec<&str> = builtins::names().collect();
+    Err(format!(
+        "no plugin named `{spec}`: not a built-in ({}) nor in {}; give a path to a .wasm file instead",
+        known.join(", "),
+        project_dir(root).display()
+    ))
+}

@@ -1,0 +1,204 @@
+//! `summary-md`: writes `summary.md` at the end of a run: counts per outcome and per tier,
+//! the slowest tests, and every failure with a link to its bundle.
+//!
+//! It keeps only what the summary needs per test, so a 100k-test run stays small.
+
+wit_bindgen::generate!({
+    world: "reporter-plugin",
+    path: "../../wit",
+});
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+
+use exports::mtest::plugin::identity::Guest as Identity;
+use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+
+const OUTCOMES: [Outcome; 8] = [
+    Outcome::Passed,
+    Outcome::Failed,
+    Outcome::Error,
+    Outcome::Skipped,
+    Outcome::Xfailed,
+    Outcome::Xpassed,
+    Outcome::Hung,
+    Outcome::Crashed,
+];
+const SLOWEST: usize = 10;
+
+struct Failure {
+    test_id: String,
+    outcome: Outcome,
+    message: String,
+    bundle: Option<String>,
+    quarantined: bool,
+}
+
+#[derive(Default)]
+struct State {
+    start: Option<RunStart>,
+    /// [tier][outcome] counts; tiers 0..=3.
+    per_tier: [[u32; 8]; 4],
+    /// (duration, test id), kept to the slowest few.
+    slowest: Vec<(f64, String)>,
+    failures: Vec<Failure>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+struct SummaryMd;
+
+impl Identity for SummaryMd {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "summary-md".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Reporter,
+            description: "summary.md: counts per outcome and tier, slowest tests, failures".into(),
+        }
+    }
+}
+
+fn slot(o: Outcome) -> usize {
+    OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
+}
+
+fn name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::Error => "error",
+        Outcome::Skipped => "skipped",
+        Outcome::Xfailed => "xfailed",
+        Outcome::Xpassed => "xpassed",
+        Outcome::Hung => "hung",
+        Outcome::Crashed => "crashed",
+    }
+}
+
+fn is_failure(o: Outcome) -> bool {
+    matches!(o, Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed)
+}
+
+/// Markdown table cells must not contain `|` or newlines.
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+fn render(state: &State, summary: &RunSummary) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# mtest run {}\n", summary.run_id);
+    if let Some(start) = &state.start {
+        let _ = writeln!(md, "- started: {}", start.started_at);
+        let _ = writeln!(md, "- command: `{}`", start.command);
+        let _ = writeln!(md, "- selected: {} test(s)", start.selected);
+    }
+    let _ = writeln!(md, "- finished: {}", summary.finished_at);
+    let _ = writeln!(md, "- duration: {:.1}s", summary.duration_s);
+    let _ = writeln!(md, "- exit code: {}", summary.exit_code);
+    for note in &summary.notes {
+        let _ = writeln!(md, "- {note}");
+    }
+
+    let _ = writeln!(md, "\n## Outcomes\n\n| outcome | count |\n|---|---:|");
+    for (outcome, count) in &summary.counts {
+        let _ = writeln!(md, "| {} | {count} |", name(*outcome));
+    }
+
+    let _ = writeln!(md, "\n## Per tier\n");
+    let _ = write!(md, "| tier |");
+    for o in OUTCOMES {
+        let _ = write!(md, " {} |", name(o));
+    }
+    let _ = write!(md, "\n|---|");
+    for _ in OUTCOMES {
+        let _ = write!(md, "---:|");
+    }
+    let _ = writeln!(md);
+    for (tier, counts) in state.per_tier.iter().enumerate() {
+        if counts.iter().all(|c| *c == 0) {
+            continue;
+        }
+        let _ = write!(md, "| {tier} |");
+        for c in counts {
+            let _ = write!(md, " {c} |");
+        }
+        let _ = writeln!(md);
+    }
+
+    if !state.slowest.is_empty() {
+        let _ = writeln!(md, "\n## Slowest tests\n\n| test | duration |\n|---|---:|");
+        for (d, id) in &state.slowest {
+            let _ = writeln!(md, "| `{}` | {d:.3}s |", cell(id));
+        }
+    }
+
+    let _ = writeln!(md, "\n## Failures\n");
+    if state.failures.is_empty() {
+        let _ = writeln!(md, "None.");
+    } else {
+        let _ = writeln!(md, "| test | outcome | message | bundle |\n|---|---|---|---|");
+        for f in &state.failures {
+            let outcome = if f.quarantined {
+                format!("{} (quarantined)", name(f.outcome))
+            } else {
+                name(f.outcome).to_string()
+            };
+            let bundle = match &f.bundle {
+                Some(b) => format!("[bundle]({})", b.replace(' ', "%20")),
+                None => String::new(),
+            };
+            let _ = writeln!(
+                md,
+                "| `{}` | {outcome} | {} | {bundle} |",
+                cell(&f.test_id),
+                cell(&f.message)
+            );
+        }
+    }
+    md
+}
+
+impl Reporter for SummaryMd {
+    fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
+        STATE.with(|s| {
+            *s.borrow_mut() = State { start: Some(start), ..State::default() };
+        });
+        Ok(Vec::new())
+    }
+
+    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+        STATE.with(|s| {
+            let mut s = s.borrow_mut();
+            s.per_tier[(r.tier as usize).min(3)][slot(r.outcome)] += 1;
+            let slow_enough = s.slowest.len() < SLOWEST
+                || s.slowest.last().is_some_and(|(d, _)| r.duration_s > *d);
+            if slow_enough {
+                s.slowest.push((r.duration_s, r.test_id.clone()));
+                s.slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
+                s.slowest.truncate(SLOWEST);
+            }
+            if is_failure(r.outcome) {
+                s.failures.push(Failure {
+                    test_id: r.test_id,
+                    outcome: r.outcome,
+                    message: r.message.unwrap_or_default(),
+                    bundle: r.bundle,
+                    quarantined: r.quarantined,
+                });
+            }
+        });
+        Ok(Vec::new())
+    }
+
+    fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
+        let md = STATE.with(|s| render(&s.borrow(), &summary));
+        std::fs::write("/out/summary.md", md).map_err(|e| format!("writing summary.md: {e}"))?;
+        Ok(Vec::new())
+    }
+}
+
+export!(SummaryMd);
