@@ -11,7 +11,6 @@ use clap::{Args, Parser, Subcommand};
     version,
     about = "Supervise pytest from the outside: crashes, hangs, budgets, quarantine, plugins",
     args_conflicts_with_subcommands = true,
-    allow_external_subcommands = true,
     after_help = "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected \
 tests passed, 1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not \
 run, 5 nothing selected, 130 interrupted."
@@ -28,6 +27,16 @@ pub struct Cli {
     pub run: RunArgs,
 }
 
+/// Subcommands built into mtest; any other first word is an external subcommand.
+pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "help"];
+
+/// `mtest <word> …` where `<word>` is not built in and not an option: `mtest-<word>` from
+/// PATH, cargo-style. Decided before clap parses, so run options never shadow it.
+pub fn external_subcommand(args: &[String]) -> Option<&[String]> {
+    let word = args.get(1)?;
+    (!word.starts_with('-') && !BUILTIN_COMMANDS.contains(&word.as_str())).then(|| &args[1..])
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the plugins mtest can see, or check one.
@@ -35,9 +44,6 @@ pub enum Command {
         #[command(subcommand)]
         action: PluginsCommand,
     },
-    /// Runs `mtest-<name>` from PATH with the remaining arguments.
-    #[command(external_subcommand)]
-    External(Vec<String>),
 }
 
 #[derive(Debug, Subcommand)]

@@ -118,15 +118,11 @@ pub fn load(root: &Path) -> Result<ProjectConfig, String> {
         Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
     };
     let parsed: Pyproject = toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-        format!(
-            "{}{at}: {}",
-            file.display(),
-            e.message().trim().replace('\n', " ")
-        )
+        let message = e.message().trim().replace('\n', " ");
+        let at = error_line(&text, e.span(), &message)
+            .map(|l| format!(":{l}"))
+            .unwrap_or_default();
+        format!("{}{at}: {message}", file.display())
     })?;
     let pytest_timeout = parsed
         .tool
@@ -146,6 +142,25 @@ pub fn load(root: &Path) -> Result<ProjectConfig, String> {
         pytest_timeout,
         file: Some(file),
     })
+}
+
+/// The 1-based line of a TOML error. toml points an unknown field at its table; the line
+/// of the key itself is what a person needs, so look for it below the table header.
+fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Option<usize> {
+    let start = span?.start.min(text.len());
+    let line = text[..start].matches('\n').count() + 1;
+    let key = message
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next());
+    let Some(key) = key else { return Some(line) };
+    let found = text.lines().enumerate().skip(line - 1).find(|(_, l)| {
+        let l = l.trim_start().trim_start_matches('"');
+        l.strip_prefix(key).is_some_and(|rest| {
+            let rest = rest.trim_start_matches('"').trim_start();
+            rest.starts_with('=') || rest.starts_with('.')
+        })
+    });
+    Some(found.map(|(i, _)| i + 1).unwrap_or(line))
 }
 
 fn validate(c: &Config) -> Result<(), String> {

@@ -42,11 +42,17 @@ impl Exit {
     }
 }
 
+/// Runs mtest with the process's arguments; returns the exit code.
+pub fn main() -> Exit {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(external) = cli::external_subcommand(&args) {
+        return commands::external::run(external);
+    }
+    run(<Cli as clap::Parser>::parse_from(args))
+}
+
 /// Runs one parsed command line to its exit code.
 pub fn run(cli: Cli) -> Exit {
-    if let Some(Command::External(args)) = &cli.command {
-        return commands::external::run(args);
-    }
     let root = match config::find_root(cli.root.as_deref()) {
         Ok(root) => root,
         Err(e) => return usage_error(&e),
@@ -72,7 +78,6 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::Plugins {
             action: PluginsCommand::Check { path },
         }) => commands::plugins::check(&host, &path),
-        Some(Command::External(_)) => Exit::Internal,
         None => {
             eprintln!("error: running tests is not implemented yet; try `mtest plugins list`");
             Exit::Internal

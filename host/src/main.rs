@@ -1,8 +1,5 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let cli = mtest::cli::Cli::parse();
-    ExitCode::from(mtest::run(cli).code())
+    ExitCode::from(mtest::main().code())
 }

@@ -70,7 +70,10 @@ impl Selector for GreedyKnapsack {
             if c.tier < 8 && req.tiers & (1 << c.tier) != 0 {
                 eligible.push(c);
             } else {
-                excluded.push(Exclusion { index: c.index, reason: ExclusionReason::Tier });
+                excluded.push(Exclusion {
+                    index: c.index,
+                    reason: ExclusionReason::Tier,
+                });
             }
         }
 
@@ -111,7 +114,10 @@ impl Selector for GreedyKnapsack {
             } else {
                 left_out += 1;
                 left_out_ms += c.estimate_ms as f64;
-                excluded.push(Exclusion { index: c.index, reason: ExclusionReason::Budget });
+                excluded.push(Exclusion {
+                    index: c.index,
+                    reason: ExclusionReason::Budget,
+                });
             }
         }
         // Run order: must-run classes first, then collection order (keeps files together).
@@ -125,7 +131,11 @@ impl Selector for GreedyKnapsack {
                 human_ms(left_out_ms)
             ));
         }
-        Ok(Selection { selected: selected.iter().map(|c| c.index).collect(), excluded, notes })
+        Ok(Selection {
+            selected: selected.iter().map(|c| c.index).collect(),
+            excluded,
+            notes,
+        })
     }
 }
 

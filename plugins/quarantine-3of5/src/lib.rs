@@ -31,7 +31,10 @@ impl Identity for ThreeOfFive {
 }
 
 fn is_failure(o: Outcome) -> bool {
-    matches!(o, Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed)
+    matches!(
+        o,
+        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
+    )
 }
 
 fn is_pass(o: Outcome) -> bool {
@@ -42,8 +45,12 @@ impl Quarantine for ThreeOfFive {
     fn decide(histories: Vec<TestHistory>) -> Result<Vec<Decision>, String> {
         let mut decisions = Vec::new();
         for (i, h) in histories.iter().enumerate() {
-            let runs: Vec<Outcome> =
-                h.recent.iter().copied().filter(|o| *o != Outcome::Skipped).collect();
+            let runs: Vec<Outcome> = h
+                .recent
+                .iter()
+                .copied()
+                .filter(|o| *o != Outcome::Skipped)
+                .collect();
             let window = &runs[runs.len().saturating_sub(WINDOW)..];
             if h.quarantined {
                 let streak = runs.iter().rev().take_while(|o| is_pass(**o)).count();

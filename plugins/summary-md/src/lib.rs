@@ -80,7 +80,10 @@ fn name(o: Outcome) -> &'static str {
 }
 
 fn is_failure(o: Outcome) -> bool {
-    matches!(o, Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed)
+    matches!(
+        o,
+        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
+    )
 }
 
 /// Markdown table cells must not contain `|` or newlines.
@@ -140,7 +143,10 @@ fn render(state: &State, summary: &RunSummary) -> String {
     if state.failures.is_empty() {
         let _ = writeln!(md, "None.");
     } else {
-        let _ = writeln!(md, "| test | outcome | message | bundle |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| test | outcome | message | bundle |\n|---|---|---|---|"
+        );
         for f in &state.failures {
             let outcome = if f.quarantined {
                 format!("{} (quarantined)", name(f.outcome))
@@ -165,7 +171,10 @@ fn render(state: &State, summary: &RunSummary) -> String {
 impl Reporter for SummaryMd {
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
         STATE.with(|s| {
-            *s.borrow_mut() = State { start: Some(start), ..State::default() };
+            *s.borrow_mut() = State {
+                start: Some(start),
+                ..State::default()
+            };
         });
         Ok(Vec::new())
     }

@@ -30,7 +30,10 @@ impl Identity for Tcp {
 }
 
 fn setting<'a>(settings: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    settings
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 impl Probe for Tcp {
@@ -38,7 +41,9 @@ impl Probe for Tcp {
         let address = setting(&settings, "address")
             .ok_or_else(|| "missing setting `address` (host:port)".to_string())?;
         let timeout_ms: u64 = match setting(&settings, "timeout-ms") {
-            Some(v) => v.parse().map_err(|_| format!("timeout-ms: not a number: {v:?}"))?,
+            Some(v) => v
+                .parse()
+                .map_err(|_| format!("timeout-ms: not a number: {v:?}"))?,
             None => 2000,
         };
         let timeout = Duration::from_millis(timeout_ms.max(1));

@@ -44,7 +44,11 @@ fn outcome_name(o: Outcome) -> &'static str {
 fn render(r: &TestRecord) -> String {
     let mut out = String::new();
     let title = format!("mtest failure bundle: {}", r.test_id);
-    let _ = writeln!(out, "{title}\n{}\n", "=".repeat(title.chars().count().min(100)));
+    let _ = writeln!(
+        out,
+        "{title}\n{}\n",
+        "=".repeat(title.chars().count().min(100))
+    );
     let field = |out: &mut String, k: &str, v: &str| {
         let _ = writeln!(out, "{k:<13}{v}");
     };
@@ -61,7 +65,11 @@ fn render(r: &TestRecord) -> String {
     field(&mut out, "markers:", &r.markers.join(", "));
     field(&mut out, "chunk:", &r.chunk.to_string());
     field(&mut out, "attempt:", &r.attempt.to_string());
-    field(&mut out, "quarantined:", if r.quarantined { "yes" } else { "no" });
+    field(
+        &mut out,
+        "quarantined:",
+        if r.quarantined { "yes" } else { "no" },
+    );
     field(&mut out, "started:", &r.started_at);
     field(&mut out, "finished:", &r.finished_at);
     for (heading, text) in &r.details {

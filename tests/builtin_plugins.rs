@@ -1,0 +1,293 @@
+//! The built-in plugins, called through the host exactly as a run calls them.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use mtest::plugin_host::session::{
+    Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, ReporterSession,
+    RunStart, RunSummary, SelectionRequest, SelectionSession, TestHistory, TestRecord, Verdict,
+};
+use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
+
+use mtest::plugin_host::bindings::quarantine::mtest::plugin::types::Outcome as QOutcome;
+use mtest::plugin_host::bindings::reporter::mtest::plugin::types::Outcome as ROutcome;
+use mtest::plugin_host::bindings::selection::mtest::plugin::types::Outcome as SOutcome;
+
+fn host() -> PluginHost {
+    PluginHost::new(Limits::default(), Some(tempfile::tempdir().unwrap().keep())).unwrap()
+}
+
+fn builtin(host: &PluginHost, name: &str) -> LoadedPlugin {
+    builtins::load(host, name).unwrap().unwrap()
+}
+
+fn candidate(index: u32, tier: u8, estimate_ms: u32) -> Candidate {
+    Candidate {
+        index,
+        file: 0,
+        tier,
+        markers: 0,
+        estimate_ms,
+        last_outcome: None,
+        recent_failures: 0,
+        failure_score: 0.0,
+        quarantined: false,
+    }
+}
+
+fn request(candidates: Vec<Candidate>, tiers: u8, budget_ms: Option<u64>) -> SelectionRequest {
+    SelectionRequest {
+        candidates,
+        files: vec!["tests/test_a.py".into()],
+        marker_names: vec![],
+        tiers,
+        budget_ms,
+        workers: 1,
+        startup_ms: 1000,
+        chunk_size: 100,
+    }
+}
+
+#[test]
+fn knapsack_without_budget_runs_chosen_tiers_tier0_then_failing_first() {
+    let host = host();
+    let mut s = SelectionSession::start(&host, &builtin(&host, "greedy-knapsack")).unwrap();
+    let mut failing = candidate(3, 2, 10);
+    failing.last_outcome = Some(SOutcome::Failed);
+    failing.failure_score = 1.0;
+    let cands = vec![
+        candidate(0, 1, 10),
+        candidate(1, 3, 10),
+        candidate(2, 0, 10),
+        failing,
+        candidate(4, 2, 10),
+    ];
+    let sel = s.select(&request(cands, 0b0111, None)).unwrap();
+    assert_eq!(sel.selected, vec![2, 3, 0, 4]);
+    assert_eq!(sel.excluded.len(), 1);
+    assert_eq!(sel.excluded[0].index, 1);
+    assert_eq!(sel.excluded[0].reason, ExclusionReason::Tier);
+}
+
+#[test]
+fn knapsack_with_budget_keeps_smoke_and_failing_and_says_what_it_left_out() {
+    let host = host();
+    let mut s = SelectionSession::start(&host, &builtin(&host, "greedy-knapsack")).unwrap();
+    // Budget 10s, start-up 1s: 9s for tests. Smoke (2s) and the failing test (3s) must go
+    // in; of the rest, the cheap tier-1 tests beat the expensive one.
+    let mut failing = candidate(1, 3, 3000);
+    failing.recent_failures = 2;
+    let cands = vec![
+        candidate(0, 0, 2000),
+        failing,
+        candidate(2, 1, 1000),
+        candidate(3, 1, 1000),
+        candidate(4, 1, 6000),
+        candidate(5, 2, 1500),
+    ];
+    let sel = s.select(&request(cands, 0b1111, Some(10_000))).unwrap();
+    assert_eq!(sel.selected, vec![0, 1, 2, 3, 5]);
+    assert_eq!(sel.excluded.len(), 1);
+    assert_eq!(
+        (sel.excluded[0].index, sel.excluded[0].reason),
+        (4, ExclusionReason::Budget)
+    );
+    assert_eq!(
+        sel.notes,
+        vec!["budget 10.0s: left out 1 test(s), estimated 6.0s of test time".to_string()]
+    );
+}
+
+#[test]
+fn knapsack_selects_100k_candidates() {
+    let host = host();
+    let mut s = SelectionSession::start(&host, &builtin(&host, "greedy-knapsack")).unwrap();
+    let cands = (0..100_000)
+        .map(|i| candidate(i, (i % 4) as u8, 5 + i % 50))
+        .collect();
+    let sel = s.select(&request(cands, 0b1111, Some(60_000))).unwrap();
+    assert_eq!(sel.selected.len() + sel.excluded.len(), 100_000);
+    assert!(sel.selected.len() > 1000);
+}
+
+fn history(id: &str, recent: &[QOutcome], quarantined: bool) -> TestHistory {
+    TestHistory {
+        test_id: id.into(),
+        tier: 1,
+        recent: recent.to_vec(),
+        quarantined,
+    }
+}
+
+#[test]
+fn quarantine_enters_at_3_of_5_and_leaves_after_3_passes() {
+    use QOutcome::{Failed as F, Passed as P, Skipped as S};
+    let host = host();
+    let mut s = QuarantineSession::start(&host, &builtin(&host, "quarantine-3of5")).unwrap();
+    let histories = vec![
+        history("two_of_five", &[F, P, F, P, P], false),
+        history("three_of_five", &[P, F, P, F, F], false),
+        history("three_long_ago", &[F, F, F, P, P, P, P, P], false),
+        history("two_passes", &[F, F, F, P, P], true),
+        history("three_passes_and_a_skip", &[F, P, S, P, P], true),
+        history("still_failing", &[F, F, F, F], true),
+    ];
+    let decisions = s.decide(&histories).unwrap();
+    let got: Vec<(u32, Verdict)> = decisions.iter().map(|d| (d.index, d.verdict)).collect();
+    assert_eq!(got, vec![(1, Verdict::Enter), (4, Verdict::Leave)]);
+    assert_eq!(decisions[0].reason, "3 failures in the last 5 runs");
+    assert_eq!(decisions[1].reason, "3 consecutive passes");
+}
+
+fn record(id: &str, outcome: ROutcome, bundle: Option<&str>) -> TestRecord {
+    TestRecord {
+        test_id: id.into(),
+        outcome,
+        duration_s: 0.25,
+        tier: 1,
+        markers: vec!["regression".into()],
+        file: "tests/test_a.py".into(),
+        line: Some(12),
+        chunk: 1,
+        attempt: 1,
+        quarantined: false,
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: "2026-01-01T00:00:01Z".into(),
+        message: bundle.map(|_| "AssertionError: assert 1 == 2".into()),
+        bundle: bundle.map(Into::into),
+        details: vec![
+            ("Failure".into(), "def test_x():\n>   assert 1 == 2".into()),
+            ("Captured stdout".into(), "".into()),
+        ],
+    }
+}
+
+#[test]
+fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
+    let host = host();
+    let out = tempfile::tempdir().unwrap();
+    let mut s = ReporterSession::start(&host, &builtin(&host, "txt-bundles"), out.path()).unwrap();
+    s.test(&record("tests/test_a.py::test_ok", ROutcome::Passed, None))
+        .unwrap();
+    s.test(&record(
+        "tests/test_a.py::test_x",
+        ROutcome::Failed,
+        Some("failures/tests_test_a.py__test_x-0001.txt"),
+    ))
+    .unwrap();
+    let files: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, vec!["tests_test_a.py__test_x-0001.txt"]);
+    let text =
+        std::fs::read_to_string(out.path().join("tests_test_a.py__test_x-0001.txt")).unwrap();
+    assert!(
+        text.starts_with("mtest failure bundle: tests/test_a.py::test_x\n"),
+        "{text}"
+    );
+    assert!(text.contains("outcome:     failed\n"), "{text}");
+    assert!(text.contains("location:    tests/test_a.py:12\n"), "{text}");
+    assert!(
+        text.contains("== Failure ==\ndef test_x():\n>   assert 1 == 2\n"),
+        "{text}"
+    );
+    assert!(text.contains("== Captured stdout ==\n(empty)\n"), "{text}");
+}
+
+#[test]
+fn summary_md_counts_outcomes_and_links_failures() {
+    let host = host();
+    let out = tempfile::tempdir().unwrap();
+    let mut s = ReporterSession::start(&host, &builtin(&host, "summary-md"), out.path()).unwrap();
+    let start = RunStart {
+        run_id: "run-1".into(),
+        started_at: "t0".into(),
+        selected: 3,
+        command: "mtest".into(),
+    };
+    s.run_start(&start).unwrap();
+    s.test(&record("t::a", ROutcome::Passed, None)).unwrap();
+    s.test(&record("t::b", ROutcome::Passed, None)).unwrap();
+    s.test(&record(
+        "t::c|d",
+        ROutcome::Crashed,
+        Some("failures/t__c-1.txt"),
+    ))
+    .unwrap();
+    let summary = RunSummary {
+        run_id: "run-1".into(),
+        finished_at: "t1".into(),
+        duration_s: 2.5,
+        counts: vec![(ROutcome::Passed, 2), (ROutcome::Crashed, 1)],
+        exit_code: 1,
+        notes: vec!["budget 30.0s: left out 4 test(s)".into()],
+    };
+    s.run_end(&summary).unwrap();
+    let md = std::fs::read_to_string(out.path().join("summary.md")).unwrap();
+    assert!(md.starts_with("# mtest run run-1\n"), "{md}");
+    assert!(md.contains("| passed | 2 |\n| crashed | 1 |\n"), "{md}");
+    assert!(
+        md.contains("| 1 | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |\n"),
+        "{md}"
+    );
+    assert!(md.contains("| `t::c\\|d` | crashed | AssertionError: assert 1 == 2 | [bundle](failures/t__c-1.txt) |"), "{md}");
+    assert!(md.contains("- budget 30.0s: left out 4 test(s)\n"), "{md}");
+}
+
+fn context() -> FailureContext {
+    FailureContext {
+        test_id: "t::x".into(),
+        outcome: "failed".into(),
+        message: "boom".into(),
+    }
+}
+
+#[test]
+fn tcp_probe_reports_reachable_with_reply_and_is_confined_to_its_address() {
+    let host = host();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        (&stream)
+            .write_all(format!("+PONG to {}", line.trim()).as_bytes())
+            .unwrap();
+        (&stream).write_all(b"\n").unwrap();
+    });
+    let settings = vec![
+        ("address".to_string(), addr.to_string()),
+        ("send".to_string(), "PING".to_string()),
+    ];
+    let tcp = builtin(&host, "tcp");
+    let mut s = ProbeSession::start(&host, &tcp, vec![addr]).unwrap();
+    let report = s.check(&settings, &context()).unwrap();
+    assert_eq!(
+        report,
+        format!("{addr} ({addr}): reachable\nreply: +PONG to PING")
+    );
+    server.join().unwrap();
+
+    // Another listening address, not granted: the probe cannot reach it.
+    let other = TcpListener::bind("127.0.0.1:0").unwrap();
+    let other_addr = other.local_addr().unwrap();
+    let mut s = ProbeSession::start(&host, &tcp, vec![addr]).unwrap();
+    let settings = vec![
+        ("address".to_string(), other_addr.to_string()),
+        ("timeout-ms".to_string(), "500".to_string()),
+    ];
+    let report = s.check(&settings, &context()).unwrap();
+    assert!(
+        report.starts_with(&format!("{other_addr} ({other_addr}): unreachable")),
+        "{report}"
+    );
+    other.set_nonblocking(true).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        other.accept().is_err(),
+        "the probe connected to an address it was not granted"
+    );
+}
