@@ -160,6 +160,7 @@ fn record(id: &str, outcome: ROutcome, bundle: Option<&str>) -> TestRecord {
             ("Failure".into(), "def test_x():\n>   assert 1 == 2".into()),
             ("Captured stdout".into(), "".into()),
         ],
+        replayed: false,
     }
 }
 

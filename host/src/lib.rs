@@ -4,9 +4,18 @@
 //! records → store + reporters (plugins).
 
 pub mod cli;
+pub mod clock;
 mod commands;
 pub mod config;
 pub mod plugin_host;
+pub mod pytest;
+pub mod quarantine;
+pub mod record;
+pub mod report;
+pub mod selection;
+pub mod store;
+pub mod supervise;
+pub mod tiers;
 
 use std::time::Duration;
 
@@ -78,10 +87,10 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::Plugins {
             action: PluginsCommand::Check { path },
         }) => commands::plugins::check(&host, &path),
-        None => {
-            eprintln!("error: running tests is not implemented yet; try `mtest plugins list`");
-            Exit::Internal
-        }
+        None if cli.run.report => commands::show::report(&root),
+        None if cli.run.quarantine => commands::show::quarantine(&root),
+        None if cli.run.self_check => commands::self_check::run(&cli.run),
+        None => commands::run::run(&cli.run, &root, &project, &host),
     }
 }
 

@@ -89,6 +89,9 @@ impl Reporter for TxtBundles {
         let Some(bundle) = &record.bundle else {
             return Ok(Vec::new());
         };
+        if record.replayed {
+            return Ok(Vec::new()); // written by the invocation that ran it
+        }
         let name = bundle.rsplit('/').next().unwrap_or(bundle);
         if name.is_empty() || name == "." || name == ".." {
             return Err(format!("refusing bundle name {bundle:?}"));

@@ -1,0 +1,573 @@
+//! `mtest [OPTIONS]`: a whole run, top to bottom: options → collect → select (plugin) →
+//! chunk → supervise → records → store + reporters → quarantine → summary.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::cli::RunArgs;
+use crate::clock;
+use crate::config::ProjectConfig;
+use crate::plugin_host::session::{RunStart, RunSummary};
+use crate::plugin_host::{builtins, discovery, PluginHost, Source};
+use crate::pytest::collect::{self, CollectFailure, Collected};
+use crate::pytest::{find_python, Pytest};
+use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
+use crate::report::progress::Progress;
+use crate::report::reporters::{to_wit_outcome, Reporters};
+use crate::report::Recorder;
+use crate::selection::{self, PlannedTest};
+use crate::store::durations::Durations;
+use crate::store::quarantine::Quarantine;
+use crate::store::state::{RunOptions, RunState, Status, STATE_SCHEMA};
+use crate::store::{self, lock, run_log, Gates, Loaded};
+use crate::supervise::chunk_run::RunContext;
+use crate::supervise::{self, chunks, platform, Finish};
+use crate::{quarantine, Exit};
+
+/// A run that cannot go on: the exit code and one line for the user.
+pub struct Stop(pub Exit, pub String);
+
+type Result<T> = std::result::Result<T, Stop>;
+
+/// Default pytest start-up estimate until one has been measured here.
+const DEFAULT_STARTUP_MS: u32 = 1000;
+
+pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig, host: &PluginHost) -> Exit {
+    match execute(args, root, project, host) {
+        Ok(exit) => exit,
+        Err(Stop(exit, message)) => {
+            eprintln!("error: {message}");
+            exit
+        }
+    }
+}
+
+fn usage(message: String) -> Stop {
+    Stop(Exit::Usage, message)
+}
+
+/// Options from the command line, else `[tool.mtest]`, else pytest's config, else defaults.
+fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOptions> {
+    let c = &project.mtest;
+    let tiers = match &args.tier {
+        Some(spec) => crate::tiers::parse_tiers(spec).map_err(usage)?,
+        None => 0b1111,
+    };
+    let budget_s = match &args.budget {
+        Some(spec) => Some(
+            clock::parse_duration(spec)
+                .map_err(|e| usage(format!("--budget {e}")))?
+                .as_secs_f64(),
+        ),
+        None => None,
+    };
+    let jobs = args.jobs.or(c.jobs).unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
+    });
+    if jobs == 0 {
+        return Err(usage("-j must be at least 1".into()));
+    }
+    let timeout_s = args
+        .timeout
+        .or(c.timeout)
+        .or(project.pytest_timeout)
+        .unwrap_or(30.0);
+    if !(timeout_s.is_finite() && timeout_s > 0.0) {
+        return Err(usage(format!(
+            "--timeout must be a positive number of seconds, not {timeout_s}"
+        )));
+    }
+    let python = find_python(args.python.as_deref(), c.python.as_deref(), root);
+    let mut pytest_args = c.pytest_args.clone();
+    pytest_args.extend(args.pytest_args.iter().cloned());
+    Ok(RunOptions {
+        tiers,
+        budget_s,
+        keyword: args.keyword.clone(),
+        markexpr: args.markexpr.clone(),
+        timeout_s,
+        jobs,
+        fail_fast: args.fail_fast,
+        python: python.display().to_string(),
+        pytest_args,
+    })
+}
+
+/// Reads a store file; a corrupt one is reported, set aside, and replaced by the default.
+fn load_or_default<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> T {
+    match store::read_json::<T>(path) {
+        Ok(Loaded::Ok(v)) => v,
+        Ok(Loaded::Missing) => T::default(),
+        Ok(Loaded::Corrupt { why, aside }) => {
+            warnings.push(format!(
+                "warning: {} is corrupt ({why}); moved to {} and started afresh",
+                path.display(),
+                aside.display()
+            ));
+            T::default()
+        }
+        Err(e) => {
+            warnings.push(format!("warning: {e}; using no history"));
+            T::default()
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    let now = clock::now();
+    let compact: String = now
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let salt = blake3::hash(format!("{now}{}", std::process::id()).as_bytes()).to_hex();
+    format!("{}T{}Z-{}", &compact[..8], &compact[8..], &salt[..6])
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+fn collection_error_record(
+    run_id: &str,
+    collected: &Collected,
+    id: &str,
+    text: &str,
+) -> TestRecord {
+    let now = clock::now();
+    let last = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("collection error");
+    TestRecord {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.to_string(),
+        test_id: id.to_string(),
+        outcome: Outcome::Error,
+        duration_s: 0.0,
+        tier: crate::tiers::tier_of::<&str>(&[]),
+        markers: Vec::new(),
+        file: id.split("::").next().unwrap_or(id).to_string(),
+        line: None,
+        chunk: 0,
+        attempt: 1,
+        quarantined: false,
+        started_at: now.clone(),
+        finished_at: now,
+        message: Some(format!("collection error: {}", one_line(last))),
+        bundle: None,
+        leaked: Vec::new(),
+        subtests: None,
+        details: Details {
+            failure: text.to_string(),
+            command: collected.command.clone(),
+            ..Details::default()
+        },
+    }
+}
+
+fn execute(
+    args: &RunArgs,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+) -> Result<Exit> {
+    platform::prepare_supervisor();
+    let gates = Gates::new(root);
+    let _lock = lock::acquire(&gates.dir).map_err(usage)?;
+    let mut warnings = Vec::new();
+    let mut durations: Durations = load_or_default(&gates.durations(), &mut warnings);
+    let mut quarantine: Quarantine = load_or_default(&gates.quarantine(), &mut warnings);
+    for w in warnings.drain(..) {
+        eprintln!("{w}");
+    }
+
+    // Fresh run: collect and select. Resume: the saved selection minus what is recorded.
+    let (state, earlier, fresh_records) = if args.resume {
+        resume_state(&gates)?
+    } else {
+        let opts = options(args, root, project)?;
+        let (state, errors) =
+            fresh_state(&gates, root, project, host, opts, &durations, &quarantine)?;
+        (state, Vec::new(), errors)
+    };
+    let opts = state.options.clone();
+    let pytest = Pytest::new(
+        opts.python.clone().into(),
+        root.to_path_buf(),
+        opts.pytest_args.clone(),
+    )
+    .map_err(|e| Stop(Exit::Internal, e))?;
+
+    let recorded: HashSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
+    let todo: Vec<PlannedTest> = state
+        .tests
+        .iter()
+        .filter(|t| !recorded.contains(t.id.as_str()))
+        .cloned()
+        .collect();
+    if args.resume {
+        eprintln!(
+            "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run",
+            state.run_id,
+            state.tests.len() - todo.len(),
+            state.tests.len(),
+            todo.len()
+        );
+    }
+
+    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let start = RunStart {
+        run_id: state.run_id.clone(),
+        started_at: state.started_at.clone(),
+        selected: state.tests.len() as u32,
+        command: state.command.clone(),
+    };
+    let reporters = Reporters::start(
+        host,
+        root,
+        project.mtest.reporters.as_deref(),
+        &gates.last_run(),
+        &start,
+    );
+    let mut rec = Recorder::new(
+        log,
+        reporters,
+        Progress::new(state.tests.len() + fresh_records.len()),
+    );
+    rec.flush_lines();
+    for r in earlier {
+        rec.replay(r);
+    }
+    for r in fresh_records {
+        rec.record(r);
+    }
+
+    // Supervise.
+    let ctx = RunContext::new(
+        &pytest,
+        &todo,
+        state.run_id.clone(),
+        &gates.last_run(),
+        opts.timeout_s,
+    );
+    let startup_ms = durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS);
+    let order: Vec<usize> = (0..todo.len()).collect();
+    let plan = chunks::plan(&todo, &order, opts.jobs, startup_ms);
+    let mut startups = Vec::new();
+    let mut versions = None;
+    let first_new = rec.records.len();
+    let finish = supervise::run(
+        &ctx,
+        plan,
+        &supervise::Options {
+            jobs: opts.jobs,
+            fail_fast: opts.fail_fast,
+            first_chunk: next_chunk_id(&gates.chunks()),
+        },
+        &mut |event| match event {
+            supervise::Progress::Record(r) => rec.record(r),
+            supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+            supervise::Progress::ChunkEnded(ended) => {
+                startups.extend(ended.startup);
+                if versions.is_none() {
+                    versions = ended.versions.clone();
+                }
+            }
+            supervise::Progress::Tick { running, .. } => rec.progress.tick(running),
+        },
+    );
+    rec.progress.clear();
+
+    // Store: history, quarantine, state.
+    durations.update(&rec.records[first_new..]);
+    durations.note_startup(&startups);
+    let mut notes = state.notes.clone();
+    if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
+        rec.progress.line(&format!("warning: {e}"));
+    }
+    let status = match finish {
+        Finish::Interrupted => Status::Interrupted,
+        _ => Status::Complete,
+    };
+    if status == Status::Complete {
+        match quarantine::apply(
+            host,
+            root,
+            project,
+            &rec.records,
+            &durations,
+            &mut quarantine,
+        ) {
+            Ok(changes) => notes.extend(changes),
+            Err(e) => rec.progress.line(&format!("warning: {e}")),
+        }
+        if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
+            rec.progress.line(&format!("warning: {e}"));
+        }
+    }
+    let final_state = RunState {
+        status,
+        updated_at: clock::now(),
+        ..state
+    };
+    if let Err(e) = store::atomic_write_json(&gates.state(), &final_state) {
+        rec.progress.line(&format!("warning: {e}"));
+    }
+
+    let failures = rec
+        .records
+        .iter()
+        .filter(|r| r.outcome.is_failure() && !r.quarantined)
+        .count();
+    let exit = match &finish {
+        Finish::Interrupted => Exit::Interrupted,
+        Finish::Broken(_) => Exit::PytestBroken,
+        _ if rec.write_error.is_some() => Exit::Internal,
+        _ if failures > 0 => Exit::Failures,
+        _ => Exit::Ok,
+    };
+    let summary = RunSummary {
+        run_id: final_state.run_id.clone(),
+        finished_at: clock::now(),
+        duration_s: rec.progress.elapsed().as_secs_f64(),
+        counts: rec
+            .progress
+            .counts()
+            .into_iter()
+            .map(|(o, c)| (to_wit_outcome(o), c as u32))
+            .collect(),
+        exit_code: exit.code(),
+        notes: notes.clone(),
+    };
+    rec.reporters.end(&summary);
+    rec.flush_lines();
+
+    // The summary.
+    if let Finish::Broken(text) = &finish {
+        eprintln!("error: {text}");
+    }
+    let quarantined_failures = rec
+        .records
+        .iter()
+        .filter(|r| r.outcome.is_failure() && r.quarantined)
+        .count();
+    eprintln!(
+        "mtest: {} (run {})",
+        rec.progress.counts_line(),
+        final_state.run_id
+    );
+    for note in &notes {
+        eprintln!("  {note}");
+    }
+    if quarantined_failures > 0 {
+        eprintln!("  {quarantined_failures} failure(s) of quarantined tests do not fail the run");
+    }
+    if let Some((python, pytest)) = versions {
+        eprintln!("  Python {python}, pytest {pytest}, -j {}", opts.jobs);
+    }
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    eprintln!(
+        "  records: {}   summary: {}",
+        rel(&gates.run_log()),
+        rel(&gates.last_run().join("summary.md"))
+    );
+    if failures > 0 {
+        eprintln!(
+            "  failure bundles: {}/",
+            rel(&gates.last_run().join("failures"))
+        );
+    }
+    match finish {
+        Finish::Interrupted => eprintln!(
+            "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
+            final_state.tests.len().saturating_sub(rec.records.len())
+        ),
+        Finish::FailedFast => eprintln!("  stopped early (--fail-fast) after a failing chunk"),
+        _ => {}
+    }
+    Ok(exit)
+}
+
+/// Collects, selects, and writes the new run's state. Returns the state and the records
+/// of modules that failed to collect.
+fn fresh_state(
+    gates: &Gates,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+    opts: RunOptions,
+    durations: &Durations,
+    quarantine: &Quarantine,
+) -> Result<(RunState, Vec<TestRecord>)> {
+    gates
+        .rotate_last_run()
+        .map_err(|e| Stop(Exit::Internal, e))?;
+    let pytest = Pytest::new(
+        opts.python.clone().into(),
+        root.to_path_buf(),
+        opts.pytest_args.clone(),
+    )
+    .map_err(|e| Stop(Exit::Internal, e))?;
+    let mut selection_args = Vec::new();
+    if let Some(k) = &opts.keyword {
+        selection_args.extend(["-k".to_string(), k.clone()]);
+    }
+    if let Some(m) = &opts.markexpr {
+        selection_args.extend(["-m".to_string(), m.clone()]);
+    }
+    let collected = match collect::collect(
+        &pytest,
+        &selection_args,
+        &gates.last_run(),
+        &gates.collection(),
+    ) {
+        Ok(c) => c,
+        Err(CollectFailure::Broken(text)) => return Err(Stop(Exit::PytestBroken, text)),
+        Err(CollectFailure::Io(text)) => return Err(usage(text)),
+    };
+
+    let selector_spec = project
+        .mtest
+        .selector
+        .clone()
+        .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
+    let selector = discovery::resolve(host, root, &selector_spec, Source::Config).map_err(usage)?;
+    let fallback = match selector.source {
+        Source::Builtin => None,
+        _ => builtins::load(host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
+    };
+    let startup_ms = durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS);
+    let inputs = selection::Inputs {
+        items: &collected.items,
+        durations,
+        quarantine,
+        tiers: opts.tiers,
+        budget_ms: opts.budget_s.map(|s| (s * 1000.0) as u64),
+        workers: opts.jobs,
+        startup_ms,
+        chunk_size: 300,
+    };
+    let selected = selection::select(host, &selector, fallback.as_ref(), &inputs)
+        .map_err(|e| Stop(Exit::Internal, e))?;
+    let mut notes = selected.notes;
+    if let Some(fb) = selected.fallback {
+        eprintln!("warning: {fb}");
+        notes.push(fb);
+    }
+    if selected.left_out_by_tier > 0 {
+        notes.push(format!(
+            "{} test(s) not in the selected tiers",
+            selected.left_out_by_tier
+        ));
+    }
+    let run_id = new_run_id();
+    let errors: Vec<TestRecord> = collected
+        .errors
+        .iter()
+        .map(|e| collection_error_record(&run_id, &collected, &e.id, &e.text))
+        .collect();
+    if selected.tests.is_empty() && errors.is_empty() {
+        return Err(Stop(
+            Exit::NothingSelected,
+            format!(
+                "nothing selected: {} test(s) collected, none left after tiers{}{}",
+                collected.items.len(),
+                if opts.budget_s.is_some() {
+                    " and budget"
+                } else {
+                    ""
+                },
+                if opts.keyword.is_some() || opts.markexpr.is_some() {
+                    " (-k/-m applied when collecting)"
+                } else {
+                    ""
+                }
+            ),
+        ));
+    }
+    let now = clock::now();
+    let state = RunState {
+        schema_version: STATE_SCHEMA,
+        run_id,
+        status: Status::Running,
+        started_at: now.clone(),
+        updated_at: now,
+        command: command_line(),
+        options: opts,
+        notes,
+        tests: selected.tests,
+    };
+    store::atomic_write_json(&gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
+    Ok((state, errors))
+}
+
+/// The interrupted run to resume and what it already recorded.
+fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>, Vec<TestRecord>)> {
+    let state = match store::read_json::<RunState>(&gates.state()) {
+        Ok(Loaded::Ok(s)) => s,
+        Ok(Loaded::Missing) => {
+            return Err(usage(format!(
+                "nothing to resume: {} does not exist",
+                gates.state().display()
+            )))
+        }
+        Ok(Loaded::Corrupt { why, aside }) => {
+            return Err(usage(format!(
+                "cannot resume: {} is corrupt ({why}); moved to {}; start a new run with `mtest`",
+                gates.state().display(),
+                aside.display()
+            )))
+        }
+        Err(e) => return Err(usage(e)),
+    };
+    if state.status == Status::Complete {
+        return Err(Stop(
+            Exit::NothingSelected,
+            format!(
+                "nothing to resume: run {} completed; start a new run with `mtest`",
+                state.run_id
+            ),
+        ));
+    }
+    let recorded = run_log::read(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    if recorded.rejected > 0 {
+        eprintln!(
+            "warning: {} line(s) of {} did not parse (a torn write?); moved to run.jsonl.rejected",
+            recorded.rejected,
+            gates.run_log().display()
+        );
+    }
+    std::fs::create_dir_all(gates.chunks()).map_err(|e| Stop(Exit::Internal, e.to_string()))?;
+    let earlier = recorded
+        .records
+        .into_iter()
+        .filter(|r| r.run_id == state.run_id)
+        .collect();
+    Ok((state, earlier, Vec::new()))
+}
+
+/// The next free chunk number in `chunks/` (a resumed run keeps the earlier chunks' files).
+fn next_chunk_id(chunks_dir: &Path) -> u32 {
+    let Ok(entries) = std::fs::read_dir(chunks_dir) else {
+        return 1;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_prefix("chunk-")?
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .max()
+        .map_or(1, |n| n + 1)
+}

@@ -1,0 +1,150 @@
+//! Everything about running pytest as a subprocess: which interpreter, the event plugin
+//! shipped inside the binary, and the command line every invocation shares.
+
+pub mod collect;
+pub mod events;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The event plugin; written next to nothing else, into a private temp dir on `PYTHONPATH`.
+const EVENT_PLUGIN: &str = include_str!("mtest_events.py");
+const EVENT_PLUGIN_MODULE: &str = "mtest_events";
+
+/// The interpreter and the pieces every pytest invocation needs.
+pub struct Pytest {
+    pub python: PathBuf,
+    pub root: PathBuf,
+    /// Holds `mtest_events.py` for as long as this lives.
+    plugin_dir: tempfile::TempDir,
+    /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
+    pub extra_args: Vec<String>,
+}
+
+/// The interpreter: `--python`, else `[tool.mtest] python`, else the project's `.venv` or
+/// `venv`, else `python3` from PATH.
+pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Path) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = configured {
+        let p = Path::new(p);
+        return if p.components().count() > 1 {
+            root.join(p)
+        } else {
+            p.to_path_buf()
+        };
+    }
+    for venv in [".venv", "venv"] {
+        let candidate = root.join(venv).join("bin").join("python");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from("python3")
+}
+
+impl Pytest {
+    pub fn new(python: PathBuf, root: PathBuf, extra_args: Vec<String>) -> Result<Self, String> {
+        let plugin_dir = tempfile::Builder::new()
+            .prefix("mtest-plugin-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a temp dir for the pytest plugin: {e}"))?;
+        std::fs::write(
+            plugin_dir.path().join(format!("{EVENT_PLUGIN_MODULE}.py")),
+            EVENT_PLUGIN,
+        )
+        .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
+        Ok(Pytest {
+            python,
+            root,
+            plugin_dir,
+            extra_args,
+        })
+    }
+
+    /// Checks that the interpreter runs and has pytest and pytest-timeout; one clear line
+    /// naming the interpreter and the install command if not.
+    pub fn check_installed(&self) -> Result<(), String> {
+        let python = self.python.display();
+        let output = Command::new(&self.python)
+            .args(["-c", "import pytest, pytest_timeout"])
+            .current_dir(&self.root)
+            .output()
+            .map_err(|e| {
+                format!("cannot run Python interpreter {python}: {e}; pass --python PATH")
+            })?;
+        if output.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let missing = if stderr.contains("No module named 'pytest_timeout'") {
+            "pytest-timeout is"
+        } else if stderr.contains("No module named 'pytest'") {
+            "pytest is"
+        } else {
+            return Err(format!(
+                "{python} cannot import pytest and pytest_timeout: {}",
+                crate::record::one_line(stderr.lines().last().unwrap_or("unknown error"))
+            ));
+        };
+        Err(format!(
+            "{missing} not installed for {python}; install with: {python} -m pip install pytest pytest-timeout"
+        ))
+    }
+
+    /// `python -m pytest -p mtest_events -p no:cacheprovider` in the project root, with the
+    /// plugin on `PYTHONPATH` and event file `events`. Callers add their own arguments, then
+    /// [`Pytest::finish_args`].
+    pub fn command(&self, events: &Path) -> Command {
+        let mut cmd = Command::new(&self.python);
+        cmd.current_dir(&self.root)
+            .args([
+                "-m",
+                "pytest",
+                "-p",
+                EVENT_PLUGIN_MODULE,
+                "-p",
+                "no:cacheprovider",
+            ])
+            .env("PYTHONPATH", self.pythonpath())
+            .env("MTEST_EVENTS", events)
+            .env_remove("MTEST_COLLECT")
+            .env_remove("MTEST_SELECT")
+            .env_remove("MTEST_STACKS");
+        cmd
+    }
+
+    /// The user's extra pytest arguments come last, so they can override ours.
+    pub fn finish_args(&self, cmd: &mut Command) {
+        cmd.args(&self.extra_args);
+    }
+
+    fn pythonpath(&self) -> OsString {
+        let mut path = OsString::from(self.plugin_dir.path());
+        if let Some(existing) = std::env::var_os("PYTHONPATH").filter(|p| !p.is_empty()) {
+            path.push(":");
+            path.push(existing);
+        }
+        path
+    }
+}
+
+/// A command line as a person would type it (for bundles and messages).
+pub fn render_command(cmd: &Command) -> String {
+    let mut parts = vec![shell_quote(&cmd.get_program().to_string_lossy())];
+    parts.extend(cmd.get_args().map(|a| shell_quote(&a.to_string_lossy())));
+    parts.join(" ")
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@+%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}

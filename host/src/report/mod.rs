@@ -1,0 +1,68 @@
+//! Where records go: `run.jsonl` first (so a kill loses nothing that finished), then the
+//! reporter plugins, then the console.
+
+pub mod bundle_name;
+pub mod progress;
+pub mod reporters;
+
+use crate::record::TestRecord;
+use crate::store::run_log::RunLog;
+use progress::Progress;
+use reporters::Reporters;
+
+pub struct Recorder {
+    pub log: RunLog,
+    pub reporters: Reporters,
+    pub progress: Progress,
+    /// Every record of the run (replayed ones included), details stripped.
+    pub records: Vec<TestRecord>,
+    /// A failure to write run.jsonl: the run cannot promise resumability any more.
+    pub write_error: Option<String>,
+}
+
+impl Recorder {
+    pub fn new(log: RunLog, reporters: Reporters, progress: Progress) -> Self {
+        Recorder {
+            log,
+            reporters,
+            progress,
+            records: Vec::new(),
+            write_error: None,
+        }
+    }
+
+    /// A new record from this invocation: named bundle, stored, reported, shown.
+    pub fn record(&mut self, mut record: TestRecord) {
+        if record.outcome.is_failure() {
+            record.bundle = Some(format!(
+                "failures/{}",
+                bundle_name::bundle_name(&record.test_id, record.attempt)
+            ));
+        }
+        if let Err(e) = self.log.append(&record) {
+            if self.write_error.is_none() {
+                self.progress.line(&format!("error: {e}"));
+            }
+            self.write_error.get_or_insert(e);
+        }
+        self.reporters.test(&record, false);
+        self.progress.record(&record, false);
+        self.flush_lines();
+        record.details = Default::default();
+        self.records.push(record);
+    }
+
+    /// A record from an earlier invocation of this run (`--resume`): counted and shown to
+    /// reporters, not written again.
+    pub fn replay(&mut self, record: TestRecord) {
+        self.reporters.test(&record, true);
+        self.progress.record(&record, true);
+        self.records.push(record);
+    }
+
+    pub fn flush_lines(&mut self) {
+        for line in self.reporters.take_lines() {
+            self.progress.line(&line);
+        }
+    }
+}

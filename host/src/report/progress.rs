@@ -1,0 +1,143 @@
+//! What a person watching the run sees: failures as they happen, a status line that
+//! redraws on a terminal (a compact line every few seconds otherwise), and a summary.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use crate::clock::human;
+use crate::record::{Outcome, TestRecord};
+
+pub struct Progress {
+    total: usize,
+    done: usize,
+    counts: [usize; 8],
+    failures: usize,
+    started: Instant,
+    tty: bool,
+    last_draw: Option<Instant>,
+    status_shown: bool,
+    running: usize,
+}
+
+fn slot(o: Outcome) -> usize {
+    Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0)
+}
+
+impl Progress {
+    pub fn new(total: usize) -> Self {
+        Progress {
+            total,
+            done: 0,
+            counts: [0; 8],
+            failures: 0,
+            started: Instant::now(),
+            tty: std::io::stderr().is_terminal(),
+            last_draw: None,
+            status_shown: false,
+            running: 0,
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Counts a record; prints it if it failed (or was replayed from an earlier invocation,
+    /// silently).
+    pub fn record(&mut self, r: &TestRecord, replayed: bool) {
+        self.done += 1;
+        self.counts[slot(r.outcome)] += 1;
+        if r.outcome.is_failure() && !r.quarantined {
+            self.failures += 1;
+        }
+        if replayed {
+            return;
+        }
+        if r.outcome.is_failure() || r.outcome == Outcome::Xpassed {
+            let label = format!(
+                "{}{}",
+                r.outcome.as_str().to_uppercase(),
+                if r.quarantined { " (quarantined)" } else { "" }
+            );
+            let message = r.message.as_deref().unwrap_or("");
+            self.line(&format!("{label:<8} {}  {message}", r.test_id));
+        }
+    }
+
+    /// A line above the status line.
+    pub fn line(&mut self, text: &str) {
+        let mut err = std::io::stderr().lock();
+        if self.tty && self.status_shown {
+            let _ = write!(err, "\r\x1b[2K");
+            self.status_shown = false;
+        }
+        let _ = writeln!(err, "{text}");
+    }
+
+    pub fn tick(&mut self, running: usize) {
+        self.running = running;
+        let every = if self.tty {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(10)
+        };
+        if self.last_draw.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        if !self.tty && self.last_draw.is_none() {
+            self.last_draw = Some(Instant::now());
+            return;
+        }
+        self.last_draw = Some(Instant::now());
+        let status = self.status();
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{status}");
+            self.status_shown = true;
+        } else {
+            let _ = writeln!(err, "mtest: {status}");
+        }
+        let _ = err.flush();
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "[{}/{}] {} failed · {} · {} chunk(s) running",
+            self.done,
+            self.total,
+            self.failures,
+            human(self.elapsed()),
+            self.running
+        )
+    }
+
+    pub fn clear(&mut self) {
+        if self.tty && self.status_shown {
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            self.status_shown = false;
+        }
+    }
+
+    /// `12 passed, 1 failed, 1 crashed in 4.2s`
+    pub fn counts_line(&self) -> String {
+        let parts: Vec<String> = Outcome::ALL
+            .iter()
+            .filter(|o| self.counts[slot(**o)] > 0)
+            .map(|o| format!("{} {}", self.counts[slot(*o)], o.as_str()))
+            .collect();
+        let parts = if parts.is_empty() {
+            "no tests ran".to_string()
+        } else {
+            parts.join(", ")
+        };
+        format!("{parts} in {}", human(self.elapsed()))
+    }
+
+    pub fn counts(&self) -> Vec<(Outcome, usize)> {
+        Outcome::ALL
+            .iter()
+            .map(|o| (*o, self.counts[slot(*o)]))
+            .filter(|(_, c)| *c > 0)
+            .collect()
+    }
+}

@@ -1,0 +1,199 @@
+//! Running the reporter plugins of a run: each gets its own output directory under
+//! `.gates/last-run/`, sees run start, every record, and run end. A reporter that fails is
+//! reported once and dropped for the rest of the run; the run itself goes on.
+
+use std::path::{Component, Path, PathBuf};
+
+use crate::config::ReporterSpec;
+use crate::plugin_host::bindings::reporter::mtest::plugin::types::Outcome as WitOutcome;
+use crate::plugin_host::discovery;
+use crate::plugin_host::session::{ReporterSession, RunStart, RunSummary, TestRecord as WitRecord};
+use crate::plugin_host::{builtins, PluginHost, Source};
+use crate::record::{Outcome, TestRecord};
+
+struct Active {
+    name: String,
+    session: Option<ReporterSession>,
+}
+
+pub struct Reporters {
+    active: Vec<Active>,
+    /// Console lines and warnings for the caller to print.
+    pub lines: Vec<String>,
+}
+
+/// (plugin, output dir relative to last-run) for the configured or default reporters.
+fn specs(configured: Option<&[ReporterSpec]>) -> Vec<(String, Option<String>)> {
+    match configured {
+        Some(list) => list
+            .iter()
+            .map(|s| match s {
+                ReporterSpec::Name(n) => (n.clone(), None),
+                ReporterSpec::Table(t) => (t.plugin.clone(), t.output.clone()),
+            })
+            .collect(),
+        None => builtins::DEFAULT_REPORTERS
+            .iter()
+            .map(|n| (n.to_string(), None))
+            .collect(),
+    }
+}
+
+/// Built-ins write where the original tool did; others into a directory of their name.
+fn default_output(name: &str) -> &str {
+    match name {
+        "txt-bundles" => "failures",
+        "summary-md" => ".",
+        other => other,
+    }
+}
+
+fn inside(last_run: &Path, rel: &str) -> Result<PathBuf, String> {
+    let rel_path = Path::new(rel);
+    if rel_path
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(format!(
+            "output {rel:?} must be a relative path inside .gates/last-run/"
+        ));
+    }
+    Ok(last_run.join(rel_path))
+}
+
+impl Reporters {
+    /// Loads and starts every reporter. Problems become warnings in `lines`, never errors.
+    pub fn start(
+        host: &PluginHost,
+        root: &Path,
+        configured: Option<&[ReporterSpec]>,
+        last_run: &Path,
+        start: &RunStart,
+    ) -> Reporters {
+        let mut reporters = Reporters {
+            active: Vec::new(),
+            lines: Vec::new(),
+        };
+        for (spec, output) in specs(configured) {
+            let plugin = match discovery::resolve(host, root, &spec, Source::Config) {
+                Ok(p) => p,
+                Err(e) => {
+                    reporters
+                        .lines
+                        .push(format!("warning: reporter {spec}: {e}"));
+                    continue;
+                }
+            };
+            let rel = output.unwrap_or_else(|| default_output(&plugin.info.name).to_string());
+            let dir = match inside(last_run, &rel) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    reporters
+                        .lines
+                        .push(format!("warning: reporter {}: {e}", plugin.label()));
+                    continue;
+                }
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                reporters.lines.push(format!(
+                    "warning: reporter {}: cannot create {}: {e}",
+                    plugin.label(),
+                    dir.display()
+                ));
+                continue;
+            }
+            match ReporterSession::start(host, &plugin, &dir) {
+                Ok(session) => reporters.active.push(Active {
+                    name: plugin.label(),
+                    session: Some(session),
+                }),
+                Err(e) => reporters
+                    .lines
+                    .push(format!("warning: {e}; reporter skipped")),
+            }
+        }
+        reporters.each(|s| s.run_start(start));
+        reporters
+    }
+
+    fn each(
+        &mut self,
+        mut call: impl FnMut(
+            &mut ReporterSession,
+        ) -> Result<Vec<String>, crate::plugin_host::PluginError>,
+    ) {
+        for active in &mut self.active {
+            let Some(session) = active.session.as_mut() else {
+                continue;
+            };
+            match call(session) {
+                Ok(lines) => self.lines.extend(lines),
+                Err(e) => {
+                    self.lines.push(format!(
+                        "warning: {e}; reporter {} disabled for this run",
+                        active.name
+                    ));
+                    active.session = None;
+                }
+            }
+        }
+    }
+
+    pub fn test(&mut self, record: &TestRecord, replayed: bool) {
+        let wit = to_wit_record(record, replayed);
+        self.each(|s| s.test(&wit));
+    }
+
+    pub fn end(&mut self, summary: &RunSummary) {
+        self.each(|s| s.run_end(summary));
+    }
+
+    pub fn take_lines(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.lines)
+    }
+}
+
+pub fn to_wit_outcome(o: Outcome) -> WitOutcome {
+    match o {
+        Outcome::Passed => WitOutcome::Passed,
+        Outcome::Failed => WitOutcome::Failed,
+        Outcome::Error => WitOutcome::Error,
+        Outcome::Skipped => WitOutcome::Skipped,
+        Outcome::Xfailed => WitOutcome::Xfailed,
+        Outcome::Xpassed => WitOutcome::Xpassed,
+        Outcome::Hung => WitOutcome::Hung,
+        Outcome::Crashed => WitOutcome::Crashed,
+    }
+}
+
+fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
+    let mut details = if replayed || !r.outcome.is_failure() {
+        Vec::new()
+    } else {
+        r.details.sections(r.message.as_deref())
+    };
+    if !r.leaked.is_empty() {
+        details.push((
+            "Processes left running (killed by mtest)".into(),
+            r.leaked.join("\n"),
+        ));
+    }
+    WitRecord {
+        test_id: r.test_id.clone(),
+        outcome: to_wit_outcome(r.outcome),
+        duration_s: r.duration_s,
+        tier: r.tier,
+        markers: r.markers.clone(),
+        file: r.file.clone(),
+        line: r.line,
+        chunk: r.chunk,
+        attempt: r.attempt,
+        quarantined: r.quarantined,
+        started_at: r.started_at.clone(),
+        finished_at: r.finished_at.clone(),
+        message: r.message.clone(),
+        bundle: r.bundle.clone(),
+        details,
+        replayed,
+    }
+}

@@ -1,0 +1,218 @@
+//! The host side of selection: collected items + history → candidates → the selection
+//! plugin → the ordered tests to run. A failing user plugin falls back to the built-in.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plugin_host::bindings::selection::mtest::plugin::types::Outcome as WitOutcome;
+use crate::plugin_host::session::{Candidate, ExclusionReason, SelectionRequest, SelectionSession};
+use crate::plugin_host::{LoadedPlugin, PluginHost};
+use crate::pytest::collect::Item;
+use crate::record::Outcome;
+use crate::store::durations::{median, Durations};
+use crate::store::quarantine::Quarantine;
+use crate::tiers::{tier_of, TAXONOMY};
+
+/// Estimate for a test nobody has timed, in a suite nobody has timed: with the 15-second
+/// chunk target this gives the ~300 tests per chunk that suit unknown suites.
+pub const DEFAULT_ESTIMATE_MS: u32 = 50;
+
+/// A selected test, with everything the supervisor needs to run and record it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlannedTest {
+    pub id: String,
+    pub file: String,
+    pub line: Option<u32>,
+    pub markers: Vec<String>,
+    pub tier: u8,
+    pub estimate_ms: u32,
+    /// Per-test timeout from a `timeout` marker, seconds.
+    pub timeout_s: Option<f64>,
+    pub quarantined: bool,
+}
+
+pub struct Selected {
+    pub tests: Vec<PlannedTest>,
+    pub notes: Vec<String>,
+    pub left_out_by_budget: usize,
+    pub left_out_by_tier: usize,
+    /// Set when the configured plugin failed and the built-in answered instead.
+    pub fallback: Option<String>,
+}
+
+pub struct Inputs<'a> {
+    pub items: &'a [Item],
+    pub durations: &'a Durations,
+    pub quarantine: &'a Quarantine,
+    pub tiers: u8,
+    pub budget_ms: Option<u64>,
+    pub workers: u32,
+    pub startup_ms: u32,
+    pub chunk_size: u32,
+}
+
+fn to_wit(o: Outcome) -> WitOutcome {
+    match o {
+        Outcome::Passed => WitOutcome::Passed,
+        Outcome::Failed => WitOutcome::Failed,
+        Outcome::Error => WitOutcome::Error,
+        Outcome::Skipped => WitOutcome::Skipped,
+        Outcome::Xfailed => WitOutcome::Xfailed,
+        Outcome::Xpassed => WitOutcome::Xpassed,
+        Outcome::Hung => WitOutcome::Hung,
+        Outcome::Crashed => WitOutcome::Crashed,
+    }
+}
+
+/// Per-item estimates: own history, else the median of its file, else of the suite.
+pub fn estimates(items: &[Item], durations: &Durations) -> Vec<u32> {
+    let own: Vec<Option<u32>> = items
+        .iter()
+        .map(|i| durations.tests.get(&i.id).and_then(|h| h.median_ms()))
+        .collect();
+    let mut per_file: HashMap<&str, Vec<f64>> = HashMap::new();
+    for (item, est) in items.iter().zip(&own) {
+        if let Some(ms) = est {
+            per_file
+                .entry(item.file.as_str())
+                .or_default()
+                .push(*ms as f64);
+        }
+    }
+    let all: Vec<f64> = own.iter().flatten().map(|ms| *ms as f64).collect();
+    let suite = median(&all)
+        .map(|m| m as u32)
+        .unwrap_or(DEFAULT_ESTIMATE_MS);
+    items
+        .iter()
+        .zip(own)
+        .map(|(item, est)| {
+            est.or_else(|| {
+                per_file
+                    .get(item.file.as_str())
+                    .and_then(|v| median(v))
+                    .map(|m| m as u32)
+            })
+            .unwrap_or(suite)
+        })
+        .collect()
+}
+
+/// Builds the request: files and markers become tables, candidates carry indices.
+pub fn request(inputs: &Inputs) -> SelectionRequest {
+    let mut files: Vec<String> = Vec::new();
+    let mut file_index: HashMap<&str, u32> = HashMap::new();
+    let mut marker_names: Vec<String> = TAXONOMY.iter().map(|(m, _)| m.to_string()).collect();
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for item in inputs.items {
+        for m in &item.markers {
+            if !TAXONOMY.iter().any(|(t, _)| t == m) {
+                *counts.entry(m.as_str()).or_default() += 1;
+            }
+        }
+    }
+    let mut others: Vec<(&str, usize)> = counts.into_iter().collect();
+    others.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    marker_names.extend(
+        others
+            .into_iter()
+            .take(64 - TAXONOMY.len())
+            .map(|(m, _)| m.to_string()),
+    );
+    let marker_bit: HashMap<&str, u64> = marker_names
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.as_str(), 1u64 << i))
+        .collect();
+
+    let estimates = estimates(inputs.items, inputs.durations);
+    let candidates = inputs
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let file = *file_index.entry(item.file.as_str()).or_insert_with(|| {
+                files.push(item.file.clone());
+                (files.len() - 1) as u32
+            });
+            let history = inputs.durations.tests.get(&item.id);
+            Candidate {
+                index: i as u32,
+                file,
+                tier: tier_of(&item.markers),
+                markers: item
+                    .markers
+                    .iter()
+                    .filter_map(|m| marker_bit.get(m.as_str()))
+                    .fold(0, |a, b| a | b),
+                estimate_ms: estimates[i],
+                last_outcome: history.and_then(|h| h.outcomes.last().copied()).map(to_wit),
+                recent_failures: history.map(|h| h.recent_failures()).unwrap_or(0),
+                failure_score: history.map(|h| h.failure_score as f32).unwrap_or(0.0),
+                quarantined: inputs.quarantine.contains(&item.id),
+            }
+        })
+        .collect();
+    SelectionRequest {
+        candidates,
+        files,
+        marker_names,
+        tiers: inputs.tiers,
+        budget_ms: inputs.budget_ms,
+        workers: inputs.workers,
+        startup_ms: inputs.startup_ms,
+        chunk_size: inputs.chunk_size,
+    }
+}
+
+/// Asks `plugin`; if it fails and a `fallback` is given, asks that and says so.
+pub fn select(
+    host: &PluginHost,
+    plugin: &LoadedPlugin,
+    fallback: Option<&LoadedPlugin>,
+    inputs: &Inputs,
+) -> Result<Selected, String> {
+    let req = request(inputs);
+    let ask = |p: &LoadedPlugin| SelectionSession::start(host, p).and_then(|mut s| s.select(&req));
+    let (answer, fallback_note) = match ask(plugin) {
+        Ok(sel) => (sel, None),
+        Err(e) => match fallback {
+            Some(fb) => {
+                let sel =
+                    ask(fb).map_err(|e2| format!("{e}; the built-in fallback failed too: {e2}"))?;
+                (
+                    sel,
+                    Some(format!("{e}; used the built-in {} instead", fb.label())),
+                )
+            }
+            None => return Err(e.to_string()),
+        },
+    };
+    let tests = answer
+        .selected
+        .iter()
+        .map(|&i| {
+            let item = &inputs.items[i as usize];
+            let c = &req.candidates[i as usize];
+            PlannedTest {
+                id: item.id.clone(),
+                file: item.file.clone(),
+                line: item.line,
+                markers: item.markers.clone(),
+                tier: c.tier,
+                estimate_ms: c.estimate_ms,
+                timeout_s: item.timeout,
+                quarantined: c.quarantined,
+            }
+        })
+        .collect();
+    let count = |r: ExclusionReason| answer.excluded.iter().filter(|x| x.reason == r).count();
+    Ok(Selected {
+        tests,
+        notes: answer.notes,
+        left_out_by_budget: count(ExclusionReason::Budget),
+        left_out_by_tier: count(ExclusionReason::Tier),
+        fallback: fallback_note,
+    })
+}

@@ -1,0 +1,99 @@
+//! `durations.json`: per test, its last durations and outcomes and a failure score that
+//! decays with every run; the selection plugin's estimates and recency come from here.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Outcome, TestRecord};
+
+pub const KEEP: usize = 10;
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone)]
+pub struct Durations {
+    pub schema_version: u32,
+    /// Measured time from starting a pytest process to its first event, seconds.
+    #[serde(default)]
+    pub startup_s: Option<f64>,
+    pub tests: BTreeMap<String, History>,
+}
+
+#[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
+pub struct History {
+    /// Seconds, oldest first, at most 10.
+    pub durations: Vec<f64>,
+    /// Outcomes, oldest first, at most 10.
+    pub outcomes: Vec<Outcome>,
+    /// A failure adds 1; every run halves it.
+    pub failure_score: f64,
+}
+
+impl History {
+    /// Median of the recorded durations, in milliseconds.
+    pub fn median_ms(&self) -> Option<u32> {
+        median(&self.durations).map(|s| (s * 1000.0).round() as u32)
+    }
+
+    pub fn recent_failures(&self) -> u8 {
+        self.outcomes
+            .iter()
+            .rev()
+            .take(5)
+            .filter(|o| o.is_failure())
+            .count() as u8
+    }
+}
+
+pub fn median(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    Some(v[v.len() / 2])
+}
+
+impl Durations {
+    pub fn startup_ms(&self) -> Option<u32> {
+        self.startup_s
+            .map(|s| (s * 1000.0).round().clamp(50.0, 60_000.0) as u32)
+    }
+
+    /// Folds this run's measured chunk start-ups in (median, smoothed with the old value).
+    pub fn note_startup(&mut self, samples: &[std::time::Duration]) {
+        let secs: Vec<f64> = samples.iter().map(|d| d.as_secs_f64()).collect();
+        if let Some(m) = median(&secs) {
+            self.startup_s = Some(match self.startup_s {
+                Some(old) => (old + m) / 2.0,
+                None => m,
+            });
+        }
+    }
+
+    /// Folds one run's records in. Tests that did not run keep their history untouched;
+    /// hung and crashed tests add no duration (it measures the kill, not the test).
+    pub fn update(&mut self, records: &[TestRecord]) {
+        self.schema_version = 1;
+        for r in records {
+            let h = self.tests.entry(r.test_id.clone()).or_default();
+            h.failure_score /= 2.0;
+            if r.outcome.is_failure() {
+                h.failure_score += 1.0;
+            }
+            if h.failure_score < 0.01 {
+                h.failure_score = 0.0;
+            }
+            if !matches!(
+                r.outcome,
+                Outcome::Hung | Outcome::Crashed | Outcome::Skipped
+            ) {
+                h.durations.push(r.duration_s);
+                let excess = h.durations.len().saturating_sub(KEEP);
+                h.durations.drain(..excess);
+            }
+            h.outcomes.push(r.outcome);
+            let excess = h.outcomes.len().saturating_sub(KEEP);
+            h.outcomes.drain(..excess);
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! One run per `.gates/` at a time. The lock is an `flock` on `.gates/lock`: the kernel
+//! drops it when the holder dies, so a stale lock from a killed mtest is simply taken over.
+//! The file holds the holder's pid and start time, for the message a second mtest prints.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+pub struct GatesLock {
+    _lock: Flock<File>,
+}
+
+pub fn acquire(gates_dir: &Path) -> Result<GatesLock, String> {
+    std::fs::create_dir_all(gates_dir)
+        .map_err(|e| format!("cannot create {}: {e}", gates_dir.display()))?;
+    let path = gates_dir.join("lock");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            let me = format!(
+                "pid {} started {}\n",
+                std::process::id(),
+                crate::clock::now()
+            );
+            let _ = lock.set_len(0);
+            let _ = lock.rewind();
+            let _ = lock.write_all(me.as_bytes());
+            let _ = lock.sync_all();
+            Ok(GatesLock { _lock: lock })
+        }
+        Err((mut file, _)) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "unknown pid"
+            } else {
+                holder
+            };
+            Err(format!(
+                "another mtest is running on this project ({holder}; lock {}); wait for it or stop it",
+                path.display()
+            ))
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! `.gates/`, the store: one module per file kind.
+//!
+//! ```text
+//! .gates/
+//!   lock                      held (flock) by the running mtest: pid and start time
+//!   last-run/run.jsonl        one TestRecord a line, append-only
+//!   last-run/summary.md       summary-md reporter
+//!   last-run/failures/*.txt   txt-bundles reporter
+//!   last-run/junit-NNNN.xml   pytest's XML per chunk
+//!   last-run/chunks/          each chunk's ids, events, output and stack dumps
+//!   previous-run/             the run before (one kept)
+//!   state.json                resume checkpoint (atomic)
+//!   durations.json            per-test history (atomic)
+//!   quarantine.json           quarantine state (atomic)
+//!   collection.json           collection cache
+//! ```
+//! Every JSON file is written to a temp file and renamed. A file that does not parse is
+//! reported and renamed aside (`NAME.corrupt-TIMESTAMP`), never silently replaced.
+
+pub mod durations;
+pub mod lock;
+pub mod quarantine;
+pub mod run_log;
+pub mod state;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub struct Gates {
+    pub dir: PathBuf,
+}
+
+impl Gates {
+    pub fn new(root: &Path) -> Self {
+        Gates {
+            dir: root.join(".gates"),
+        }
+    }
+    pub fn last_run(&self) -> PathBuf {
+        self.dir.join("last-run")
+    }
+    pub fn previous_run(&self) -> PathBuf {
+        self.dir.join("previous-run")
+    }
+    pub fn run_log(&self) -> PathBuf {
+        self.last_run().join("run.jsonl")
+    }
+    pub fn chunks(&self) -> PathBuf {
+        self.last_run().join("chunks")
+    }
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn durations(&self) -> PathBuf {
+        self.dir.join("durations.json")
+    }
+    pub fn quarantine(&self) -> PathBuf {
+        self.dir.join("quarantine.json")
+    }
+    pub fn collection(&self) -> PathBuf {
+        self.dir.join("collection.json")
+    }
+
+    /// Starts a fresh `last-run/`: the old one becomes `previous-run/` (one kept).
+    pub fn rotate_last_run(&self) -> Result<(), String> {
+        let last = self.last_run();
+        if last.exists() {
+            let previous = self.previous_run();
+            if previous.exists() {
+                std::fs::remove_dir_all(&previous)
+                    .map_err(|e| format!("cannot remove {}: {e}", previous.display()))?;
+            }
+            std::fs::rename(&last, &previous).map_err(|e| {
+                format!(
+                    "cannot move {} to {}: {e}",
+                    last.display(),
+                    previous.display()
+                )
+            })?;
+        }
+        std::fs::create_dir_all(self.chunks())
+            .map_err(|e| format!("cannot create {}: {e}", self.chunks().display()))
+    }
+}
+
+/// Writes JSON to `path` atomically (temp file in the same directory, fsync, rename).
+pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+    let bytes =
+        serde_json::to_vec(value).map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
+    atomic_write(path, &bytes)
+}
+
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    tmp.write_all(bytes).map_err(fail)?;
+    tmp.as_file().sync_all().map_err(fail)?;
+    tmp.persist(path).map_err(|e| fail(e.error))?;
+    Ok(())
+}
+
+/// What reading a store file found.
+pub enum Loaded<T> {
+    Missing,
+    Ok(T),
+    /// It did not parse; it was renamed to `aside`. `why` says what was wrong.
+    Corrupt {
+        why: String,
+        aside: PathBuf,
+    },
+}
+
+/// Reads a JSON store file; a corrupt one is moved aside, never overwritten in place.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, String> {
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    match serde_json::from_slice(&text) {
+        Ok(value) => Ok(Loaded::Ok(value)),
+        Err(e) => {
+            let aside = set_aside(path)?;
+            Ok(Loaded::Corrupt {
+                why: e.to_string(),
+                aside,
+            })
+        }
+    }
+}
+
+/// Renames `path` to `path.corrupt-<unix time>` and returns the new name.
+pub fn set_aside(path: &Path) -> Result<PathBuf, String> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".corrupt-{stamp}"));
+    let aside = path.with_file_name(name);
+    std::fs::rename(path, &aside)
+        .map_err(|e| format!("cannot move corrupt {} aside: {e}", path.display()))?;
+    Ok(aside)
+}

@@ -1,0 +1,85 @@
+//! `last-run/run.jsonl`: one record a line, each line one `write` on an `O_APPEND` file,
+//! so a SIGKILL of mtest leaves at most one torn last line, which `read` sets aside.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::record::TestRecord;
+
+pub struct RunLog {
+    file: File,
+    path: PathBuf,
+}
+
+impl RunLog {
+    pub fn open(path: &Path) -> Result<Self, String> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        Ok(RunLog {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn append(&mut self, record: &TestRecord) -> Result<(), String> {
+        let mut line =
+            serde_json::to_vec(record).map_err(|e| format!("cannot encode a record: {e}"))?;
+        line.push(b'\n');
+        self.file
+            .write_all(&line)
+            .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
+    }
+}
+
+/// What an earlier run recorded.
+pub struct Recorded {
+    pub records: Vec<TestRecord>,
+    /// Lines that did not parse (a torn last line after a kill, or damage), moved out of
+    /// the log into `run.jsonl.rejected` so the log stays one valid record a line.
+    pub rejected: usize,
+}
+
+/// Reads the records of `run.jsonl`; rewrites the file without lines that do not parse.
+pub fn read(path: &Path) -> Result<Recorded, String> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Recorded {
+                records: Vec::new(),
+                rejected: 0,
+            })
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut records = Vec::new();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        match serde_json::from_slice::<TestRecord>(line) {
+            Ok(r) => {
+                records.push(r);
+                good.extend_from_slice(line);
+                good.push(b'\n');
+            }
+            Err(_) => {
+                bad.extend_from_slice(line);
+                bad.push(b'\n');
+            }
+        }
+    }
+    let rejected = bad.iter().filter(|b| **b == b'\n').count();
+    if rejected > 0 {
+        let mut aside = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path.with_extension("jsonl.rejected"))
+            .map_err(|e| format!("cannot set aside bad lines of {}: {e}", path.display()))?;
+        aside.write_all(&bad).map_err(|e| e.to_string())?;
+        super::atomic_write(path, &good)?;
+    }
+    Ok(Recorded { records, rejected })
+}

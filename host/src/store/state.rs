@@ -1,0 +1,47 @@
+//! `state.json`: the resume checkpoint. Written when a run starts (what was selected, with
+//! which options) and when it ends or is interrupted. Progress itself is `run.jsonl`:
+//! `--resume` runs exactly the selected tests that have no record there yet.
+
+use serde::{Deserialize, Serialize};
+
+use crate::selection::PlannedTest;
+
+pub const STATE_SCHEMA: u32 = 1;
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Interrupted,
+    Complete,
+}
+
+/// The options a run was started with; `--resume` reuses them.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct RunOptions {
+    pub tiers: u8,
+    pub budget_s: Option<f64>,
+    pub keyword: Option<String>,
+    pub markexpr: Option<String>,
+    pub timeout_s: f64,
+    pub jobs: u32,
+    pub fail_fast: bool,
+    pub python: String,
+    pub pytest_args: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct RunState {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub status: Status,
+    pub started_at: String,
+    pub updated_at: String,
+    pub command: String,
+    pub options: RunOptions,
+    /// Lines from the selection plugin, shown again in the summary.
+    #[serde(default)]
+    pub notes: Vec<String>,
+    /// The selected tests, in run order.
+    pub tests: Vec<PlannedTest>,
+}

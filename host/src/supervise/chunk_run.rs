@@ -1,0 +1,815 @@
+//! One chunk: one `python -m pytest` process in its own process group, watched through its
+//! event file until it exits, then classified.
+//!
+//! States of the test in flight: started → (reports) → finished, or started → watchdog
+//! (stack dump → SIGTERM to the group → SIGKILL to the group) → hung, or started → the
+//! process died → crashed. Tests the chunk never reached go back to the dispatcher.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::platform::{self, Sig};
+use crate::clock;
+use crate::pytest::collect::tail_of;
+use crate::pytest::events::{Event, EventTail, Report};
+use crate::pytest::{render_command, Pytest};
+use crate::record::{one_line, Details, Outcome, SubtestCounts, TestRecord, SCHEMA_VERSION};
+use crate::selection::PlannedTest;
+
+/// What every chunk of a run shares.
+pub struct RunContext<'a> {
+    pub pytest: &'a Pytest,
+    pub tests: &'a [PlannedTest],
+    pub index: HashMap<&'a str, usize>,
+    pub run_id: String,
+    pub chunk_dir: PathBuf,
+    pub junit_dir: PathBuf,
+    /// Per-test timeout handed to pytest-timeout, seconds.
+    pub timeout_s: f64,
+    /// How long past its timeout a test may run before the watchdog stops it.
+    pub grace: Duration,
+}
+
+impl<'a> RunContext<'a> {
+    pub fn new(
+        pytest: &'a Pytest,
+        tests: &'a [PlannedTest],
+        run_id: String,
+        last_run: &Path,
+        timeout_s: f64,
+    ) -> Self {
+        RunContext {
+            pytest,
+            tests,
+            index: tests
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (t.id.as_str(), i))
+                .collect(),
+            run_id,
+            chunk_dir: last_run.join("chunks"),
+            junit_dir: last_run.to_path_buf(),
+            timeout_s,
+            grace: Duration::from_secs(5),
+        }
+    }
+
+    fn limit_for(&self, test: usize) -> Duration {
+        let t = self.tests[test]
+            .timeout_s
+            .unwrap_or(self.timeout_s)
+            .max(0.1);
+        Duration::from_secs_f64(t) + self.grace
+    }
+}
+
+/// Watchdog stages, each with the time it was entered.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    DumpRequested,
+    Terminated,
+    Killed,
+}
+
+struct Watchdog {
+    /// The test it stopped (None: pytest hung outside any test).
+    test: Option<usize>,
+    stage: Stage,
+    at: Instant,
+}
+
+struct InFlight {
+    test: usize,
+    started: Instant,
+    started_at: SystemTime,
+    reports: Vec<Report>,
+}
+
+/// How a chunk ended, for the dispatcher.
+pub struct Ended {
+    pub chunk: u32,
+    /// Tests to run again in new chunks (the process died before reaching them).
+    pub requeue: Vec<Vec<usize>>,
+    /// pytest could not run at all: its text. The run stops.
+    pub broken: Option<String>,
+    pub wall: Duration,
+    /// Time from spawn to the first event, a measure of pytest's start-up here.
+    pub startup: Option<Duration>,
+    pub versions: Option<(String, String)>,
+}
+
+pub struct ChunkRun {
+    pub id: u32,
+    tests: Vec<usize>,
+    child: Child,
+    pid: i32,
+    tail: EventTail,
+    log: PathBuf,
+    stacks: PathBuf,
+    command: String,
+    spawned: Instant,
+    last_event: Instant,
+    first_event: Option<Duration>,
+    versions: Option<(String, String)>,
+    session_started: bool,
+    session_finished: bool,
+    collect_errors: Vec<(String, String)>,
+    in_flight: Option<InFlight>,
+    done: HashSet<usize>,
+    any_failure: bool,
+    watchdog: Option<Watchdog>,
+    interrupted: bool,
+}
+
+impl ChunkRun {
+    pub fn spawn(ctx: &RunContext, id: u32, tests: Vec<usize>) -> Result<ChunkRun, String> {
+        let name = format!("chunk-{id:04}");
+        let ids = ctx.chunk_dir.join(format!("{name}.ids"));
+        let events = ctx.chunk_dir.join(format!("{name}.events"));
+        let log = ctx.chunk_dir.join(format!("{name}.log"));
+        let stacks = ctx.chunk_dir.join(format!("{name}.stacks"));
+        let junit = ctx.junit_dir.join(format!("junit-{id:04}.xml"));
+        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+
+        let mut id_list = String::new();
+        let mut files: Vec<&str> = Vec::new();
+        for &t in &tests {
+            id_list.push_str(&ctx.tests[t].id);
+            id_list.push('\n');
+            let file = ctx.tests[t].file.as_str();
+            if !files.contains(&file) {
+                files.push(file);
+            }
+        }
+        std::fs::write(&ids, id_list).map_err(|e| io(&ids, e))?;
+        let _ = std::fs::remove_file(&events);
+        let out = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
+        let err = out.try_clone().map_err(|e| io(&log, e))?;
+
+        let mut cmd = ctx.pytest.command(&events);
+        cmd.env("MTEST_SELECT", &ids)
+            .env("MTEST_STACKS", &stacks)
+            .env("PYTHONFAULTHANDLER", "1")
+            .arg(format!("--junitxml={}", junit.display()))
+            .arg(format!("--timeout={}", ctx.timeout_s))
+            .args(["-q", "--continue-on-collection-errors"]);
+        ctx.pytest.finish_args(&mut cmd);
+        cmd.arg("--").args(&files);
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        platform::own_group(&mut cmd);
+        let command = render_command(&cmd);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", ctx.pytest.python.display()))?;
+        let now = Instant::now();
+        Ok(ChunkRun {
+            id,
+            pid: child.id() as i32,
+            tests,
+            child,
+            tail: EventTail::new(&events),
+            log,
+            stacks,
+            command,
+            spawned: now,
+            last_event: now,
+            first_event: None,
+            versions: None,
+            session_started: false,
+            session_finished: false,
+            collect_errors: Vec::new(),
+            in_flight: None,
+            done: HashSet::new(),
+            any_failure: false,
+            watchdog: None,
+            interrupted: false,
+        })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// The test running now, if any.
+    pub fn current(&self) -> Option<usize> {
+        self.in_flight.as_ref().map(|f| f.test)
+    }
+
+    /// Reads new events (finished tests go to `out`) and advances the watchdog.
+    pub fn poll(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
+        self.read_events(ctx, out);
+        self.watch(ctx);
+    }
+
+    fn read_events(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
+        let events = self.tail.read();
+        if events.is_empty() {
+            return;
+        }
+        self.last_event = Instant::now();
+        if self.first_event.is_none() {
+            self.first_event = Some(self.spawned.elapsed());
+        }
+        for event in events.into_iter().flatten() {
+            self.apply(ctx, event, out);
+        }
+    }
+
+    fn apply(&mut self, ctx: &RunContext, event: Event, out: &mut Vec<TestRecord>) {
+        match event {
+            Event::SessionStart { pytest, python, .. } => {
+                self.session_started = true;
+                self.versions = Some((python, pytest));
+            }
+            Event::Start { id, t } => {
+                if let Some(&test) = ctx.index.get(id.as_str()) {
+                    let started_at = UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0));
+                    self.in_flight = Some(InFlight {
+                        test,
+                        started: Instant::now(),
+                        started_at,
+                        reports: Vec::new(),
+                    });
+                }
+            }
+            Event::Report(report) => {
+                if let Some(f) = self
+                    .in_flight
+                    .as_mut()
+                    .filter(|f| ctx.tests[f.test].id == report.id)
+                {
+                    f.reports.push(report);
+                }
+            }
+            Event::Finish { id, t, leaked } => {
+                let Some(f) = self.in_flight.take() else {
+                    return;
+                };
+                if ctx.tests[f.test].id != id {
+                    self.in_flight = Some(f);
+                    return;
+                }
+                let finished_at = UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0));
+                let mut record = self.record_from_reports(ctx, &f, finished_at);
+                for l in leaked {
+                    platform::kill_and_reap(l.pid);
+                    record
+                        .leaked
+                        .push(format!("{} {} (killed by mtest)", l.pid, l.cmd));
+                }
+                self.any_failure |= record.outcome.is_failure();
+                self.done.insert(f.test);
+                out.push(record);
+            }
+            Event::CollectError { id, text } => self.collect_errors.push((id, text)),
+            Event::SessionFinish { .. } => self.session_finished = true,
+            Event::Item { .. } | Event::InternalError { .. } => {}
+        }
+    }
+
+    fn watch(&mut self, ctx: &RunContext) {
+        let now = Instant::now();
+        match &mut self.watchdog {
+            None => {
+                let overdue = match &self.in_flight {
+                    Some(f) => now.duration_since(f.started) > ctx.limit_for(f.test),
+                    // Hung outside any test (collection, session teardown).
+                    None => {
+                        let quiet = Duration::from_secs_f64(ctx.timeout_s.max(1.0))
+                            + ctx.grace
+                            + Duration::from_secs(60);
+                        now.duration_since(self.last_event) > quiet
+                    }
+                };
+                if overdue && !self.interrupted {
+                    platform::signal_pid(self.pid, Sig::SIGUSR1);
+                    self.watchdog = Some(Watchdog {
+                        test: self.current(),
+                        stage: Stage::DumpRequested,
+                        at: now,
+                    });
+                }
+            }
+            Some(w) => {
+                let waited = now.duration_since(w.at);
+                match w.stage {
+                    Stage::DumpRequested if waited > Duration::from_millis(750) => {
+                        platform::signal_group(self.pid, Sig::SIGTERM);
+                        *w = Watchdog {
+                            stage: Stage::Terminated,
+                            at: now,
+                            ..*w
+                        };
+                    }
+                    Stage::Terminated if waited > Duration::from_secs(3) => {
+                        platform::signal_group(self.pid, Sig::SIGKILL);
+                        *w = Watchdog {
+                            stage: Stage::Killed,
+                            at: now,
+                            ..*w
+                        };
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// First Ctrl-C: ask pytest to stop (KeyboardInterrupt); the test in flight is not
+    /// recorded, so `--resume` runs it.
+    pub fn interrupt(&mut self) {
+        if !self.interrupted {
+            self.interrupted = true;
+            platform::signal_pid(self.pid, Sig::SIGINT);
+            self.watchdog = Some(Watchdog {
+                test: None,
+                stage: Stage::DumpRequested,
+                at: Instant::now(),
+            });
+        }
+    }
+
+    /// Second Ctrl-C: kill the whole group now.
+    pub fn kill(&mut self) {
+        self.interrupted = true;
+        platform::signal_group(self.pid, Sig::SIGKILL);
+    }
+
+    /// If the process has exited: classifies what is left, cleans up strays, and says
+    /// what the dispatcher must do next.
+    pub fn try_end(
+        &mut self,
+        ctx: &RunContext,
+        running: &[i32],
+        out: &mut Vec<TestRecord>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Ended> {
+        let status = match self.child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return None,
+            Err(e) => {
+                warnings.push(format!(
+                    "chunk {}: cannot wait for pytest (pid {}): {e}",
+                    self.id, self.pid
+                ));
+                platform::signal_group(self.pid, Sig::SIGKILL);
+                let _ = self.child.wait();
+                return None;
+            }
+        };
+        self.read_events(ctx, out);
+        self.clean_up_strays(running, warnings);
+        let how = platform::describe_exit(status);
+        let log_tail = tail_of(&self.log, 80);
+
+        let mut requeue = Vec::new();
+        let mut broken = None;
+        let in_flight = self.in_flight.take();
+        if let Some(f) = &in_flight {
+            let hung_by_watchdog = self
+                .watchdog
+                .as_ref()
+                .is_some_and(|w| w.test == Some(f.test));
+            let thread_timeout = log_tail.contains("+ Timeout +");
+            if hung_by_watchdog {
+                let limit = ctx.limit_for(f.test);
+                let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
+                r.message = Some(format!(
+                    "hung: no result {} after it started; mtest's watchdog dumped its stacks and killed pytest ({how})",
+                    clock::human(limit)
+                ));
+                r.details.stacks = std::fs::read_to_string(&self.stacks).unwrap_or_default();
+                r.details.last_output = log_tail.clone();
+                out.push(r);
+                self.done.insert(f.test);
+            } else if thread_timeout && !self.interrupted {
+                let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
+                r.message = Some(format!(
+                    "Timeout from pytest-timeout, which ended the pytest process ({how})"
+                ));
+                r.details.stacks = log_tail.clone();
+                out.push(r);
+                self.done.insert(f.test);
+            } else if !self.interrupted {
+                let mut r = self.unfinished_record(ctx, f, Outcome::Crashed);
+                r.message = Some(format!("pytest died ({how}) while this test ran"));
+                r.details.last_output = log_tail.clone();
+                out.push(r);
+                self.done.insert(f.test);
+            }
+        }
+        for r in out.iter() {
+            self.any_failure |= r.outcome.is_failure();
+        }
+
+        let remaining: Vec<usize> = self
+            .tests
+            .iter()
+            .copied()
+            .filter(|t| !self.done.contains(t))
+            .collect();
+        let remaining: Vec<usize> = remaining
+            .into_iter()
+            .filter(|t| Some(*t) != in_flight.as_ref().map(|f| f.test))
+            .collect();
+        if self.interrupted {
+            // Left for --resume.
+        } else if !self.session_started {
+            broken = Some(format!(
+                "pytest could not start ({how}): {}\n{}",
+                self.command,
+                log_tail.trim_end()
+            ));
+        } else if self.session_finished {
+            for t in remaining {
+                out.push(self.not_run_record(ctx, t));
+            }
+        } else if in_flight.is_some() || remaining.len() < self.tests.len() {
+            // Died in or between tests: the rest runs in a new chunk.
+            if !remaining.is_empty() {
+                requeue.push(remaining);
+            }
+        } else {
+            // Died before any test started: at import or collection of one of its files.
+            let mut by_file: Vec<(String, Vec<usize>)> = Vec::new();
+            for t in remaining {
+                let file = ctx.tests[t].file.clone();
+                match by_file.iter_mut().find(|(f, _)| *f == file) {
+                    Some((_, v)) => v.push(t),
+                    None => by_file.push((file, vec![t])),
+                }
+            }
+            if by_file.len() > 1 {
+                requeue.extend(by_file.into_iter().map(|(_, v)| v));
+            } else {
+                for (file, tests) in by_file {
+                    for t in tests {
+                        let mut r = self.blank_record(ctx, t, Outcome::Crashed);
+                        r.message = Some(format!(
+                            "pytest died ({how}) before this test started, while loading {file}"
+                        ));
+                        r.details.last_output = log_tail.clone();
+                        out.push(r);
+                    }
+                }
+            }
+        }
+        Some(Ended {
+            chunk: self.id,
+            requeue,
+            broken,
+            wall: self.spawned.elapsed(),
+            startup: self.first_event,
+            versions: self.versions.clone(),
+        })
+    }
+
+    /// Kills whatever the chunk left: its process group and orphans reparented to mtest.
+    fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
+        let strays = platform::strays(self.pid, running);
+        if strays.is_empty() {
+            return;
+        }
+        let list: Vec<String> = strays
+            .iter()
+            .map(|s| format!("{} {}", s.pid, s.cmd))
+            .collect();
+        for s in &strays {
+            platform::kill_and_reap(s.pid);
+        }
+        warnings.push(format!(
+            "chunk {} left {} process(es) running, killed: {}",
+            self.id,
+            strays.len(),
+            list.join("; ")
+        ));
+    }
+
+    fn blank_record(&self, ctx: &RunContext, t: usize, outcome: Outcome) -> TestRecord {
+        let test = &ctx.tests[t];
+        let now = clock::now();
+        TestRecord {
+            schema_version: SCHEMA_VERSION,
+            run_id: ctx.run_id.clone(),
+            test_id: test.id.clone(),
+            outcome,
+            duration_s: 0.0,
+            tier: test.tier,
+            markers: test.markers.clone(),
+            file: test.file.clone(),
+            line: test.line,
+            chunk: self.id,
+            attempt: 1,
+            quarantined: test.quarantined,
+            started_at: now.clone(),
+            finished_at: now,
+            message: None,
+            bundle: None,
+            leaked: Vec::new(),
+            subtests: None,
+            details: Details {
+                command: self.command.clone(),
+                ..Details::default()
+            },
+        }
+    }
+
+    fn unfinished_record(&self, ctx: &RunContext, f: &InFlight, outcome: Outcome) -> TestRecord {
+        let mut r = self.blank_record(ctx, f.test, outcome);
+        r.started_at = clock::rfc3339(f.started_at);
+        r.duration_s = f.started.elapsed().as_secs_f64();
+        let (_, details) = outcome_of(&f.reports);
+        r.details.failure = details.failure;
+        r.details.stdout = details.stdout;
+        r.details.stderr = details.stderr;
+        r.details.log = details.log;
+        r
+    }
+
+    fn not_run_record(&self, ctx: &RunContext, t: usize) -> TestRecord {
+        let file = &ctx.tests[t].file;
+        if let Some((_, text)) = self
+            .collect_errors
+            .iter()
+            .find(|(id, _)| id.starts_with(file.as_str()))
+        {
+            let mut r = self.blank_record(ctx, t, Outcome::Error);
+            r.message = Some(format!(
+                "{file} failed to collect in chunk {}: {}",
+                self.id,
+                one_line(text.lines().last().unwrap_or(""))
+            ));
+            r.details.failure = text.clone();
+            r
+        } else if self.any_failure {
+            let mut r = self.blank_record(ctx, t, Outcome::Skipped);
+            r.message = Some(
+                "not run: pytest ended the session early after a failure (-x / --maxfail?)".into(),
+            );
+            r
+        } else {
+            let mut r = self.blank_record(ctx, t, Outcome::Error);
+            r.message = Some(format!(
+                "selected but not run: pytest did not collect this id in chunk {} (did it change since collection?)",
+                self.id
+            ));
+            r
+        }
+    }
+
+    fn record_from_reports(
+        &self,
+        ctx: &RunContext,
+        f: &InFlight,
+        finished_at: SystemTime,
+    ) -> TestRecord {
+        let (outcome, details) = outcome_of(&f.reports);
+        let mut r = self.blank_record(ctx, f.test, outcome.outcome);
+        r.started_at = clock::rfc3339(f.started_at);
+        r.finished_at = clock::rfc3339(finished_at);
+        r.duration_s = f
+            .reports
+            .iter()
+            .filter(|r| r.subtest.is_none())
+            .map(|r| r.duration)
+            .sum();
+        r.message = outcome.message;
+        r.subtests = outcome.subtests;
+        r.details = Details {
+            command: self.command.clone(),
+            ..details
+        };
+        r
+    }
+}
+
+struct Classified {
+    outcome: Outcome,
+    message: Option<String>,
+    subtests: Option<SubtestCounts>,
+}
+
+/// pytest's own status logic over the phase reports: a setup/teardown failure is an
+/// error, a call failure a failure, `wasxfail` turns skips into xfailed and passes into
+/// xpassed; a pytest-timeout failure is a hang; failed subtests fail their parent.
+fn outcome_of(reports: &[Report]) -> (Classified, Details) {
+    let mut outcome = Outcome::Passed;
+    let mut message: Option<String> = None;
+    let mut details = Details::default();
+    let mut subtests = SubtestCounts::default();
+    let mut first_failed_subtest: Option<String> = None;
+    let mut failure_texts: Vec<String> = Vec::new();
+    for r in reports {
+        let captured = |d: &mut Details| {
+            if let Some(s) = &r.stdout {
+                d.stdout.push_str(s);
+            }
+            if let Some(s) = &r.stderr {
+                d.stderr.push_str(s);
+            }
+            if let Some(s) = &r.log {
+                d.log.push_str(s);
+            }
+        };
+        if let Some(desc) = &r.subtest {
+            if r.outcome == "failed" {
+                subtests.failed += 1;
+                first_failed_subtest.get_or_insert_with(|| {
+                    format!(
+                        "{desc}: {}",
+                        r.message.as_deref().map(one_line).unwrap_or_default()
+                    )
+                });
+                if let Some(text) = &r.longrepr {
+                    failure_texts.push(format!("subtest {desc}:\n{text}"));
+                }
+                captured(&mut details);
+            } else if r.outcome == "passed" {
+                subtests.passed += 1;
+            }
+            continue;
+        }
+        let msg = r.message.as_deref().map(one_line);
+        match (r.when.as_str(), r.outcome.as_str()) {
+            ("call", "passed") => {
+                outcome = if r.wasxfail {
+                    Outcome::Xpassed
+                } else {
+                    Outcome::Passed
+                };
+            }
+            ("call", "failed") => {
+                let timeout = msg
+                    .as_deref()
+                    .is_some_and(|m| m.contains("from pytest-timeout"));
+                outcome = if timeout {
+                    Outcome::Hung
+                } else {
+                    Outcome::Failed
+                };
+                message = msg;
+            }
+            (_, "skipped") => {
+                outcome = if r.wasxfail {
+                    Outcome::Xfailed
+                } else {
+                    Outcome::Skipped
+                };
+                message = msg;
+            }
+            (_, "failed") => {
+                // setup or teardown: an error, unless the call already failed.
+                if !matches!(outcome, Outcome::Failed | Outcome::Hung) {
+                    outcome = Outcome::Error;
+                    message = msg.map(|m| format!("error in {}: {m}", r.when));
+                }
+            }
+            _ => {}
+        }
+        if r.outcome == "failed" {
+            if let Some(text) = &r.longrepr {
+                failure_texts.push(text.clone());
+            }
+            captured(&mut details);
+        }
+    }
+    let has_subtests = subtests.passed + subtests.failed > 0;
+    if subtests.failed > 0 && matches!(outcome, Outcome::Passed | Outcome::Xpassed) {
+        outcome = Outcome::Failed;
+        message = Some(format!(
+            "{} of {} subtests failed; first: {}",
+            subtests.failed,
+            subtests.passed + subtests.failed,
+            first_failed_subtest.unwrap_or_default()
+        ));
+    }
+    details.failure = failure_texts.join("\n\n");
+    (
+        Classified {
+            outcome,
+            message,
+            subtests: has_subtests.then_some(subtests),
+        },
+        details,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(when: &str, outcome: &str) -> Report {
+        Report {
+            id: "t".into(),
+            when: when.into(),
+            outcome: outcome.into(),
+            duration: 0.1,
+            wasxfail: false,
+            subtest: None,
+            message: (outcome != "passed").then(|| "AssertionError: boom".into()),
+            longrepr: (outcome != "passed").then(|| "E  AssertionError: boom".into()),
+            stdout: None,
+            stderr: None,
+            log: None,
+        }
+    }
+
+    fn classify(reports: &[Report]) -> (Outcome, Option<String>) {
+        let (c, _) = outcome_of(reports);
+        (c.outcome, c.message)
+    }
+
+    #[test]
+    fn phases_classify_like_pytest() {
+        let ok = [
+            report("setup", "passed"),
+            report("call", "passed"),
+            report("teardown", "passed"),
+        ];
+        assert_eq!(classify(&ok).0, Outcome::Passed);
+        let fail = [
+            report("setup", "passed"),
+            report("call", "failed"),
+            report("teardown", "passed"),
+        ];
+        assert_eq!(
+            classify(&fail),
+            (Outcome::Failed, Some("AssertionError: boom".into()))
+        );
+        let setup_error = [report("setup", "failed"), report("teardown", "passed")];
+        assert_eq!(
+            classify(&setup_error),
+            (
+                Outcome::Error,
+                Some("error in setup: AssertionError: boom".into())
+            )
+        );
+        let teardown_error = [
+            report("setup", "passed"),
+            report("call", "passed"),
+            report("teardown", "failed"),
+        ];
+        assert_eq!(classify(&teardown_error).0, Outcome::Error);
+        let fail_and_teardown = [
+            report("setup", "passed"),
+            report("call", "failed"),
+            report("teardown", "failed"),
+        ];
+        assert_eq!(classify(&fail_and_teardown).0, Outcome::Failed);
+        let skip = [report("setup", "skipped"), report("teardown", "passed")];
+        assert_eq!(classify(&skip).0, Outcome::Skipped);
+    }
+
+    #[test]
+    fn xfail_xpass_and_timeouts() {
+        let mut xfail = report("call", "skipped");
+        xfail.wasxfail = true;
+        assert_eq!(
+            classify(&[report("setup", "passed"), xfail]).0,
+            Outcome::Xfailed
+        );
+        let mut xpass = report("call", "passed");
+        xpass.wasxfail = true;
+        assert_eq!(
+            classify(&[report("setup", "passed"), xpass]).0,
+            Outcome::Xpassed
+        );
+        let mut timeout = report("call", "failed");
+        timeout.message = Some("Failed: Timeout (>2.0s) from pytest-timeout.".into());
+        assert_eq!(
+            classify(&[report("setup", "passed"), timeout]).0,
+            Outcome::Hung
+        );
+    }
+
+    #[test]
+    fn failed_subtests_fail_the_parent() {
+        let mut sub_ok = report("call", "passed");
+        sub_ok.subtest = Some("[a]".into());
+        let mut sub_bad = report("call", "failed");
+        sub_bad.subtest = Some("[b]".into());
+        let reports = [
+            report("setup", "passed"),
+            sub_ok.clone(),
+            sub_bad,
+            sub_ok,
+            report("call", "passed"),
+        ];
+        let (c, d) = outcome_of(&reports);
+        assert_eq!(c.outcome, Outcome::Failed);
+        assert_eq!(
+            c.message.as_deref(),
+            Some("1 of 3 subtests failed; first: [b]: AssertionError: boom")
+        );
+        assert_eq!(
+            c.subtests,
+            Some(SubtestCounts {
+                passed: 2,
+                failed: 1
+            })
+        );
+        assert!(d.failure.contains("subtest [b]:"));
+    }
+}

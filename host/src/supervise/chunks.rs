@@ -1,0 +1,128 @@
+//! Cutting the selected tests into chunks, one pytest process each.
+//!
+//! A chunk pays one pytest start-up, so it should hold 10–20 start-ups' worth of tests;
+//! there should be at least one chunk per worker so `-j` has something to share; and a
+//! test file is kept whole where possible, because a chunk collects every file it touches.
+
+use crate::selection::PlannedTest;
+
+/// Chunk target: this many start-up costs of test time.
+const STARTUPS_PER_CHUNK: u64 = 15;
+
+/// Returns chunks as lists of indices into `tests`, in dispatch order. Files appear in the
+/// order of their first test in `tests` (the selection's priority order).
+pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) -> Vec<Vec<usize>> {
+    if order.is_empty() {
+        return Vec::new();
+    }
+    // Group by file, in order of first appearance.
+    let mut files: Vec<(&str, Vec<usize>)> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for &i in order {
+        let file = tests[i].file.as_str();
+        let slot = *index.entry(file).or_insert_with(|| {
+            files.push((file, Vec::new()));
+            files.len() - 1
+        });
+        files[slot].1.push(i);
+    }
+    let cost = |i: usize| tests[i].estimate_ms.max(1) as u64;
+    let total: u64 = order.iter().map(|&i| cost(i)).sum();
+    let max_chunk = STARTUPS_PER_CHUNK * startup_ms.max(100) as u64;
+    let wanted = (total.div_ceil(max_chunk)).max(jobs.max(1) as u64);
+    let target = total.div_ceil(wanted).max(1);
+
+    let mut chunks: Vec<Vec<usize>> = Vec::new();
+    let mut current: Vec<usize> = Vec::new();
+    let mut current_cost = 0u64;
+    for (_, members) in files {
+        let file_cost: u64 = members.iter().map(|&i| cost(i)).sum();
+        // A file that fits in what is left of this chunk (or would fit in a fresh one)
+        // moves as a whole; a bigger one is split across chunks.
+        if current_cost > 0 && current_cost + file_cost > target && file_cost <= target {
+            chunks.push(std::mem::take(&mut current));
+            current_cost = 0;
+        }
+        for i in members {
+            if current_cost >= target {
+                chunks.push(std::mem::take(&mut current));
+                current_cost = 0;
+            }
+            current.push(i);
+            current_cost += cost(i);
+        }
+    }
+    if !current.is_empty() {
+        chunks.push(current);
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(file: &str, ms: u32) -> PlannedTest {
+        PlannedTest {
+            id: format!("{file}::t"),
+            file: file.into(),
+            line: None,
+            markers: vec![],
+            tier: 1,
+            estimate_ms: ms,
+            timeout_s: None,
+            quarantined: false,
+        }
+    }
+
+    #[test]
+    fn one_chunk_when_everything_fits_and_one_worker() {
+        let tests: Vec<_> = (0..100)
+            .map(|i| t(&format!("f{}.py", i / 10), 10))
+            .collect();
+        let order: Vec<usize> = (0..100).collect();
+        assert_eq!(plan(&tests, &order, 1, 1000).len(), 1);
+    }
+
+    #[test]
+    fn at_least_one_chunk_per_worker_with_whole_files() {
+        let tests: Vec<_> = (0..100)
+            .map(|i| t(&format!("f{}.py", i / 10), 10))
+            .collect();
+        let order: Vec<usize> = (0..100).collect();
+        let chunks = plan(&tests, &order, 2, 1000);
+        assert_eq!(chunks.len(), 2);
+        for chunk in &chunks {
+            let files: std::collections::HashSet<_> =
+                chunk.iter().map(|&i| tests[i].file.clone()).collect();
+            assert_eq!(chunk.len(), files.len() * 10, "files are kept whole");
+        }
+    }
+
+    #[test]
+    fn long_suites_get_chunks_of_about_fifteen_startups() {
+        // 5000 tests of unknown (50 ms) duration, start-up 1 s: ~300 per chunk.
+        let tests: Vec<_> = (0..5000)
+            .map(|i| t(&format!("f{}.py", i / 50), 50))
+            .collect();
+        let order: Vec<usize> = (0..5000).collect();
+        let chunks = plan(&tests, &order, 1, 1000);
+        assert_eq!(chunks.len(), 17);
+        assert!(
+            chunks.iter().all(|c| c.len() <= 350),
+            "{:?}",
+            chunks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        let mut all: Vec<usize> = chunks.concat();
+        all.sort();
+        assert_eq!(all, order);
+    }
+
+    #[test]
+    fn a_huge_file_is_split() {
+        let tests: Vec<_> = (0..1000).map(|_| t("big.py", 100)).collect();
+        let order: Vec<usize> = (0..1000).collect();
+        let chunks = plan(&tests, &order, 4, 1000);
+        assert!(chunks.len() >= 4);
+    }
+}

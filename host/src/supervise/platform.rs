@@ -1,0 +1,134 @@
+//! Every OS-specific call of the supervisor, so another backend (Windows job objects)
+//! can replace this one module: process groups, signals, reaping, leaked processes.
+
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use nix::sys::signal::{self, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag};
+use nix::unistd::Pid;
+
+static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn on_interrupt(_: nix::libc::c_int) {
+    INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Makes mtest the reaper of orphans its chunks leave behind (so processes that started a
+/// new session are still found), and counts SIGINT/SIGTERM instead of dying on them.
+pub fn prepare_supervisor() {
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    let handler = SigHandler::Handler(on_interrupt);
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only touches an atomic counter.
+        let _ = unsafe { signal::signal(sig, handler) };
+    }
+}
+
+/// How many SIGINT/SIGTERM have arrived.
+pub fn interrupts() -> u32 {
+    INTERRUPTS.load(Ordering::SeqCst)
+}
+
+/// The child leads a process group of its own (so its whole tree can be signalled and
+/// the terminal's Ctrl-C reaches only mtest), and dies with mtest.
+pub fn own_group(cmd: &mut Command) {
+    cmd.process_group(0);
+    // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            #[cfg(target_os = "linux")]
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
+pub fn signal_group(pgid: i32, sig: Signal) {
+    let _ = signal::killpg(Pid::from_raw(pgid), sig);
+}
+
+pub fn signal_pid(pid: i32, sig: Signal) {
+    let _ = signal::kill(Pid::from_raw(pid), sig);
+}
+
+pub use nix::sys::signal::Signal as Sig;
+
+/// `SIGSEGV`, `exit status 3`.
+pub fn describe_exit(status: ExitStatus) -> String {
+    if let Some(sig) = status.signal() {
+        match Signal::try_from(sig) {
+            Ok(s) => s.as_str().to_string(),
+            Err(_) => format!("signal {sig}"),
+        }
+    } else {
+        format!("exit status {}", status.code().unwrap_or(-1))
+    }
+}
+
+/// A process still alive (or a zombie) that nobody waits for.
+pub struct Stray {
+    pub pid: i32,
+    pub cmd: String,
+}
+
+/// Processes in process group `pgid`, and orphans reparented to mtest that are not in
+/// `known` (the chunk processes still running).
+pub fn strays(pgid: i32, known: &[i32]) -> Vec<Stray> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the `(comm)`, which may itself hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let (ppid, pgrp) = match (fields.get(1), fields.get(2)) {
+            (Some(p), Some(g)) => (p.parse::<i32>().unwrap_or(0), g.parse::<i32>().unwrap_or(0)),
+            _ => continue,
+        };
+        if pid == me || known.contains(&pid) {
+            continue;
+        }
+        if pgrp == pgid || ppid == me {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| {
+                    String::from_utf8_lossy(&c)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_string()
+                })
+                .unwrap_or_default();
+            out.push(Stray { pid, cmd });
+        }
+    }
+    out
+}
+
+/// SIGKILLs a stray and reaps it if it is ours (by pid: never steal a chunk's status).
+pub fn kill_and_reap(pid: i32) {
+    signal_pid(pid, Signal::SIGKILL);
+    for _ in 0..50 {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(nix::sys::wait::WaitStatus::StillAlive) => {
+                std::thread::sleep(std::time::Duration::from_millis(2))
+            }
+            _ => return, // reaped, or not our child (someone else reaps it)
+        }
+    }
+}
