@@ -89,7 +89,7 @@ pub fn run(cli: Cli) -> Exit {
         }) => commands::plugins::check(&host, &path),
         None if cli.run.report => commands::show::report(&root),
         None if cli.run.quarantine => commands::show::quarantine(&root),
-        None if cli.run.self_check => commands::self_check::run(&cli.run),
+        None if cli.run.self_check => commands::self_check::run(&cli.run, &root, &project),
         None => commands::run::run(&cli.run, &root, &project, &host),
     }
 }
