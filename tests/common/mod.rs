@@ -65,3 +65,56 @@ pub fn mtest(cache: &Path) -> Command {
     cmd.env("MTEST_CACHE_DIR", cache);
     cmd
 }
+
+/// The Python with pytest and pytest-timeout: `$MTEST_TEST_PYTHON` (set by `./dev test`),
+/// else the repository's `.venv`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("MTEST_TEST_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = repo_root().join(".venv/bin/python");
+    assert!(
+        venv.is_file(),
+        "no test Python: run `./dev test` (it creates .venv) or set MTEST_TEST_PYTHON"
+    );
+    venv
+}
+
+/// A temp project: `files` are (relative path, contents).
+pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (path, text) in files {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    dir
+}
+
+/// `mtest --root DIR --python PY` with an isolated compiled-component cache.
+pub fn mtest_in(root: &Path) -> Command {
+    let mut cmd = mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"));
+    cmd.arg("--root").arg(root).arg("--python").arg(python());
+    cmd
+}
+
+/// The records of `.gates/last-run/run.jsonl` as JSON values.
+pub fn records(root: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(root.join(".gates/last-run/run.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("a run.jsonl line is JSON"))
+        .collect()
+}
+
+/// test id → outcome.
+pub fn outcomes(root: &Path) -> std::collections::BTreeMap<String, String> {
+    records(root)
+        .into_iter()
+        .map(|r| {
+            (
+                r["test_id"].as_str().unwrap().to_string(),
+                r["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}

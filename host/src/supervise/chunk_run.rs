@@ -676,14 +676,21 @@ fn outcome_of(reports: &[Report]) -> (Classified, Details) {
         }
     }
     let has_subtests = subtests.passed + subtests.failed > 0;
-    if subtests.failed > 0 && matches!(outcome, Outcome::Passed | Outcome::Xpassed) {
-        outcome = Outcome::Failed;
-        message = Some(format!(
+    if subtests.failed > 0 {
+        let rollup = format!(
             "{} of {} subtests failed; first: {}",
             subtests.failed,
             subtests.passed + subtests.failed,
             first_failed_subtest.unwrap_or_default()
-        ));
+        );
+        // pytest 9 fails the parent itself with "contains N failed subtest(s)".
+        message = match message {
+            Some(m) if !m.contains("failed subtest") => Some(format!("{m}; {rollup}")),
+            _ => Some(rollup),
+        };
+        if matches!(outcome, Outcome::Passed | Outcome::Xpassed) {
+            outcome = Outcome::Failed;
+        }
     }
     details.failure = failure_texts.join("\n\n");
     (

@@ -37,20 +37,28 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) 
     let mut current_cost = 0u64;
     for (_, members) in files {
         let file_cost: u64 = members.iter().map(|&i| cost(i)).sum();
-        // A file that fits in what is left of this chunk (or would fit in a fresh one)
-        // moves as a whole; a bigger one is split across chunks.
-        if current_cost > 0 && current_cost + file_cost > target && file_cost <= target {
+        if file_cost > target {
+            // Bigger than a chunk: split across chunks.
+            for i in members {
+                if current_cost >= target {
+                    chunks.push(std::mem::take(&mut current));
+                    current_cost = 0;
+                }
+                current.push(i);
+                current_cost += cost(i);
+            }
+            continue;
+        }
+        // A whole file joins the current chunk if that overshoots the target by less than
+        // stopping short would undershoot it.
+        let overshoot = (current_cost + file_cost).saturating_sub(target);
+        let undershoot = target.saturating_sub(current_cost);
+        if current_cost > 0 && overshoot > undershoot {
             chunks.push(std::mem::take(&mut current));
             current_cost = 0;
         }
-        for i in members {
-            if current_cost >= target {
-                chunks.push(std::mem::take(&mut current));
-                current_cost = 0;
-            }
-            current.push(i);
-            current_cost += cost(i);
-        }
+        current.extend(members);
+        current_cost += file_cost;
     }
     if !current.is_empty() {
         chunks.push(current);
@@ -107,7 +115,12 @@ mod tests {
             .collect();
         let order: Vec<usize> = (0..5000).collect();
         let chunks = plan(&tests, &order, 1, 1000);
-        assert_eq!(chunks.len(), 17);
+        assert_eq!(
+            chunks.len(),
+            17,
+            "{:?}",
+            chunks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         assert!(
             chunks.iter().all(|c| c.len() <= 350),
             "{:?}",
