@@ -1,7 +1,7 @@
 //! The host side of quarantine: after a complete run, the quarantine plugin sees each
 //! test's recent outcomes and says who enters or leaves; `quarantine.json` keeps the result.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::clock;
@@ -54,14 +54,13 @@ pub fn apply(
     durations: &Durations,
     quarantine: &mut Quarantine,
 ) -> Result<Vec<String>, String> {
-    let ids: BTreeSet<&str> = records.iter().map(|r| r.test_id.as_str()).collect();
-    let histories: Vec<TestHistory> = ids
+    let tiers: BTreeMap<&str, u8> = records
         .iter()
-        .map(|id| {
-            let tier = records
-                .iter()
-                .find(|r| r.test_id == *id)
-                .map_or(1, |r| r.tier);
+        .map(|r| (r.test_id.as_str(), r.tier))
+        .collect();
+    let histories: Vec<TestHistory> = tiers
+        .iter()
+        .map(|(id, &tier)| {
             let recent = durations
                 .tests
                 .get(*id)

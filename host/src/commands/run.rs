@@ -250,9 +250,13 @@ fn execute(
     }
 
     // Supervise.
+    let mut universe: std::collections::BTreeSet<String> =
+        state.collected_files.iter().cloned().collect();
+    universe.extend(state.tests.iter().map(|t| t.file.clone()));
     let ctx = RunContext::new(
         &pytest,
         &todo,
+        universe,
         state.run_id.clone(),
         &gates.last_run(),
         opts.timeout_s,
@@ -275,6 +279,9 @@ fn execute(
             supervise::Progress::Record(r) => rec.record(r),
             supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
             supervise::Progress::ChunkEnded(ended) => {
+                if let Err(e) = rec.junit.finish(ended.chunk, &gates.last_run()) {
+                    rec.progress.line(&format!("warning: {e}"));
+                }
                 startups.extend(ended.startup);
                 if versions.is_none() {
                     versions = ended.versions.clone();
@@ -284,6 +291,11 @@ fn execute(
         },
     );
     rec.progress.clear();
+    for chunk in rec.junit.pending() {
+        if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
+            rec.progress.line(&format!("warning: {e}"));
+        }
+    }
 
     // Store: history, quarantine, state.
     durations.update(&rec.records[first_new..]);
@@ -503,6 +515,13 @@ fn fresh_state(
         options: opts,
         notes,
         tests: selected.tests,
+        collected_files: collected
+            .items
+            .iter()
+            .map(|i| i.file.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect(),
     };
     store::atomic_write_json(&gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors))

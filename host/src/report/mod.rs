@@ -2,6 +2,7 @@
 //! reporter plugins, then the console.
 
 pub mod bundle_name;
+pub mod junit;
 pub mod progress;
 pub mod reporters;
 
@@ -18,6 +19,7 @@ pub struct Recorder {
     pub records: Vec<TestRecord>,
     /// A failure to write run.jsonl: the run cannot promise resumability any more.
     pub write_error: Option<String>,
+    pub junit: junit::Junit,
 }
 
 impl Recorder {
@@ -28,6 +30,7 @@ impl Recorder {
             progress,
             records: Vec::new(),
             write_error: None,
+            junit: Default::default(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Recorder {
             self.write_error.get_or_insert(e);
         }
         self.reporters.test(&record, false);
+        self.junit.add(&record);
         self.progress.record(&record, false);
         self.flush_lines();
         record.details = Default::default();

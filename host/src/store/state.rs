@@ -44,4 +44,7 @@ pub struct RunState {
     pub notes: Vec<String>,
     /// The selected tests, in run order.
     pub tests: Vec<PlannedTest>,
+    /// Every file the collection found tests in, selected or not.
+    #[serde(default)]
+    pub collected_files: Vec<String>,
 }

@@ -5,11 +5,12 @@
 //! (stack dump → SIGTERM to the group → SIGKILL to the group) → hung, or started → the
 //! process died → crashed. Tests the chunk never reached go back to the dispatcher.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::path_args::path_args;
 use super::platform::{self, Sig};
 use crate::clock;
 use crate::pytest::collect::tail_of;
@@ -23,9 +24,10 @@ pub struct RunContext<'a> {
     pub pytest: &'a Pytest,
     pub tests: &'a [PlannedTest],
     pub index: HashMap<&'a str, usize>,
+    /// Every file the collection found tests in (chunks pass directories when complete).
+    pub universe: BTreeSet<String>,
     pub run_id: String,
     pub chunk_dir: PathBuf,
-    pub junit_dir: PathBuf,
     /// Per-test timeout handed to pytest-timeout, seconds.
     pub timeout_s: f64,
     /// How long past its timeout a test may run before the watchdog stops it.
@@ -36,6 +38,7 @@ impl<'a> RunContext<'a> {
     pub fn new(
         pytest: &'a Pytest,
         tests: &'a [PlannedTest],
+        universe: BTreeSet<String>,
         run_id: String,
         last_run: &Path,
         timeout_s: f64,
@@ -43,6 +46,7 @@ impl<'a> RunContext<'a> {
         RunContext {
             pytest,
             tests,
+            universe,
             index: tests
                 .iter()
                 .enumerate()
@@ -50,7 +54,6 @@ impl<'a> RunContext<'a> {
                 .collect(),
             run_id,
             chunk_dir: last_run.join("chunks"),
-            junit_dir: last_run.to_path_buf(),
             timeout_s,
             grace: Duration::from_secs(5),
         }
@@ -95,7 +98,7 @@ pub struct Ended {
     /// pytest could not run at all: its text. The run stops.
     pub broken: Option<String>,
     pub wall: Duration,
-    /// Time from spawn to the first event, a measure of pytest's start-up here.
+    /// Time from spawn to the first test: pytest's fixed cost per chunk here.
     pub startup: Option<Duration>,
     pub versions: Option<(String, String)>,
 }
@@ -111,7 +114,8 @@ pub struct ChunkRun {
     command: String,
     spawned: Instant,
     last_event: Instant,
-    first_event: Option<Duration>,
+    /// Spawn to first test start: start-up plus collecting the chunk's files.
+    first_test: Option<Duration>,
     versions: Option<(String, String)>,
     session_started: bool,
     session_finished: bool,
@@ -130,7 +134,6 @@ impl ChunkRun {
         let events = ctx.chunk_dir.join(format!("{name}.events"));
         let log = ctx.chunk_dir.join(format!("{name}.log"));
         let stacks = ctx.chunk_dir.join(format!("{name}.stacks"));
-        let junit = ctx.junit_dir.join(format!("junit-{id:04}.xml"));
         let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
 
         let mut id_list = String::new();
@@ -152,11 +155,10 @@ impl ChunkRun {
         cmd.env("MTEST_SELECT", &ids)
             .env("MTEST_STACKS", &stacks)
             .env("PYTHONFAULTHANDLER", "1")
-            .arg(format!("--junitxml={}", junit.display()))
             .arg(format!("--timeout={}", ctx.timeout_s))
             .args(["-q", "--continue-on-collection-errors"]);
         ctx.pytest.finish_args(&mut cmd);
-        cmd.arg("--").args(&files);
+        cmd.arg("--").args(path_args(&files, &ctx.universe));
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
         platform::own_group(&mut cmd);
         let command = render_command(&cmd);
@@ -175,7 +177,7 @@ impl ChunkRun {
             command,
             spawned: now,
             last_event: now,
-            first_event: None,
+            first_test: None,
             versions: None,
             session_started: false,
             session_finished: false,
@@ -209,10 +211,10 @@ impl ChunkRun {
             return;
         }
         self.last_event = Instant::now();
-        if self.first_event.is_none() {
-            self.first_event = Some(self.spawned.elapsed());
-        }
         for event in events.into_iter().flatten() {
+            if self.first_test.is_none() && matches!(event, Event::Start { .. }) {
+                self.first_test = Some(self.spawned.elapsed());
+            }
             self.apply(ctx, event, out);
         }
     }
@@ -461,7 +463,7 @@ impl ChunkRun {
             requeue,
             broken,
             wall: self.spawned.elapsed(),
-            startup: self.first_event,
+            startup: self.first_test,
             versions: self.versions.clone(),
         })
     }
@@ -569,12 +571,12 @@ impl ChunkRun {
         let mut r = self.blank_record(ctx, f.test, outcome.outcome);
         r.started_at = clock::rfc3339(f.started_at);
         r.finished_at = clock::rfc3339(finished_at);
-        r.duration_s = f
-            .reports
-            .iter()
-            .filter(|r| r.subtest.is_none())
-            .map(|r| r.duration)
-            .sum();
+        // Wall time of the whole test protocol (setup, call, teardown and pytest's own
+        // work around them): what the test costs a run, which is what budgets need.
+        r.duration_s = finished_at
+            .duration_since(f.started_at)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         r.message = outcome.message;
         r.subtests = outcome.subtests;
         r.details = Details {

@@ -6,6 +6,7 @@
 
 pub mod chunk_run;
 pub mod chunks;
+pub mod path_args;
 pub mod platform;
 
 use std::collections::VecDeque;
