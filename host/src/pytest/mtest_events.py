@@ -150,16 +150,11 @@ def pytest_collectreport(report):
 _quote = json.encoder.encode_basestring_ascii
 
 
-_started = 0.0
-
-
 def pytest_runtest_logstart(nodeid, location):
-    global _started
     if _fd is None:
         return
     # The hot path: formatted by hand, one write (with the previous test's events).
-    _started = time.time()
-    _pending.append('{"e":"start","id":%s,"t":%r}' % (_quote(nodeid), _started))
+    _pending.append('{"e":"start","id":%s,"t":%r}' % (_quote(nodeid), time.time()))
     _flush()
 
 
@@ -225,6 +220,21 @@ def _read(path):
         os.close(fd)
 
 
+_reported = set()
+
+
+def _has_children():
+    """One system call: does this process have any child, alive or not yet reaped?
+    WNOWAIT leaves a finished child's status for whoever owns it."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return True
+    except ChildProcessError:
+        return False
+    except (AttributeError, OSError):  # no waitid here: look every time
+        return True
+
+
 def _children():
     """Processes this pytest process started and that are still alive (Linux).
     Threads other than the main one are asked only when there are any."""
@@ -241,17 +251,19 @@ def _children():
     out = []
     for pid in pids:
         cmd = _read("/proc/%d/cmdline" % int(pid)).replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        out.append({"pid": int(pid), "cmd": cmd[:200] or "?"})
-    return out
+        # An empty command line is a zombie: finished, nothing to kill. A pid reported
+        # once is not blamed on the next test too.
+        if cmd and pid not in _reported:
+            _reported.add(pid)
+            out.append({"pid": int(pid), "cmd": cmd[:200]})
+    return out or None
 
 
 def pytest_runtest_logfinish(nodeid, location):
     if _fd is None:
         return
     now = time.time()
-    # Starting a process takes well over half a millisecond: a quicker test started none,
-    # and the check (two system calls) is skipped for it.
-    leaked = _children() if now - _started > 0.0005 else None
+    leaked = _children() if _has_children() else None
     if leaked:
         _emit({"e": "finish", "id": nodeid, "t": now, "leaked": leaked}, flush=False)
     else:

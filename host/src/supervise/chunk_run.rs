@@ -471,22 +471,23 @@ impl ChunkRun {
     /// Kills whatever the chunk left: its process group and orphans reparented to mtest.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
         let strays = platform::strays(self.pid, running);
-        if strays.is_empty() {
-            return;
-        }
-        let list: Vec<String> = strays
-            .iter()
-            .map(|s| format!("{} {}", s.pid, s.cmd))
-            .collect();
         for s in &strays {
             platform::kill_and_reap(s.pid);
         }
-        warnings.push(format!(
-            "chunk {} left {} process(es) running, killed: {}",
-            self.id,
-            strays.len(),
-            list.join("; ")
-        ));
+        // Zombies are already dead: reaped above, not worth a warning.
+        let list: Vec<String> = strays
+            .iter()
+            .filter(|s| !s.zombie)
+            .map(|s| format!("{} {}", s.pid, s.cmd))
+            .collect();
+        if !list.is_empty() {
+            warnings.push(format!(
+                "chunk {} left {} process(es) running, killed: {}",
+                self.id,
+                list.len(),
+                list.join("; ")
+            ));
+        }
     }
 
     fn blank_record(&self, ctx: &RunContext, t: usize, outcome: Outcome) -> TestRecord {

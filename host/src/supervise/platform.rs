@@ -72,6 +72,8 @@ pub fn describe_exit(status: ExitStatus) -> String {
 pub struct Stray {
     pub pid: i32,
     pub cmd: String,
+    /// Already dead, only waiting to be reaped.
+    pub zombie: bool,
 }
 
 /// Processes in process group `pgid`, and orphans reparented to mtest that are not in
@@ -114,7 +116,8 @@ pub fn strays(pgid: i32, known: &[i32]) -> Vec<Stray> {
                         .to_string()
                 })
                 .unwrap_or_default();
-            out.push(Stray { pid, cmd });
+            let zombie = fields.first() == Some(&"Z");
+            out.push(Stray { pid, cmd, zombie });
         }
     }
     out
