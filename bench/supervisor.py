@@ -11,7 +11,7 @@ pytest pays pytest-timeout's per-test timer exactly as mtest does):
   crash     2,000 trivial tests in 40 files with 5 segfaults, and its clean twin
 
 mtest runs are warm: one untimed run first, so durations and the collection cache are in
-place. Each figure is the median of --reps runs.
+place. Each figure is the median of --reps runs, the commands of a suite taken in turn.
 """
 
 import argparse
@@ -50,7 +50,7 @@ def trivial(root, n_files=100, per_file=50, segfaults=()):
     write_suite(root, files)
 
 
-def cpu(root, n_files=6, per_file=4, loops=2_600_000):
+def cpu(root, n_files=6, per_file=4, loops=7_000_000):
     body = f"    total = 0\n    for i in range({loops}):\n        total += i * i\n    assert total > 0\n"
     files = {
         f"test_cpu{f}.py": "".join(f"def test_{t}():\n{body}" for t in range(per_file)) for f in range(n_files)
@@ -73,6 +73,19 @@ def median(cmd, cwd, reps, warm=False, ok=(0, 1)):
     return statistics.median(wall(cmd, cwd, ok) for _ in range(reps))
 
 
+def interleaved(cmds, cwd, reps):
+    """Median wall time of each command, taken round-robin so that drift in the machine's
+    speed (seen here: +-10% over a minute) falls on every command alike."""
+    times = {label: [] for label in cmds}
+    for label, (cmd, warm) in cmds.items():
+        if warm:
+            wall(cmd, cwd)
+    for _ in range(reps):
+        for label, (cmd, _warm) in cmds.items():
+            times[label].append(wall(cmd, cwd))
+    return {label: statistics.median(t) for label, t in times.items()}
+
+
 def has_xdist():
     return subprocess.run([PYTHON, "-c", "import xdist"], capture_output=True).returncode == 0
 
@@ -80,11 +93,12 @@ def has_xdist():
 def compare(name, root, reps, xdist):
     pytest = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     mtest = [str(MTEST), "--python", PYTHON]
-    row = {"plain pytest": median(pytest, root, reps)}
+    cmds = {"plain pytest": (pytest, False)}
     if xdist:
-        row["pytest -n 2"] = median(pytest + ["-n", "2"], root, reps)
-    row["mtest -j1"] = median(mtest + ["-j", "1"], root, reps, warm=True)
-    row["mtest -j2"] = median(mtest + ["-j", "2"], root, reps, warm=True)
+        cmds["pytest -n 2"] = (pytest + ["-n", "2"], False)
+    cmds["mtest -j1"] = (mtest + ["-j", "1"], True)
+    cmds["mtest -j2"] = (mtest + ["-j", "2"], True)
+    row = interleaved(cmds, root, reps)
     base = row["plain pytest"]
     print(f"\n{name}")
     for label, secs in row.items():
@@ -119,8 +133,14 @@ def main():
         mtest = [str(MTEST), "--python", PYTHON]
         results = {}
         for jobs in ("1", "2"):
-            clean = median(mtest + ["-j", jobs], work / "clean", args.reps, warm=True)
-            crash = median(mtest + ["-j", jobs], work / "crash", args.reps, warm=True)
+            cmd = mtest + ["-j", jobs]
+            wall(cmd, work / "clean")
+            wall(cmd, work / "crash")
+            clean, crash = [], []
+            for _ in range(args.reps):
+                clean.append(wall(cmd, work / "clean"))
+                crash.append(wall(cmd, work / "crash"))
+            clean, crash = statistics.median(clean), statistics.median(crash)
             results[jobs] = (clean, crash, (crash - clean) / len(segfaults))
         print("\ncrash: 2,000 trivial tests in 40 files, 5 of them segfault, beside the clean twin")
         print(f"  one-test pytest run      {one:7.2f} s")

@@ -154,8 +154,12 @@ def pytest_runtest_logstart(nodeid, location):
     if _fd is None:
         return
     # The hot path: formatted by hand, one write (with the previous test's events).
-    _pending.append('{"e":"start","id":%s,"t":%r}' % (_quote(nodeid), time.time()))
-    _flush()
+    line = '{"e":"start","id":%s,"t":%r}\n' % (_quote(nodeid), time.time())
+    if _pending:
+        _pending.append(line[:-1])
+        _flush()
+    else:
+        os.write(_fd, line.encode("utf-8", "surrogateescape"))
 
 
 def _crash_message(report):
@@ -174,9 +178,11 @@ def _crash_message(report):
 def pytest_runtest_logreport(report):
     if _fd is None:
         return
+    if report.outcome == "passed" and report.when != "call":
+        return  # setup and teardown passed: nothing to say
     subtest = type(report).__name__ == "SubtestReport"
     wasxfail = hasattr(report, "wasxfail")
-    if report.passed and not wasxfail and not subtest:
+    if report.outcome == "passed" and not wasxfail and not subtest:
         return  # a plain pass needs no event: no report means passed
     event = {
         "e": "report",
