@@ -264,7 +264,7 @@ fn tcp_probe_reports_reachable_with_reply_and_is_confined_to_its_address() {
         ("send".to_string(), "PING".to_string()),
     ];
     let tcp = builtin(&host, "tcp");
-    let mut s = ProbeSession::start(&host, &tcp, vec![addr]).unwrap();
+    let mut s = ProbeSession::start(&host, &tcp, vec![addr], Duration::from_secs(5)).unwrap();
     let report = s.check(&settings, &context()).unwrap();
     assert_eq!(
         report,
@@ -275,7 +275,7 @@ fn tcp_probe_reports_reachable_with_reply_and_is_confined_to_its_address() {
     // Another listening address, not granted: the probe cannot reach it.
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let other_addr = other.local_addr().unwrap();
-    let mut s = ProbeSession::start(&host, &tcp, vec![addr]).unwrap();
+    let mut s = ProbeSession::start(&host, &tcp, vec![addr], Duration::from_secs(5)).unwrap();
     let settings = vec![
         ("address".to_string(), other_addr.to_string()),
         ("timeout-ms".to_string(), "500".to_string()),

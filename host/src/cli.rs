@@ -28,7 +28,7 @@ pub struct Cli {
 }
 
 /// Subcommands built into mtest; any other first word is an external subcommand.
-pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "help"];
+pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "quarantine", "help"];
 
 /// `mtest <word> …` where `<word>` is not built in and not an option: `mtest-<word>` from
 /// PATH, cargo-style. Decided before clap parses, so run options never shadow it.
@@ -43,6 +43,28 @@ pub enum Command {
     Plugins {
         #[command(subcommand)]
         action: PluginsCommand,
+    },
+    /// Release a test from quarantine or add one (`mtest --quarantine` shows them).
+    Quarantine {
+        #[command(subcommand)]
+        action: QuarantineCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// Take a test out of quarantine now.
+    Release {
+        /// The pytest node id, as in run.jsonl.
+        test_id: String,
+    },
+    /// Put a test in quarantine by hand (it still runs; its failures do not fail runs).
+    Add {
+        /// The pytest node id, as in run.jsonl.
+        test_id: String,
+        /// Why, kept in .gates/quarantine.json.
+        #[arg(long, default_value = "added by hand")]
+        reason: String,
     },
 }
 
@@ -100,6 +122,21 @@ pub struct RunArgs {
     /// pytest `-m` marker expression, applied when collecting.
     #[arg(short = 'm', value_name = "EXPR")]
     pub markexpr: Option<String>,
+    /// Re-run a failed test up to N times, each time in a fresh pytest process.
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// A test that failed and then passed on a retry (flaky) fails the run.
+    #[arg(long)]
+    pub flaky_fails: bool,
+    /// Print what would run, in which order, and why the rest would not; run nothing.
+    #[arg(long, visible_alias = "dry-run")]
+    pub explain_selection: bool,
+    /// Selection plugin for this run: a built-in name, a plugin name, or a .wasm path.
+    #[arg(long, value_name = "PLUGIN")]
+    pub selector: Option<String>,
+    /// Reporter plugin for this run, instead of the configured ones (repeatable).
+    #[arg(long = "reporter", value_name = "PLUGIN")]
+    pub reporters: Vec<String>,
     /// Arguments passed to every pytest invocation.
     #[arg(last = true, value_name = "PYTEST_ARGS")]
     pub pytest_args: Vec<String>,

@@ -17,6 +17,10 @@ pub struct Config {
     pub jobs: Option<u32>,
     /// Per-test timeout in seconds (`--timeout`); default: pytest's `timeout`, else 30.
     pub timeout: Option<f64>,
+    /// Re-runs of a failed test (`--retries`), default 0.
+    pub retries: Option<u32>,
+    /// Re-run a crashed test alone, unbuffered, for its bundle's last output (default true).
+    pub rerun_crashed: Option<bool>,
     /// The Python interpreter that runs pytest (`--python`).
     pub python: Option<String>,
     /// Selection plugin: a built-in name, a plugin name in `.mtest/plugins/`, or a path.

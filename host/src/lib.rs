@@ -19,7 +19,7 @@ pub mod tiers;
 
 use std::time::Duration;
 
-use cli::{Cli, Command, PluginsCommand};
+use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};
 
 /// mtest's exit codes, as documented in `--help` and the README.
@@ -87,8 +87,14 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::Plugins {
             action: PluginsCommand::Check { path },
         }) => commands::plugins::check(&host, &path),
-        None if cli.run.report => commands::show::report(&root),
-        None if cli.run.quarantine => commands::show::quarantine(&root),
+        Some(Command::Quarantine {
+            action: QuarantineCommand::Release { test_id },
+        }) => commands::quarantine::release(&root, &test_id),
+        Some(Command::Quarantine {
+            action: QuarantineCommand::Add { test_id, reason },
+        }) => commands::quarantine::add(&root, &test_id, &reason),
+        None if cli.run.report => commands::report::report(&root),
+        None if cli.run.quarantine => commands::quarantine::show(&root),
         None if cli.run.self_check => commands::self_check::run(&cli.run, &root, &project),
         None => commands::run::run(&cli.run, &root, &project, &host),
     }

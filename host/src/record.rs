@@ -79,6 +79,9 @@ pub struct TestRecord {
     /// pytest 9 subtests rolled into this record: (passed, failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtests: Option<SubtestCounts>,
+    /// Passed on a retry after failing (`--retries`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub flaky: bool,
     /// The text a bundle needs; not part of `run.jsonl`.
     #[serde(skip)]
     pub details: Details,
@@ -103,6 +106,10 @@ pub struct Details {
     pub last_output: String,
     /// The pytest command line that ran the test.
     pub command: String,
+    /// What re-running a crashed test alone showed.
+    pub rerun: String,
+    /// Sections mtest adds when it bundles the failure (history, environment, probes).
+    pub extra: Vec<(String, String)>,
 }
 
 impl Details {
@@ -122,12 +129,14 @@ impl Details {
             ("Captured log", &self.log),
             ("Stacks at the hang", &self.stacks),
             ("Last output of the pytest process", &self.last_output),
+            ("Re-run alone", &self.rerun),
             ("pytest command", &self.command),
         ] {
             if !text.trim().is_empty() {
                 out.push((heading.to_string(), text.clone()));
             }
         }
+        out.extend(self.extra.iter().cloned());
         out
     }
 }

@@ -34,6 +34,8 @@ pub struct PlannedTest {
 
 pub struct Selected {
     pub tests: Vec<PlannedTest>,
+    /// Collected items left out (index into the items), with the plugin's reason.
+    pub excluded: Vec<(usize, ExclusionReason)>,
     pub notes: Vec<String>,
     pub left_out_by_budget: usize,
     pub left_out_by_tier: usize,
@@ -208,8 +210,29 @@ pub fn select(
         })
         .collect();
     let count = |r: ExclusionReason| answer.excluded.iter().filter(|x| x.reason == r).count();
+    let mut excluded: Vec<(usize, ExclusionReason)> = answer
+        .excluded
+        .iter()
+        .map(|x| (x.index as usize, x.reason))
+        .collect();
+    let mut accounted = vec![false; inputs.items.len()];
+    for &i in answer
+        .selected
+        .iter()
+        .chain(answer.excluded.iter().map(|x| &x.index))
+    {
+        accounted[i as usize] = true;
+    }
+    excluded.extend(
+        accounted
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !**a)
+            .map(|(i, _)| (i, ExclusionReason::Policy)),
+    );
     Ok(Selected {
         tests,
+        excluded,
         notes: answer.notes,
         left_out_by_budget: count(ExclusionReason::Budget),
         left_out_by_tier: count(ExclusionReason::Tier),

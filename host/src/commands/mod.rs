@@ -2,6 +2,7 @@
 
 pub mod external;
 pub mod plugins;
+pub mod quarantine;
+pub mod report;
 pub mod run;
 pub mod self_check;
-pub mod show;

@@ -1,17 +1,19 @@
 //! `mtest [OPTIONS]`: a whole run, top to bottom: options → collect → select (plugin) →
 //! chunk → supervise → records → store + reporters → quarantine → summary.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::cli::RunArgs;
 use crate::clock;
-use crate::config::ProjectConfig;
+use crate::config::{ProjectConfig, ReporterSpec};
 use crate::plugin_host::session::{RunStart, RunSummary};
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
 use crate::pytest::collect::{self, CollectFailure, Collected};
 use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
+use crate::report::enrich::Enricher;
 use crate::report::progress::Progress;
 use crate::report::reporters::{to_wit_outcome, Reporters};
 use crate::report::Recorder;
@@ -92,6 +94,9 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         fail_fast: args.fail_fast,
         python: python.display().to_string(),
         pytest_args,
+        retries: args.retries.or(c.retries).unwrap_or(0),
+        flaky_fails: args.flaky_fails,
+        rerun_crashed: c.rerun_crashed.unwrap_or(true),
     })
 }
 
@@ -164,6 +169,7 @@ fn collection_error_record(
         bundle: None,
         leaked: Vec::new(),
         subtests: None,
+        flaky: false,
         details: Details {
             failure: text.to_string(),
             command: collected.command.clone(),
@@ -178,6 +184,7 @@ fn execute(
     project: &ProjectConfig,
     host: &PluginHost,
 ) -> Result<Exit> {
+    let started = Instant::now();
     platform::prepare_supervisor();
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(usage)?;
@@ -187,14 +194,25 @@ fn execute(
     for w in warnings.drain(..) {
         eprintln!("{w}");
     }
+    if args.explain_selection {
+        return explain(&gates, root, args, project, host, &durations, &quarantine);
+    }
 
     // Fresh run: collect and select. Resume: the saved selection minus what is recorded.
     let (state, earlier, fresh_records) = if args.resume {
         resume_state(&gates)?
     } else {
         let opts = options(args, root, project)?;
-        let (state, errors) =
-            fresh_state(&gates, root, project, host, opts, &durations, &quarantine)?;
+        let (state, errors) = fresh_state(
+            &gates,
+            root,
+            args,
+            project,
+            host,
+            opts,
+            &durations,
+            &quarantine,
+        )?;
         (state, Vec::new(), errors)
     };
     let opts = state.options.clone();
@@ -229,17 +247,36 @@ fn execute(
         selected: state.tests.len() as u32,
         command: state.command.clone(),
     };
+    let reporter_specs: Option<Vec<ReporterSpec>> = if args.reporters.is_empty() {
+        project.mtest.reporters.clone()
+    } else {
+        Some(
+            args.reporters
+                .iter()
+                .cloned()
+                .map(ReporterSpec::Name)
+                .collect(),
+        )
+    };
     let reporters = Reporters::start(
         host,
         root,
-        project.mtest.reporters.as_deref(),
+        reporter_specs.as_deref(),
         &gates.last_run(),
         &start,
+    );
+    let enricher = Enricher::new(
+        host,
+        Path::new(&opts.python),
+        root,
+        durations.clone(),
+        &project.mtest.probes,
     );
     let mut rec = Recorder::new(
         log,
         reporters,
         Progress::new(state.tests.len() + fresh_records.len()),
+        enricher,
     );
     rec.flush_lines();
     for r in earlier {
@@ -250,10 +287,9 @@ fn execute(
     }
 
     // Supervise.
-    let mut universe: std::collections::BTreeSet<String> =
-        state.collected_files.iter().cloned().collect();
+    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
     universe.extend(state.tests.iter().map(|t| t.file.clone()));
-    let ctx = RunContext::new(
+    let mut ctx = RunContext::new(
         &pytest,
         &todo,
         universe,
@@ -261,35 +297,40 @@ fn execute(
         &gates.last_run(),
         opts.timeout_s,
     );
+    let deadline = opts.budget_s.map(|b| started + Duration::from_secs_f64(b));
+    if deadline.is_some() {
+        let stop = gates.chunks().join("stop");
+        let _ = std::fs::remove_file(&stop);
+        ctx.stop_file = Some(stop);
+    }
     let startup_ms = durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS);
     let order: Vec<usize> = (0..todo.len()).collect();
     let plan = chunks::plan(&todo, &order, opts.jobs, startup_ms);
     let mut startups = Vec::new();
     let mut versions = None;
     let first_new = rec.records.len();
-    let finish = supervise::run(
-        &ctx,
-        plan,
-        &supervise::Options {
-            jobs: opts.jobs,
-            fail_fast: opts.fail_fast,
-            first_chunk: next_chunk_id(&gates.chunks()),
-        },
-        &mut |event| match event {
-            supervise::Progress::Record(r) => rec.record(r),
-            supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
-            supervise::Progress::ChunkEnded(ended) => {
-                if let Err(e) = rec.junit.finish(ended.chunk, &gates.last_run()) {
-                    rec.progress.line(&format!("warning: {e}"));
-                }
-                startups.extend(ended.startup);
-                if versions.is_none() {
-                    versions = ended.versions.clone();
-                }
+    let supervise_options = supervise::Options {
+        jobs: opts.jobs,
+        fail_fast: opts.fail_fast,
+        first_chunk: next_chunk_id(&gates.chunks()),
+        retries: opts.retries,
+        rerun_crashed: opts.rerun_crashed,
+        deadline,
+    };
+    let finish = supervise::run(&ctx, plan, &supervise_options, &mut |event| match event {
+        supervise::Progress::Record(r) => rec.record(r),
+        supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+        supervise::Progress::ChunkEnded(ended) => {
+            if let Err(e) = rec.junit.finish(ended.chunk, &gates.last_run()) {
+                rec.progress.line(&format!("warning: {e}"));
             }
-            supervise::Progress::Tick { running, .. } => rec.progress.tick(running),
-        },
-    );
+            startups.extend(ended.startup);
+            if versions.is_none() {
+                versions = ended.versions.clone();
+            }
+        }
+        supervise::Progress::Tick { running, .. } => rec.progress.tick(running),
+    });
     rec.progress.clear();
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
@@ -297,8 +338,9 @@ fn execute(
         }
     }
 
-    // Store: history, quarantine, state.
-    durations.update(&rec.records[first_new..]);
+    // Store: history (one entry per test per run: a flaky test counts as failing),
+    // quarantine, state.
+    durations.update(&per_test(&rec.records[first_new..], true));
     durations.note_startup(&startups);
     let mut notes = state.notes.clone();
     if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
@@ -308,6 +350,11 @@ fn execute(
         Finish::Interrupted => Status::Interrupted,
         _ => Status::Complete,
     };
+    if let Finish::OutOfBudget { not_run } = finish {
+        notes.push(format!(
+            "the --budget ran out: {not_run} selected test(s) did not run"
+        ));
+    }
     if status == Status::Complete {
         match quarantine::apply(
             host,
@@ -333,11 +380,24 @@ fn execute(
         rec.progress.line(&format!("warning: {e}"));
     }
 
-    let failures = rec
-        .records
+    // The exit code counts each test once, by its last attempt; a flaky pass counts as a
+    // failure only with --flaky-fails.
+    let finals = per_test(&rec.records, false);
+    let failures = finals
         .iter()
-        .filter(|r| r.outcome.is_failure() && !r.quarantined)
+        .filter(|r| !r.quarantined && (r.outcome.is_failure() || (r.flaky && opts.flaky_fails)))
         .count();
+    let flaky = finals.iter().filter(|r| r.flaky).count();
+    if flaky > 0 {
+        notes.push(format!(
+            "{flaky} flaky test(s) failed, then passed on a retry{}",
+            if opts.flaky_fails {
+                " (--flaky-fails: they fail the run)"
+            } else {
+                ""
+            }
+        ));
+    }
     let exit = match &finish {
         Finish::Interrupted => Exit::Interrupted,
         Finish::Broken(_) => Exit::PytestBroken,
@@ -365,8 +425,7 @@ fn execute(
     if let Finish::Broken(text) = &finish {
         eprintln!("error: {text}");
     }
-    let quarantined_failures = rec
-        .records
+    let quarantined_failures = finals
         .iter()
         .filter(|r| r.outcome.is_failure() && r.quarantined)
         .count();
@@ -390,7 +449,7 @@ fn execute(
         rel(&gates.run_log()),
         rel(&gates.last_run().join("summary.md"))
     );
-    if failures > 0 {
+    if finals.iter().any(|r| r.outcome.is_failure()) {
         eprintln!(
             "  failure bundles: {}/",
             rel(&gates.last_run().join("failures"))
@@ -399,7 +458,7 @@ fn execute(
     match finish {
         Finish::Interrupted => eprintln!(
             "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
-            final_state.tests.len().saturating_sub(rec.records.len())
+            final_state.tests.len().saturating_sub(finals.len())
         ),
         Finish::FailedFast => eprintln!("  stopped early (--fail-fast) after a failing chunk"),
         _ => {}
@@ -407,20 +466,47 @@ fn execute(
     Ok(exit)
 }
 
-/// Collects, selects, and writes the new run's state. Returns the state and the records
-/// of modules that failed to collect.
-fn fresh_state(
+/// One record per test: with `first_failure`, the first failing attempt if any (for the
+/// history: a flaky test failed this run), else the last attempt (what the run ends with).
+fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<TestRecord> {
+    let mut order: Vec<&str> = Vec::new();
+    let mut chosen: HashMap<&str, &TestRecord> = HashMap::new();
+    for r in records {
+        match chosen.get(r.test_id.as_str()) {
+            None => {
+                order.push(&r.test_id);
+                chosen.insert(&r.test_id, r);
+            }
+            Some(prev) if first_failure && prev.outcome.is_failure() => {}
+            Some(_) => {
+                chosen.insert(&r.test_id, r);
+            }
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|id| chosen.get(id).map(|r| (*r).clone()))
+        .collect()
+}
+
+/// What collection and selection decided, before anything is written.
+struct Planned {
+    collected: Collected,
+    selected: selection::Selected,
+    notes: Vec<String>,
+}
+
+/// Collects (into `.gates/collect/`) and asks the selection plugin; writes nothing else.
+fn plan_selection(
     gates: &Gates,
     root: &Path,
+    args: &RunArgs,
     project: &ProjectConfig,
     host: &PluginHost,
-    opts: RunOptions,
+    opts: &RunOptions,
     durations: &Durations,
     quarantine: &Quarantine,
-) -> Result<(RunState, Vec<TestRecord>)> {
-    gates
-        .rotate_last_run()
-        .map_err(|e| Stop(Exit::Internal, e))?;
+) -> Result<Planned> {
     let pytest = Pytest::new(
         opts.python.clone().into(),
         root.to_path_buf(),
@@ -434,28 +520,29 @@ fn fresh_state(
     if let Some(m) = &opts.markexpr {
         selection_args.extend(["-m".to_string(), m.clone()]);
     }
-    let collected = match collect::collect(
-        &pytest,
-        &selection_args,
-        &gates.last_run(),
-        &gates.collection(),
-    ) {
+    let work = gates.dir.join("collect");
+    std::fs::create_dir_all(&work).map_err(|e| {
+        Stop(
+            Exit::Internal,
+            format!("cannot create {}: {e}", work.display()),
+        )
+    })?;
+    let collected = match collect::collect(&pytest, &selection_args, &work, &gates.collection()) {
         Ok(c) => c,
         Err(CollectFailure::Broken(text)) => return Err(Stop(Exit::PytestBroken, text)),
         Err(CollectFailure::Io(text)) => return Err(usage(text)),
     };
 
-    let selector_spec = project
-        .mtest
+    let selector_spec = args
         .selector
         .clone()
+        .or_else(|| project.mtest.selector.clone())
         .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
     let selector = discovery::resolve(host, root, &selector_spec, Source::Config).map_err(usage)?;
     let fallback = match selector.source {
         Source::Builtin => None,
         _ => builtins::load(host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
     };
-    let startup_ms = durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS);
     let inputs = selection::Inputs {
         items: &collected.items,
         durations,
@@ -463,15 +550,18 @@ fn fresh_state(
         tiers: opts.tiers,
         budget_ms: opts.budget_s.map(|s| (s * 1000.0) as u64),
         workers: opts.jobs,
-        startup_ms,
+        startup_ms: durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS),
         chunk_size: 300,
     };
     let selected = selection::select(host, &selector, fallback.as_ref(), &inputs)
         .map_err(|e| Stop(Exit::Internal, e))?;
-    let mut notes = selected.notes;
-    if let Some(fb) = selected.fallback {
+    let mut notes = selected.notes.clone();
+    if selector.source != Source::Builtin {
+        notes.push(format!("selection by {}", selector.label()));
+    }
+    if let Some(fb) = &selected.fallback {
         eprintln!("warning: {fb}");
-        notes.push(fb);
+        notes.push(fb.clone());
     }
     if selected.left_out_by_tier > 0 {
         notes.push(format!(
@@ -479,6 +569,53 @@ fn fresh_state(
             selected.left_out_by_tier
         ));
     }
+    Ok(Planned {
+        collected,
+        selected,
+        notes,
+    })
+}
+
+fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
+    Stop(
+        Exit::NothingSelected,
+        format!(
+            "nothing selected: {} test(s) collected, none left after tiers{}{}",
+            collected.items.len(),
+            if opts.budget_s.is_some() {
+                " and budget"
+            } else {
+                ""
+            },
+            if opts.keyword.is_some() || opts.markexpr.is_some() {
+                " (-k/-m applied when collecting)"
+            } else {
+                ""
+            }
+        ),
+    )
+}
+
+/// Collects, selects, and writes the new run's state. Returns the state and the records
+/// of modules that failed to collect.
+#[allow(clippy::too_many_arguments)]
+fn fresh_state(
+    gates: &Gates,
+    root: &Path,
+    args: &RunArgs,
+    project: &ProjectConfig,
+    host: &PluginHost,
+    opts: RunOptions,
+    durations: &Durations,
+    quarantine: &Quarantine,
+) -> Result<(RunState, Vec<TestRecord>)> {
+    let Planned {
+        collected,
+        selected,
+        notes,
+    } = plan_selection(
+        gates, root, args, project, host, &opts, durations, quarantine,
+    )?;
     let run_id = new_run_id();
     let errors: Vec<TestRecord> = collected
         .errors
@@ -486,24 +623,11 @@ fn fresh_state(
         .map(|e| collection_error_record(&run_id, &collected, &e.id, &e.text))
         .collect();
     if selected.tests.is_empty() && errors.is_empty() {
-        return Err(Stop(
-            Exit::NothingSelected,
-            format!(
-                "nothing selected: {} test(s) collected, none left after tiers{}{}",
-                collected.items.len(),
-                if opts.budget_s.is_some() {
-                    " and budget"
-                } else {
-                    ""
-                },
-                if opts.keyword.is_some() || opts.markexpr.is_some() {
-                    " (-k/-m applied when collecting)"
-                } else {
-                    ""
-                }
-            ),
-        ));
+        return Err(nothing_selected(&collected, &opts));
     }
+    gates
+        .rotate_last_run()
+        .map_err(|e| Stop(Exit::Internal, e))?;
     let now = clock::now();
     let state = RunState {
         schema_version: STATE_SCHEMA,
@@ -525,6 +649,90 @@ fn fresh_state(
     };
     store::atomic_write_json(&gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors))
+}
+
+/// `--explain-selection`: what would run, in order, and why the rest would not.
+fn explain(
+    gates: &Gates,
+    root: &Path,
+    args: &RunArgs,
+    project: &ProjectConfig,
+    host: &PluginHost,
+    durations: &Durations,
+    quarantine: &Quarantine,
+) -> Result<Exit> {
+    let opts = options(args, root, project)?;
+    let Planned {
+        collected,
+        selected,
+        notes,
+    } = plan_selection(
+        gates, root, args, project, host, &opts, durations, quarantine,
+    )?;
+    let ms = |ms: u32| clock::human(std::time::Duration::from_millis(ms as u64));
+    let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
+    println!(
+        "would run {} of {} collected test(s), estimated {} of test time, in this order:",
+        selected.tests.len(),
+        collected.items.len(),
+        clock::human(std::time::Duration::from_millis(total))
+    );
+    for (n, t) in selected.tests.iter().enumerate() {
+        let why = if t.tier == 0 {
+            "tier 0"
+        } else if durations
+            .tests
+            .get(&t.id)
+            .is_some_and(|h| h.failure_score > 0.05 || h.recent_failures() > 0)
+        {
+            "recently failing"
+        } else {
+            ""
+        };
+        let q = if t.quarantined { " [quarantined]" } else { "" };
+        println!(
+            "{:>6}. tier {}  ~{:>7}  {}{q}{}",
+            n + 1,
+            t.tier,
+            ms(t.estimate_ms),
+            t.id,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!("  ({why})")
+            }
+        );
+    }
+    if !selected.excluded.is_empty() {
+        println!("would leave out {} test(s):", selected.excluded.len());
+        let estimates = selection::estimates(&collected.items, durations);
+        for (i, reason) in &selected.excluded {
+            let item = &collected.items[*i];
+            let reason = match reason {
+                crate::plugin_host::session::ExclusionReason::Tier => "not in the selected tiers",
+                crate::plugin_host::session::ExclusionReason::Budget => "does not fit the budget",
+                crate::plugin_host::session::ExclusionReason::Policy => {
+                    "the selection plugin's policy"
+                }
+            };
+            println!(
+                "        tier {}  ~{:>7}  {}  ({reason})",
+                crate::tiers::tier_of(&item.markers),
+                ms(estimates[*i]),
+                item.id
+            );
+        }
+    }
+    for e in &collected.errors {
+        println!("collection error (would be recorded as `error`): {}", e.id);
+    }
+    for note in &notes {
+        println!("note: {note}");
+    }
+    if selected.tests.is_empty() && collected.errors.is_empty() {
+        return Ok(Exit::NothingSelected);
+    }
+    Ok(Exit::Ok)
 }
 
 /// The interrupted run to resume and what it already recorded.

@@ -384,10 +384,12 @@ impl ReporterSession {
 pub struct ProbeSession(Session<probe::ProbePlugin>);
 
 impl ProbeSession {
+    /// `timeout` bounds each `check` (a probe's own limit, not the host-wide one).
     pub fn start(
         host: &PluginHost,
         plugin: &LoadedPlugin,
         addresses: Vec<std::net::SocketAddr>,
+        timeout: std::time::Duration,
     ) -> Result<Self, PluginError> {
         expect_kind(plugin, Kind::Probe)?;
         let grants = Grants {
@@ -395,7 +397,11 @@ impl ProbeSession {
             ..Grants::default()
         };
         let (store, bindings) = instantiate!(host, plugin, &grants, probe::ProbePluginPre)?;
-        Ok(ProbeSession(Session::new(host, plugin, store, bindings)))
+        let mut session = Session::new(host, plugin, store, bindings);
+        session.timeout = timeout;
+        session.deadline_ticks =
+            (timeout.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
+        Ok(ProbeSession(session))
     }
 
     pub fn check(

@@ -11,6 +11,7 @@ Environment (set by mtest, read once):
   MTEST_COLLECT  "1": emit one `item` event per collected test
   MTEST_SELECT   path of a file with one node id per line: run only those
   MTEST_STACKS   path where SIGUSR1 dumps all threads' stacks (faulthandler)
+  MTEST_STOP     path of a file whose existence means: stop after the current test
 """
 
 import json
@@ -265,9 +266,21 @@ def _children():
     return out or None
 
 
+_session = None
+_stop = os.environ.get("MTEST_STOP")
+
+
+def pytest_sessionstart(session):
+    global _session
+    _session = session
+
+
 def pytest_runtest_logfinish(nodeid, location):
     if _fd is None:
         return
+    if _stop and _session is not None and os.path.exists(_stop):
+        # mtest's budget ran out: end the session after this test, cleanly.
+        _session.shouldstop = "mtest: the --budget ran out"
     now = time.time()
     leaked = _children() if _has_children() else None
     if leaked:

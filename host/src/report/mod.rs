@@ -2,6 +2,7 @@
 //! reporter plugins, then the console.
 
 pub mod bundle_name;
+pub mod enrich;
 pub mod junit;
 pub mod progress;
 pub mod reporters;
@@ -11,7 +12,7 @@ use crate::store::run_log::RunLog;
 use progress::Progress;
 use reporters::Reporters;
 
-pub struct Recorder {
+pub struct Recorder<'h> {
     pub log: RunLog,
     pub reporters: Reporters,
     pub progress: Progress,
@@ -20,10 +21,17 @@ pub struct Recorder {
     /// A failure to write run.jsonl: the run cannot promise resumability any more.
     pub write_error: Option<String>,
     pub junit: junit::Junit,
+    /// Adds history, environment and daemon state to failure bundles.
+    pub enricher: enrich::Enricher<'h>,
 }
 
-impl Recorder {
-    pub fn new(log: RunLog, reporters: Reporters, progress: Progress) -> Self {
+impl<'h> Recorder<'h> {
+    pub fn new(
+        log: RunLog,
+        reporters: Reporters,
+        progress: Progress,
+        enricher: enrich::Enricher<'h>,
+    ) -> Self {
         Recorder {
             log,
             reporters,
@@ -31,6 +39,7 @@ impl Recorder {
             records: Vec::new(),
             write_error: None,
             junit: Default::default(),
+            enricher,
         }
     }
 
@@ -41,6 +50,7 @@ impl Recorder {
                 "failures/{}",
                 bundle_name::bundle_name(&record.test_id, record.attempt)
             ));
+            record.details.extra = self.enricher.sections(&record);
         }
         if let Err(e) = self.log.append(&record) {
             if self.write_error.is_none() {

@@ -28,6 +28,16 @@ pub struct RunOptions {
     pub fail_fast: bool,
     pub python: String,
     pub pytest_args: Vec<String>,
+    #[serde(default)]
+    pub retries: u32,
+    #[serde(default)]
+    pub flaky_fails: bool,
+    #[serde(default = "yes")]
+    pub rerun_crashed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

@@ -32,6 +32,8 @@ pub struct RunContext<'a> {
     pub timeout_s: f64,
     /// How long past its timeout a test may run before the watchdog stops it.
     pub grace: Duration,
+    /// Touched when the budget runs out; chunks end after their current test.
+    pub stop_file: Option<PathBuf>,
 }
 
 impl<'a> RunContext<'a> {
@@ -56,6 +58,7 @@ impl<'a> RunContext<'a> {
             chunk_dir: last_run.join("chunks"),
             timeout_s,
             grace: Duration::from_secs(5),
+            stop_file: None,
         }
     }
 
@@ -65,6 +68,26 @@ impl<'a> RunContext<'a> {
             .unwrap_or(self.timeout_s)
             .max(0.1);
         Duration::from_secs_f64(t) + self.grace
+    }
+}
+
+/// What one chunk is asked to do.
+pub struct Job {
+    pub tests: Vec<usize>,
+    /// 1 for a first run; n for the (n-1)th retry of failed tests.
+    pub attempt: u32,
+    /// Set for the re-run of a crashed test alone, unbuffered: its record, held back until
+    /// the re-run says more about the crash.
+    pub forensic: Option<Box<TestRecord>>,
+}
+
+impl Job {
+    pub fn first(tests: Vec<usize>) -> Job {
+        Job {
+            tests,
+            attempt: 1,
+            forensic: None,
+        }
     }
 }
 
@@ -93,8 +116,12 @@ struct InFlight {
 /// How a chunk ended, for the dispatcher.
 pub struct Ended {
     pub chunk: u32,
+    /// Tests the chunk never ran because it was asked to stop early (budget).
+    pub dropped: usize,
+    /// A forensic re-run's verdict: the held-back record, completed.
+    pub forensic: Option<TestRecord>,
     /// Tests to run again in new chunks (the process died before reaching them).
-    pub requeue: Vec<Vec<usize>>,
+    pub requeue: Vec<Job>,
     /// pytest could not run at all: its text. The run stops.
     pub broken: Option<String>,
     pub wall: Duration,
@@ -105,6 +132,12 @@ pub struct Ended {
 
 pub struct ChunkRun {
     pub id: u32,
+    attempt: u32,
+    forensic: Option<Box<TestRecord>>,
+    /// Asked to end after its current test (the budget ran out).
+    soft_stopped: bool,
+    /// A forensic re-run's own records.
+    held: Vec<TestRecord>,
     tests: Vec<usize>,
     child: Child,
     pid: i32,
@@ -128,7 +161,12 @@ pub struct ChunkRun {
 }
 
 impl ChunkRun {
-    pub fn spawn(ctx: &RunContext, id: u32, tests: Vec<usize>) -> Result<ChunkRun, String> {
+    pub fn spawn(ctx: &RunContext, id: u32, job: Job) -> Result<ChunkRun, String> {
+        let Job {
+            tests,
+            attempt,
+            forensic,
+        } = job;
         let name = format!("chunk-{id:04}");
         let ids = ctx.chunk_dir.join(format!("{name}.ids"));
         let events = ctx.chunk_dir.join(format!("{name}.events"));
@@ -157,6 +195,13 @@ impl ChunkRun {
             .env("PYTHONFAULTHANDLER", "1")
             .arg(format!("--timeout={}", ctx.timeout_s))
             .args(["-q", "--continue-on-collection-errors"]);
+        if let Some(stop) = &ctx.stop_file {
+            cmd.env("MTEST_STOP", stop);
+        }
+        if forensic.is_some() {
+            // Output lost with --capture=fd survives a crash when teed and unbuffered.
+            cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
+        }
         ctx.pytest.finish_args(&mut cmd);
         cmd.arg("--").args(path_args(&files, &ctx.universe));
         cmd.stdin(Stdio::null()).stdout(out).stderr(err);
@@ -168,6 +213,10 @@ impl ChunkRun {
         let now = Instant::now();
         Ok(ChunkRun {
             id,
+            attempt,
+            forensic,
+            soft_stopped: false,
+            held: Vec::new(),
             pid: child.id() as i32,
             tests,
             child,
@@ -199,9 +248,16 @@ impl ChunkRun {
         self.in_flight.as_ref().map(|f| f.test)
     }
 
-    /// Reads new events (finished tests go to `out`) and advances the watchdog.
+    /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
+    /// re-run keeps its records to itself: they only inform the held-back one.
     pub fn poll(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
-        self.read_events(ctx, out);
+        if self.forensic.is_some() {
+            let mut held = std::mem::take(&mut self.held);
+            self.read_events(ctx, &mut held);
+            self.held = held;
+        } else {
+            self.read_events(ctx, out);
+        }
         self.watch(ctx);
     }
 
@@ -333,6 +389,16 @@ impl ChunkRun {
         }
     }
 
+    /// The budget ran out: finish the current test, then end the session (the event
+    /// plugin sees the stop file after each test).
+    pub fn stop_soft(&mut self) {
+        self.soft_stopped = true;
+    }
+
+    pub fn is_forensic(&self) -> bool {
+        self.forensic.is_some()
+    }
+
     /// Second Ctrl-C: kill the whole group now.
     pub fn kill(&mut self) {
         self.interrupted = true;
@@ -360,6 +426,12 @@ impl ChunkRun {
                 let _ = self.child.wait();
                 return None;
             }
+        };
+        let mut mine = std::mem::take(&mut self.held);
+        let out: &mut Vec<TestRecord> = if self.forensic.is_some() {
+            &mut mine
+        } else {
+            out
         };
         self.read_events(ctx, out);
         self.clean_up_strays(running, warnings);
@@ -416,8 +488,12 @@ impl ChunkRun {
             .into_iter()
             .filter(|t| Some(*t) != in_flight.as_ref().map(|f| f.test))
             .collect();
+        let mut dropped = 0;
         if self.interrupted {
             // Left for --resume.
+        } else if self.soft_stopped && self.session_finished {
+            // Stopped after a test because the budget ran out: not run, not recorded.
+            dropped = remaining.len();
         } else if !self.session_started {
             broken = Some(format!(
                 "pytest could not start ({how}): {}\n{}",
@@ -431,7 +507,7 @@ impl ChunkRun {
         } else if in_flight.is_some() || remaining.len() < self.tests.len() {
             // Died in or between tests: the rest runs in a new chunk.
             if !remaining.is_empty() {
-                requeue.push(remaining);
+                requeue.push(self.same_attempt(remaining));
             }
         } else {
             // Died before any test started: at import or collection of one of its files.
@@ -444,7 +520,9 @@ impl ChunkRun {
                 }
             }
             if by_file.len() > 1 {
-                requeue.extend(by_file.into_iter().map(|(_, v)| v));
+                for (_, tests) in by_file {
+                    requeue.push(self.same_attempt(tests));
+                }
             } else {
                 for (file, tests) in by_file {
                     for t in tests {
@@ -458,14 +536,28 @@ impl ChunkRun {
                 }
             }
         }
+        let forensic = self
+            .forensic
+            .take()
+            .map(|held| verdict(*held, &mine, &how, &log_tail));
         Some(Ended {
             chunk: self.id,
+            dropped,
+            forensic,
             requeue,
             broken,
             wall: self.spawned.elapsed(),
             startup: self.first_test,
             versions: self.versions.clone(),
         })
+    }
+
+    fn same_attempt(&self, tests: Vec<usize>) -> Job {
+        Job {
+            tests,
+            attempt: self.attempt,
+            forensic: None,
+        }
     }
 
     /// Kills whatever the chunk left: its process group and orphans reparented to mtest.
@@ -504,7 +596,7 @@ impl ChunkRun {
             file: test.file.clone(),
             line: test.line,
             chunk: self.id,
-            attempt: 1,
+            attempt: self.attempt,
             quarantined: test.quarantined,
             started_at: now.clone(),
             finished_at: now,
@@ -512,6 +604,7 @@ impl ChunkRun {
             bundle: None,
             leaked: Vec::new(),
             subtests: None,
+            flaky: false,
             details: Details {
                 command: self.command.clone(),
                 ..Details::default()
@@ -570,6 +663,7 @@ impl ChunkRun {
     ) -> TestRecord {
         let (outcome, details) = outcome_of(&f.reports);
         let mut r = self.blank_record(ctx, f.test, outcome.outcome);
+        r.flaky = self.attempt > 1 && !outcome.outcome.is_failure();
         r.started_at = clock::rfc3339(f.started_at);
         r.finished_at = clock::rfc3339(finished_at);
         // Wall time of the whole test protocol (setup, call, teardown and pytest's own
@@ -586,6 +680,29 @@ impl ChunkRun {
         };
         r
     }
+}
+
+/// Completes a crashed test's held-back record with what its re-run alone showed.
+fn verdict(mut crashed: TestRecord, rerun: &[TestRecord], how: &str, log_tail: &str) -> TestRecord {
+    let again = rerun.iter().find(|r| r.test_id == crashed.test_id);
+    let summary = match again.map(|r| r.outcome) {
+        Some(Outcome::Crashed) => {
+            format!("crashed again when re-run alone ({how}): the crash is the test's own")
+        }
+        Some(Outcome::Hung) => "hung when re-run alone".to_string(),
+        Some(o) if o.is_failure() => format!("{} when re-run alone", o.as_str()),
+        Some(o) => format!(
+            "{} when re-run alone: the crash needs the tests that ran before it in chunk {}",
+            o.as_str(),
+            crashed.chunk
+        ),
+        None => format!("did not run when re-run alone ({how})"),
+    };
+    crashed.details.rerun = format!(
+        "{summary}\n\nIts output, unbuffered (--capture=tee-sys):\n{}",
+        log_tail.trim_end()
+    );
+    crashed
 }
 
 struct Classified {

@@ -29,7 +29,9 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) 
     let cost = |i: usize| tests[i].estimate_ms.max(1) as u64;
     let total: u64 = order.iter().map(|&i| cost(i)).sum();
     let max_chunk = STARTUPS_PER_CHUNK * startup_ms.max(100) as u64;
-    let wanted = (total.div_ceil(max_chunk)).max(jobs.max(1) as u64);
+    // A multiple of the workers, so the last round keeps every worker busy.
+    let jobs = jobs.max(1) as u64;
+    let wanted = total.div_ceil(max_chunk).div_ceil(jobs) * jobs;
     let target = total.div_ceil(wanted).max(1);
 
     let mut chunks: Vec<Vec<usize>> = Vec::new();

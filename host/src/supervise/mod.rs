@@ -1,5 +1,6 @@
 //! The supervisor loop: keeps `-j` chunks running, feeds their records to the sink as
-//! they finish, re-queues what a dying chunk never reached, and handles Ctrl-C.
+//! they finish, re-queues what a dying chunk never reached, re-runs a crashed test alone
+//! for its bundle, retries failures (`--retries`), keeps the budget, handles Ctrl-C.
 //!
 //! Everything happens on this one thread (chunks are spawned here too, which matters:
 //! `PR_SET_PDEATHSIG` fires when the spawning *thread* ends).
@@ -10,11 +11,11 @@ pub mod path_args;
 pub mod platform;
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use chunk_run::{ChunkRun, Ended, RunContext};
+use chunk_run::{ChunkRun, Ended, Job, RunContext};
 
-use crate::record::TestRecord;
+use crate::record::{Outcome, TestRecord};
 
 /// What the supervisor tells the rest of mtest as the run goes.
 pub enum Progress<'a> {
@@ -33,6 +34,10 @@ pub enum Finish {
     Completed,
     /// Stopped by --fail-fast after a failing chunk.
     FailedFast,
+    /// The budget ran out; this many selected tests did not run.
+    OutOfBudget {
+        not_run: usize,
+    },
     Interrupted,
     /// pytest could not run: its text.
     Broken(String),
@@ -43,9 +48,57 @@ pub struct Options {
     pub fail_fast: bool,
     /// Number of the first chunk (a resumed run continues the numbering).
     pub first_chunk: u32,
+    /// Re-runs of a failed test, each in a fresh chunk.
+    pub retries: u32,
+    /// Re-run a crashed test alone, unbuffered, before recording it.
+    pub rerun_crashed: bool,
+    /// When the budget runs out: running chunks finish their current test, no new starts.
+    pub deadline: Option<Instant>,
 }
 
 const POLL: Duration = Duration::from_millis(5);
+
+struct Loop<'s, 'a> {
+    queue: VecDeque<Job>,
+    running: Vec<ChunkRun>,
+    next_id: u32,
+    stopping: Option<Finish>,
+    /// Failed tests of this attempt, to retry when their chunk ends (test, attempt).
+    retry: Vec<(usize, u32)>,
+    not_run: usize,
+    sink: &'s mut dyn FnMut(Progress<'_>),
+    options: &'a Options,
+}
+
+impl Loop<'_, '_> {
+    /// Passes a record on, or holds it back: a crash is re-run alone first; a failure is
+    /// queued for a retry.
+    fn record(&mut self, ctx: &RunContext, r: TestRecord, forensic_ok: bool) {
+        let test = ctx.index.get(r.test_id.as_str()).copied();
+        if r.outcome == Outcome::Crashed && self.options.rerun_crashed && forensic_ok {
+            if let Some(test) = test {
+                self.queue.push_front(Job {
+                    tests: vec![test],
+                    attempt: r.attempt,
+                    forensic: Some(Box::new(r)),
+                });
+                return;
+            }
+        }
+        if r.outcome.is_failure() && r.attempt <= self.options.retries {
+            if let Some(test) = test {
+                self.retry.push((test, r.attempt + 1));
+            }
+        }
+        (self.sink)(Progress::Record(r));
+    }
+
+    fn stop(&mut self, why: Finish) {
+        if self.stopping.is_none() {
+            self.stopping = Some(why);
+        }
+    }
+}
 
 pub fn run(
     ctx: &RunContext,
@@ -53,10 +106,16 @@ pub fn run(
     options: &Options,
     sink: &mut dyn FnMut(Progress),
 ) -> Finish {
-    let mut queue: VecDeque<Vec<usize>> = chunks.into();
-    let mut running: Vec<ChunkRun> = Vec::new();
-    let mut next_id = options.first_chunk.max(1);
-    let mut stopping: Option<Finish> = None;
+    let mut l = Loop {
+        queue: chunks.into_iter().map(Job::first).collect(),
+        running: Vec::new(),
+        next_id: options.first_chunk.max(1),
+        stopping: None,
+        retry: Vec::new(),
+        not_run: 0,
+        sink,
+        options,
+    };
     let mut interrupts_seen = 0;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
@@ -66,75 +125,122 @@ pub fn run(
         if interrupts > interrupts_seen {
             interrupts_seen = interrupts;
             if interrupts == 1 {
-                sink(Progress::Warning(
+                (l.sink)(Progress::Warning(
                     "interrupted: stopping the running chunks (Ctrl-C again to kill them at once)"
                         .into(),
                 ));
-                running.iter_mut().for_each(ChunkRun::interrupt);
+                l.running.iter_mut().for_each(ChunkRun::interrupt);
             } else {
-                running.iter_mut().for_each(ChunkRun::kill);
+                l.running.iter_mut().for_each(ChunkRun::kill);
             }
-            stopping = Some(Finish::Interrupted);
+            l.stopping = Some(Finish::Interrupted);
+        }
+        if options.deadline.is_some_and(|d| Instant::now() >= d) && l.stopping.is_none() {
+            if let Some(stop) = &ctx.stop_file {
+                let _ = std::fs::write(stop, b"budget");
+            }
+            l.running.iter_mut().for_each(ChunkRun::stop_soft);
+            l.stop(Finish::OutOfBudget { not_run: 0 });
         }
 
-        while stopping.is_none() && running.len() < options.jobs.max(1) as usize {
-            let Some(tests) = queue.pop_front() else {
+        while l.stopping.is_none() && l.running.len() < options.jobs.max(1) as usize {
+            let Some(job) = l.queue.pop_front() else {
                 break;
             };
-            match ChunkRun::spawn(ctx, next_id, tests) {
-                Ok(chunk) => running.push(chunk),
+            match ChunkRun::spawn(ctx, l.next_id, job) {
+                Ok(chunk) => l.running.push(chunk),
                 Err(e) => {
-                    stopping = Some(Finish::Broken(e));
+                    l.stopping = Some(Finish::Broken(e));
                     break;
                 }
             }
-            next_id += 1;
+            l.next_id += 1;
         }
 
-        let pids: Vec<i32> = running.iter().map(ChunkRun::pid).collect();
+        let pids: Vec<i32> = l.running.iter().map(ChunkRun::pid).collect();
         let mut i = 0;
-        while i < running.len() {
-            running[i].poll(ctx, &mut out);
-            let ended = running[i].try_end(ctx, &pids, &mut out, &mut warnings);
+        while i < l.running.len() {
+            l.running[i].poll(ctx, &mut out);
+            let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
+            let forensic_ok = !l.running[i].is_forensic();
             let chunk_failed = out.iter().any(|r| r.outcome.is_failure() && !r.quarantined);
             for record in out.drain(..) {
-                sink(Progress::Record(record));
+                l.record(ctx, record, forensic_ok);
             }
             for warning in warnings.drain(..) {
-                sink(Progress::Warning(warning));
+                (l.sink)(Progress::Warning(warning));
             }
-            if let Some(ended) = ended {
-                running.swap_remove(i);
-                sink(Progress::ChunkEnded(&ended));
-                if let Some(text) = ended.broken {
-                    if stopping.is_none() || stopping == Some(Finish::FailedFast) {
-                        stopping = Some(Finish::Broken(text));
-                    }
-                    running.iter_mut().for_each(ChunkRun::kill);
-                    continue;
+            if options.fail_fast && chunk_failed {
+                // The failing chunk finishes; no new one starts.
+                l.stop(Finish::FailedFast);
+            }
+            let Some(mut ended) = ended else {
+                i += 1;
+                continue;
+            };
+            l.running.swap_remove(i);
+            (l.sink)(Progress::ChunkEnded(&ended));
+            l.not_run += ended.dropped;
+            if let Some(record) = ended.forensic.take() {
+                l.record(ctx, record, false);
+            }
+            if let Some(text) = ended.broken.take() {
+                if matches!(l.stopping, None | Some(Finish::FailedFast)) {
+                    l.stopping = Some(Finish::Broken(text));
                 }
-                // What a dead chunk never reached runs next, before the rest.
-                for tests in ended.requeue.into_iter().rev() {
-                    queue.push_front(tests);
-                }
-                if options.fail_fast && chunk_failed && stopping.is_none() {
-                    stopping = Some(Finish::FailedFast);
-                }
+                l.running.iter_mut().for_each(ChunkRun::kill);
                 continue;
             }
-            if options.fail_fast && chunk_failed && stopping.is_none() {
-                // The failing chunk finishes; no new one starts.
-                stopping = Some(Finish::FailedFast);
+            // What a dead chunk never reached runs next, before the rest.
+            for job in ended.requeue.drain(..).rev() {
+                l.queue.push_front(job);
             }
-            i += 1;
+            // Failures of this chunk get their retry, each attempt level in one chunk.
+            let mut retries = std::mem::take(&mut l.retry);
+            retries.sort_by_key(|(_, attempt)| *attempt);
+            for attempt in retries
+                .iter()
+                .map(|(_, a)| *a)
+                .collect::<std::collections::BTreeSet<_>>()
+            {
+                let tests = retries
+                    .iter()
+                    .filter(|(_, a)| *a == attempt)
+                    .map(|(t, _)| *t)
+                    .collect();
+                l.queue.push_back(Job {
+                    tests,
+                    attempt,
+                    forensic: None,
+                });
+            }
         }
 
-        sink(Progress::Tick {
-            running: running.len(),
-            queued: queue.len(),
+        (l.sink)(Progress::Tick {
+            running: l.running.len(),
+            queued: l.queue.len(),
         });
-        if running.is_empty() && (queue.is_empty() || stopping.is_some()) {
-            return stopping.unwrap_or(Finish::Completed);
+        if l.running.is_empty() && (l.queue.is_empty() || l.stopping.is_some()) {
+            // Crashes whose re-run never started are recorded as they are (an interrupted
+            // run leaves them to --resume).
+            if l.stopping != Some(Finish::Interrupted) {
+                for job in l.queue.iter_mut() {
+                    if let Some(record) = job.forensic.take() {
+                        (l.sink)(Progress::Record(*record));
+                    }
+                }
+            }
+            let not_run = l.not_run
+                + l.queue
+                    .iter()
+                    .filter(|j| j.forensic.is_none())
+                    .map(|j| j.tests.len())
+                    .sum::<usize>();
+            return match l.stopping {
+                Some(Finish::OutOfBudget { .. }) => Finish::OutOfBudget { not_run },
+                Some(other) => other,
+                None => Finish::Completed,
+            };
         }
         std::thread::sleep(POLL);
     }
