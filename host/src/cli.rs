@@ -10,7 +10,6 @@ use clap::{Args, Parser, Subcommand};
     name = "mtest",
     version,
     about = "Supervise pytest from the outside: crashes, hangs, budgets, quarantine, plugins",
-    args_conflicts_with_subcommands = true,
     after_help = "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected \
 tests passed, 1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not \
 run, 5 nothing selected, 130 interrupted."

@@ -59,8 +59,10 @@ pub struct ReporterTable {
     pub output: Option<String>,
 }
 
+/// Every key besides `plugin` and `timeout` is a setting for the probe (serde cannot deny
+/// unknown keys and collect them at once; here collecting them is the point).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
 pub struct ProbeSpec {
     /// The probe plugin (built-in name or path).
     pub plugin: String,

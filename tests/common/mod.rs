@@ -118,3 +118,15 @@ pub fn outcomes(root: &Path) -> std::collections::BTreeMap<String, String> {
         })
         .collect()
 }
+
+/// Path of the example plugin `examples/<name>`, built on first use (shared target dir).
+pub fn example_plugin(name: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = build_components(
+        &repo_root().join("examples").join(name),
+        &Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-plugins"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
+}

@@ -9,7 +9,7 @@ next one's start that could crash and lose them.
 Environment (set by mtest, read once):
   MTEST_EVENTS   path of the event file (required, else this plugin does nothing)
   MTEST_COLLECT  "1": emit one `item` event per collected test
-  MTEST_SELECT   path of a file with one node id per line: run only those
+  MTEST_SELECT   path of a file with one node id per line: run only those, in that order
   MTEST_STACKS   path where SIGUSR1 dumps all threads' stacks (faulthandler)
   MTEST_STOP     path of a file whose existence means: stop after the current test
 """
@@ -106,13 +106,19 @@ def pytest_collection_modifyitems(session, config, items):
     if _fd is None or not path:
         return
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
-        wanted = set(line.rstrip("\n") for line in f if line.strip())
+        order = {}
+        for line in f:
+            nodeid = line.rstrip("\n")
+            if nodeid:
+                order.setdefault(nodeid, len(order))
     keep, drop = [], []
     for item in items:
-        (keep if item.nodeid in wanted else drop).append(item)
+        (keep if item.nodeid in order else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    # Run in the order mtest's selection plugin chose (as pytest's own --ff reorders).
+    keep.sort(key=lambda item: order[item.nodeid])
+    items[:] = keep
 
 
 def pytest_collection_finish(session):

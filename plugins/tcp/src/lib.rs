@@ -53,7 +53,14 @@ impl Probe for Tcp {
             .collect();
         let mut last_error = format!("{address}: no addresses");
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, timeout) {
+            // On wasip2 a refused non-blocking connect can come back Ok: ask the socket.
+            let connected =
+                TcpStream::connect_timeout(&addr, timeout).and_then(|s| match s.take_error() {
+                    Ok(Some(e)) => Err(e),
+                    Err(e) => Err(e),
+                    Ok(None) => s.peer_addr().map(|_| s),
+                });
+            match connected {
                 Ok(mut stream) => {
                     let mut report = format!("{address} ({addr}): reachable");
                     if let Some(line) = setting(&settings, "send") {

@@ -1,0 +1,58 @@
+"""A reporter plugin for mtest, written in Python and compiled with componentize-py.
+
+It does what examples/reporter-github does in Rust: a GitHub Actions annotation per
+failure (printed by mtest) and a JSON digest in its output directory (mounted at /out,
+the only place it may write).
+"""
+
+import json
+
+from wit_world import exports
+from wit_world.exports.reporter import RunStart, RunSummary, TestRecord
+from wit_world.imports.types import Outcome, PluginInfo, PluginKind
+
+FAILURES = {Outcome.FAILED, Outcome.ERROR, Outcome.HUNG, Outcome.CRASHED}
+
+_state = {"run_id": "", "failures": []}
+
+
+def _escape(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+class Identity(exports.Identity):
+    def info(self) -> PluginInfo:
+        return PluginInfo(
+            name="reporter-python",
+            version="0.1.0",
+            kind=PluginKind.REPORTER,
+            description="GitHub annotations and a JSON digest, written in Python",
+        )
+
+
+class Reporter(exports.Reporter):
+    def on_run_start(self, start: RunStart) -> list[str]:
+        _state["run_id"] = start.run_id
+        _state["failures"] = []
+        return []
+
+    def on_test(self, test: TestRecord) -> list[str]:
+        if test.outcome not in FAILURES:
+            return []
+        name = test.outcome.name.lower()
+        _state["failures"].append(
+            {"test_id": test.test_id, "outcome": name, "message": test.message, "bundle": test.bundle}
+        )
+        where = f"file={test.file}" + (f",line={test.line}" if test.line is not None else "")
+        return [] if test.replayed else [f"::error {where}::{_escape(test.message or name)}"]
+
+    def on_run_end(self, summary: RunSummary) -> list[str]:
+        digest = {
+            "run_id": _state["run_id"],
+            "exit_code": summary.exit_code,
+            "counts": {o.name.lower(): n for o, n in summary.counts},
+            "failures": _state["failures"],
+        }
+        with open("/out/digest.json", "w") as f:
+            json.dump(digest, f, indent=2)
+        return [f"reporter-python: wrote digest.json with {len(_state['failures'])} failure(s)"]
