@@ -10,9 +10,7 @@ use mtest::plugin_host::session::{
 };
 use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
 
-use mtest::plugin_host::bindings::quarantine::mtest::plugin::types::Outcome as QOutcome;
-use mtest::plugin_host::bindings::reporter::mtest::plugin::types::Outcome as ROutcome;
-use mtest::plugin_host::bindings::selection::mtest::plugin::types::Outcome as SOutcome;
+use mtest::plugin_host::bindings::WitOutcome;
 
 fn host() -> PluginHost {
     PluginHost::new(Limits::default(), Some(tempfile::tempdir().unwrap().keep())).unwrap()
@@ -54,7 +52,7 @@ fn knapsack_without_budget_runs_chosen_tiers_tier0_then_failing_first() {
     let host = host();
     let mut s = SelectionSession::start(&host, &builtin(&host, "greedy-knapsack")).unwrap();
     let mut failing = candidate(3, 2, 10);
-    failing.last_outcome = Some(SOutcome::Failed);
+    failing.last_outcome = Some(WitOutcome::Failed);
     failing.failure_score = 1.0;
     let cands = vec![
         candidate(0, 1, 10),
@@ -111,7 +109,7 @@ fn knapsack_selects_100k_candidates() {
     assert!(sel.selected.len() > 1000);
 }
 
-fn history(id: &str, recent: &[QOutcome], quarantined: bool) -> TestHistory {
+fn history(id: &str, recent: &[WitOutcome], quarantined: bool) -> TestHistory {
     TestHistory {
         test_id: id.into(),
         tier: 1,
@@ -122,7 +120,7 @@ fn history(id: &str, recent: &[QOutcome], quarantined: bool) -> TestHistory {
 
 #[test]
 fn quarantine_enters_at_3_of_5_and_leaves_after_3_passes() {
-    use QOutcome::{Failed as F, Passed as P, Skipped as S};
+    use WitOutcome::{Failed as F, Passed as P, Skipped as S};
     let host = host();
     let mut s = QuarantineSession::start(&host, &builtin(&host, "quarantine-3of5")).unwrap();
     let histories = vec![
@@ -140,7 +138,7 @@ fn quarantine_enters_at_3_of_5_and_leaves_after_3_passes() {
     assert_eq!(decisions[1].reason, "3 consecutive passes");
 }
 
-fn record(id: &str, outcome: ROutcome, bundle: Option<&str>) -> TestRecord {
+fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {
     TestRecord {
         test_id: id.into(),
         outcome,
@@ -169,11 +167,15 @@ fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
     let host = host();
     let out = tempfile::tempdir().unwrap();
     let mut s = ReporterSession::start(&host, &builtin(&host, "txt-bundles"), out.path()).unwrap();
-    s.test(&record("tests/test_a.py::test_ok", ROutcome::Passed, None))
-        .unwrap();
+    s.test(&record(
+        "tests/test_a.py::test_ok",
+        WitOutcome::Passed,
+        None,
+    ))
+    .unwrap();
     s.test(&record(
         "tests/test_a.py::test_x",
-        ROutcome::Failed,
+        WitOutcome::Failed,
         Some("failures/tests_test_a.py__test_x-0001.txt"),
     ))
     .unwrap();
@@ -209,11 +211,11 @@ fn summary_md_counts_outcomes_and_links_failures() {
         command: "mtest".into(),
     };
     s.run_start(&start).unwrap();
-    s.test(&record("t::a", ROutcome::Passed, None)).unwrap();
-    s.test(&record("t::b", ROutcome::Passed, None)).unwrap();
+    s.test(&record("t::a", WitOutcome::Passed, None)).unwrap();
+    s.test(&record("t::b", WitOutcome::Passed, None)).unwrap();
     s.test(&record(
         "t::c|d",
-        ROutcome::Crashed,
+        WitOutcome::Crashed,
         Some("failures/t__c-1.txt"),
     ))
     .unwrap();
@@ -221,7 +223,7 @@ fn summary_md_counts_outcomes_and_links_failures() {
         run_id: "run-1".into(),
         finished_at: "t1".into(),
         duration_s: 2.5,
-        counts: vec![(ROutcome::Passed, 2), (ROutcome::Crashed, 1)],
+        counts: vec![(WitOutcome::Passed, 2), (WitOutcome::Crashed, 1)],
         exit_code: 1,
         notes: vec!["budget 30.0s: left out 4 test(s)".into()],
     };

@@ -4,6 +4,7 @@
 //! - `mtest plugins list` wall time (the real binary, a fresh process each time);
 //! - loading the built-in `greedy-knapsack` and one `select` over 100,000 candidates
 //!   (in-process, through the same host API a run uses).
+//!
 //! Targets (issue 2, 2 cores): warm `plugins list` <= 20 ms, warm 100k `select` <= 60 ms.
 
 use std::process::Command;

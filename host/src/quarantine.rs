@@ -6,25 +6,11 @@ use std::path::Path;
 
 use crate::clock;
 use crate::config::ProjectConfig;
-use crate::plugin_host::bindings::quarantine::mtest::plugin::types::Outcome as WitOutcome;
 use crate::plugin_host::session::{QuarantineSession, TestHistory, Verdict};
 use crate::plugin_host::{builtins, discovery, LoadedPlugin, PluginHost, Source};
-use crate::record::{Outcome, TestRecord};
+use crate::record::TestRecord;
 use crate::store::durations::Durations;
 use crate::store::quarantine::{Entry, Quarantine};
-
-fn to_wit(o: Outcome) -> WitOutcome {
-    match o {
-        Outcome::Passed => WitOutcome::Passed,
-        Outcome::Failed => WitOutcome::Failed,
-        Outcome::Error => WitOutcome::Error,
-        Outcome::Skipped => WitOutcome::Skipped,
-        Outcome::Xfailed => WitOutcome::Xfailed,
-        Outcome::Xpassed => WitOutcome::Xpassed,
-        Outcome::Hung => WitOutcome::Hung,
-        Outcome::Crashed => WitOutcome::Crashed,
-    }
-}
 
 fn policy(
     host: &PluginHost,
@@ -64,7 +50,7 @@ pub fn apply(
             let recent = durations
                 .tests
                 .get(*id)
-                .map(|h| h.outcomes.iter().copied().map(to_wit).collect())
+                .map(|h| h.outcomes.iter().copied().map(Into::into).collect())
                 .unwrap_or_default();
             TestHistory {
                 test_id: id.to_string(),

@@ -5,11 +5,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plugin_host::bindings::selection::mtest::plugin::types::Outcome as WitOutcome;
 use crate::plugin_host::session::{Candidate, ExclusionReason, SelectionRequest, SelectionSession};
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::collect::Item;
-use crate::record::Outcome;
 use crate::store::durations::{median, Durations};
 use crate::store::quarantine::Quarantine;
 use crate::tiers::{tier_of, TAXONOMY};
@@ -52,19 +50,6 @@ pub struct Inputs<'a> {
     pub workers: u32,
     pub startup_ms: u32,
     pub chunk_size: u32,
-}
-
-fn to_wit(o: Outcome) -> WitOutcome {
-    match o {
-        Outcome::Passed => WitOutcome::Passed,
-        Outcome::Failed => WitOutcome::Failed,
-        Outcome::Error => WitOutcome::Error,
-        Outcome::Skipped => WitOutcome::Skipped,
-        Outcome::Xfailed => WitOutcome::Xfailed,
-        Outcome::Xpassed => WitOutcome::Xpassed,
-        Outcome::Hung => WitOutcome::Hung,
-        Outcome::Crashed => WitOutcome::Crashed,
-    }
 }
 
 /// Per-item estimates: own history, else the median of its file, else of the suite.
@@ -149,7 +134,9 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
                     .filter_map(|m| marker_bit.get(m.as_str()))
                     .fold(0, |a, b| a | b),
                 estimate_ms: estimates[i],
-                last_outcome: history.and_then(|h| h.outcomes.last().copied()).map(to_wit),
+                last_outcome: history
+                    .and_then(|h| h.outcomes.last().copied())
+                    .map(Into::into),
                 recent_failures: history.map(|h| h.recent_failures()).unwrap_or(0),
                 failure_score: history.map(|h| h.failure_score as f32).unwrap_or(0.0),
                 quarantined: inputs.quarantine.contains(&item.id),

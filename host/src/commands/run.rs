@@ -15,7 +15,7 @@ use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
 use crate::report::progress::Progress;
-use crate::report::reporters::{to_wit_outcome, Reporters};
+use crate::report::reporters::Reporters;
 use crate::report::Recorder;
 use crate::selection::{self, PlannedTest};
 use crate::store::durations::Durations;
@@ -25,6 +25,18 @@ use crate::store::{self, lock, run_log, Gates, Loaded};
 use crate::supervise::chunk_run::RunContext;
 use crate::supervise::{self, chunks, platform, Finish};
 use crate::{quarantine, Exit};
+
+/// What every step of a run reads: where, with which arguments, configuration and host,
+/// and the history the selection is based on.
+struct Env<'a> {
+    gates: &'a Gates,
+    root: &'a Path,
+    args: &'a RunArgs,
+    project: &'a ProjectConfig,
+    host: &'a PluginHost,
+    durations: &'a Durations,
+    quarantine: &'a Quarantine,
+}
 
 /// A run that cannot go on: the exit code and one line for the user.
 pub struct Stop(pub Exit, pub String);
@@ -195,7 +207,16 @@ fn execute(
         eprintln!("{w}");
     }
     if args.explain_selection {
-        return explain(&gates, root, args, project, host, &durations, &quarantine);
+        let env = Env {
+            gates: &gates,
+            root,
+            args,
+            project,
+            host,
+            durations: &durations,
+            quarantine: &quarantine,
+        };
+        return explain(&env);
     }
 
     // Fresh run: collect and select. Resume: the saved selection minus what is recorded.
@@ -203,16 +224,16 @@ fn execute(
         resume_state(&gates)?
     } else {
         let opts = options(args, root, project)?;
-        let (state, errors) = fresh_state(
-            &gates,
+        let env = Env {
+            gates: &gates,
             root,
             args,
             project,
             host,
-            opts,
-            &durations,
-            &quarantine,
-        )?;
+            durations: &durations,
+            quarantine: &quarantine,
+        };
+        let (state, errors) = fresh_state(&env, opts)?;
         (state, Vec::new(), errors)
     };
     let opts = state.options.clone();
@@ -318,7 +339,7 @@ fn execute(
         deadline,
     };
     let finish = supervise::run(&ctx, plan, &supervise_options, &mut |event| match event {
-        supervise::Progress::Record(r) => rec.record(r),
+        supervise::Progress::Record(r) => rec.record(*r),
         supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
         supervise::Progress::ChunkEnded(ended) => {
             if let Err(e) = rec.junit.finish(ended.chunk, &gates.last_run()) {
@@ -413,7 +434,7 @@ fn execute(
             .progress
             .counts()
             .into_iter()
-            .map(|(o, c)| (to_wit_outcome(o), c as u32))
+            .map(|(o, c)| (o.into(), c as u32))
             .collect(),
         exit_code: exit.code(),
         notes: notes.clone(),
@@ -497,19 +518,10 @@ struct Planned {
 }
 
 /// Collects (into `.gates/collect/`) and asks the selection plugin; writes nothing else.
-fn plan_selection(
-    gates: &Gates,
-    root: &Path,
-    args: &RunArgs,
-    project: &ProjectConfig,
-    host: &PluginHost,
-    opts: &RunOptions,
-    durations: &Durations,
-    quarantine: &Quarantine,
-) -> Result<Planned> {
+fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
     let pytest = Pytest::new(
         opts.python.clone().into(),
-        root.to_path_buf(),
+        env.root.to_path_buf(),
         opts.pytest_args.clone(),
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
@@ -520,40 +532,43 @@ fn plan_selection(
     if let Some(m) = &opts.markexpr {
         selection_args.extend(["-m".to_string(), m.clone()]);
     }
-    let work = gates.dir.join("collect");
+    let work = env.gates.dir.join("collect");
     std::fs::create_dir_all(&work).map_err(|e| {
         Stop(
             Exit::Internal,
             format!("cannot create {}: {e}", work.display()),
         )
     })?;
-    let collected = match collect::collect(&pytest, &selection_args, &work, &gates.collection()) {
+    let collected = match collect::collect(&pytest, &selection_args, &work, &env.gates.collection())
+    {
         Ok(c) => c,
         Err(CollectFailure::Broken(text)) => return Err(Stop(Exit::PytestBroken, text)),
         Err(CollectFailure::Io(text)) => return Err(usage(text)),
     };
 
-    let selector_spec = args
+    let selector_spec = env
+        .args
         .selector
         .clone()
-        .or_else(|| project.mtest.selector.clone())
+        .or_else(|| env.project.mtest.selector.clone())
         .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
-    let selector = discovery::resolve(host, root, &selector_spec, Source::Config).map_err(usage)?;
+    let selector =
+        discovery::resolve(env.host, env.root, &selector_spec, Source::Config).map_err(usage)?;
     let fallback = match selector.source {
         Source::Builtin => None,
-        _ => builtins::load(host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
+        _ => builtins::load(env.host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
     };
     let inputs = selection::Inputs {
         items: &collected.items,
-        durations,
-        quarantine,
+        durations: env.durations,
+        quarantine: env.quarantine,
         tiers: opts.tiers,
         budget_ms: opts.budget_s.map(|s| (s * 1000.0) as u64),
         workers: opts.jobs,
-        startup_ms: durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS),
+        startup_ms: env.durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS),
         chunk_size: 300,
     };
-    let selected = selection::select(host, &selector, fallback.as_ref(), &inputs)
+    let selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)
         .map_err(|e| Stop(Exit::Internal, e))?;
     let mut notes = selected.notes.clone();
     if selector.source != Source::Builtin {
@@ -598,24 +613,12 @@ fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
 
 /// Collects, selects, and writes the new run's state. Returns the state and the records
 /// of modules that failed to collect.
-#[allow(clippy::too_many_arguments)]
-fn fresh_state(
-    gates: &Gates,
-    root: &Path,
-    args: &RunArgs,
-    project: &ProjectConfig,
-    host: &PluginHost,
-    opts: RunOptions,
-    durations: &Durations,
-    quarantine: &Quarantine,
-) -> Result<(RunState, Vec<TestRecord>)> {
+fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>)> {
     let Planned {
         collected,
         selected,
         notes,
-    } = plan_selection(
-        gates, root, args, project, host, &opts, durations, quarantine,
-    )?;
+    } = plan_selection(env, &opts)?;
     let run_id = new_run_id();
     let errors: Vec<TestRecord> = collected
         .errors
@@ -625,7 +628,7 @@ fn fresh_state(
     if selected.tests.is_empty() && errors.is_empty() {
         return Err(nothing_selected(&collected, &opts));
     }
-    gates
+    env.gates
         .rotate_last_run()
         .map_err(|e| Stop(Exit::Internal, e))?;
     let now = clock::now();
@@ -647,28 +650,18 @@ fn fresh_state(
             .into_iter()
             .collect(),
     };
-    store::atomic_write_json(&gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
+    store::atomic_write_json(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors))
 }
 
 /// `--explain-selection`: what would run, in order, and why the rest would not.
-fn explain(
-    gates: &Gates,
-    root: &Path,
-    args: &RunArgs,
-    project: &ProjectConfig,
-    host: &PluginHost,
-    durations: &Durations,
-    quarantine: &Quarantine,
-) -> Result<Exit> {
-    let opts = options(args, root, project)?;
+fn explain(env: &Env) -> Result<Exit> {
+    let opts = options(env.args, env.root, env.project)?;
     let Planned {
         collected,
         selected,
         notes,
-    } = plan_selection(
-        gates, root, args, project, host, &opts, durations, quarantine,
-    )?;
+    } = plan_selection(env, &opts)?;
     let ms = |ms: u32| clock::human(std::time::Duration::from_millis(ms as u64));
     let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
     println!(
@@ -680,7 +673,8 @@ fn explain(
     for (n, t) in selected.tests.iter().enumerate() {
         let why = if t.tier == 0 {
             "tier 0"
-        } else if durations
+        } else if env
+            .durations
             .tests
             .get(&t.id)
             .is_some_and(|h| h.failure_score > 0.05 || h.recent_failures() > 0)
@@ -705,7 +699,7 @@ fn explain(
     }
     if !selected.excluded.is_empty() {
         println!("would leave out {} test(s):", selected.excluded.len());
-        let estimates = selection::estimates(&collected.items, durations);
+        let estimates = selection::estimates(&collected.items, env.durations);
         for (i, reason) in &selected.excluded {
             let item = &collected.items[*i];
             let reason = match reason {

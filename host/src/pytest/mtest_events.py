@@ -263,12 +263,18 @@ def _children():
         return None
     out = []
     for pid in pids:
-        cmd = _read("/proc/%d/cmdline" % int(pid)).replace(b"\0", b" ").decode("utf-8", "replace").strip()
-        # An empty command line is a zombie: finished, nothing to kill. A pid reported
-        # once is not blamed on the next test too.
-        if cmd and pid not in _reported:
-            _reported.add(pid)
-            out.append({"pid": int(pid), "cmd": cmd[:200]})
+        pid = int(pid)
+        stat = _read("/proc/%d/stat" % pid)
+        # A zombie (state Z) has finished: nothing to kill. A pid reported once is not
+        # blamed on the next test too.
+        if not stat or stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z" or pid in _reported:
+            continue
+        _reported.add(pid)
+        # Right after a fork the command line can still be empty: fall back to the name.
+        cmd = _read("/proc/%d/cmdline" % pid).replace(b"\0", b" ").strip()
+        if not cmd:
+            cmd = stat[stat.find(b"(") + 1 : stat.rfind(b")")]
+        out.append({"pid": pid, "cmd": cmd.decode("utf-8", "replace")[:200]})
     return out or None
 
 

@@ -5,11 +5,10 @@
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::ReporterSpec;
-use crate::plugin_host::bindings::reporter::mtest::plugin::types::Outcome as WitOutcome;
 use crate::plugin_host::discovery;
 use crate::plugin_host::session::{ReporterSession, RunStart, RunSummary, TestRecord as WitRecord};
 use crate::plugin_host::{builtins, PluginHost, Source};
-use crate::record::{Outcome, TestRecord};
+use crate::record::TestRecord;
 
 struct Active {
     name: String,
@@ -153,19 +152,6 @@ impl Reporters {
     }
 }
 
-pub fn to_wit_outcome(o: Outcome) -> WitOutcome {
-    match o {
-        Outcome::Passed => WitOutcome::Passed,
-        Outcome::Failed => WitOutcome::Failed,
-        Outcome::Error => WitOutcome::Error,
-        Outcome::Skipped => WitOutcome::Skipped,
-        Outcome::Xfailed => WitOutcome::Xfailed,
-        Outcome::Xpassed => WitOutcome::Xpassed,
-        Outcome::Hung => WitOutcome::Hung,
-        Outcome::Crashed => WitOutcome::Crashed,
-    }
-}
-
 fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
     let mut details = if replayed || !r.outcome.is_failure() {
         Vec::new()
@@ -180,7 +166,7 @@ fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
     }
     WitRecord {
         test_id: r.test_id.clone(),
-        outcome: to_wit_outcome(r.outcome),
+        outcome: r.outcome.into(),
         duration_s: r.duration_s,
         tier: r.tier,
         markers: r.markers.clone(),

@@ -779,12 +779,10 @@ fn outcome_of(reports: &[Report]) -> (Classified, Details) {
                 };
                 message = msg;
             }
-            (_, "failed") => {
-                // setup or teardown: an error, unless the call already failed.
-                if !matches!(outcome, Outcome::Failed | Outcome::Hung) {
-                    outcome = Outcome::Error;
-                    message = msg.map(|m| format!("error in {}: {m}", r.when));
-                }
+            // setup or teardown: an error, unless the call already failed.
+            (_, "failed") if !matches!(outcome, Outcome::Failed | Outcome::Hung) => {
+                outcome = Outcome::Error;
+                message = msg.map(|m| format!("error in {}: {m}", r.when));
             }
             _ => {}
         }

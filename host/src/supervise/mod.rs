@@ -19,7 +19,7 @@ use crate::record::{Outcome, TestRecord};
 
 /// What the supervisor tells the rest of mtest as the run goes.
 pub enum Progress<'a> {
-    Record(TestRecord),
+    Record(Box<TestRecord>),
     ChunkEnded(&'a Ended),
     Warning(String),
     /// Called every loop turn: running chunks, queued chunks.
@@ -90,7 +90,7 @@ impl Loop<'_, '_> {
                 self.retry.push((test, r.attempt + 1));
             }
         }
-        (self.sink)(Progress::Record(r));
+        (self.sink)(Progress::Record(Box::new(r)));
     }
 
     fn stop(&mut self, why: Finish) {
@@ -226,7 +226,7 @@ pub fn run(
             if l.stopping != Some(Finish::Interrupted) {
                 for job in l.queue.iter_mut() {
                     if let Some(record) = job.forensic.take() {
-                        (l.sink)(Progress::Record(*record));
+                        (l.sink)(Progress::Record(record));
                     }
                 }
             }
