@@ -206,16 +206,16 @@ fn execute(
     for w in warnings.drain(..) {
         eprintln!("{w}");
     }
+    let env = Env {
+        gates: &gates,
+        root,
+        args,
+        project,
+        host,
+        durations: &durations,
+        quarantine: &quarantine,
+    };
     if args.explain_selection {
-        let env = Env {
-            gates: &gates,
-            root,
-            args,
-            project,
-            host,
-            durations: &durations,
-            quarantine: &quarantine,
-        };
         return explain(&env);
     }
 
@@ -224,15 +224,6 @@ fn execute(
         resume_state(&gates)?
     } else {
         let opts = options(args, root, project)?;
-        let env = Env {
-            gates: &gates,
-            root,
-            args,
-            project,
-            host,
-            durations: &durations,
-            quarantine: &quarantine,
-        };
         let (state, errors) = fresh_state(&env, opts)?;
         (state, Vec::new(), errors)
     };

@@ -100,7 +100,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     // tempfile creates 0600; the store is as readable as any other project file.
     use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(fail)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(fail)?;
     tmp.write_all(bytes).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
