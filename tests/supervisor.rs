@@ -219,6 +219,42 @@ fn five_segfaults_in_2000_tests_crash_alone() {
         ]
     );
     assert_eq!(got.values().filter(|o| *o == "passed").count(), 1995);
+
+    // Next run: each test that crashed runs alone, first, in a pytest process of its own,
+    // so a repeat crash takes no chunk down; its bundle says so.
+    let out = mtest_in(dir.path()).args(["-j", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(records(dir.path()).len(), 2000);
+    for r in records(dir.path())
+        .iter()
+        .filter(|r| r["outcome"] == "crashed")
+    {
+        let chunk = r["chunk"].as_u64().unwrap();
+        let ids = std::fs::read_to_string(
+            dir.path()
+                .join(format!(".gates/last-run/chunks/chunk-{chunk:04}.ids")),
+        )
+        .unwrap();
+        assert_eq!(ids.trim(), r["test_id"].as_str().unwrap(), "ran alone");
+        assert!(chunk <= 5, "the isolated tests run first: chunk {chunk}");
+        let bundle = std::fs::read_to_string(
+            dir.path()
+                .join(".gates/last-run")
+                .join(r["bundle"].as_str().unwrap()),
+        )
+        .unwrap();
+        assert!(
+            bundle.contains("it crashed in the previous run too, so this time it ran alone"),
+            "{bundle}"
+        );
+    }
+    assert_eq!(
+        outcomes(dir.path())
+            .values()
+            .filter(|o| *o == "passed")
+            .count(),
+        1995
+    );
 }
 
 fn wait_for_records(root: &Path, at_least: usize, limit: Duration) {

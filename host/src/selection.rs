@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::session::{Candidate, ExclusionReason, SelectionRequest, SelectionSession};
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::collect::Item;
@@ -28,6 +29,10 @@ pub struct PlannedTest {
     /// Per-test timeout from a `timeout` marker, seconds.
     pub timeout_s: Option<f64>,
     pub quarantined: bool,
+    /// It crashed in its previous run: it runs alone, in its own pytest process, so a
+    /// repeat crash costs one start-up and takes no other test's chunk down with it.
+    #[serde(default)]
+    pub isolate: bool,
 }
 
 pub struct Selected {
@@ -193,6 +198,7 @@ pub fn select(
                 estimate_ms: c.estimate_ms,
                 timeout_s: item.timeout,
                 quarantined: c.quarantined,
+                isolate: c.last_outcome == Some(WitOutcome::Crashed),
             }
         })
         .collect();

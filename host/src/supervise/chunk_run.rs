@@ -74,6 +74,8 @@ impl<'a> RunContext<'a> {
 /// What one chunk is asked to do.
 pub struct Job {
     pub tests: Vec<usize>,
+    /// One test that crashed last time, run alone and unbuffered (it needs no re-run).
+    pub isolated: bool,
     /// 1 for a first run; n for the (n-1)th retry of failed tests.
     pub attempt: u32,
     /// Set for the re-run of a crashed test alone, unbuffered: its record, held back until
@@ -82,9 +84,11 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn first(tests: Vec<usize>) -> Job {
+    pub fn first(ctx: &RunContext, tests: Vec<usize>) -> Job {
+        let isolated = matches!(tests.as_slice(), [t] if ctx.tests[*t].isolate);
         Job {
             tests,
+            isolated,
             attempt: 1,
             forensic: None,
         }
@@ -133,6 +137,7 @@ pub struct Ended {
 pub struct ChunkRun {
     pub id: u32,
     attempt: u32,
+    isolated: bool,
     forensic: Option<Box<TestRecord>>,
     /// Asked to end after its current test (the budget ran out).
     soft_stopped: bool,
@@ -164,6 +169,7 @@ impl ChunkRun {
     pub fn spawn(ctx: &RunContext, id: u32, job: Job) -> Result<ChunkRun, String> {
         let Job {
             tests,
+            isolated,
             attempt,
             forensic,
         } = job;
@@ -198,7 +204,7 @@ impl ChunkRun {
         if let Some(stop) = &ctx.stop_file {
             cmd.env("MTEST_STOP", stop);
         }
-        if forensic.is_some() {
+        if forensic.is_some() || isolated {
             // Output lost with --capture=fd survives a crash when teed and unbuffered.
             cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
         }
@@ -214,6 +220,7 @@ impl ChunkRun {
         Ok(ChunkRun {
             id,
             attempt,
+            isolated,
             forensic,
             soft_stopped: false,
             held: Vec::new(),
@@ -395,8 +402,9 @@ impl ChunkRun {
         self.soft_stopped = true;
     }
 
-    pub fn is_forensic(&self) -> bool {
-        self.forensic.is_some()
+    /// Its crashes need no re-run alone: it was one already.
+    pub fn ran_alone(&self) -> bool {
+        self.forensic.is_some() || self.isolated
     }
 
     /// Second Ctrl-C: kill the whole group now.
@@ -470,6 +478,12 @@ impl ChunkRun {
                 let mut r = self.unfinished_record(ctx, f, Outcome::Crashed);
                 r.message = Some(format!("pytest died ({how}) while this test ran"));
                 r.details.last_output = log_tail.clone();
+                if self.isolated {
+                    r.details.rerun = format!(
+                        "it crashed in the previous run too, so this time it ran alone, unbuffered \
+                         (--capture=tee-sys): it crashed again ({how}); its output is above"
+                    );
+                }
                 out.push(r);
                 self.done.insert(f.test);
             }
@@ -555,6 +569,7 @@ impl ChunkRun {
     fn same_attempt(&self, tests: Vec<usize>) -> Job {
         Job {
             tests,
+            isolated: false,
             attempt: self.attempt,
             forensic: None,
         }

@@ -12,6 +12,19 @@ const STARTUPS_PER_CHUNK: u64 = 15;
 /// Returns chunks as lists of indices into `tests`, in dispatch order. Files appear in the
 /// order of their first test in `tests` (the selection's priority order).
 pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) -> Vec<Vec<usize>> {
+    // Tests that crashed last time run first, each alone.
+    let (alone, order): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| tests[i].isolate);
+    let mut chunks: Vec<Vec<usize>> = alone.into_iter().map(|i| vec![i]).collect();
+    chunks.extend(plan_together(tests, &order, jobs, startup_ms));
+    chunks
+}
+
+fn plan_together(
+    tests: &[PlannedTest],
+    order: &[usize],
+    jobs: u32,
+    startup_ms: u32,
+) -> Vec<Vec<usize>> {
     if order.is_empty() {
         return Vec::new();
     }
@@ -82,6 +95,7 @@ mod tests {
             estimate_ms: ms,
             timeout_s: None,
             quarantined: false,
+            isolate: false,
         }
     }
 
@@ -131,6 +145,18 @@ mod tests {
         let mut all: Vec<usize> = chunks.concat();
         all.sort();
         assert_eq!(all, order);
+    }
+
+    #[test]
+    fn tests_that_crashed_last_time_run_first_each_alone() {
+        let mut tests: Vec<_> = (0..20).map(|i| t(&format!("f{}.py", i / 10), 10)).collect();
+        tests[13].isolate = true;
+        tests[4].isolate = true;
+        let order: Vec<usize> = (0..20).collect();
+        let chunks = plan(&tests, &order, 1, 1000);
+        assert_eq!(chunks[0], vec![4]);
+        assert_eq!(chunks[1], vec![13]);
+        assert_eq!(chunks[2].len(), 18);
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Loop<'_, '_> {
             if let Some(test) = test {
                 self.queue.push_front(Job {
                     tests: vec![test],
+                    isolated: false,
                     attempt: r.attempt,
                     forensic: Some(Box::new(r)),
                 });
@@ -107,7 +108,10 @@ pub fn run(
     sink: &mut dyn FnMut(Progress),
 ) -> Finish {
     let mut l = Loop {
-        queue: chunks.into_iter().map(Job::first).collect(),
+        queue: chunks
+            .into_iter()
+            .map(|tests| Job::first(ctx, tests))
+            .collect(),
         running: Vec::new(),
         next_id: options.first_chunk.max(1),
         stopping: None,
@@ -162,7 +166,7 @@ pub fn run(
         while i < l.running.len() {
             l.running[i].poll(ctx, &mut out);
             let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
-            let forensic_ok = !l.running[i].is_forensic();
+            let forensic_ok = !l.running[i].ran_alone();
             let chunk_failed = out.iter().any(|r| r.outcome.is_failure() && !r.quarantined);
             for record in out.drain(..) {
                 l.record(ctx, record, forensic_ok);
@@ -210,6 +214,7 @@ pub fn run(
                     .collect();
                 l.queue.push_back(Job {
                     tests,
+                    isolated: false,
                     attempt,
                     forensic: None,
                 });
