@@ -656,3 +656,37 @@ fn self_check_passes() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_project_whose_addopts_use_pytests_cache_still_runs() {
+    let dir = project(&[
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\naddopts = \"--lf -p no:randomly\"\n",
+        ),
+        (
+            "tests/test_a.py",
+            "def test_a():\n    pass\n\ndef test_b():\n    assert False\n",
+        ),
+    ]);
+    for _ in 0..2 {
+        let out = mtest_in(dir.path()).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            outcomes(dir.path()),
+            expect(&[
+                ("tests/test_a.py::test_a", "passed"),
+                ("tests/test_a.py::test_b", "failed")
+            ])
+        );
+    }
+    assert!(
+        !dir.path().join(".pytest_cache").exists(),
+        "chunks keep a private cache"
+    );
+}

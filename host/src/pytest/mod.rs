@@ -20,6 +20,50 @@ pub struct Pytest {
     plugin_dir: tempfile::TempDir,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
     pub extra_args: Vec<String>,
+    /// The project's options use pytest's cache (`--lf`, `--sw`…): keep the cacheprovider
+    /// plugin, with a private cache per invocation, instead of disabling it.
+    keep_cache: bool,
+    invocations: std::cell::Cell<u32>,
+}
+
+/// Options that exist only while pytest's cacheprovider plugin is loaded.
+const CACHE_OPTIONS: &[&str] = &[
+    "--lf",
+    "--last-failed",
+    "--ff",
+    "--failed-first",
+    "--nf",
+    "--new-first",
+    "--sw",
+    "--stepwise",
+    "--sw-skip",
+    "--stepwise-skip",
+    "--lfnf",
+    "--last-failed-no-failures",
+    "--cache-show",
+    "--cache-clear",
+];
+
+/// Whether the project's pytest configuration, `PYTEST_ADDOPTS` or mtest's extra
+/// arguments mention an option of pytest's cache (a plain text search: a false positive
+/// only costs a private cache directory).
+fn uses_cache_options(root: &Path, extra_args: &[String]) -> bool {
+    let mut texts: Vec<String> = [
+        "pyproject.toml",
+        "pytest.ini",
+        ".pytest.ini",
+        "setup.cfg",
+        "tox.ini",
+    ]
+    .iter()
+    .filter_map(|f| std::fs::read_to_string(root.join(f)).ok())
+    .collect();
+    texts.extend(std::env::var("PYTEST_ADDOPTS").ok());
+    texts.extend(extra_args.iter().cloned());
+    texts.iter().any(|text| {
+        text.split(|c: char| c.is_whitespace() || "\"',[]=".contains(c))
+            .any(|word| CACHE_OPTIONS.contains(&word))
+    })
 }
 
 /// The interpreter: `--python`, else `[tool.mtest] python`, else the project's `.venv` or
@@ -57,6 +101,8 @@ impl Pytest {
         )
         .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
         Ok(Pytest {
+            keep_cache: uses_cache_options(&root, &extra_args),
+            invocations: std::cell::Cell::new(0),
             python,
             root,
             plugin_dir,
@@ -95,20 +141,22 @@ impl Pytest {
     }
 
     /// `python -m pytest -p mtest_events -p no:cacheprovider` in the project root, with the
-    /// plugin on `PYTHONPATH` and event file `events`. Callers add their own arguments, then
-    /// [`Pytest::finish_args`].
+    /// plugin on `PYTHONPATH` and event file `events`. Parallel chunks must not share
+    /// `.pytest_cache`, so the cache is off, or private to this invocation when the project
+    /// relies on its options. Callers add their own arguments, then [`Pytest::finish_args`].
     pub fn command(&self, events: &Path) -> Command {
         let mut cmd = Command::new(&self.python);
         cmd.current_dir(&self.root)
-            .args([
-                "-m",
-                "pytest",
-                "-p",
-                EVENT_PLUGIN_MODULE,
-                "-p",
-                "no:cacheprovider",
-            ])
-            .env("PYTHONPATH", self.pythonpath())
+            .args(["-m", "pytest", "-p", EVENT_PLUGIN_MODULE]);
+        if self.keep_cache {
+            let n = self.invocations.get() + 1;
+            self.invocations.set(n);
+            let dir = self.plugin_dir.path().join(format!("pytest-cache-{n}"));
+            cmd.arg("-o").arg(format!("cache_dir={}", dir.display()));
+        } else {
+            cmd.args(["-p", "no:cacheprovider"]);
+        }
+        cmd.env("PYTHONPATH", self.pythonpath())
             .env("MTEST_EVENTS", events)
             .env_remove("MTEST_COLLECT")
             .env_remove("MTEST_SELECT")
