@@ -109,6 +109,7 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         retries: args.retries.or(c.retries).unwrap_or(0),
         flaky_fails: args.flaky_fails,
         rerun_crashed: c.rerun_crashed.unwrap_or(true),
+        reporters: args.reporters.clone(),
     })
 }
 
@@ -259,11 +260,17 @@ fn execute(
         selected: state.tests.len() as u32,
         command: state.command.clone(),
     };
-    let reporter_specs: Option<Vec<ReporterSpec>> = if args.reporters.is_empty() {
+    // `--reporter` of this invocation, else of the run being resumed, else the configured.
+    let reporters_given = if args.reporters.is_empty() {
+        &opts.reporters
+    } else {
+        &args.reporters
+    };
+    let reporter_specs: Option<Vec<ReporterSpec>> = if reporters_given.is_empty() {
         project.mtest.reporters.clone()
     } else {
         Some(
-            args.reporters
+            reporters_given
                 .iter()
                 .cloned()
                 .map(ReporterSpec::Name)

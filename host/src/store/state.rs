@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub flaky_fails: bool,
     #[serde(default = "yes")]
     pub rerun_crashed: bool,
+    /// `--reporter` plugins of the command line (a resume uses them again).
+    #[serde(default)]
+    pub reporters: Vec<String>,
 }
 
 fn yes() -> bool {
