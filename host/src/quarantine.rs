@@ -74,7 +74,7 @@ pub fn apply(
             None => return Err(e.to_string()),
         },
     };
-    schema(quarantine);
+    quarantine.schema_version = 1;
     for d in decisions {
         let id = &histories[d.index as usize].test_id;
         match d.verdict {
@@ -97,8 +97,4 @@ pub fn apply(
         }
     }
     Ok(notes)
-}
-
-fn schema(q: &mut Quarantine) {
-    q.schema_version = 1;
 }

@@ -47,8 +47,7 @@ pub fn show(root: &Path) -> Exit {
         .map(|(id, e)| {
             let (failures, streak) = match durations.tests.get(id) {
                 Some(h) => {
-                    let window = &h.outcomes[h.outcomes.len().saturating_sub(5)..];
-                    let failures = window.iter().filter(|o| o.is_failure()).count();
+                    let runs = h.outcomes.len().min(5);
                     let streak = h
                         .outcomes
                         .iter()
@@ -56,7 +55,7 @@ pub fn show(root: &Path) -> Exit {
                         .filter(|o| **o != crate::record::Outcome::Skipped)
                         .take_while(|o| !o.is_failure())
                         .count();
-                    (format!("{failures}/{}", window.len()), streak)
+                    (format!("{}/{runs}", h.recent_failures()), streak)
                 }
                 None => ("-".into(), 0),
             };

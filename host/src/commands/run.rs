@@ -43,9 +43,6 @@ pub struct Stop(pub Exit, pub String);
 
 type Result<T> = std::result::Result<T, Stop>;
 
-/// Default pytest start-up estimate until one has been measured here.
-const DEFAULT_STARTUP_MS: u32 = 1000;
-
 pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig, host: &PluginHost) -> Exit {
     match execute(args, root, project, host) {
         Ok(exit) => exit,
@@ -322,7 +319,7 @@ fn execute(
         let _ = std::fs::remove_file(&stop);
         ctx.stop_file = Some(stop);
     }
-    let startup_ms = durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS);
+    let startup_ms = durations.startup_ms();
     let order: Vec<usize> = (0..todo.len()).collect();
     let plan = chunks::plan(&todo, &order, opts.jobs, startup_ms);
     let mut startups = Vec::new();
@@ -563,7 +560,7 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         tiers: opts.tiers,
         budget_ms: opts.budget_s.map(|s| (s * 1000.0) as u64),
         workers: opts.jobs,
-        startup_ms: env.durations.startup_ms().unwrap_or(DEFAULT_STARTUP_MS),
+        startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
     };
     let selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)

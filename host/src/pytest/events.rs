@@ -98,12 +98,15 @@ impl EventTail {
         let Some(file) = self.file.as_mut() else {
             return Vec::new();
         };
-        let mut buf = Vec::new();
-        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut buf).is_err() {
+        // Append straight to what is left of the last read (a line in the making).
+        let before = self.partial.len();
+        if file.seek(SeekFrom::Start(self.offset)).is_err()
+            || file.read_to_end(&mut self.partial).is_err()
+        {
+            self.partial.truncate(before);
             return Vec::new();
         }
-        self.offset += buf.len() as u64;
-        self.partial.extend_from_slice(&buf);
+        self.offset += (self.partial.len() - before) as u64;
         let Some(last_newline) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Vec::new();
         };

@@ -54,9 +54,10 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 impl Durations {
-    pub fn startup_ms(&self) -> Option<u32> {
+    /// What one pytest process costs before its first test here; 1 s until measured.
+    pub fn startup_ms(&self) -> u32 {
         self.startup_s
-            .map(|s| (s * 1000.0).round().clamp(50.0, 60_000.0) as u32)
+            .map_or(1000, |s| (s * 1000.0).round().clamp(50.0, 60_000.0) as u32)
     }
 
     /// Folds this run's measured chunk start-ups in (median, smoothed with the old value).
