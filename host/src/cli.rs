@@ -136,6 +136,10 @@ pub struct RunArgs {
     /// Reporter plugin for this run, instead of the configured ones (repeatable).
     #[arg(long = "reporter", value_name = "PLUGIN")]
     pub reporters: Vec<String>,
+    /// How tests are isolated: `fork` (collect once, fork a worker per batch; the default
+    /// on Linux) or `process` (a pytest process per chunk).
+    #[arg(long, value_name = "MODE")]
+    pub isolation: Option<crate::config::Isolation>,
     /// Arguments passed to every pytest invocation.
     #[arg(last = true, value_name = "PYTEST_ARGS")]
     pub pytest_args: Vec<String>,

@@ -40,11 +40,7 @@ pub fn parse_duration(spec: &str) -> Result<Duration, String> {
     let bad = || format!("{spec:?}: expected a duration like 90s, 5m or 1h30m");
     let spec = spec.trim();
     if let Ok(secs) = spec.parse::<f64>() {
-        return if secs.is_finite() && secs > 0.0 {
-            Ok(Duration::from_secs_f64(secs))
-        } else {
-            Err(bad())
-        };
+        return checked_secs(secs).map_err(|e| format!("{spec:?}: {e}"));
     }
     let mut total = 0f64;
     let mut number = String::new();
@@ -65,10 +61,41 @@ pub fn parse_duration(spec: &str) -> Result<Duration, String> {
         number.clear();
         any = true;
     }
-    if !number.is_empty() || !any || total <= 0.0 {
+    if !number.is_empty() || !any {
         return Err(bad());
     }
-    Ok(Duration::from_secs_f64(total))
+    checked_secs(total).map_err(|e| format!("{spec:?}: {e}"))
+}
+
+/// The longest duration mtest takes from a user: a year.
+pub const MAX_SECS: f64 = 365.0 * 86_400.0;
+
+/// A user-given number of seconds, checked: more than zero, at most a year.
+pub fn checked_secs(secs: f64) -> Result<Duration, String> {
+    if !(secs.is_finite() && secs > 0.0) {
+        return Err(format!("expected a number of seconds above 0, not {secs}"));
+    }
+    if secs > MAX_SECS {
+        return Err(format!("{secs} seconds is more than a year, the most mtest accepts"));
+    }
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{secs} seconds: {e}"))
+}
+
+/// Seconds from pytest or a plugin as a duration that cannot panic: NaN and negatives are
+/// zero, anything above a year is a year.
+pub fn secs(secs: f64) -> Duration {
+    if secs.is_nan() || secs <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(secs.min(MAX_SECS)).unwrap_or(Duration::ZERO)
+}
+
+/// A Unix timestamp (seconds, as Python's `time.time()`) as a time; nonsense is the epoch.
+pub fn epoch(t: f64) -> SystemTime {
+    Duration::try_from_secs_f64(t)
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 /// `4.2s`, `3m05s`, `1h02m`.
@@ -109,5 +136,23 @@ mod tests {
         assert!(parse_duration("m").is_err());
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("").is_err());
+        assert!(parse_duration("1e30").is_err());
+        assert!(parse_duration("1e30s").is_err());
+        assert!(parse_duration("NaN").is_err());
+        assert!(parse_duration("-5").is_err());
+    }
+
+    #[test]
+    fn seconds_from_anywhere_never_panic() {
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+        assert_eq!(secs(-1.0), Duration::ZERO);
+        assert_eq!(secs(1e30), Duration::from_secs(365 * 86_400));
+        assert_eq!(secs(1.5), Duration::from_millis(1500));
+        assert_eq!(epoch(f64::INFINITY), UNIX_EPOCH);
+        assert_eq!(epoch(1e300), UNIX_EPOCH);
+        assert!(checked_secs(1e30).is_err());
+        assert!(checked_secs(0.0).is_err());
+        assert!(checked_secs(f64::NAN).is_err());
+        assert_eq!(checked_secs(2.0), Ok(Duration::from_secs(2)));
     }
 }

@@ -42,6 +42,39 @@ pub struct Config {
     /// Extra arguments for every pytest invocation (after the command line's `-- ARGS`).
     #[serde(default)]
     pub pytest_args: Vec<String>,
+    /// `fork` (collect once, fork workers) or `process` (a pytest process per chunk).
+    pub isolation: Option<Isolation>,
+    /// Seconds collection may go without progress before the module in flight is taken
+    /// for hung (default 120).
+    pub collect_timeout: Option<f64>,
+}
+
+/// How tests are isolated from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One pytest process collects once; each batch runs in a fork of it.
+    Fork,
+    /// Each chunk is a pytest process of its own, collecting its own files.
+    Process,
+}
+
+impl Isolation {
+    /// Fork on Linux; process on macOS, whose system frameworks are not fork-safe.
+    pub fn default_for_platform() -> Isolation {
+        if cfg!(target_os = "linux") {
+            Isolation::Fork
+        } else {
+            Isolation::Process
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::Fork => "fork",
+            Isolation::Process => "process",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,17 +202,30 @@ fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -
     Some(found.map(|(i, _)| i + 1).unwrap_or(line))
 }
 
+/// The most parallel workers mtest starts.
+pub const MAX_JOBS: u32 = 1024;
+
 fn validate(c: &Config) -> Result<(), String> {
     if c.jobs == Some(0) {
         return Err("jobs: must be at least 1".into());
     }
-    for (key, v) in [("timeout", c.timeout), ("plugin-timeout", c.plugin_timeout)] {
+    if let Some(jobs) = c.jobs.filter(|&j| j > MAX_JOBS) {
+        return Err(format!("jobs: {jobs} is more than {MAX_JOBS}"));
+    }
+    let probe_timeouts = c
+        .probes
+        .iter()
+        .map(|(name, p)| (format!("probes.{name}.timeout"), p.timeout));
+    for (key, v) in [
+        ("timeout".to_string(), c.timeout),
+        ("plugin-timeout".to_string(), c.plugin_timeout),
+        ("collect-timeout".to_string(), c.collect_timeout),
+    ]
+    .into_iter()
+    .chain(probe_timeouts)
+    {
         if let Some(v) = v {
-            if !(v.is_finite() && v > 0.0) {
-                return Err(format!(
-                    "{key}: must be a positive number of seconds, not {v}"
-                ));
-            }
+            crate::clock::checked_secs(v).map_err(|e| format!("{key}: {e}"))?;
         }
     }
     if c.plugin_memory_mb == Some(0) {

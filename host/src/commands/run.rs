@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 
 use crate::cli::RunArgs;
 use crate::clock;
-use crate::config::{ProjectConfig, ReporterSpec};
+use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
 use crate::plugin_host::session::{RunStart, RunSummary};
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
-use crate::pytest::collect::{self, CollectFailure, Collected};
+use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection};
 use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
@@ -22,8 +22,9 @@ use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
-use crate::supervise::chunk_run::RunContext;
-use crate::supervise::{self, chunks, platform, Finish};
+use crate::supervise::chunk_run::{Job, Launcher, RunContext};
+use crate::supervise::zygote::Mode;
+use crate::supervise::{self, chunks, platform, Finish, Work};
 use crate::{quarantine, Exit};
 
 /// What every step of a run reads: where, with which arguments, configuration and host,
@@ -77,22 +78,19 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .map(|n| n.get() as u32)
             .unwrap_or(1)
     });
-    if jobs == 0 {
-        return Err(usage("-j must be at least 1".into()));
+    if jobs == 0 || jobs > MAX_JOBS {
+        return Err(usage(format!("-j must be between 1 and {MAX_JOBS}, not {jobs}")));
     }
     let timeout_s = args
         .timeout
         .or(c.timeout)
         .or(project.pytest_timeout)
         .unwrap_or(30.0);
-    if !(timeout_s.is_finite() && timeout_s > 0.0) {
-        return Err(usage(format!(
-            "--timeout must be a positive number of seconds, not {timeout_s}"
-        )));
-    }
+    clock::checked_secs(timeout_s).map_err(|e| usage(format!("--timeout: {e}")))?;
     let python = find_python(args.python.as_deref(), c.python.as_deref(), root);
     let mut pytest_args = c.pytest_args.clone();
     pytest_args.extend(args.pytest_args.iter().cloned());
+    refuse_meta_options(&pytest_args)?;
     Ok(RunOptions {
         tiers,
         budget_s,
@@ -107,7 +105,40 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         flaky_fails: args.flaky_fails,
         rerun_crashed: c.rerun_crashed.unwrap_or(true),
         reporters: args.reporters.clone(),
+        isolation: args
+            .isolation
+            .or(c.isolation)
+            .unwrap_or_else(Isolation::default_for_platform),
+        collect_timeout_s: c
+            .collect_timeout
+            .unwrap_or_else(crate::store::state::collect_timeout),
     })
+}
+
+/// pytest options that do not run tests, or only print something: turning their output
+/// into records would report tests that never ran.
+const META_OPTIONS: &[&str] = &[
+    "--setup-plan",
+    "--setup-only",
+    "--collect-only",
+    "--co",
+    "--fixtures",
+    "--funcargs",
+    "--fixtures-per-test",
+    "--markers",
+    "--version",
+    "-V",
+    "-h",
+    "--help",
+];
+
+fn refuse_meta_options(pytest_args: &[String]) -> Result<()> {
+    match pytest_args.iter().find(|a| META_OPTIONS.contains(&a.as_str())) {
+        Some(option) => Err(usage(format!(
+            "pytest's {option} does not run tests, so mtest has nothing to record: run `pytest {option}` itself"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Reads a store file; a corrupt one is reported, set aside, and replaced by the default.
@@ -218,12 +249,18 @@ fn execute(
     }
 
     // Fresh run: collect and select. Resume: the saved selection minus what is recorded.
-    let (state, earlier, fresh_records) = if args.resume {
-        resume_state(&gates)?
+    let (state, earlier, mut fresh_records, collection) = if args.resume {
+        let (state, earlier) = resume_state(&gates)?;
+        // Fork mode forks from a collection: collect again (process mode needs none).
+        let collection = match state.options.isolation {
+            Isolation::Fork => Some(start_collection(&env, &state.options)?),
+            Isolation::Process => None,
+        };
+        (state, earlier, Vec::new(), collection)
     } else {
         let opts = options(args, root, project)?;
-        let (state, errors) = fresh_state(&env, opts)?;
-        (state, Vec::new(), errors)
+        let (state, errors, collection) = fresh_state(&env, opts)?;
+        (state, Vec::new(), errors, Some(collection))
     };
     let opts = state.options.clone();
     let pytest = Pytest::new(
@@ -234,12 +271,19 @@ fn execute(
     .map_err(|e| Stop(Exit::Internal, e))?;
 
     let recorded: HashSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
-    let todo: Vec<PlannedTest> = state
+    let mut todo: Vec<PlannedTest> = state
         .tests
         .iter()
         .filter(|t| !recorded.contains(t.id.as_str()))
         .cloned()
         .collect();
+    let (mut launcher, item_index) = launcher_for(
+        &opts,
+        collection,
+        &mut todo,
+        &state.run_id,
+        &mut fresh_records,
+    );
     if args.resume {
         eprintln!(
             "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run",
@@ -313,7 +357,10 @@ fn execute(
         &gates.last_run(),
         opts.timeout_s,
     );
-    let deadline = opts.budget_s.map(|b| started + Duration::from_secs_f64(b));
+    ctx.item_index = item_index;
+    let deadline = opts
+        .budget_s
+        .and_then(|b| started.checked_add(clock::secs(b)));
     if deadline.is_some() {
         let stop = gates.chunks().join("stop");
         let _ = std::fs::remove_file(&stop);
@@ -321,7 +368,25 @@ fn execute(
     }
     let startup_ms = durations.startup_ms();
     let order: Vec<usize> = (0..todo.len()).collect();
-    let plan = chunks::plan(&todo, &order, opts.jobs, startup_ms);
+    let work = match launcher {
+        Launcher::Fork(_) => {
+            // Tests that crashed last time first, each alone; the rest in batches, files
+            // kept together in the order of their first selected test.
+            let (alone, rest): (Vec<usize>, Vec<usize>) =
+                order.iter().partition(|&&i| todo[i].isolate);
+            Work {
+                jobs: alone.into_iter().map(|i| Job::first(&ctx, vec![i])).collect(),
+                pool: chunks::by_file(&todo, &rest),
+            }
+        }
+        Launcher::Process => Work {
+            jobs: chunks::plan(&todo, &order, opts.jobs, startup_ms)
+                .into_iter()
+                .map(|tests| Job::first(&ctx, tests))
+                .collect(),
+            pool: Vec::new(),
+        },
+    };
     let mut startups = Vec::new();
     let mut versions = None;
     let first_new = rec.records.len();
@@ -333,7 +398,7 @@ fn execute(
         rerun_crashed: opts.rerun_crashed,
         deadline,
     };
-    let finish = supervise::run(&ctx, plan, &supervise_options, &mut |event| match event {
+    let finish = supervise::run(&ctx, work, &mut launcher, &supervise_options, &mut |event| match event {
         supervise::Progress::Record(r) => rec.record(*r),
         supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
         supervise::Progress::ChunkEnded(ended) => {
@@ -348,6 +413,20 @@ fn execute(
         supervise::Progress::Tick { running, .. } => rec.progress.tick(running),
     });
     rec.progress.clear();
+    if let Launcher::Fork(zygote) = &mut launcher {
+        // pytest's own session end in the zygote: plugins finish (pytest-cov combines the
+        // workers' coverage data here, as under xdist).
+        let how = zygote.quit(Duration::from_secs(300));
+        for notice in zygote.notices.drain(..) {
+            rec.progress.line(&format!("warning: {notice}"));
+        }
+        if how.starts_with("killed") {
+            rec.progress.line(&format!("warning: the zygote's session end was {how}"));
+        }
+        if let Some(report) = coverage_report(&zygote.log) {
+            eprintln!("{report}");
+        }
+    }
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
             rec.progress.line(&format!("warning: {e}"));
@@ -507,20 +586,21 @@ fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<TestRecord> {
 
 /// What collection and selection decided, before anything is written.
 struct Planned {
-    collected: Collected,
+    collection: Collection,
     selected: selection::Selected,
     notes: Vec<String>,
 }
 
-/// Collects (into `.gates/collect/`) and asks the selection plugin; writes nothing else.
-fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
+/// Collects with the zygote (into `.gates/collect/`); in fork mode the zygote stays, ready
+/// to fork.
+fn start_collection(env: &Env, opts: &RunOptions) -> Result<Collection> {
     let pytest = Pytest::new(
         opts.python.clone().into(),
         env.root.to_path_buf(),
         opts.pytest_args.clone(),
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
-    let mut selection_args = Vec::new();
+    let mut selection_args = vec![format!("--timeout={}", opts.timeout_s)];
     if let Some(k) = &opts.keyword {
         selection_args.extend(["-k".to_string(), k.clone()]);
     }
@@ -534,12 +614,99 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
             format!("cannot create {}: {e}", work.display()),
         )
     })?;
-    let collected = match collect::collect(&pytest, &selection_args, &work, &env.gates.collection())
-    {
-        Ok(c) => c,
-        Err(CollectFailure::Broken(text)) => return Err(Stop(Exit::PytestBroken, text)),
-        Err(CollectFailure::Io(text)) => return Err(usage(text)),
+    let mode = match opts.isolation {
+        Isolation::Fork => Mode::Fork,
+        Isolation::Process => Mode::Collect,
     };
+    let limits = CollectLimits {
+        quiet: clock::secs(opts.collect_timeout_s),
+    };
+    // The zygote must outlive this function in fork mode: it is the run's pytest. It is
+    // spawned on this thread, which lives as long as the run (PDEATHSIG).
+    match collect::collect(&pytest, &selection_args, &work, mode, &limits) {
+        Ok(c) => Ok(c),
+        Err(CollectFailure::Broken(text)) => Err(Stop(Exit::PytestBroken, text)),
+        Err(CollectFailure::Io(text)) => Err(usage(text)),
+        Err(CollectFailure::Refused(text)) => Err(usage(text)),
+        Err(CollectFailure::Interrupted) => Err(Stop(
+            Exit::Interrupted,
+            "interrupted while collecting; nothing ran".into(),
+        )),
+    }
+}
+
+/// Fork mode's launcher, with each test's index among the zygote's items; a selected
+/// test the zygote did not collect (it changed since the run began) gets an `error`
+/// record. Without a zygote: process mode.
+fn launcher_for(
+    opts: &RunOptions,
+    collection: Option<Collection>,
+    todo: &mut Vec<PlannedTest>,
+    run_id: &str,
+    records: &mut Vec<TestRecord>,
+) -> (Launcher, Vec<u32>) {
+    let Some(mut collection) = collection else {
+        return (Launcher::Process, Vec::new());
+    };
+    if let Some(why) = &collection.no_fork {
+        eprintln!(
+            "mtest: process mode: the zygote cannot fork safely ({why}); pass --isolation process to say so"
+        );
+    }
+    let Some(zygote) = collection.zygote.take() else {
+        return (Launcher::Process, Vec::new());
+    };
+    debug_assert_eq!(opts.isolation, Isolation::Fork);
+    let index: HashMap<&str, u32> = collection
+        .collected
+        .items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| (item.id.as_str(), i as u32))
+        .collect();
+    let mut kept = Vec::with_capacity(todo.len());
+    let mut item_index = Vec::with_capacity(todo.len());
+    for t in todo.drain(..) {
+        match index.get(t.id.as_str()) {
+            Some(&i) => {
+                item_index.push(i);
+                kept.push(t);
+            }
+            None => {
+                let mut r = collection_error_record(
+                    run_id,
+                    &collection.collected,
+                    &t.id,
+                    "this test was selected when the run began but is not collected any more",
+                );
+                r.message = Some("selected but not collected any more (did it change?)".into());
+                r.file = t.file.clone();
+                records.push(r);
+            }
+        }
+    }
+    *todo = kept;
+    (Launcher::Fork(zygote), item_index)
+}
+
+/// pytest-cov's report from the zygote's output (its session end prints it there).
+fn coverage_report(log: &Path) -> Option<String> {
+    let text = collect::tail_of(log, 400);
+    let start = text
+        .lines()
+        .position(|l| l.contains("coverage:") && l.starts_with(['-', '=', '_']))?;
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(start)
+        .take_while(|l| !(l.starts_with('=') && (l.contains(" in ") || l.contains("no tests ran"))))
+        .collect();
+    Some(lines.join("\n").trim_end().to_string())
+}
+
+/// Collects and asks the selection plugin; writes nothing else.
+fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
+    let collection = start_collection(env, opts)?;
+    let collected = &collection.collected;
 
     let selector_spec = env
         .args
@@ -580,7 +747,7 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         ));
     }
     Ok(Planned {
-        collected,
+        collection,
         selected,
         notes,
     })
@@ -606,22 +773,26 @@ fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
     )
 }
 
-/// Collects, selects, and writes the new run's state. Returns the state and the records
-/// of modules that failed to collect.
-fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>)> {
+/// Collects, selects, and writes the new run's state. Returns the state, the records of
+/// modules that failed to collect, and the collection (with the zygote in fork mode).
+fn fresh_state(
+    env: &Env,
+    opts: RunOptions,
+) -> Result<(RunState, Vec<TestRecord>, Collection)> {
     let Planned {
-        collected,
+        collection,
         selected,
         notes,
     } = plan_selection(env, &opts)?;
+    let collected = &collection.collected;
     let run_id = new_run_id();
     let errors: Vec<TestRecord> = collected
         .errors
         .iter()
-        .map(|e| collection_error_record(&run_id, &collected, &e.id, &e.text))
+        .map(|e| collection_error_record(&run_id, collected, &e.id, &e.text))
         .collect();
     if selected.tests.is_empty() && errors.is_empty() {
-        return Err(nothing_selected(&collected, &opts));
+        return Err(nothing_selected(collected, &opts));
     }
     env.gates
         .rotate_last_run()
@@ -646,17 +817,18 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
             .collect(),
     };
     store::atomic_write_json(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
-    Ok((state, errors))
+    Ok((state, errors, collection))
 }
 
 /// `--explain-selection`: what would run, in order, and why the rest would not.
 fn explain(env: &Env) -> Result<Exit> {
     let opts = options(env.args, env.root, env.project)?;
     let Planned {
-        collected,
+        collection,
         selected,
         notes,
     } = plan_selection(env, &opts)?;
+    let collected = &collection.collected;
     let ms = |ms: u32| clock::human(std::time::Duration::from_millis(ms as u64));
     let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
     println!(
@@ -725,7 +897,7 @@ fn explain(env: &Env) -> Result<Exit> {
 }
 
 /// The interrupted run to resume and what it already recorded.
-fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>, Vec<TestRecord>)> {
+fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>)> {
     let state = match store::read_json::<RunState>(&gates.state()) {
         Ok(Loaded::Ok(s)) => s,
         Ok(Loaded::Missing) => {
@@ -766,7 +938,7 @@ fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>, Vec<TestRec
         .into_iter()
         .filter(|r| r.run_id == state.run_id)
         .collect();
-    Ok((state, earlier, Vec::new()))
+    Ok((state, earlier))
 }
 
 /// The next free chunk number in `chunks/` (a resumed run keeps the earlier chunks' files).

@@ -1,19 +1,18 @@
-//! Collection: which tests exist, with their files, lines and markers.
-//!
-//! Collecting costs about half of a trivial suite's plain run, and every chunk collects
-//! its own files again; so a collection is cached in `.gates/collection.json`, keyed by
-//! everything that can change its result: the interpreter, the arguments, and the size and
-//! mtime of every Python and config file under the project root.
+//! Collection: which tests exist, with their files, lines and markers. The zygote
+//! collects (in fork mode it then forks the workers from that very collection), watched
+//! like a test: a module that crashes or hangs on import is found and left out.
 
+use std::collections::HashMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::UNIX_EPOCH;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::events::{Event, EventTail};
+use super::events::Event;
 use super::Pytest;
+use crate::supervise::platform::{self, Sig};
+use crate::supervise::zygote::{Mode, Zygote};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Item {
@@ -48,117 +47,246 @@ pub enum CollectFailure {
     Broken(String),
     /// We could not start it at all.
     Io(String),
+    /// An option that does not run tests (`--setup-plan`…).
+    Refused(String),
+    /// Ctrl-C or SIGTERM while collecting.
+    Interrupted,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CacheFile {
-    key: String,
-    collected: Collected,
+/// A finished collection, and in fork mode the zygote that made it, ready to fork.
+pub struct Collection {
+    pub collected: Collected,
+    pub zygote: Option<Zygote>,
+    /// Fork mode was asked for but the zygote cannot fork safely: why.
+    pub no_fork: Option<String>,
+    /// Per file: seconds its collection took (import and parametrization).
+    pub collect_s: HashMap<String, f64>,
 }
 
-/// Collects, or returns the cached collection when nothing it depends on changed.
-/// `work` is a directory for the event and log files.
-pub fn collect(
-    pytest: &Pytest,
-    selection_args: &[String],
-    work: &Path,
-    cache_file: &Path,
-) -> Result<Collected, CollectFailure> {
-    let key = cache_key(pytest, selection_args);
-    if let Ok(text) = std::fs::read_to_string(cache_file) {
-        if let Ok(cached) = serde_json::from_str::<CacheFile>(&text) {
-            if cached.key == key {
-                return Ok(cached.collected);
+/// How long collection may go without progress (a collector starting or finishing)
+/// before the collector in flight is taken for hung.
+pub struct CollectLimits {
+    pub quiet: Duration,
+}
+
+/// Collectors started and not finished, innermost last: the culprit of a crash or hang.
+#[derive(Default)]
+struct Progress {
+    open: Vec<(String, String, f64)>,
+    collect_s: HashMap<String, f64>,
+}
+
+impl Progress {
+    fn start(&mut self, id: String, path: String, t: f64) {
+        self.open.push((id, path, t));
+    }
+
+    fn done(&mut self, id: &str, t: f64) {
+        if let Some(i) = self.open.iter().rposition(|(open, _, _)| open == id) {
+            let (id, _, started) = self.open.remove(i);
+            if id.ends_with(".py") {
+                self.collect_s.insert(id, (t - started).max(0.0));
             }
         }
     }
-    pytest.check_installed().map_err(CollectFailure::Io)?;
-    let collected = run_collect(pytest, selection_args, work)?;
-    if collected.errors.is_empty() {
-        // A cache write that fails costs a collection next time, nothing more.
-        let _ = crate::store::atomic_write_json(
-            cache_file,
-            &CacheFile {
-                key,
-                collected: collected.clone(),
-            },
-        );
-    } else {
-        let _ = std::fs::remove_file(cache_file);
-    }
-    Ok(collected)
 }
 
-fn run_collect(
+/// Collects with a supervised zygote: a module that crashes or hangs on import becomes an
+/// `error` for that module (found exactly: the collector in flight), and collection starts
+/// again without it. `args` are the selection arguments (`-k`, `-m`, paths).
+pub fn collect(
     pytest: &Pytest,
-    selection_args: &[String],
+    args: &[String],
     work: &Path,
-) -> Result<Collected, CollectFailure> {
-    let events_path = work.join("collect.events");
-    let log_path = work.join("collect.log");
-    let _ = std::fs::remove_file(&events_path);
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| CollectFailure::Io(format!("cannot create {}: {e}", log_path.display())))?;
-    let log2 = log
-        .try_clone()
-        .map_err(|e| CollectFailure::Io(e.to_string()))?;
-    let mut cmd = pytest.command(&events_path);
-    cmd.args(["--collect-only", "-q"])
-        .args(selection_args)
-        .env("MTEST_COLLECT", "1");
-    pytest.finish_args(&mut cmd);
-    let command = super::render_command(&cmd);
-    let status = cmd
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log2)
-        .status()
-        .map_err(|e| CollectFailure::Io(format!("cannot run {}: {e}", pytest.python.display())))?;
+    mode: Mode,
+    limits: &CollectLimits,
+) -> Result<Collection, CollectFailure> {
+    pytest.check_installed().map_err(CollectFailure::Io)?;
+    let mut culprits: Vec<CollectError> = Vec::new();
+    let mut ignored: Vec<String> = Vec::new();
+    for attempt in 1..=MAX_CULPRITS + 1 {
+        let mut zargs = args.to_vec();
+        zargs.extend(ignored.iter().map(|p| format!("--ignore={p}")));
+        let zygote =
+            Zygote::spawn(pytest, mode, &zargs, work, attempt as u32).map_err(CollectFailure::Io)?;
+        match watch(zygote, mode, limits)? {
+            Watched::Done(mut collection) => {
+                let mut errors = std::mem::take(&mut culprits);
+                errors.append(&mut collection.collected.errors);
+                collection.collected.errors = errors;
+                return Ok(collection);
+            }
+            Watched::Culprit { error, path } => {
+                culprits.push(error);
+                ignored.push(path);
+            }
+        }
+    }
+    Err(CollectFailure::Broken(format!(
+        "collection crashed or hung {} times; the modules: {}",
+        culprits.len(),
+        culprits
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
 
+/// More modules than this crashing on import: something else is wrong.
+const MAX_CULPRITS: usize = 20;
+
+enum Watched {
+    Done(Collection),
+    /// The collector in flight crashed or hung: its error, and the path to leave out.
+    Culprit { error: CollectError, path: String },
+}
+
+fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watched, CollectFailure> {
+    let interrupts = platform::interrupts();
     let mut collected = Collected {
-        command,
+        command: zygote.command.clone(),
         ..Collected::default()
     };
-    let (mut finished, mut internal_error) = (false, None);
-    for event in EventTail::new(&events_path).read().into_iter().flatten() {
-        match event {
-            Event::Item {
-                id,
-                file,
-                line,
-                markers,
-                timeout,
-            } => collected.items.push(Item {
-                id,
-                file,
-                line,
-                markers,
-                timeout,
-            }),
-            Event::CollectError { id, text } => collected.errors.push(CollectError { id, text }),
-            Event::InternalError { text } => internal_error = Some(text),
-            Event::SessionFinish { .. } => finished = true,
-            _ => {}
+    let mut progress = Progress::default();
+    let (mut items_done, mut finished, mut internal_error) = (false, false, None);
+    let mut last_event = Instant::now();
+    loop {
+        let events = zygote.read();
+        if !events.is_empty() {
+            last_event = Instant::now();
         }
-    }
-    let code = status.code();
-    // 0 ok, 1 tests failed (not when collecting), 2 interrupted (collection errors), 5 none.
-    let usable = finished && internal_error.is_none() && matches!(code, Some(0 | 1 | 2 | 5));
-    if !usable || (code == Some(2) && collected.errors.is_empty()) {
-        let mut text = tail_of(&log_path, 60);
-        if let Some(internal) = internal_error {
-            text = format!("{internal}\n{text}");
+        for event in events.into_iter().flatten() {
+            match event {
+                Event::Item {
+                    id,
+                    file,
+                    line,
+                    markers,
+                    timeout,
+                } => collected.items.push(Item {
+                    id,
+                    file,
+                    line,
+                    markers,
+                    timeout,
+                }),
+                Event::CollectError { id, text } => {
+                    collected.errors.push(CollectError { id, text })
+                }
+                Event::CollectStart { id, path, t } => progress.start(id, path, t),
+                Event::CollectDone { id, t } => progress.done(&id, t),
+                Event::Collected { .. } => items_done = true,
+                Event::InternalError { text } => internal_error = Some(text),
+                Event::SessionFinish { .. } => finished = true,
+                Event::Refused { text } => return Err(CollectFailure::Refused(text)),
+                Event::Ready { .. } if items_done && mode == Mode::Fork => {
+                    return Ok(Watched::Done(Collection {
+                        collected,
+                        zygote: Some(zygote),
+                        no_fork: None,
+                        collect_s: progress.collect_s,
+                    }));
+                }
+                Event::NoFork { why } => {
+                    zygote.quit(Duration::from_secs(30));
+                    return Ok(Watched::Done(Collection {
+                        collected,
+                        zygote: None,
+                        no_fork: Some(why),
+                        collect_s: progress.collect_s,
+                    }));
+                }
+                _ => {}
+            }
         }
-        let how = match code {
-            Some(c) => format!("exit status {c}"),
-            None => "killed by a signal".into(),
-        };
-        return Err(CollectFailure::Broken(format!(
-            "pytest could not collect the tests ({how}); its output:\n{}",
-            text.trim_end()
-        )));
+        if platform::interrupts() > interrupts {
+            zygote.kill();
+            return Err(CollectFailure::Interrupted);
+        }
+        if let Some(status) = zygote.ended() {
+            // Whatever it wrote before it ended.
+            for event in zygote.read().into_iter().flatten() {
+                match event {
+                    Event::SessionFinish { .. } => finished = true,
+                    Event::InternalError { text } => internal_error = Some(text),
+                    Event::CollectError { id, text } => {
+                        collected.errors.push(CollectError { id, text })
+                    }
+                    Event::CollectStart { id, path, t } => progress.start(id, path, t),
+                    Event::CollectDone { id, t } => progress.done(&id, t),
+                    _ => {}
+                }
+            }
+            let how = platform::describe_exit(status);
+            let log = tail_of(&zygote.log, 60);
+            if !items_done && internal_error.is_none() {
+                if let Some((id, path, _)) = progress.open.last() {
+                    return Ok(Watched::Culprit {
+                        error: CollectError {
+                            id: id.clone(),
+                            text: format!(
+                                "pytest died ({how}) while collecting {id}; the rest was \
+                                 collected without it. Its output:\n{}",
+                                log.trim_end()
+                            ),
+                        },
+                        path: path.clone(),
+                    });
+                }
+            }
+            let code = status.code();
+            let usable = mode == Mode::Collect
+                && items_done
+                && finished
+                && internal_error.is_none()
+                && matches!(code, Some(0..=2 | 5));
+            if usable {
+                return Ok(Watched::Done(Collection {
+                    collected,
+                    zygote: None,
+                    no_fork: None,
+                    collect_s: progress.collect_s,
+                }));
+            }
+            let mut text = log;
+            if let Some(internal) = internal_error {
+                text = format!("{internal}\n{text}");
+            }
+            return Err(CollectFailure::Broken(format!(
+                "pytest could not collect the tests ({how}); its output:\n{}",
+                text.trim_end()
+            )));
+        }
+        if last_event.elapsed() > limits.quiet {
+            // Hung: stacks first, then the whole group.
+            platform::signal_pid(zygote.pid, Sig::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(750));
+            zygote.kill();
+            let stacks = std::fs::read_to_string(&zygote.stacks).unwrap_or_default();
+            let limit = crate::clock::human(limits.quiet);
+            return match progress.open.last() {
+                Some((id, path, _)) => Ok(Watched::Culprit {
+                    error: CollectError {
+                        id: id.clone(),
+                        text: format!(
+                            "hung: collecting {id} made no progress for {limit}; mtest dumped \
+                             its stacks and killed pytest; the rest was collected without it.\n\
+                             Stacks:\n{}",
+                            stacks.trim_end()
+                        ),
+                    },
+                    path: path.clone(),
+                }),
+                None => Err(CollectFailure::Broken(format!(
+                    "pytest hung outside any test module for {limit} while collecting; \
+                     stacks:\n{}",
+                    stacks.trim_end()
+                ))),
+            };
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    Ok(collected)
 }
 
 /// The last `lines` lines of a text file (lossy), for error messages and bundles.
@@ -176,67 +304,4 @@ pub fn tail_of(path: &Path, lines: usize) -> String {
     let text = String::from_utf8_lossy(&text);
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-/// Everything a collection depends on, hashed.
-fn cache_key(pytest: &Pytest, selection_args: &[String]) -> String {
-    let mut h = blake3::Hasher::new();
-    h.update(env!("CARGO_PKG_VERSION").as_bytes());
-    h.update(pytest.python.as_os_str().as_encoded_bytes());
-    for arg in selection_args.iter().chain(&pytest.extra_args) {
-        h.update(arg.as_bytes());
-        h.update(b"\0");
-    }
-    for var in ["PYTEST_ADDOPTS", "PYTEST_PLUGINS", "PYTHONPATH"] {
-        h.update(std::env::var(var).unwrap_or_default().as_bytes());
-        h.update(b"\0");
-    }
-    let mut files = Vec::new();
-    source_files(&pytest.root, &mut files, 0);
-    files.sort();
-    for (path, size, mtime) in files {
-        h.update(path.as_os_str().as_encoded_bytes());
-        h.update(&size.to_le_bytes());
-        h.update(&mtime.to_le_bytes());
-    }
-    h.finalize().to_hex().to_string()
-}
-
-/// (path, size, mtime ns) of files that can change what pytest collects.
-fn source_files(dir: &Path, out: &mut Vec<(PathBuf, u64, u128)>, depth: usize) {
-    const EXTENSIONS: &[&str] = &["py", "toml", "ini", "cfg", "json", "yaml", "yml", "txt"];
-    if depth > 32 {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        let path = entry.path();
-        if kind.is_dir() {
-            let skip = name.starts_with('.')
-                || name == "__pycache__"
-                || name == "node_modules"
-                || name == "site-packages"
-                || path.join("pyvenv.cfg").exists();
-            if !skip {
-                source_files(&path, out, depth + 1);
-            }
-        } else if EXTENSIONS.iter().any(|x| name.ends_with(&format!(".{x}"))) {
-            if let Ok(meta) = entry.metadata() {
-                let mtime = meta
-                    .modified()
-                    .ok()
-                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                out.push((path, meta.len(), mtime));
-            }
-        }
-    }
 }

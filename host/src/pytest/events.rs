@@ -26,6 +26,50 @@ pub enum Event {
         id: String,
         text: String,
     },
+    /// A file or directory collector started (collection progress).
+    CollectStart {
+        id: String,
+        path: String,
+        t: f64,
+    },
+    /// A collector finished (its report).
+    CollectDone {
+        id: String,
+        t: f64,
+    },
+    /// Collection is over: every `item` was written before this.
+    Collected {
+        count: usize,
+        #[serde(default)]
+        threads: Vec<String>,
+    },
+    /// Something mtest changed in pytest's options, said once.
+    Notice {
+        text: String,
+    },
+    /// An option that does not run tests (`--setup-plan`…): nothing can be recorded.
+    Refused {
+        text: String,
+    },
+    /// The zygote is ready to fork.
+    Ready {
+        pid: i32,
+    },
+    /// The zygote cannot fork safely (threads running): process mode instead.
+    NoFork {
+        why: String,
+    },
+    /// The zygote forked worker `w`.
+    Forked {
+        w: u32,
+        pid: i32,
+    },
+    /// Worker `w` exited; `status` is the raw wait status.
+    Exited {
+        w: u32,
+        pid: i32,
+        status: i32,
+    },
     Start {
         id: String,
         t: f64,
@@ -34,8 +78,27 @@ pub enum Event {
     Finish {
         id: String,
         t: f64,
+        /// How many `report` events the test wrote (absent from older plugins).
+        n: Option<u32>,
         #[serde(default)]
         leaked: Vec<Leaked>,
+        /// Non-daemon threads that appeared during the test.
+        #[serde(default)]
+        threads: Vec<String>,
+    },
+    /// The test ended pytest's run loop (KeyboardInterrupt, `pytest.exit()`, a hook that
+    /// raised): it has its outcome; the tests after it run in a new worker.
+    Aborted {
+        id: String,
+        kind: String,
+        message: String,
+        text: String,
+        t: f64,
+        n: Option<u32>,
+    },
+    /// pytest's session asked to stop (`-x`/`--maxfail`, the budget).
+    Stopped {
+        why: String,
     },
     InternalError {
         text: String,
@@ -67,6 +130,8 @@ pub struct Report {
 pub struct Leaked {
     pub pid: i32,
     pub cmd: String,
+    /// A wider-scoped fixture that started it and left it behind at its teardown.
+    pub owner: Option<String>,
 }
 
 /// Reads whole lines appended to an event file since the last call.
@@ -88,6 +153,8 @@ impl EventTail {
     }
 
     /// New complete events; lines that are not valid events are returned as `Err(line)`.
+    /// Text that is not UTF-8 (a lone surrogate a test put into its report) is decoded
+    /// lossily: the event and its outcome survive.
     pub fn read(&mut self) -> Vec<Result<Event, String>> {
         if self.file.is_none() {
             match File::open(&self.path) {
@@ -114,10 +181,40 @@ impl EventTail {
         complete
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .map(|line| {
-                serde_json::from_slice::<Event>(line)
-                    .map_err(|_| String::from_utf8_lossy(line).into_owned())
-            })
+            .map(parse_line)
             .collect()
+    }
+}
+
+/// One event line: UTF-8 JSON, else the same decoded lossily, else `Err(line)`.
+pub fn parse_line(line: &[u8]) -> Result<Event, String> {
+    serde_json::from_slice::<Event>(line).or_else(|_| {
+        let text = String::from_utf8_lossy(line);
+        serde_json::from_str::<Event>(&text).map_err(|_| text.into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_surrogate_in_a_report_keeps_the_event() {
+        // What Python writes for 'bad \udcff name' with surrogatepass.
+        let mut line = br#"{"e":"report","id":"t.py::test_s","when":"call","outcome":"failed","message":"bad "#.to_vec();
+        line.extend_from_slice(&[0xed, 0xb3, 0xbf]);
+        line.extend_from_slice(br#" name"}"#);
+        match parse_line(&line) {
+            Ok(Event::Report(r)) => {
+                assert_eq!(r.outcome, "failed");
+                assert!(r.message.unwrap_or_default().starts_with("bad "));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_torn_line_is_an_error_not_an_event() {
+        assert!(parse_line(br#"{"e":"report","id":"t.py::x","when":"ca"#).is_err());
     }
 }

@@ -1,4 +1,4 @@
-"""mtest's event channel inside pytest (written out by mtest and loaded with -p).
+"""mtest's event channel and run loop inside pytest (written out by mtest, loaded with -p).
 
 One JSON object per line, each written with a single os.write() on an O_APPEND file, so
 every event that was written survives a segfault, os._exit() or SIGKILL of this process.
@@ -6,9 +6,20 @@ A test's reports and `finish` are written together with the next test's `start` 
 session end), so a test costs one write: nothing runs between one test's finish and the
 next one's start that could crash and lose them.
 
+Text is written as UTF-8 with lone surrogates passed through (`surrogatepass`): whatever a
+test puts into its report, the line is written, and mtest decodes it lossily. `finish`
+says how many reports the test produced, so a report mtest could not read is an error,
+never a pass.
+
+The same run loop serves both of mtest's executors:
+  - process mode: this pytest process runs the ids in MTEST_SELECT, then ends;
+  - fork mode (MTEST_ZYGOTE=fork): this process (the zygote) collects once, reports the
+    items, and then only forks: one worker per batch that mtest sends on stdin.
+
 Environment (set by mtest, read once):
   MTEST_EVENTS   path of the event file (required, else this plugin does nothing)
-  MTEST_COLLECT  "1": emit one `item` event per collected test
+  MTEST_COLLECT  "1": emit one `item` event per collected test, and collection progress
+  MTEST_ZYGOTE   "collect": collect and end; "fork": collect, then serve fork commands
   MTEST_SELECT   path of a file with one node id per line: run only those, in that order
   MTEST_STACKS   path where SIGUSR1 dumps all threads' stacks (faulthandler)
   MTEST_STOP     path of a file whose existence means: stop after the current test
@@ -20,27 +31,110 @@ import sys
 import threading
 import time
 
+import pytest
+
 _fd = None
 _pending = []
 _collect = False
 _stacks = None
+_zygote = os.environ.get("MTEST_ZYGOTE")
+# The zygote's command pipe (its stdin), kept before pytest's capture redirects fd 0.
+_commands = os.dup(0) if _zygote == "fork" else None
+_notices = []
+# Reports written for the test in flight (`finish` carries the count).
+_reports = 0
+# Set when mtest itself sent SIGINT (Ctrl-C): a KeyboardInterrupt then ends the worker;
+# one a test raises on its own is that test's failure.
+_interrupted_by_mtest = False
+# Longest text kept in one field of an event: head and tail of this many characters each.
+_CAP = 64 * 1024
+_big_texts = 0
+
+
+def _encode(text):
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _dumps(event):
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
 def _emit(event, flush=True):
-    _pending.append(json.dumps(event, separators=(",", ":"), default=str))
+    _pending.append(_dumps(event))
     if flush:
         _flush()
+
+
+def _write_all(data):
+    while data:
+        written = os.write(_fd, data)
+        data = data[written:]
 
 
 def _flush():
     global _pending
     if _fd is None or not _pending:
         return
-    data = ("\n".join(_pending) + "\n").encode("utf-8", "surrogateescape")
+    data = _encode("\n".join(_pending) + "\n")
     _pending = []
-    while data:
-        written = os.write(_fd, data)
-        data = data[written:]
+    _write_all(data)
+
+
+def _cap(text, what):
+    """Head and tail of a long text; the whole of it goes to a file beside the events."""
+    global _big_texts
+    if text is None or len(text) <= 2 * _CAP:
+        return text
+    _big_texts += 1
+    path = "%s.%d.%s.txt" % (os.environ.get("MTEST_EVENTS", "mtest"), _big_texts, what)
+    try:
+        with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
+            f.write(text)
+        where = "the whole of it is in %s" % path
+    except OSError as e:
+        where = "it could not be saved (%s)" % e
+    return "%s\n\n[... mtest cut %d characters here; %s ...]\n\n%s" % (
+        text[:_CAP],
+        len(text) - 2 * _CAP,
+        where,
+        text[-_CAP:],
+    )
+
+
+# Options that change what a run means: they do not run tests, so they cannot be records.
+_META = [
+    ("collectonly", "--collect-only"),
+    ("setuponly", "--setup-only"),
+    ("setupplan", "--setup-plan"),
+    ("showfixtures", "--fixtures"),
+    ("show_fixtures_per_test", "--fixtures-per-test"),
+]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """Before xdist and junitxml see the options: mtest is the parallel runner and writes
+    the JUnit XML, so several workers must neither start xdist nor write one file."""
+    if not os.environ.get("MTEST_EVENTS"):
+        return None
+    opt = config.option
+    n = getattr(opt, "numprocesses", None)
+    if n or getattr(opt, "dist", "no") not in ("no", None):
+        _notices.append(
+            "pytest-xdist's -n %s is ignored: mtest runs the tests in parallel itself (use -j)"
+            % (n if n is not None else "")
+        )
+        opt.numprocesses = None
+        opt.dist = "no"
+        if hasattr(opt, "tx"):
+            opt.tx = []
+    if getattr(opt, "xmlpath", None):
+        _notices.append(
+            "pytest's --junitxml=%s is not written under mtest: its JUnit XML is in "
+            ".gates/last-run/" % opt.xmlpath
+        )
+        opt.xmlpath = None
+    return None
 
 
 def pytest_configure(config):
@@ -52,16 +146,7 @@ def pytest_configure(config):
     _collect = os.environ.get("MTEST_COLLECT") == "1"
     stacks = os.environ.get("MTEST_STACKS")
     if stacks:
-        try:
-            import faulthandler
-            import signal
-
-            _stacks = open(stacks, "w")
-            faulthandler.register(signal.SIGUSR1, file=_stacks, all_threads=True)
-        except Exception:  # no SIGUSR1 on this platform: no stack dump on hang
-            _stacks = None
-    import pytest
-
+        _register_stacks(stacks)
     _emit(
         {
             "e": "session_start",
@@ -69,8 +154,30 @@ def pytest_configure(config):
             "pytest": pytest.__version__,
             "python": sys.version.split()[0],
             "rootdir": str(config.rootpath),
-        }
+        },
+        flush=False,
     )
+    for text in _notices:
+        _emit({"e": "notice", "text": text}, flush=False)
+    for attr, flag in _META:
+        if getattr(config.option, attr, False):
+            _emit({"e": "refused", "text": "%s does not run tests, so mtest cannot record "
+                   "them; run plain pytest for it" % flag}, flush=False)
+    _flush()
+
+
+def _register_stacks(path):
+    global _stacks
+    try:
+        import faulthandler
+        import signal
+
+        if _stacks is not None:
+            _stacks.close()
+        _stacks = open(path, "w")
+        faulthandler.register(signal.SIGUSR1, file=_stacks, all_threads=True)
+    except Exception:  # no SIGUSR1 on this platform: no stack dump on hang
+        _stacks = None
 
 
 def _markers(item):
@@ -121,13 +228,29 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = keep
 
 
+def _is_file_collector(collector):
+    directory = getattr(pytest, "Directory", None)
+    return isinstance(collector, pytest.File) or (
+        directory is not None and isinstance(collector, directory)
+    )
+
+
+def pytest_collectstart(collector):
+    """Collection progress: a module that crashes or hangs on import is the last one
+    started and not done."""
+    if _fd is None or not _collect or not _is_file_collector(collector):
+        return
+    _emit({"e": "collect_start", "id": collector.nodeid, "path": str(collector.path),
+           "t": time.time()})
+
+
 def pytest_collection_finish(session):
     if _fd is None or not _collect:
         return
     for item in session.items:
         loc = item.location
         _pending.append(
-            json.dumps(
+            _dumps(
                 {
                     "e": "item",
                     "id": item.nodeid,
@@ -135,38 +258,42 @@ def pytest_collection_finish(session):
                     "line": (loc[1] + 1) if loc and loc[1] is not None else None,
                     "markers": _markers(item),
                     "timeout": _timeout_of(item),
-                },
-                separators=(",", ":"),
+                }
             )
         )
+    _pending.append(_dumps({"e": "collected", "count": len(session.items),
+                            "threads": _other_threads()}))
     _flush()
 
 
 def pytest_collectreport(report):
-    if _fd is None or not report.failed:
+    if _fd is None:
         return
-    _emit(
-        {
-            "e": "collect_error",
-            "id": report.nodeid,
-            "text": str(report.longrepr),
-        }
-    )
+    if report.failed:
+        _emit({"e": "collect_error", "id": report.nodeid,
+               "text": _cap(str(report.longrepr), "collect")}, flush=False)
+    if _collect:
+        _emit({"e": "collect_done", "id": report.nodeid, "t": time.time()})
+    else:
+        _flush()
 
 
-_quote = json.encoder.encode_basestring_ascii
+_quote = json.encoder.encode_basestring
 
 
 def pytest_runtest_logstart(nodeid, location):
+    global _reports, _current
     if _fd is None:
         return
+    _reports = 0
+    _current = nodeid
     # The hot path: formatted by hand, one write (with the previous test's events).
     line = '{"e":"start","id":%s,"t":%r}\n' % (_quote(nodeid), time.time())
     if _pending:
         _pending.append(line[:-1])
         _flush()
     else:
-        os.write(_fd, line.encode("utf-8", "surrogateescape"))
+        _write_all(_encode(line))
 
 
 def _crash_message(report):
@@ -183,6 +310,7 @@ def _crash_message(report):
 
 
 def pytest_runtest_logreport(report):
+    global _reports
     if _fd is None:
         return
     if report.outcome == "passed" and report.when != "call":
@@ -203,21 +331,21 @@ def pytest_runtest_logreport(report):
     if subtest:
         event["subtest"] = getattr(report, "_sub_test_description", lambda: "subtest")()
     if report.outcome != "passed":
-        event["message"] = _crash_message(report)
-        event["longrepr"] = report.longreprtext
+        event["message"] = _cap(_crash_message(report), "message")
+        event["longrepr"] = _cap(report.longreprtext, "longrepr")
     if report.failed or subtest:
         if report.capstdout:
-            event["stdout"] = report.capstdout
+            event["stdout"] = _cap(report.capstdout, "stdout")
         if report.capstderr:
-            event["stderr"] = report.capstderr
+            event["stderr"] = _cap(report.capstderr, "stderr")
         if report.caplog:
-            event["log"] = report.caplog
+            event["log"] = _cap(report.caplog, "log")
+    _reports += 1
     # Written with the next `start` or at session end.
     _emit(event, flush=False)
 
 
-_main_thread_children = "/proc/%d/task/%d/children" % (os.getpid(), os.getpid())
-
+# ---------------------------------------------------------------- processes left behind
 
 def _read(path):
     # os.open/os.read: a tenth of the cost of open(), and this runs after every test.
@@ -233,9 +361,6 @@ def _read(path):
         os.close(fd)
 
 
-_reported = set()
-
-
 def _has_children():
     """One system call: does this process have any child, alive or not yet reaped?
     WNOWAIT leaves a finished child's status for whoever owns it."""
@@ -248,34 +373,106 @@ def _has_children():
         return True
 
 
-def _children():
-    """Processes this pytest process started and that are still alive (Linux).
-    Threads other than the main one are asked only when there are any."""
-    pids = _read(_main_thread_children).split()
+def _live_children():
+    """pid -> command line of the live (not zombie) children of this process (Linux)."""
+    me = os.getpid()
+    pids = _read("/proc/%d/task/%d/children" % (me, me)).split()
     if threading.active_count() > 1:
         try:
             for tid in os.listdir("/proc/self/task"):
-                if tid != str(os.getpid()):
+                if tid != str(me):
                     pids.extend(_read("/proc/self/task/%s/children" % tid).split())
         except OSError:
             pass
-    if not pids:
-        return None
-    out = []
+    out = {}
     for pid in pids:
         pid = int(pid)
         stat = _read("/proc/%d/stat" % pid)
-        # A zombie (state Z) has finished: nothing to kill. A pid reported once is not
-        # blamed on the next test too.
-        if not stat or stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z" or pid in _reported:
+        # A zombie (state Z) has finished: nothing to kill.
+        if not stat or stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3] == b"Z":
             continue
-        _reported.add(pid)
         # Right after a fork the command line can still be empty: fall back to the name.
         cmd = _read("/proc/%d/cmdline" % pid).replace(b"\0", b" ").strip()
         if not cmd:
             cmd = stat[stat.find(b"(") + 1 : stat.rfind(b")")]
-        out.append({"pid": pid, "cmd": cmd.decode("utf-8", "replace")[:200]})
+        out[pid] = cmd.decode("utf-8", "replace")[:200]
+    return out
+
+
+# pid -> (fixture name, scope, test whose setup started it): processes that a fixture
+# wider than a function started. They are alive between tests on purpose; they are
+# leaks only if they outlive their fixture's teardown.
+_owned = {}
+# pid -> what was said about it: a process is blamed once.
+_reported = set()
+_current = None  # node id of the test in flight
+_leaks_at_teardown = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if _fd is None or fixturedef.scope == "function":
+        yield
+        return
+    before = _live_children() if _has_children() else {}
+    yield
+    if _has_children():
+        for pid in _live_children():
+            if pid not in before:
+                _owned[pid] = (fixturedef.argname, fixturedef.scope, _current)
+
+
+def pytest_fixture_post_finalizer(fixturedef, request):
+    if _fd is None or fixturedef.scope == "function" or not _owned:
+        return
+    alive = _live_children() if _has_children() else {}
+    for pid, (name, scope, test) in list(_owned.items()):
+        if name != fixturedef.argname or scope != fixturedef.scope:
+            continue
+        del _owned[pid]
+        if pid in alive and pid not in _reported:
+            _reported.add(pid)
+            _leaks_at_teardown.append(
+                {"pid": pid, "cmd": alive[pid],
+                 "owner": "%s-scoped fixture `%s` (set up by %s)" % (scope, name, test)}
+            )
+
+
+def _leaked():
+    """Processes the test in flight left running: children that no live wider-scoped
+    fixture owns, plus what such a fixture left behind at its teardown."""
+    global _leaks_at_teardown
+    out = _leaks_at_teardown
+    _leaks_at_teardown = []
+    if _has_children():
+        for pid, cmd in _live_children().items():
+            if pid in _owned or pid in _reported:
+                continue
+            _reported.add(pid)
+            out.append({"pid": pid, "cmd": cmd})
     return out or None
+
+
+_known_threads = None
+
+
+def _other_threads():
+    """Names of live non-daemon threads other than the main one."""
+    return [t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon]
+
+
+def _new_threads():
+    """Non-daemon threads that appeared since the last look (cheap when there are none)."""
+    global _known_threads
+    if threading.active_count() <= 1 and not _known_threads:
+        return None
+    live = {t.ident: t.name for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon}
+    known = _known_threads or {}
+    new = [name for ident, name in live.items() if ident not in known]
+    _known_threads = live
+    return new or None
 
 
 _session = None
@@ -288,26 +485,286 @@ def pytest_sessionstart(session):
 
 
 def pytest_runtest_logfinish(nodeid, location):
+    global _current
     if _fd is None:
         return
     if _stop and _session is not None and os.path.exists(_stop):
         # mtest's budget ran out: end the session after this test, cleanly.
         _session.shouldstop = "mtest: the --budget ran out"
+    _current = None
     now = time.time()
-    leaked = _children() if _has_children() else None
-    if leaked:
-        _emit({"e": "finish", "id": nodeid, "t": now, "leaked": leaked}, flush=False)
+    leaked = _leaked()
+    threads = _new_threads() if threading.active_count() > 1 or _known_threads else None
+    if leaked or threads:
+        event = {"e": "finish", "id": nodeid, "t": now, "n": _reports}
+        if leaked:
+            event["leaked"] = leaked
+        if threads:
+            event["threads"] = threads
+        _emit(event, flush=False)
     else:
-        _pending.append('{"e":"finish","id":%s,"t":%r}' % (_quote(nodeid), now))
+        _pending.append('{"e":"finish","id":%s,"t":%r,"n":%d}' % (_quote(nodeid), now, _reports))
 
 
 def pytest_internalerror(excrepr, excinfo):
     if _fd is None:
         return
-    _emit({"e": "internal_error", "text": str(excrepr)})
+    _emit({"e": "internal_error", "text": _cap(str(excrepr), "internal")})
 
 
 def pytest_sessionfinish(session, exitstatus):
     if _fd is None:
         return
     _emit({"e": "session_finish", "exitstatus": int(exitstatus)})
+
+
+# ---------------------------------------------------------------- the run loop
+
+def _aborted(item, kind, message, text):
+    """A test ended pytest's session (KeyboardInterrupt, pytest.exit(), a hook raising):
+    it gets its own outcome; mtest runs the tests after it in a new worker."""
+    _emit({"e": "aborted", "id": item.nodeid, "kind": kind, "message": message,
+           "text": _cap(text, "aborted"), "t": time.time(), "n": _reports})
+
+
+def _run_items(session, items):
+    """pytest's run loop over `items`, with what a test can do to end it caught."""
+    import traceback
+
+    from _pytest.outcomes import Exit
+
+    hook = session.config.hook
+    for i, item in enumerate(items):
+        nextitem = items[i + 1] if i + 1 < len(items) else None
+        try:
+            hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
+        except KeyboardInterrupt:
+            if _interrupted_by_mtest:
+                raise
+            _aborted(item, "interrupt", "KeyboardInterrupt raised in the test",
+                     traceback.format_exc())
+            return
+        except Exit as e:
+            _aborted(item, "exit", "pytest.exit() called in the test: %s" % (e.msg,),
+                     traceback.format_exc())
+            return
+        except BaseException as e:  # a hook or plugin raised: pytest's INTERNALERROR
+            _aborted(item, "internal", "INTERNALERROR: %s: %s" % (type(e).__name__, e),
+                     traceback.format_exc())
+            return
+        if session.shouldfail or session.shouldstop:
+            _emit({"e": "stopped", "why": str(session.shouldfail or session.shouldstop)})
+            return
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session):
+    if _fd is None:
+        return None
+    if any(getattr(session.config.option, attr, False) for attr, _ in _META):
+        return None
+    if _zygote == "collect":
+        return True
+    if _zygote == "fork":
+        _serve(session)
+        return True
+    _run_items(session, session.items)
+    return True
+
+
+# ---------------------------------------------------------------- fork mode
+
+_workers = {}  # pid -> worker number
+
+
+def _serve(session):
+    """The zygote: read one command a line on stdin, fork a worker for each batch, report
+    every worker's pid and exit status. EOF on stdin (mtest died): kill them all, leave."""
+    import select
+    import signal
+
+    threads = _other_threads()
+    if threads:
+        _emit({"e": "no_fork", "why": "threads running after collection: %s" % ", ".join(threads)})
+        _wait_for_quit()
+        return
+    _emit({"e": "ready", "pid": os.getpid()})
+    stdin = _commands
+    buf = b""
+    while True:
+        readable, _, _ = select.select([stdin], [], [], 0.01 if _workers else 0.2)
+        _reap()
+        if not readable:
+            continue
+        chunk = os.read(stdin, 65536)
+        if not chunk:
+            for pid in list(_workers):
+                try:
+                    os.killpg(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            os._exit(0)
+        buf += chunk
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            command = json.loads(line)
+            if command.get("c") == "quit":
+                while _workers:
+                    _reap(block=True)
+                return
+            if command.get("c") == "fork":
+                _fork(session, command)
+
+
+def _wait_for_quit():
+    buf = b""
+    while b'"quit"' not in buf:
+        chunk = os.read(_commands, 65536)
+        if not chunk:
+            return
+        buf += chunk
+
+
+def _reap(block=False):
+    for pid in list(_workers):
+        try:
+            got, status = os.waitpid(pid, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            got, status = pid, -1
+        if got == pid:
+            worker = _workers.pop(pid)
+            _emit({"e": "exited", "w": worker, "pid": pid, "status": status})
+            if block:
+                return
+
+
+def _fork(session, command):
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 70
+        try:
+            code = _worker(session, command)
+        except BaseException:
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    try:
+        os.setpgid(pid, pid)
+    except OSError:
+        pass  # the child did it first
+    _workers[pid] = command["w"]
+    _emit({"e": "forked", "w": command["w"], "pid": pid})
+
+
+def _on_sigint(signum, frame):
+    global _interrupted_by_mtest
+    _interrupted_by_mtest = True
+    raise KeyboardInterrupt
+
+
+def _worker(session, command):
+    """A forked worker: its own process group, output, event file and stack file; runs
+    its batch through pytest's run loop and exits without pytest's session end (the
+    zygote has that)."""
+    global _fd, _pending, _known_threads
+    import signal
+
+    os.setpgid(0, 0)
+    try:  # die with the zygote
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+    signal.signal(signal.SIGINT, _on_sigint)
+    os.close(_commands)  # the zygote's command pipe: not for tests to read
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.close(devnull)
+    _pending = []
+    os.close(_fd)
+    _fd = os.open(command["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.environ["MTEST_EVENTS"] = command["events"]
+    os.environ["MTEST_WORKER"] = str(command["w"])
+    config = session.config
+
+    # Output: this worker's own log, and a capture of its own (the zygote's capture
+    # files are shared with every other fork).
+    log = os.open(command["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is not None:
+        capman.stop_global_capturing()
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    try:
+        from _pytest.faulthandler import fault_handler_stderr_fd_key
+
+        if fault_handler_stderr_fd_key in config.stash:
+            os.dup2(log, config.stash[fault_handler_stderr_fd_key])
+    except Exception:
+        pass
+    if command.get("unbuffered"):
+        # A crash loses captured output: tee it, unbuffered, into the log.
+        import io
+
+        sys.stdout = io.TextIOWrapper(io.FileIO(1, "w", closefd=False),
+                                      write_through=True, line_buffering=True)
+        sys.stderr = io.TextIOWrapper(io.FileIO(2, "w", closefd=False),
+                                      write_through=True, line_buffering=True)
+        if capman is not None and capman._method != "no":
+            capman._method = "tee-sys"
+    if capman is not None and capman._method != "no":
+        capman.start_global_capturing()
+        capman.suspend_global_capture()
+    if command.get("stacks"):
+        _register_stacks(command["stacks"])
+    global _stop
+    _stop = command.get("stop") or None
+    _known_threads = None
+
+    _emit({"e": "session_start", "pid": os.getpid(), "pytest": pytest.__version__,
+           "python": sys.version.split()[0], "rootdir": str(config.rootpath)})
+    # Collection errors were counted in the zygote and are recorded apart.
+    session.testsfailed = 0
+    session.shouldfail = False
+    session.shouldstop = False
+    items = session.items
+    batch = [items[i] for i in command["items"]]
+    exitstatus = 0
+    try:
+        _run_items(session, batch)
+        # After a test ended the loop early, its fixtures are still set up.
+        session._setupstate.teardown_exact(None)
+    except KeyboardInterrupt:
+        _flush()
+        return 130
+    except Exception as e:
+        _emit({"e": "notice", "text": "worker %d: fixture teardown at its end failed: %s"
+               % (command["w"], e)})
+    _save_coverage(config)
+    _emit({"e": "session_finish", "exitstatus": exitstatus})
+    return 0
+
+
+def _save_coverage(config):
+    """pytest-cov measures in the zygote and so in every fork; each worker saves its own
+    data file (coverage picks a new name after a fork) and the zygote combines them all
+    at its end, as pytest-cov does under xdist."""
+    plugin = config.pluginmanager.getplugin("_cov")
+    controller = getattr(plugin, "cov_controller", None)
+    cov = getattr(controller, "cov", None)
+    if cov is None:
+        return
+    try:
+        cov.stop()
+        cov.save()
+    except Exception as e:
+        _emit({"e": "notice", "text": "coverage data of worker %d not saved: %s"
+               % (os.getpid(), e)})

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Isolation;
 use crate::selection::PlannedTest;
 
 pub const STATE_SCHEMA: u32 = 1;
@@ -37,6 +38,27 @@ pub struct RunOptions {
     /// `--reporter` plugins of the command line (a resume uses them again).
     #[serde(default)]
     pub reporters: Vec<String>,
+    /// Fork or process isolation (absent in older states: process).
+    #[serde(default = "process")]
+    pub isolation: Isolation,
+    /// Seconds collection may go without progress.
+    #[serde(default = "collect_timeout")]
+    pub collect_timeout_s: f64,
+}
+
+fn process() -> Isolation {
+    Isolation::Process
+}
+
+/// Default of `collect-timeout`.
+pub fn collect_timeout() -> f64 {
+    120.0
+}
+
+impl Default for Isolation {
+    fn default() -> Self {
+        Isolation::default_for_platform()
+    }
 }
 
 fn yes() -> bool {

@@ -1,5 +1,6 @@
-//! One chunk: one `python -m pytest` process in its own process group, watched through its
-//! event file until it exits, then classified.
+//! One chunk: one batch of tests run by one process in its own process group — a forked
+//! worker of the zygote (fork mode) or a `python -m pytest` of its own (process mode) —
+//! watched through its event file until it exits, then classified.
 //!
 //! States of the test in flight: started → (reports) → finished, or started → watchdog
 //! (stack dump → SIGTERM to the group → SIGKILL to the group) → hung, or started → the
@@ -7,11 +8,12 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Child, ExitStatus, Stdio};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::path_args::path_args;
 use super::platform::{self, Sig};
+use super::zygote::{ForkRequest, Zygote};
 use crate::clock;
 use crate::pytest::collect::tail_of;
 use crate::pytest::events::{Event, EventTail, Report};
@@ -34,6 +36,8 @@ pub struct RunContext<'a> {
     pub grace: Duration,
     /// Touched when the budget runs out; chunks end after their current test.
     pub stop_file: Option<PathBuf>,
+    /// Fork mode: each test's index among the zygote's collected items.
+    pub item_index: Vec<u32>,
 }
 
 impl<'a> RunContext<'a> {
@@ -59,15 +63,13 @@ impl<'a> RunContext<'a> {
             timeout_s,
             grace: Duration::from_secs(5),
             stop_file: None,
+            item_index: Vec::new(),
         }
     }
 
     fn limit_for(&self, test: usize) -> Duration {
-        let t = self.tests[test]
-            .timeout_s
-            .unwrap_or(self.timeout_s)
-            .max(0.1);
-        Duration::from_secs_f64(t) + self.grace
+        let t = self.tests[test].timeout_s.unwrap_or(self.timeout_s);
+        clock::secs(t).saturating_add(self.grace)
     }
 }
 
@@ -115,6 +117,22 @@ struct InFlight {
     started: Instant,
     started_at: SystemTime,
     reports: Vec<Report>,
+    /// Event lines of this test that could not be read at all.
+    unreadable: Vec<String>,
+}
+
+/// How the chunk's process is started and waited for.
+enum Proc {
+    /// A `python -m pytest` of its own: waited for here.
+    Spawned(Child),
+    /// A fork of the zygote: the zygote reaps it and reports its status.
+    Forked { status: Option<ExitStatus> },
+}
+
+/// Where chunks come from: their own pytest processes, or forks of the zygote.
+pub enum Launcher {
+    Process,
+    Fork(Zygote),
 }
 
 /// How a chunk ended, for the dispatcher.
@@ -128,6 +146,8 @@ pub struct Ended {
     pub requeue: Vec<Job>,
     /// pytest could not run at all: its text. The run stops.
     pub broken: Option<String>,
+    /// A test's INTERNALERROR (a hook raised): its text; the same one twice stops the run.
+    pub internal: Option<String>,
     pub wall: Duration,
     /// Time from spawn to the first test: pytest's fixed cost per chunk here.
     pub startup: Option<Duration>,
@@ -144,7 +164,7 @@ pub struct ChunkRun {
     /// A forensic re-run's own records.
     held: Vec<TestRecord>,
     tests: Vec<usize>,
-    child: Child,
+    proc: Proc,
     pid: i32,
     tail: EventTail,
     log: PathBuf,
@@ -156,8 +176,17 @@ pub struct ChunkRun {
     first_test: Option<Duration>,
     versions: Option<(String, String)>,
     session_started: bool,
-    session_finished: bool,
+    session_finished: Option<Instant>,
     collect_errors: Vec<(String, String)>,
+    /// A test ended the run loop (KeyboardInterrupt, pytest.exit(), INTERNALERROR).
+    aborted: bool,
+    internal: Option<String>,
+    /// pytest's session asked to stop (-x, --maxfail): why.
+    stopped: Option<String>,
+    /// Tests that started non-daemon threads (they keep pytest from exiting).
+    thread_starters: Vec<String>,
+    refused: Option<String>,
+    warnings: Vec<String>,
     in_flight: Option<InFlight>,
     done: HashSet<usize>,
     any_failure: bool,
@@ -166,7 +195,12 @@ pub struct ChunkRun {
 }
 
 impl ChunkRun {
-    pub fn spawn(ctx: &RunContext, id: u32, job: Job) -> Result<ChunkRun, String> {
+    pub fn spawn(
+        ctx: &RunContext,
+        id: u32,
+        job: Job,
+        launcher: &mut Launcher,
+    ) -> Result<ChunkRun, String> {
         let Job {
             tests,
             isolated,
@@ -192,30 +226,34 @@ impl ChunkRun {
         }
         std::fs::write(&ids, id_list).map_err(|e| io(&ids, e))?;
         let _ = std::fs::remove_file(&events);
-        let out = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
-        let err = out.try_clone().map_err(|e| io(&log, e))?;
-
-        let mut cmd = ctx.pytest.command(&events);
-        cmd.env("MTEST_SELECT", &ids)
-            .env("MTEST_STACKS", &stacks)
-            .env("PYTHONFAULTHANDLER", "1")
-            .arg(format!("--timeout={}", ctx.timeout_s))
-            .args(["-q", "--continue-on-collection-errors"]);
-        if let Some(stop) = &ctx.stop_file {
-            cmd.env("MTEST_STOP", stop);
-        }
-        if forensic.is_some() || isolated {
-            // Output lost with --capture=fd survives a crash when teed and unbuffered.
-            cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
-        }
-        ctx.pytest.finish_args(&mut cmd);
-        cmd.arg("--").args(path_args(&files, &ctx.universe));
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        platform::own_group(&mut cmd);
-        let command = render_command(&cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", ctx.pytest.python.display()))?;
+        let unbuffered = forensic.is_some() || isolated;
+        let (proc, pid, command) = match launcher {
+            Launcher::Fork(zygote) => {
+                let items: Vec<u32> = tests.iter().map(|&t| ctx.item_index[t]).collect();
+                let pid = zygote.fork(&ForkRequest {
+                    c: "fork",
+                    w: id,
+                    items: &items,
+                    events: &events,
+                    log: &log,
+                    stacks: &stacks,
+                    stop: ctx.stop_file.as_deref(),
+                    unbuffered,
+                })?;
+                let command = format!(
+                    "{} # forked worker {id}, its tests in {}",
+                    zygote.command,
+                    ids.display()
+                );
+                (Proc::Forked { status: None }, pid, command)
+            }
+            Launcher::Process => {
+                let (child, command) =
+                    Self::spawn_process(ctx, id, &files, &ids, &events, &log, &stacks, unbuffered)?;
+                let pid = child_pid(&child);
+                (Proc::Spawned(child), pid, command)
+            }
+        };
         let now = Instant::now();
         Ok(ChunkRun {
             id,
@@ -224,9 +262,9 @@ impl ChunkRun {
             forensic,
             soft_stopped: false,
             held: Vec::new(),
-            pid: child.id() as i32,
+            pid,
             tests,
-            child,
+            proc,
             tail: EventTail::new(&events),
             log,
             stacks,
@@ -236,14 +274,71 @@ impl ChunkRun {
             first_test: None,
             versions: None,
             session_started: false,
-            session_finished: false,
+            session_finished: None,
             collect_errors: Vec::new(),
+            aborted: false,
+            internal: None,
+            stopped: None,
+            thread_starters: Vec::new(),
+            refused: None,
+            warnings: Vec::new(),
             in_flight: None,
             done: HashSet::new(),
             any_failure: false,
             watchdog: None,
             interrupted: false,
         })
+    }
+
+    /// Process mode: a pytest process of its own for the chunk's files, keeping its ids.
+    #[allow(clippy::too_many_arguments)]
+    fn spawn_process(
+        ctx: &RunContext,
+        id: u32,
+        files: &[&str],
+        ids: &Path,
+        events: &Path,
+        log: &Path,
+        stacks: &Path,
+        unbuffered: bool,
+    ) -> Result<(Child, String), String> {
+        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+        let out = std::fs::File::create(log).map_err(|e| io(log, e))?;
+        let err = out.try_clone().map_err(|e| io(log, e))?;
+        let mut cmd = ctx.pytest.command(events);
+        cmd.env("MTEST_SELECT", ids)
+            .env("MTEST_STACKS", stacks)
+            .env("MTEST_WORKER", id.to_string())
+            .env("PYTHONFAULTHANDLER", "1")
+            .arg(format!("--timeout={}", ctx.timeout_s))
+            .args(["-q", "--continue-on-collection-errors"]);
+        if let Some(stop) = &ctx.stop_file {
+            cmd.env("MTEST_STOP", stop);
+        }
+        if unbuffered {
+            // Output lost with --capture=fd survives a crash when teed and unbuffered.
+            cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
+        }
+        ctx.pytest.finish_args(&mut cmd);
+        cmd.arg("--").args(path_args(files, &ctx.universe));
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+        platform::own_group(&mut cmd);
+        let command = render_command(&cmd);
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", ctx.pytest.python.display()))?;
+        Ok((child, command))
+    }
+
+    /// Fork mode: the zygote reaped this worker.
+    pub fn exited(&mut self, status: ExitStatus) {
+        if let Proc::Forked { status: s } = &mut self.proc {
+            *s = Some(status);
+        }
+    }
+
+    pub fn is_forked(&self) -> bool {
+        matches!(self.proc, Proc::Forked { .. })
     }
 
     pub fn pid(&self) -> i32 {
@@ -257,7 +352,7 @@ impl ChunkRun {
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
     /// re-run keeps its records to itself: they only inform the held-back one.
-    pub fn poll(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
+    pub fn poll(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>, warnings: &mut Vec<String>) {
         if self.forensic.is_some() {
             let mut held = std::mem::take(&mut self.held);
             self.read_events(ctx, &mut held);
@@ -266,6 +361,7 @@ impl ChunkRun {
             self.read_events(ctx, out);
         }
         self.watch(ctx);
+        warnings.append(&mut self.warnings);
     }
 
     fn read_events(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
@@ -274,7 +370,22 @@ impl ChunkRun {
             return;
         }
         self.last_event = Instant::now();
-        for event in events.into_iter().flatten() {
+        for event in events {
+            let event = match event {
+                Ok(event) => event,
+                Err(line) => {
+                    // Never dropped: the test in flight cannot pass with it unread.
+                    match self.in_flight.as_mut() {
+                        Some(f) => f.unreadable.push(line),
+                        None => self.warnings.push(format!(
+                            "chunk {}: an event line could not be read: {}",
+                            self.id,
+                            one_line(&line)
+                        )),
+                    }
+                    continue;
+                }
+            };
             if self.first_test.is_none() && matches!(event, Event::Start { .. }) {
                 self.first_test = Some(self.spawned.elapsed());
             }
@@ -290,12 +401,13 @@ impl ChunkRun {
             }
             Event::Start { id, t } => {
                 if let Some(&test) = ctx.index.get(id.as_str()) {
-                    let started_at = UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0));
+                    let started_at = clock::epoch(t);
                     self.in_flight = Some(InFlight {
                         test,
                         started: Instant::now(),
                         started_at,
                         reports: Vec::new(),
+                        unreadable: Vec::new(),
                     });
                 }
             }
@@ -308,43 +420,122 @@ impl ChunkRun {
                     f.reports.push(report);
                 }
             }
-            Event::Finish { id, t, leaked } => {
-                let Some(f) = self.in_flight.take() else {
+            Event::Finish {
+                id,
+                t,
+                n,
+                leaked,
+                threads,
+            } => {
+                let Some(f) = self.take_in_flight(ctx, &id) else {
                     return;
                 };
-                if ctx.tests[f.test].id != id {
-                    self.in_flight = Some(f);
-                    return;
-                }
-                let finished_at = UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0));
-                let mut record = self.record_from_reports(ctx, &f, finished_at);
+                let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
+                check_reports(&mut record, &f, n);
                 for l in leaked {
                     platform::kill_and_reap(l.pid);
+                    let by = l.owner.map(|o| format!("; started by {o}")).unwrap_or_default();
                     record
                         .leaked
-                        .push(format!("{} {} (killed by mtest)", l.pid, l.cmd));
+                        .push(format!("{} {} (killed by mtest{by})", l.pid, l.cmd));
+                }
+                if !threads.is_empty() {
+                    self.thread_starters
+                        .push(format!("{} ({})", record.test_id, threads.join(", ")));
                 }
                 self.any_failure |= record.outcome.is_failure();
                 self.done.insert(f.test);
                 out.push(record);
             }
+            Event::Aborted {
+                id,
+                kind,
+                message,
+                text,
+                t,
+                n,
+            } => {
+                let Some(f) = self.take_in_flight(ctx, &id) else {
+                    return;
+                };
+                let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
+                check_reports(&mut record, &f, n);
+                if !record.outcome.is_failure() || kind == "internal" {
+                    record.outcome = if kind == "internal" {
+                        Outcome::Error
+                    } else {
+                        Outcome::Failed
+                    };
+                }
+                record.message = Some(message);
+                if !record.details.failure.is_empty() {
+                    record.details.failure.push_str("\n\n");
+                }
+                record.details.failure.push_str(&text);
+                if kind == "internal" {
+                    self.internal = Some(text);
+                }
+                self.aborted = true;
+                self.any_failure = true;
+                self.done.insert(f.test);
+                out.push(record);
+            }
+            Event::Stopped { why } => self.stopped = Some(why),
+            Event::Notice { text } => self.warnings.push(text),
+            Event::Refused { text } => self.refused = Some(text),
             Event::CollectError { id, text } => self.collect_errors.push((id, text)),
-            Event::SessionFinish { .. } => self.session_finished = true,
-            Event::Item { .. } | Event::InternalError { .. } => {}
+            Event::SessionFinish { .. } => self.session_finished = Some(Instant::now()),
+            _ => {}
         }
+    }
+
+    /// The test in flight, if it is `id`.
+    fn take_in_flight(&mut self, ctx: &RunContext, id: &str) -> Option<InFlight> {
+        let f = self.in_flight.take()?;
+        if ctx.tests[f.test].id != id {
+            self.in_flight = Some(f);
+            return None;
+        }
+        Some(f)
     }
 
     fn watch(&mut self, ctx: &RunContext) {
         let now = Instant::now();
+        if let (Some(at), None) = (self.session_finished, &self.watchdog) {
+            // pytest's session is over but the process lives on: a non-daemon thread, a
+            // hanging atexit handler. A grace period, then it ends.
+            if now.duration_since(at) > SESSION_END_GRACE {
+                let starters = if self.thread_starters.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; non-daemon threads were started by {}",
+                        self.thread_starters.join("; ")
+                    )
+                };
+                self.warnings.push(format!(
+                    "chunk {}: pytest did not exit {} after its session ended{starters}; killed",
+                    self.id,
+                    clock::human(SESSION_END_GRACE)
+                ));
+                platform::signal_group(self.pid, Sig::SIGKILL);
+                self.watchdog = Some(Watchdog {
+                    test: None,
+                    stage: Stage::Killed,
+                    at: now,
+                });
+            }
+            return;
+        }
         match &mut self.watchdog {
             None => {
                 let overdue = match &self.in_flight {
                     Some(f) => now.duration_since(f.started) > ctx.limit_for(f.test),
                     // Hung outside any test (collection, session teardown).
                     None => {
-                        let quiet = Duration::from_secs_f64(ctx.timeout_s.max(1.0))
-                            + ctx.grace
-                            + Duration::from_secs(60);
+                        let quiet = clock::secs(ctx.timeout_s.max(1.0))
+                            .saturating_add(ctx.grace)
+                            .saturating_add(Duration::from_secs(60));
                         now.duration_since(self.last_event) > quiet
                     }
                 };
@@ -422,18 +613,21 @@ impl ChunkRun {
         out: &mut Vec<TestRecord>,
         warnings: &mut Vec<String>,
     ) -> Option<Ended> {
-        let status = match self.child.try_wait() {
-            Ok(Some(status)) => status,
-            Ok(None) => return None,
-            Err(e) => {
-                warnings.push(format!(
-                    "chunk {}: cannot wait for pytest (pid {}): {e}",
-                    self.id, self.pid
-                ));
-                platform::signal_group(self.pid, Sig::SIGKILL);
-                let _ = self.child.wait();
-                return None;
-            }
+        let status = match &mut self.proc {
+            Proc::Forked { status } => (*status)?,
+            Proc::Spawned(child) => match child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => return None,
+                Err(e) => {
+                    warnings.push(format!(
+                        "chunk {}: cannot wait for pytest (pid {}): {e}",
+                        self.id, self.pid
+                    ));
+                    platform::signal_group(self.pid, Sig::SIGKILL);
+                    let _ = child.wait();
+                    return None;
+                }
+            },
         };
         let mut mine = std::mem::take(&mut self.held);
         let out: &mut Vec<TestRecord> = if self.forensic.is_some() {
@@ -442,6 +636,7 @@ impl ChunkRun {
             out
         };
         self.read_events(ctx, out);
+        warnings.append(&mut self.warnings);
         self.clean_up_strays(running, warnings);
         let how = platform::describe_exit(status);
         let log_tail = tail_of(&self.log, 80);
@@ -503,18 +698,25 @@ impl ChunkRun {
             .filter(|t| Some(*t) != in_flight.as_ref().map(|f| f.test))
             .collect();
         let mut dropped = 0;
-        if self.interrupted {
+        if let Some(text) = self.refused.take() {
+            broken = Some(text);
+        } else if self.interrupted {
             // Left for --resume.
-        } else if self.soft_stopped && self.session_finished {
+        } else if self.soft_stopped && self.session_finished.is_some() {
             // Stopped after a test because the budget ran out: not run, not recorded.
             dropped = remaining.len();
+        } else if self.aborted {
+            // A test ended the run loop; it has its record. The rest runs in a new chunk.
+            if !remaining.is_empty() {
+                requeue.push(self.same_attempt(remaining));
+            }
         } else if !self.session_started {
             broken = Some(format!(
                 "pytest could not start ({how}): {}\n{}",
                 self.command,
                 log_tail.trim_end()
             ));
-        } else if self.session_finished {
+        } else if self.session_finished.is_some() {
             for t in remaining {
                 out.push(self.not_run_record(ctx, t));
             }
@@ -560,6 +762,7 @@ impl ChunkRun {
             forensic,
             requeue,
             broken,
+            internal: self.internal.take(),
             wall: self.spawned.elapsed(),
             startup: self.first_test,
             versions: self.versions.clone(),
@@ -575,9 +778,10 @@ impl ChunkRun {
         }
     }
 
-    /// Kills whatever the chunk left: its process group and orphans reparented to mtest.
+    /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
+    /// that it started (marked `MTEST_WORKER`); never what another chunk started.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
-        let strays = platform::strays(self.pid, running);
+        let strays = platform::strays(Some(self.pid), Some(self.id), running);
         for s in &strays {
             platform::kill_and_reap(s.pid);
         }
@@ -585,7 +789,7 @@ impl ChunkRun {
         let list: Vec<String> = strays
             .iter()
             .filter(|s| !s.zombie)
-            .map(|s| format!("{} {}", s.pid, s.cmd))
+            .map(platform::Stray::describe)
             .collect();
         if !list.is_empty() {
             warnings.push(format!(
@@ -654,6 +858,10 @@ impl ChunkRun {
             ));
             r.details.failure = text.clone();
             r
+        } else if let Some(why) = &self.stopped {
+            let mut r = self.blank_record(ctx, t, Outcome::Skipped);
+            r.message = Some(format!("not run: pytest ended the session early: {why}"));
+            r
         } else if self.any_failure {
             let mut r = self.blank_record(ctx, t, Outcome::Skipped);
             r.message = Some(
@@ -694,6 +902,46 @@ impl ChunkRun {
             ..details
         };
         r
+    }
+}
+
+/// How long a pytest process may live on after its session ended.
+const SESSION_END_GRACE: Duration = Duration::from_secs(10);
+
+fn child_pid(child: &Child) -> i32 {
+    i32::try_from(child.id()).unwrap_or(i32::MAX)
+}
+
+/// A test whose report events did not all arrive, or arrived unreadable, did not pass:
+/// its record says so, naming what was lost.
+fn check_reports(record: &mut TestRecord, f: &InFlight, written: Option<u32>) {
+    let read = f.reports.len() as u32;
+    let lost = written.is_some_and(|n| n > read);
+    if !lost && f.unreadable.is_empty() {
+        return;
+    }
+    let mut why = Vec::new();
+    if lost {
+        why.push(format!(
+            "{} of its {} report event(s) did not arrive",
+            written.unwrap_or(0) - read,
+            written.unwrap_or(0)
+        ));
+    }
+    if !f.unreadable.is_empty() {
+        why.push(format!("{} event line(s) could not be read", f.unreadable.len()));
+    }
+    if !record.outcome.is_failure() {
+        record.outcome = Outcome::Error;
+    }
+    let was = record.message.take().map(|m| format!(" (last known: {m})")).unwrap_or_default();
+    record.message = Some(format!(
+        "mtest lost part of this test's result: {}; it is not a pass{was}",
+        why.join(", ")
+    ));
+    for line in &f.unreadable {
+        record.details.failure.push_str("\nunreadable event: ");
+        record.details.failure.push_str(&crate::record::one_line(line));
     }
 }
 

@@ -19,6 +19,20 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) 
     chunks
 }
 
+/// `order` with each file's tests together, files in the order of their first test.
+pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
+    let mut files: Vec<Vec<usize>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for &i in order {
+        let slot = *index.entry(tests[i].file.as_str()).or_insert_with(|| {
+            files.push(Vec::new());
+            files.len() - 1
+        });
+        files[slot].push(i);
+    }
+    files.concat()
+}
+
 fn plan_together(
     tests: &[PlannedTest],
     order: &[usize],

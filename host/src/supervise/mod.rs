@@ -2,6 +2,10 @@
 //! they finish, re-queues what a dying chunk never reached, re-runs a crashed test alone
 //! for its bundle, retries failures (`--retries`), keeps the budget, handles Ctrl-C.
 //!
+//! In fork mode work is handed out dynamically: when a worker ends, the next batch is cut
+//! from the pool, sized by guided self-scheduling (a share of what is left, so the last
+//! batches are small and every worker finishes at about the same time, history or not).
+//!
 //! Everything happens on this one thread (chunks are spawned here too, which matters:
 //! `PR_SET_PDEATHSIG` fires when the spawning *thread* ends).
 
@@ -9,11 +13,13 @@ pub mod chunk_run;
 pub mod chunks;
 pub mod path_args;
 pub mod platform;
+pub mod zygote;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use chunk_run::{ChunkRun, Ended, Job, RunContext};
+use chunk_run::{ChunkRun, Ended, Job, Launcher, RunContext};
 
 use crate::record::{Outcome, TestRecord};
 
@@ -43,6 +49,63 @@ pub enum Finish {
     Broken(String),
 }
 
+/// What there is to run.
+pub struct Work {
+    /// Jobs that run first, in order: tests that crashed last time, each alone; in process
+    /// mode, every planned chunk.
+    pub jobs: Vec<Job>,
+    /// Fork mode: the tests to hand out in batches, in this order.
+    pub pool: Vec<usize>,
+}
+
+/// The smallest batch worth a fork, in estimated milliseconds of tests.
+const MIN_BATCH_MS: u64 = 250;
+
+/// Tests not yet handed out, cut into batches on demand.
+struct Pool {
+    tests: VecDeque<usize>,
+    cost: u64,
+}
+
+impl Pool {
+    fn new(ctx: &RunContext, tests: Vec<usize>) -> Pool {
+        let cost = tests.iter().map(|&t| cost_of(ctx, t)).sum();
+        Pool {
+            tests: tests.into(),
+            cost,
+        }
+    }
+
+    /// The next batch: about 1/(2·jobs) of what is left, at least [`MIN_BATCH_MS`].
+    fn next(&mut self, ctx: &RunContext, jobs: u32) -> Option<Job> {
+        if self.tests.is_empty() {
+            return None;
+        }
+        let target = (self.cost / (2 * u64::from(jobs.max(1)))).max(MIN_BATCH_MS);
+        let mut batch = Vec::new();
+        let mut cost = 0;
+        while let Some(&t) = self.tests.front() {
+            if cost >= target && !batch.is_empty() {
+                break;
+            }
+            self.tests.pop_front();
+            cost += cost_of(ctx, t);
+            batch.push(t);
+        }
+        self.cost = self.cost.saturating_sub(cost);
+        Some(Job {
+            tests: batch,
+            isolated: false,
+            attempt: 1,
+            forensic: None,
+        })
+    }
+}
+
+fn cost_of(ctx: &RunContext, t: usize) -> u64 {
+    u64::from(ctx.tests[t].estimate_ms.max(1))
+}
+
 pub struct Options {
     pub jobs: u32,
     pub fail_fast: bool,
@@ -60,6 +123,7 @@ const POLL: Duration = Duration::from_millis(5);
 
 struct Loop<'s, 'a> {
     queue: VecDeque<Job>,
+    pool: Pool,
     running: Vec<ChunkRun>,
     next_id: u32,
     stopping: Option<Finish>,
@@ -86,7 +150,9 @@ impl Loop<'_, '_> {
                 return;
             }
         }
-        if r.outcome.is_failure() && r.attempt <= self.options.retries {
+        // A stopping run starts nothing new: a retry queued now would never run.
+        if r.outcome.is_failure() && r.attempt <= self.options.retries && self.stopping.is_none()
+        {
             if let Some(test) = test {
                 self.retry.push((test, r.attempt + 1));
             }
@@ -103,15 +169,14 @@ impl Loop<'_, '_> {
 
 pub fn run(
     ctx: &RunContext,
-    chunks: Vec<Vec<usize>>,
+    work: Work,
+    launcher: &mut Launcher,
     options: &Options,
     sink: &mut dyn FnMut(Progress),
 ) -> Finish {
     let mut l = Loop {
-        queue: chunks
-            .into_iter()
-            .map(|tests| Job::first(ctx, tests))
-            .collect(),
+        queue: work.jobs.into(),
+        pool: Pool::new(ctx, work.pool),
         running: Vec::new(),
         next_id: options.first_chunk.max(1),
         stopping: None,
@@ -123,6 +188,8 @@ pub fn run(
     let mut interrupts_seen = 0;
     let mut out = Vec::new();
     let mut warnings = Vec::new();
+    let mut said: HashSet<String> = HashSet::new();
+    let mut internal_seen: HashMap<String, u32> = HashMap::new();
 
     loop {
         let interrupts = platform::interrupts();
@@ -141,17 +208,25 @@ pub fn run(
         }
         if options.deadline.is_some_and(|d| Instant::now() >= d) && l.stopping.is_none() {
             if let Some(stop) = &ctx.stop_file {
-                let _ = std::fs::write(stop, b"budget");
+                if let Err(e) = std::fs::write(stop, b"budget") {
+                    // The chunks cannot be told to stop after their test: stop them now.
+                    (l.sink)(Progress::Warning(format!(
+                        "the budget ran out and {} cannot be written ({e}): stopping the running tests",
+                        stop.display()
+                    )));
+                    l.running.iter_mut().for_each(ChunkRun::interrupt);
+                }
             }
             l.running.iter_mut().for_each(ChunkRun::stop_soft);
             l.stop(Finish::OutOfBudget { not_run: 0 });
         }
 
         while l.stopping.is_none() && l.running.len() < options.jobs.max(1) as usize {
-            let Some(job) = l.queue.pop_front() else {
+            let Some(job) = l.queue.pop_front().or_else(|| l.pool.next(ctx, options.jobs))
+            else {
                 break;
             };
-            match ChunkRun::spawn(ctx, l.next_id, job) {
+            match ChunkRun::spawn(ctx, l.next_id, job, launcher) {
                 Ok(chunk) => l.running.push(chunk),
                 Err(e) => {
                     l.stopping = Some(Finish::Broken(e));
@@ -161,10 +236,39 @@ pub fn run(
             l.next_id += 1;
         }
 
-        let pids: Vec<i32> = l.running.iter().map(ChunkRun::pid).collect();
+        // Fork mode: the zygote reaps the workers and says how they ended.
+        if let Launcher::Fork(zygote) = launcher {
+            let _ = zygote.read();
+            for text in zygote.notices.drain(..) {
+                warnings.push(text);
+            }
+            for chunk in l.running.iter_mut().filter(|c| c.is_forked()) {
+                if let Some(status) = zygote.take_exit(chunk.pid()) {
+                    chunk.exited(status);
+                }
+            }
+            if let Some(status) = zygote.ended() {
+                // Its workers died with it (PDEATHSIG): their tests in flight crashed, and
+                // the rest goes on in process mode.
+                warnings.push(format!(
+                    "the zygote (pid {}) died ({}); its workers with it: going on in process mode",
+                    zygote.pid,
+                    platform::describe_exit(status)
+                ));
+                for chunk in l.running.iter_mut().filter(|c| c.is_forked()) {
+                    chunk.exited(std::process::ExitStatus::from_raw(libc_sigkill()));
+                }
+                *launcher = Launcher::Process;
+            }
+        }
+
+        let mut pids: Vec<i32> = l.running.iter().map(ChunkRun::pid).collect();
+        if let Launcher::Fork(zygote) = launcher {
+            pids.push(zygote.pid);
+        }
         let mut i = 0;
         while i < l.running.len() {
-            l.running[i].poll(ctx, &mut out);
+            l.running[i].poll(ctx, &mut out, &mut warnings);
             let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
             let forensic_ok = !l.running[i].ran_alone();
             let chunk_failed = out.iter().any(|r| r.outcome.is_failure() && !r.quarantined);
@@ -172,7 +276,9 @@ pub fn run(
                 l.record(ctx, record, forensic_ok);
             }
             for warning in warnings.drain(..) {
-                (l.sink)(Progress::Warning(warning));
+                if said.insert(warning.clone()) {
+                    (l.sink)(Progress::Warning(warning));
+                }
             }
             if options.fail_fast && chunk_failed {
                 // The failing chunk finishes; no new one starts.
@@ -187,6 +293,24 @@ pub fn run(
             l.not_run += ended.dropped;
             if let Some(record) = ended.forensic.take() {
                 l.record(ctx, record, false);
+            }
+            if let Some(text) = ended.internal.take() {
+                // The same INTERNALERROR for a second test: it is not the test's, it is
+                // pytest's or a plugin's, and re-queueing would only repeat it.
+                let key = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or_default()
+                    .to_string();
+                let seen = internal_seen.entry(key).or_insert(0);
+                *seen += 1;
+                if *seen > 1 && ended.broken.is_none() {
+                    ended.broken = Some(format!(
+                        "the same INTERNALERROR ended pytest's run loop twice; pytest's text:\n{text}"
+                    ));
+                    ended.requeue.clear();
+                }
             }
             if let Some(text) = ended.broken.take() {
                 if matches!(l.stopping, None | Some(Finish::FailedFast)) {
@@ -225,7 +349,26 @@ pub fn run(
             running: l.running.len(),
             queued: l.queue.len(),
         });
-        if l.running.is_empty() && (l.queue.is_empty() || l.stopping.is_some()) {
+        if l.running.is_empty()
+            && ((l.queue.is_empty() && l.pool.tests.is_empty()) || l.stopping.is_some())
+        {
+            // Whatever the chunks' tests left running that no chunk end caught.
+            let strays = platform::strays(None, None, &pids);
+            for s in &strays {
+                platform::kill_and_reap(s.pid);
+            }
+            let list: Vec<String> = strays
+                .iter()
+                .filter(|s| !s.zombie)
+                .map(platform::Stray::describe)
+                .collect();
+            if !list.is_empty() {
+                (l.sink)(Progress::Warning(format!(
+                    "{} process(es) were left running at the end of the run, killed: {}",
+                    list.len(),
+                    list.join("; ")
+                )));
+            }
             // Crashes whose re-run never started are recorded as they are (an interrupted
             // run leaves them to --resume).
             if l.stopping != Some(Finish::Interrupted) {
@@ -236,6 +379,7 @@ pub fn run(
                 }
             }
             let not_run = l.not_run
+                + l.pool.tests.len()
                 + l.queue
                     .iter()
                     .filter(|j| j.forensic.is_none())
@@ -249,4 +393,9 @@ pub fn run(
         }
         std::thread::sleep(POLL);
     }
+}
+
+/// The raw wait status of a process killed by SIGKILL.
+fn libc_sigkill() -> i32 {
+    platform::Sig::SIGKILL as i32
 }

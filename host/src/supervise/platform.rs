@@ -16,12 +16,13 @@ extern "C" fn on_interrupt(_: nix::libc::c_int) {
 }
 
 /// Makes mtest the reaper of orphans its chunks leave behind (so processes that started a
-/// new session are still found), and counts SIGINT/SIGTERM instead of dying on them.
+/// new session are still found), and counts SIGINT/SIGTERM/SIGHUP (a closed terminal)
+/// instead of dying on them: each is a graceful, resumable stop.
 pub fn prepare_supervisor() {
     #[cfg(target_os = "linux")]
     let _ = nix::sys::prctl::set_child_subreaper(true);
     let handler = SigHandler::Handler(on_interrupt);
-    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: the handler only touches an atomic counter.
         let _ = unsafe { signal::signal(sig, handler) };
     }
@@ -74,11 +75,34 @@ pub struct Stray {
     pub cmd: String,
     /// Already dead, only waiting to be reaped.
     pub zombie: bool,
+    /// The test that started it (pytest's `PYTEST_CURRENT_TEST`, inherited).
+    pub test: Option<String>,
+}
+
+impl Stray {
+    /// `1234 sleep 60 (started by tests/test_x.py::test_y (call))`
+    pub fn describe(&self) -> String {
+        match &self.test {
+            Some(t) => format!("{} {} (started by {t})", self.pid, self.cmd),
+            None => format!("{} {}", self.pid, self.cmd),
+        }
+    }
+}
+
+/// One variable of a process's environment, as it was when it started.
+fn environ_var(pid: i32, name: &str) -> Option<String> {
+    let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{name}=");
+    env.split(|b| *b == 0)
+        .find(|kv| kv.starts_with(prefix.as_bytes()))
+        .map(|kv| String::from_utf8_lossy(&kv[prefix.len()..]).into_owned())
 }
 
 /// Processes in process group `pgid`, and orphans reparented to mtest that are not in
-/// `known` (the chunk processes still running).
-pub fn strays(pgid: i32, known: &[i32]) -> Vec<Stray> {
+/// `known` (the chunk processes still running). With `worker`, only orphans that chunk
+/// started (their `MTEST_WORKER`), so ending one chunk never kills a daemon that another
+/// running chunk uses; without, every orphan (the end of the run).
+pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -104,10 +128,15 @@ pub fn strays(pgid: i32, known: &[i32]) -> Vec<Stray> {
             (Some(p), Some(g)) => (p.parse::<i32>().unwrap_or(0), g.parse::<i32>().unwrap_or(0)),
             _ => continue,
         };
-        if pid == me || known.contains(&pid) {
+        if pid <= 1 || pid == me || known.contains(&pid) {
             continue;
         }
-        if pgrp == pgid || ppid == me {
+        let orphan_of_ours = ppid == me
+            && match worker {
+                None => true,
+                Some(w) => environ_var(pid, "MTEST_WORKER").as_deref() == Some(&w.to_string()),
+            };
+        if pgid.is_some_and(|g| g > 1 && g == pgrp) || orphan_of_ours {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
                 .map(|c| {
                     String::from_utf8_lossy(&c)
@@ -117,7 +146,13 @@ pub fn strays(pgid: i32, known: &[i32]) -> Vec<Stray> {
                 })
                 .unwrap_or_default();
             let zombie = fields.first() == Some(&"Z");
-            out.push(Stray { pid, cmd, zombie });
+            let test = environ_var(pid, "PYTEST_CURRENT_TEST");
+            out.push(Stray {
+                pid,
+                cmd,
+                zombie,
+                test,
+            });
         }
     }
     out

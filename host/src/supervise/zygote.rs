@@ -1,0 +1,223 @@
+//! The zygote: one pytest process per run that configures pytest with the project's own
+//! configuration, collects every test once, and then only forks. Each worker is a `fork()`
+//! of it after collection, in a process group of its own, running one batch of items
+//! through pytest's run loop (see `mtest_events.py`, `_serve` and `_worker`).
+//!
+//! mtest talks to it on its stdin (one JSON command a line) and reads its event file: the
+//! collected items, then `forked` (a worker's pid) and `exited` (its wait status). The
+//! zygote runs no test; when mtest dies its stdin closes and it kills its workers.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::platform::{self, Sig};
+use crate::pytest::events::{Event, EventTail};
+use crate::pytest::{render_command, Pytest};
+
+/// What the zygote does after collecting.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// Report the items and end (process mode: chunks are separate pytest processes).
+    Collect,
+    /// Report the items, then fork workers on command.
+    Fork,
+}
+
+/// One worker's batch, as the zygote receives it.
+#[derive(Serialize)]
+pub struct ForkRequest<'a> {
+    pub c: &'static str,
+    pub w: u32,
+    /// Indices into the zygote's collected items.
+    pub items: &'a [u32],
+    pub events: &'a Path,
+    pub log: &'a Path,
+    pub stacks: &'a Path,
+    pub stop: Option<&'a Path>,
+    /// Tee the test's output into the log, unbuffered (a crash's re-run alone).
+    pub unbuffered: bool,
+}
+
+pub struct Zygote {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub pid: i32,
+    tail: EventTail,
+    pub log: PathBuf,
+    pub stacks: PathBuf,
+    pub command: String,
+    /// Exit statuses the zygote reported, by worker pid, not yet taken.
+    exits: HashMap<i32, ExitStatus>,
+    /// Notices (options mtest changed), said once.
+    pub notices: Vec<String>,
+}
+
+impl Zygote {
+    /// Starts `python -m pytest` with the event plugin in zygote `mode`; `args` are added
+    /// before the user's own. Files go to `work/zygote.*`.
+    pub fn spawn(
+        pytest: &Pytest,
+        mode: Mode,
+        args: &[String],
+        work: &Path,
+        attempt: u32,
+    ) -> Result<Zygote, String> {
+        let name = format!("zygote-{attempt}");
+        let events = work.join(format!("{name}.events"));
+        let log = work.join(format!("{name}.log"));
+        let stacks = work.join(format!("{name}.stacks"));
+        let _ = std::fs::remove_file(&events);
+        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+        let out = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
+        let err = out.try_clone().map_err(|e| io(&log, e))?;
+        let mut cmd = pytest.command(&events);
+        cmd.env("MTEST_COLLECT", "1")
+            .env(
+                "MTEST_ZYGOTE",
+                match mode {
+                    Mode::Collect => "collect",
+                    Mode::Fork => "fork",
+                },
+            )
+            .env("MTEST_STACKS", &stacks)
+            .env("PYTHONFAULTHANDLER", "1")
+            .args(["-q", "--continue-on-collection-errors"])
+            .args(args);
+        pytest.finish_args(&mut cmd);
+        cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
+        platform::own_group(&mut cmd);
+        let command = render_command(&cmd);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", pytest.python.display()))?;
+        let stdin = child.stdin.take();
+        Ok(Zygote {
+            pid: child.id() as i32,
+            child,
+            stdin,
+            tail: EventTail::new(&events),
+            log,
+            stacks,
+            command,
+            exits: HashMap::new(),
+            notices: Vec::new(),
+        })
+    }
+
+    /// New events. `exited` statuses are kept for [`Zygote::take_exit`]; the rest are
+    /// returned (unreadable lines as `Err`).
+    pub fn read(&mut self) -> Vec<Result<Event, String>> {
+        let mut out = Vec::new();
+        for event in self.tail.read() {
+            match event {
+                Ok(Event::Exited { pid, status, .. }) => {
+                    self.exits.insert(pid, ExitStatus::from_raw(status));
+                }
+                Ok(Event::Notice { text }) => self.notices.push(text),
+                other => out.push(other),
+            }
+        }
+        out
+    }
+
+    /// The exit status of worker `pid`, once the zygote has reaped it.
+    pub fn take_exit(&mut self, pid: i32) -> Option<ExitStatus> {
+        self.exits.remove(&pid)
+    }
+
+    /// The zygote's own exit status, if it has ended.
+    pub fn ended(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Asks for a worker and waits for its pid (a fork takes milliseconds; the zygote
+    /// answers in its loop, every 10 ms at worst).
+    pub fn fork(&mut self, request: &ForkRequest) -> Result<i32, String> {
+        let mut line = serde_json::to_vec(request)
+            .map_err(|e| format!("cannot encode a fork request: {e}"))?;
+        line.push(b'\n');
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| "the zygote's command pipe is closed".to_string())?;
+        stdin
+            .write_all(&line)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot send a batch to the zygote (pid {}): {e}", self.pid))?;
+        let asked = Instant::now();
+        loop {
+            // Nothing but `forked`, `exited` and notices comes from the zygote now.
+            for event in self.read() {
+                if let Ok(Event::Forked { w, pid }) = event {
+                    if w == request.w {
+                        return Ok(pid);
+                    }
+                }
+            }
+            if let Some(status) = self.ended() {
+                return Err(format!(
+                    "the zygote (pid {}) ended ({}) instead of forking a worker",
+                    self.pid,
+                    platform::describe_exit(status)
+                ));
+            }
+            if asked.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "the zygote (pid {}) did not fork a worker within 60 s",
+                    self.pid
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Lets the zygote end its session (pytest's session end, coverage combining),
+    /// waiting at most `limit`, then kills what is left. Returns how it ended.
+    pub fn quit(&mut self, limit: Duration) -> String {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = stdin.write_all(b"{\"c\":\"quit\"}\n");
+            let _ = stdin.flush();
+        }
+        let asked = Instant::now();
+        loop {
+            if let Some(status) = self.ended() {
+                self.stdin = None;
+                // Notices are kept by `read`; nothing else matters now.
+                let _ = self.read();
+                return platform::describe_exit(status);
+            }
+            if asked.elapsed() > limit {
+                platform::signal_pid(self.pid, Sig::SIGUSR1);
+                std::thread::sleep(Duration::from_millis(500));
+                self.kill();
+                return format!(
+                    "killed: its session end took longer than {} (stacks in {})",
+                    crate::clock::human(limit),
+                    self.stacks.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the zygote's group and reaps it (its workers die with it: PDEATHSIG).
+    pub fn kill(&mut self) {
+        self.stdin = None;
+        platform::signal_group(self.pid, Sig::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        if self.ended().is_none() {
+            self.kill();
+        }
+    }
+}
