@@ -130,3 +130,27 @@ pub fn example_plugin(name: &str) -> PathBuf {
     .unwrap_or_else(|e| panic!("{e}"));
     dir.join(format!("{}.wasm", name.replace('-', "_")))
 }
+
+/// `mtest_in` for runs, in the isolation mode under test: `$MTEST_TEST_ISOLATION`
+/// (`fork` or `process`; unset: mtest's default). `./dev test` runs the end-to-end
+/// suites in both.
+pub fn mtest_run(root: &Path) -> Command {
+    let mut cmd = mtest_in(root);
+    if let Some(mode) = std::env::var_os("MTEST_TEST_ISOLATION") {
+        cmd.arg("--isolation").arg(mode);
+    }
+    cmd
+}
+
+/// The isolation mode under test (see [`mtest_run`]).
+pub fn isolation() -> String {
+    std::env::var("MTEST_TEST_ISOLATION").unwrap_or_else(|_| "fork".into())
+}
+
+/// Whether `module` imports in the test Python (optional tools: pytest-cov, xdist).
+pub fn python_has(module: &str) -> bool {
+    Command::new(python())
+        .args(["-c", &format!("import {module}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}

@@ -789,7 +789,13 @@ fn fresh_state(
     let errors: Vec<TestRecord> = collected
         .errors
         .iter()
-        .map(|e| collection_error_record(&run_id, collected, &e.id, &e.text))
+        .map(|e| {
+            let mut r = collection_error_record(&run_id, collected, &e.id, &e.text);
+            if let Some(m) = &e.message {
+                r.message = Some(m.clone());
+            }
+            r
+        })
         .collect();
     if selected.tests.is_empty() && errors.is_empty() {
         return Err(nothing_selected(collected, &opts));

@@ -29,6 +29,9 @@ pub struct CollectError {
     /// The collector's node id, usually the module path.
     pub id: String,
     pub text: String,
+    /// One line for the record, when the text's last line is not it (a crash, a hang).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -171,9 +174,11 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                     markers,
                     timeout,
                 }),
-                Event::CollectError { id, text } => {
-                    collected.errors.push(CollectError { id, text })
-                }
+                Event::CollectError { id, text } => collected.errors.push(CollectError {
+                    id,
+                    text,
+                    message: None,
+                }),
                 Event::CollectStart { id, path, t } => progress.start(id, path, t),
                 Event::CollectDone { id, t } => progress.done(&id, t),
                 Event::Collected { .. } => items_done = true,
@@ -210,9 +215,11 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                 match event {
                     Event::SessionFinish { .. } => finished = true,
                     Event::InternalError { text } => internal_error = Some(text),
-                    Event::CollectError { id, text } => {
-                        collected.errors.push(CollectError { id, text })
-                    }
+                    Event::CollectError { id, text } => collected.errors.push(CollectError {
+                        id,
+                        text,
+                        message: None,
+                    }),
                     Event::CollectStart { id, path, t } => progress.start(id, path, t),
                     Event::CollectDone { id, t } => progress.done(&id, t),
                     _ => {}
@@ -230,6 +237,7 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                                  collected without it. Its output:\n{}",
                                 log.trim_end()
                             ),
+                            message: Some(format!("pytest died ({how}) while collecting {id}")),
                         },
                         path: path.clone(),
                     });
@@ -275,6 +283,9 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                              Stacks:\n{}",
                             stacks.trim_end()
                         ),
+                        message: Some(format!(
+                            "hung: collecting {id} made no progress for {limit}"
+                        )),
                     },
                     path: path.clone(),
                 }),

@@ -568,6 +568,10 @@ def pytest_runtestloop(session):
     if _zygote == "fork":
         _serve(session)
         return True
+    import signal
+
+    # mtest sends SIGINT to stop a chunk (Ctrl-C): that is not a test's KeyboardInterrupt.
+    signal.signal(signal.SIGINT, _on_sigint)
     _run_items(session, session.items)
     return True
 

@@ -455,8 +455,20 @@ impl ChunkRun {
                 t,
                 n,
             } => {
-                let Some(f) = self.take_in_flight(ctx, &id) else {
-                    return;
+                // A plugin can raise before the test's `start` (pytest-timeout arms its
+                // timer first): the test is still the one that broke the loop.
+                let f = match self.take_in_flight(ctx, &id) {
+                    Some(f) => f,
+                    None => match ctx.index.get(id.as_str()) {
+                        Some(&test) if !self.done.contains(&test) => InFlight {
+                            test,
+                            started: Instant::now(),
+                            started_at: clock::epoch(t),
+                            reports: Vec::new(),
+                            unreadable: Vec::new(),
+                        },
+                        _ => return,
+                    },
                 };
                 let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
                 check_reports(&mut record, &f, n);
