@@ -814,8 +814,13 @@ impl ChunkRun {
     }
 
     fn blank_record(&self, ctx: &RunContext, t: usize, outcome: Outcome) -> TestRecord {
+        self.record_at(ctx, t, outcome, clock::now())
+    }
+
+    /// A record of test `t` with both times `at` (callers set what they know better).
+    fn record_at(&self, ctx: &RunContext, t: usize, outcome: Outcome, at: String) -> TestRecord {
         let test = &ctx.tests[t];
-        let now = clock::now();
+        let now = at;
         TestRecord {
             schema_version: SCHEMA_VERSION,
             run_id: ctx.run_id.clone(),
@@ -897,10 +902,9 @@ impl ChunkRun {
         finished_at: SystemTime,
     ) -> TestRecord {
         let (outcome, details) = outcome_of(&f.reports);
-        let mut r = self.blank_record(ctx, f.test, outcome.outcome);
+        let mut r = self.record_at(ctx, f.test, outcome.outcome, clock::rfc3339(finished_at));
         r.flaky = self.attempt > 1 && !outcome.outcome.is_failure();
         r.started_at = clock::rfc3339(f.started_at);
-        r.finished_at = clock::rfc3339(finished_at);
         // Wall time of the whole test protocol (setup, call, teardown and pytest's own
         // work around them): what the test costs a run, which is what budgets need.
         r.duration_s = finished_at
