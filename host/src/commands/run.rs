@@ -277,6 +277,15 @@ fn execute(
         .filter(|t| !recorded.contains(t.id.as_str()))
         .cloned()
         .collect();
+    let collect_ms: HashMap<String, u64> = collection
+        .as_ref()
+        .map(|c| {
+            c.collect_s
+                .iter()
+                .map(|(f, s)| (f.clone(), clock::secs(*s).as_millis() as u64))
+                .collect()
+        })
+        .unwrap_or_default();
     let (mut launcher, item_index) = launcher_for(
         &opts,
         collection,
@@ -380,7 +389,16 @@ fn execute(
             }
         }
         Launcher::Process => Work {
-            jobs: chunks::plan(&todo, &order, opts.jobs, startup_ms)
+            jobs: chunks::plan(
+                &todo,
+                &order,
+                opts.jobs,
+                &chunks::Costs {
+                    startup_ms,
+                    collect_ms: &collect_ms,
+                    cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
+                },
+            )
                 .into_iter()
                 .map(|tests| Job::first(&ctx, tests))
                 .collect(),

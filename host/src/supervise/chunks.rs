@@ -4,18 +4,40 @@
 //! there should be at least one chunk per worker so `-j` has something to share; and a
 //! test file is kept whole where possible, because a chunk collects every file it touches.
 
+use std::collections::HashMap;
+
 use crate::selection::PlannedTest;
 
 /// Chunk target: this many start-up costs of test time.
 const STARTUPS_PER_CHUNK: u64 = 15;
 
+/// A file whose run time is this many times its collection time may be cut into as many
+/// chunks as its size asks for; otherwise into at most `jobs`, since every chunk that
+/// holds part of a file collects all of it again.
+const RUN_DWARFS_COLLECTION: u64 = 20;
+
 /// Returns chunks as lists of indices into `tests`, in dispatch order. Files appear in the
-/// order of their first test in `tests` (the selection's priority order).
-pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, startup_ms: u32) -> Vec<Vec<usize>> {
+/// order of their first test in `tests` (the selection's priority order). `collect_ms`
+/// is each file's measured collection time: a chunk pays it for every file it touches.
+/// Chunks per worker when no test has a history: enough to balance, few enough that the
+/// start-ups stay small beside the run (a default estimate of a few ms or 50 ms is wrong
+/// for most suites either way).
+const COLD_CHUNKS_PER_JOB: u64 = 4;
+
+/// How the tests' costs are known.
+pub struct Costs<'a> {
+    pub startup_ms: u32,
+    /// Each file's measured collection time.
+    pub collect_ms: &'a HashMap<String, u64>,
+    /// No test has a duration history: the estimates are placeholders.
+    pub cold: bool,
+}
+
+pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) -> Vec<Vec<usize>> {
     // Tests that crashed last time run first, each alone.
     let (alone, order): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| tests[i].isolate);
     let mut chunks: Vec<Vec<usize>> = alone.into_iter().map(|i| vec![i]).collect();
-    chunks.extend(plan_together(tests, &order, jobs, startup_ms));
+    chunks.extend(plan_together(tests, &order, jobs, costs));
     chunks
 }
 
@@ -33,12 +55,7 @@ pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
     files.concat()
 }
 
-fn plan_together(
-    tests: &[PlannedTest],
-    order: &[usize],
-    jobs: u32,
-    startup_ms: u32,
-) -> Vec<Vec<usize>> {
+fn plan_together(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) -> Vec<Vec<usize>> {
     if order.is_empty() {
         return Vec::new();
     }
@@ -54,28 +71,49 @@ fn plan_together(
         files[slot].1.push(i);
     }
     let cost = |i: usize| tests[i].estimate_ms.max(1) as u64;
-    let total: u64 = order.iter().map(|&i| cost(i)).sum();
-    let max_chunk = STARTUPS_PER_CHUNK * startup_ms.max(100) as u64;
+    let collect = |file: &str| costs.collect_ms.get(file).copied().unwrap_or(0);
+    let total: u64 = order.iter().map(|&i| cost(i)).sum::<u64>()
+        + files.iter().map(|(f, _)| collect(f)).sum::<u64>();
+    let max_chunk = STARTUPS_PER_CHUNK * costs.startup_ms.max(100) as u64;
     // A multiple of the workers, so the last round keeps every worker busy.
     let jobs = jobs.max(1) as u64;
-    let wanted = total.div_ceil(max_chunk).div_ceil(jobs) * jobs;
+    let wanted = if costs.cold {
+        jobs * COLD_CHUNKS_PER_JOB
+    } else {
+        total.div_ceil(max_chunk).div_ceil(jobs) * jobs
+    };
     let target = total.div_ceil(wanted).max(1);
 
     let mut chunks: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut current_cost = 0u64;
-    for (_, members) in files {
-        let file_cost: u64 = members.iter().map(|&i| cost(i)).sum();
-        if file_cost > target {
-            // Bigger than a chunk: split across chunks.
+    for (file, members) in files {
+        let run_cost: u64 = members.iter().map(|&i| cost(i)).sum();
+        let collect_cost = collect(file);
+        let file_cost = run_cost + collect_cost;
+        if file_cost > target && members.len() > 1 {
+            // Bigger than a chunk: split, each piece paying the file's collection again;
+            // into at most `jobs` pieces unless its run time dwarfs its collection.
+            let wanted = run_cost.div_ceil(target.max(1)).max(1);
+            let pieces = if !costs.cold && run_cost >= RUN_DWARFS_COLLECTION * collect_cost {
+                wanted
+            } else {
+                wanted.min(jobs)
+            };
+            let piece = run_cost.div_ceil(pieces).max(1);
+            if current_cost > 0 {
+                chunks.push(std::mem::take(&mut current));
+                current_cost = 0;
+            }
             for i in members {
-                if current_cost >= target {
+                if current_cost >= piece {
                     chunks.push(std::mem::take(&mut current));
                     current_cost = 0;
                 }
                 current.push(i);
                 current_cost += cost(i);
             }
+            current_cost += collect_cost;
             continue;
         }
         // A whole file joins the current chunk if that overshoots the target by less than
@@ -99,6 +137,34 @@ fn plan_together(
 mod tests {
     use super::*;
 
+    fn warm(startup_ms: u32, collect_ms: &HashMap<String, u64>) -> Costs<'_> {
+        Costs {
+            startup_ms,
+            collect_ms,
+            cold: false,
+        }
+    }
+
+    #[test]
+    fn a_cold_suite_gets_a_few_chunks_per_worker_and_big_files_at_most_jobs_pieces() {
+        let mut tests: Vec<_> = (0..20_000).map(|i| t(&format!("f{}.py", i / 100), 50)).collect();
+        tests.extend((0..45_000).map(|_| t("big.py", 50)));
+        let order: Vec<usize> = (0..tests.len()).collect();
+        let none = HashMap::new();
+        let costs = Costs {
+            startup_ms: 1000,
+            collect_ms: &none,
+            cold: true,
+        };
+        let chunks = plan(&tests, &order, 2, &costs);
+        let big = chunks
+            .iter()
+            .filter(|c| c.iter().any(|&i| tests[i].file == "big.py"))
+            .count();
+        assert_eq!(big, 2);
+        assert!(chunks.len() <= 12, "{}", chunks.len());
+    }
+
     fn t(file: &str, ms: u32) -> PlannedTest {
         PlannedTest {
             id: format!("{file}::t"),
@@ -119,7 +185,7 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 10), 10))
             .collect();
         let order: Vec<usize> = (0..100).collect();
-        assert_eq!(plan(&tests, &order, 1, 1000).len(), 1);
+        assert_eq!(plan(&tests, &order, 1, &warm(1000, &HashMap::new())).len(), 1);
     }
 
     #[test]
@@ -128,7 +194,7 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 10), 10))
             .collect();
         let order: Vec<usize> = (0..100).collect();
-        let chunks = plan(&tests, &order, 2, 1000);
+        let chunks = plan(&tests, &order, 2, &warm(1000, &HashMap::new()));
         assert_eq!(chunks.len(), 2);
         for chunk in &chunks {
             let files: std::collections::HashSet<_> =
@@ -144,7 +210,7 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 50), 50))
             .collect();
         let order: Vec<usize> = (0..5000).collect();
-        let chunks = plan(&tests, &order, 1, 1000);
+        let chunks = plan(&tests, &order, 1, &warm(1000, &HashMap::new()));
         assert_eq!(
             chunks.len(),
             17,
@@ -167,17 +233,30 @@ mod tests {
         tests[13].isolate = true;
         tests[4].isolate = true;
         let order: Vec<usize> = (0..20).collect();
-        let chunks = plan(&tests, &order, 1, 1000);
+        let chunks = plan(&tests, &order, 1, &warm(1000, &HashMap::new()));
         assert_eq!(chunks[0], vec![4]);
         assert_eq!(chunks[1], vec![13]);
         assert_eq!(chunks[2].len(), 18);
     }
 
     #[test]
+    fn a_file_expensive_to_collect_is_cut_into_at_most_jobs_pieces() {
+        // 45,000 cases of 1 ms whose file takes 5 s to collect: 2 pieces at -j2, not 150.
+        let tests: Vec<_> = (0..45_000).map(|_| t("big.py", 1)).collect();
+        let order: Vec<usize> = (0..45_000).collect();
+        let collect = HashMap::from([("big.py".to_string(), 5_000)]);
+        let chunks = plan(&tests, &order, 2, &warm(300, &collect));
+        assert_eq!(chunks.len(), 2, "{:?}", chunks.iter().map(Vec::len).collect::<Vec<_>>());
+        // Cheap to collect: cut by size.
+        let cheap = HashMap::from([("big.py".to_string(), 10)]);
+        assert!(plan(&tests, &order, 2, &warm(300, &cheap)).len() > 2);
+    }
+
+    #[test]
     fn a_huge_file_is_split() {
         let tests: Vec<_> = (0..1000).map(|_| t("big.py", 100)).collect();
         let order: Vec<usize> = (0..1000).collect();
-        let chunks = plan(&tests, &order, 4, 1000);
+        let chunks = plan(&tests, &order, 4, &warm(1000, &HashMap::new()));
         assert!(chunks.len() >= 4);
     }
 }
