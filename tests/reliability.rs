@@ -508,3 +508,45 @@ fn coverage_at_j2_equals_plain_pytest() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(total(dir.path()), expected, "{stderr}");
 }
+
+#[test]
+fn a_store_deleted_during_the_run_is_written_again() {
+    let dir = project(&[(
+        "tests/test_d.py",
+        r#"
+import os, shutil
+
+def test_a():
+    pass
+
+def test_b_deletes_the_store():
+    shutil.rmtree(os.path.join(os.getcwd(), ".gates"))
+
+def test_c_fails():
+    assert 0
+"#,
+    )]);
+    let (code, stderr) = run(dir.path(), &["-j", "1"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("disappeared during the run"), "{stderr}");
+    assert_eq!(
+        outcomes(dir.path()),
+        expect(&[
+            ("tests/test_d.py::test_a", "passed"),
+            ("tests/test_d.py::test_b_deletes_the_store", "passed"),
+            ("tests/test_d.py::test_c_fails", "failed"),
+        ])
+    );
+    let state = std::fs::read_to_string(dir.path().join(".gates/state.json")).unwrap();
+    assert!(state.contains("\"complete\""), "{state}");
+}
+
+#[test]
+fn a_store_that_cannot_be_written_is_one_clear_error() {
+    let dir = project(&[("tests/test_a.py", "def test_a():\n    pass\n")]);
+    std::fs::write(dir.path().join(".gates"), "not a directory").unwrap();
+    let (code, stderr) = run(dir.path(), &[]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(".gates is not a directory"), "{stderr}");
+}

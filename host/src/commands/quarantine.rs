@@ -95,7 +95,7 @@ fn change(root: &Path, edit: impl FnOnce(&mut Quarantine) -> Result<String, Stri
     let gates = Gates::new(root);
     let _lock = match lock::acquire(&gates.dir) {
         Ok(l) => l,
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let mut q = match load(&gates) {
         Ok(q) => q,

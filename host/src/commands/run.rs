@@ -228,7 +228,7 @@ fn execute(
     let started = Instant::now();
     platform::prepare_supervisor();
     let gates = Gates::new(root);
-    let _lock = lock::acquire(&gates.dir).map_err(usage)?;
+    let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
     let mut warnings = Vec::new();
     let mut durations: Durations = load_or_default(&gates.durations(), &mut warnings);
     let mut quarantine: Quarantine = load_or_default(&gates.quarantine(), &mut warnings);

@@ -52,6 +52,20 @@ impl<'h> Recorder<'h> {
             ));
             record.details.extra = self.enricher.sections(&record);
         }
+        if !self.log.intact() && self.write_error.is_none() {
+            // The store was deleted (or replaced) while the run went on: write it again.
+            match self.log.recreate(&self.records) {
+                Ok(()) => self.progress.line(&format!(
+                    "warning: {} disappeared during the run (was .gates/ deleted?); re-created it with the {} record(s) so far",
+                    self.log.path().display(),
+                    self.records.len()
+                )),
+                Err(e) => {
+                    self.progress.line(&format!("error: {e}"));
+                    self.write_error = Some(e);
+                }
+            }
+        }
         if let Err(e) = self.log.append(&record) {
             if self.write_error.is_none() {
                 self.progress.line(&format!("error: {e}"));

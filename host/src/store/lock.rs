@@ -12,9 +12,46 @@ pub struct GatesLock {
     _lock: Flock<File>,
 }
 
-pub fn acquire(gates_dir: &Path) -> Result<GatesLock, String> {
-    std::fs::create_dir_all(gates_dir)
-        .map_err(|e| format!("cannot create {}: {e}", gates_dir.display()))?;
+/// Why the store cannot be had.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another mtest holds it: who.
+    Busy(String),
+    /// The store cannot be created or written (a file in its place, no permission, a full
+    /// disk): one line saying which and what to do.
+    Store(String),
+}
+
+impl LockError {
+    pub fn exit(&self) -> crate::Exit {
+        match self {
+            LockError::Busy(_) => crate::Exit::Usage,
+            LockError::Store(_) => crate::Exit::Internal,
+        }
+    }
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Busy(s) | LockError::Store(s) => f.write_str(s),
+        }
+    }
+}
+
+pub fn acquire(gates_dir: &Path) -> Result<GatesLock, LockError> {
+    if gates_dir.exists() && !gates_dir.is_dir() {
+        return Err(LockError::Store(format!(
+            "{} is not a directory: mtest keeps its store there; move the file away",
+            gates_dir.display()
+        )));
+    }
+    std::fs::create_dir_all(gates_dir).map_err(|e| {
+        LockError::Store(format!(
+            "cannot create the store {}: {e}; check the project directory's permissions",
+            gates_dir.display()
+        ))
+    })?;
     let path = gates_dir.join("lock");
     let file = OpenOptions::new()
         .read(true)
@@ -22,7 +59,12 @@ pub fn acquire(gates_dir: &Path) -> Result<GatesLock, String> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        .map_err(|e| {
+            LockError::Store(format!(
+                "cannot write the store {}: {e}; mtest needs to write there (check its permissions)",
+                path.display()
+            ))
+        })?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(mut lock) => {
             let me = format!(
@@ -45,10 +87,10 @@ pub fn acquire(gates_dir: &Path) -> Result<GatesLock, String> {
             } else {
                 holder
             };
-            Err(format!(
+            Err(LockError::Busy(format!(
                 "another mtest is running on this project ({holder}; lock {}); wait for it or stop it",
                 path.display()
-            ))
+            )))
         }
     }
 }

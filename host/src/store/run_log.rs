@@ -10,6 +10,14 @@ use crate::record::TestRecord;
 pub struct RunLog {
     file: File,
     path: PathBuf,
+    /// (device, inode) of the file written: if the path stops naming it, the store was
+    /// deleted or replaced during the run.
+    identity: (u64, u64),
+}
+
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
 }
 
 impl RunLog {
@@ -19,10 +27,43 @@ impl RunLog {
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let meta = file
+            .metadata()
+            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
         Ok(RunLog {
+            identity: identity(&meta),
             file,
             path: path.to_path_buf(),
         })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the path still names the file this log writes (one `stat`).
+    pub fn intact(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) == self.identity)
+    }
+
+    /// Writes the log anew, with its directory, holding `records`: after the store was
+    /// deleted during the run, nothing recorded so far is lost.
+    pub fn recreate(&mut self, records: &[TestRecord]) -> Result<(), String> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot re-create {}: {e}", dir.display()))?;
+        }
+        let mut text = Vec::new();
+        for r in records {
+            serde_json::to_writer(&mut text, r).map_err(|e| format!("cannot encode a record: {e}"))?;
+            text.push(b'\n');
+        }
+        let tmp = self.path.with_extension("jsonl.tmp");
+        std::fs::write(&tmp, &text)
+            .and_then(|()| std::fs::rename(&tmp, &self.path))
+            .map_err(|e| format!("cannot re-create {}: {e}", self.path.display()))?;
+        *self = RunLog::open(&self.path)?;
+        Ok(())
     }
 
     pub fn append(&mut self, record: &TestRecord) -> Result<(), String> {

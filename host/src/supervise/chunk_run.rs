@@ -213,6 +213,8 @@ impl ChunkRun {
         let log = ctx.chunk_dir.join(format!("{name}.log"));
         let stacks = ctx.chunk_dir.join(format!("{name}.stacks"));
         let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+        // It may have been deleted during the run (with the rest of .gates/).
+        std::fs::create_dir_all(&ctx.chunk_dir).map_err(|e| io(&ctx.chunk_dir, e))?;
 
         let mut id_list = String::new();
         let mut files: Vec<&str> = Vec::new();
