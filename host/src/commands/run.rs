@@ -493,14 +493,11 @@ fn execute(
         rec.progress.line(&format!("warning: {e}"));
     }
 
-    // The exit code counts each test once, by its last attempt; a flaky pass counts as a
-    // failure only with --flaky-fails.
-    let finals = per_test(&rec.records, false);
-    let failures = finals
-        .iter()
-        .filter(|r| !r.quarantined && (r.outcome.is_failure() || (r.flaky && opts.flaky_fails)))
-        .count();
-    let flaky = finals.iter().filter(|r| r.flaky).count();
+    // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
+    // counts as a failure only with --flaky-fails.
+    let stats = &rec.progress.stats;
+    let failures = stats.run_failures(opts.flaky_fails);
+    let flaky = stats.flaky();
     if flaky > 0 {
         notes.push(format!(
             "{flaky} flaky test(s) failed, then passed on a retry{}",
@@ -524,6 +521,7 @@ fn execute(
         duration_s: rec.progress.elapsed().as_secs_f64(),
         counts: rec
             .progress
+            .stats
             .counts()
             .into_iter()
             .map(|(o, c)| (o.into(), c as u32))
@@ -538,10 +536,8 @@ fn execute(
     if let Finish::Broken(text) = &finish {
         eprintln!("error: {text}");
     }
-    let quarantined_failures = finals
-        .iter()
-        .filter(|r| r.outcome.is_failure() && r.quarantined)
-        .count();
+    let stats = &rec.progress.stats;
+    let quarantined_failures = stats.quarantined_failing();
     eprintln!(
         "mtest: {} (run {})",
         rec.progress.counts_line(),
@@ -562,7 +558,7 @@ fn execute(
         rel(&gates.run_log()),
         rel(&gates.last_run().join("summary.md"))
     );
-    if finals.iter().any(|r| r.outcome.is_failure()) {
+    if stats.failing() + quarantined_failures > 0 {
         eprintln!(
             "  failure bundles: {}/",
             rel(&gates.last_run().join("failures"))
@@ -571,7 +567,7 @@ fn execute(
     match finish {
         Finish::Interrupted => eprintln!(
             "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
-            final_state.tests.len().saturating_sub(finals.len())
+            final_state.tests.len().saturating_sub(stats.tests())
         ),
         Finish::FailedFast => eprintln!("  stopped early (--fail-fast) after a failing chunk"),
         _ => {}

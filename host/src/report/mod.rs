@@ -6,6 +6,7 @@ pub mod enrich;
 pub mod junit;
 pub mod progress;
 pub mod reporters;
+pub mod stats;
 
 use crate::record::TestRecord;
 use crate::store::run_log::RunLog;

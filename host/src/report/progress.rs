@@ -4,14 +4,14 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+use super::stats::RunStats;
 use crate::clock::human;
 use crate::record::{Outcome, TestRecord};
 
 pub struct Progress {
     total: usize,
-    done: usize,
-    counts: [usize; 8],
-    failures: usize,
+    /// The counts, per test.
+    pub stats: RunStats,
     started: Instant,
     tty: bool,
     last_draw: Option<Instant>,
@@ -19,17 +19,11 @@ pub struct Progress {
     running: usize,
 }
 
-fn slot(o: Outcome) -> usize {
-    Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0)
-}
-
 impl Progress {
     pub fn new(total: usize) -> Self {
         Progress {
             total,
-            done: 0,
-            counts: [0; 8],
-            failures: 0,
+            stats: RunStats::default(),
             started: Instant::now(),
             tty: std::io::stderr().is_terminal(),
             last_draw: None,
@@ -45,11 +39,7 @@ impl Progress {
     /// Counts a record; prints it if it failed (or was replayed from an earlier invocation,
     /// silently).
     pub fn record(&mut self, r: &TestRecord, replayed: bool) {
-        self.done += 1;
-        self.counts[slot(r.outcome)] += 1;
-        if r.outcome.is_failure() && !r.quarantined {
-            self.failures += 1;
-        }
+        self.stats.record(r);
         if replayed {
             return;
         }
@@ -103,9 +93,9 @@ impl Progress {
     fn status(&self) -> String {
         format!(
             "[{}/{}] {} failed · {} · {} chunk(s) running",
-            self.done,
+            self.stats.tests(),
             self.total,
-            self.failures,
+            self.stats.failing(),
             human(self.elapsed()),
             self.running
         )
@@ -120,24 +110,6 @@ impl Progress {
 
     /// `12 passed, 1 failed, 1 crashed in 4.2s`
     pub fn counts_line(&self) -> String {
-        let parts: Vec<String> = Outcome::ALL
-            .iter()
-            .filter(|o| self.counts[slot(**o)] > 0)
-            .map(|o| format!("{} {}", self.counts[slot(*o)], o.as_str()))
-            .collect();
-        let parts = if parts.is_empty() {
-            "no tests ran".to_string()
-        } else {
-            parts.join(", ")
-        };
-        format!("{parts} in {}", human(self.elapsed()))
-    }
-
-    pub fn counts(&self) -> Vec<(Outcome, usize)> {
-        Outcome::ALL
-            .iter()
-            .map(|o| (*o, self.counts[slot(*o)]))
-            .filter(|(_, c)| *c > 0)
-            .collect()
+        format!("{} in {}", self.stats.counts_text(), human(self.elapsed()))
     }
 }

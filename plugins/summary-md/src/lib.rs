@@ -38,8 +38,10 @@ struct Failure {
 #[derive(Default)]
 struct State {
     start: Option<RunStart>,
-    /// [tier][outcome] counts; tiers 0..=3.
+    /// [tier][outcome] counts; tiers 0..=3. Each test once, by its last attempt.
     per_tier: [[u32; 8]; 4],
+    /// Each test's (tier, outcome) so far: a retry replaces its earlier attempt's count.
+    last: std::collections::HashMap<String, (usize, usize)>,
     /// (duration, test id), kept to the slowest few.
     slowest: Vec<(f64, String)>,
     failures: Vec<Failure>,
@@ -148,11 +150,19 @@ fn render(state: &State, summary: &RunSummary) -> String {
             "| test | outcome | message | bundle |\n|---|---|---|---|"
         );
         for f in &state.failures {
-            let outcome = if f.quarantined {
+            let mut outcome = if f.quarantined {
                 format!("{} (quarantined)", name(f.outcome))
             } else {
                 name(f.outcome).to_string()
             };
+            // A later attempt passed: this failure made the test flaky, not failing.
+            if state
+                .last
+                .get(&f.test_id)
+                .is_some_and(|(_, last)| !is_failure(OUTCOMES[*last]))
+            {
+                outcome.push_str(", then passed on a retry (flaky)");
+            }
             let bundle = match &f.bundle {
                 Some(b) => format!("[bundle]({})", b.replace(' ', "%20")),
                 None => String::new(),
@@ -182,7 +192,11 @@ impl Reporter for SummaryMd {
     fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
-            s.per_tier[(r.tier as usize).min(3)][slot(r.outcome)] += 1;
+            let now = ((r.tier as usize).min(3), slot(r.outcome));
+            if let Some((tier, outcome)) = s.last.insert(r.test_id.clone(), now) {
+                s.per_tier[tier][outcome] -= 1;
+            }
+            s.per_tier[now.0][now.1] += 1;
             let slow_enough = s.slowest.len() < SLOWEST
                 || s.slowest.last().is_some_and(|(d, _)| r.duration_s > *d);
             if slow_enough {
