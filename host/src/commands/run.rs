@@ -405,8 +405,6 @@ fn execute(
             pool: Vec::new(),
         },
     };
-    let mut startups = Vec::new();
-    let mut versions = None;
     let first_new = rec.records.len();
     let supervise_options = supervise::Options {
         jobs: opts.jobs,
@@ -416,20 +414,64 @@ fn execute(
         rerun_crashed: opts.rerun_crashed,
         deadline,
     };
-    let finish = supervise::run(&ctx, work, &mut launcher, &supervise_options, &mut |event| match event {
-        supervise::Progress::Record(r) => rec.record(*r),
-        supervise::Progress::Warning(w) => rec.progress.line(&format!("warning: {w}")),
-        supervise::Progress::ChunkEnded(ended) => {
-            if let Err(e) = rec.junit.finish(ended.chunk, &gates.last_run()) {
-                rec.progress.line(&format!("warning: {e}"));
+    // Records go to the store, the reporters (and the probes of failure bundles) and the
+    // console on a thread of their own: a slow reporter or probe never delays a watchdog
+    // or the budget check.
+    let last_run = gates.last_run();
+    let (finish, recorded) = std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<ToRecorder>();
+        let recorder = scope.spawn(move || {
+            let mut startups = Vec::new();
+            let mut versions = None;
+            for message in rx {
+                match message {
+                    ToRecorder::Record(r) => rec.record(*r),
+                    ToRecorder::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+                    ToRecorder::ChunkEnded {
+                        chunk,
+                        startup,
+                        versions: v,
+                    } => {
+                        if let Err(e) = rec.junit.finish(chunk, &last_run) {
+                            rec.progress.line(&format!("warning: {e}"));
+                        }
+                        startups.extend(startup);
+                        if versions.is_none() {
+                            versions = v;
+                        }
+                    }
+                    ToRecorder::Tick(running) => rec.progress.tick(running),
+                }
             }
-            startups.extend(ended.startup);
-            if versions.is_none() {
-                versions = ended.versions.clone();
-            }
-        }
-        supervise::Progress::Tick { running, .. } => rec.progress.tick(running),
+            (rec, startups, versions)
+        });
+        let finish =
+            supervise::run(&ctx, work, &mut launcher, &supervise_options, &mut |event| {
+                // The recorder ends only when this sender is dropped: a send cannot fail
+                // before then.
+                let _ = tx.send(match event {
+                    supervise::Progress::Record(r) => ToRecorder::Record(r),
+                    supervise::Progress::Warning(w) => ToRecorder::Warning(w),
+                    supervise::Progress::ChunkEnded(ended) => ToRecorder::ChunkEnded {
+                        chunk: ended.chunk,
+                        startup: ended.startup,
+                        versions: ended.versions.clone(),
+                    },
+                    supervise::Progress::Tick { running, .. } => ToRecorder::Tick(running),
+                });
+            });
+        drop(tx);
+        (finish, recorder.join())
     });
+    let (mut rec, startups, versions) = match recorded {
+        Ok(recorded) => recorded,
+        Err(_) => {
+            return Err(Stop(
+                Exit::Internal,
+                "the recorder thread panicked; .gates/last-run/run.jsonl holds what was recorded".into(),
+            ))
+        }
+    };
     rec.progress.clear();
     if let Launcher::Fork(zygote) = &mut launcher {
         // pytest's own session end in the zygote: plugins finish (pytest-cov combines the
@@ -573,6 +615,18 @@ fn execute(
         _ => {}
     }
     Ok(exit)
+}
+
+/// What the supervisor loop hands the recorder thread.
+enum ToRecorder {
+    Record(Box<TestRecord>),
+    Warning(String),
+    ChunkEnded {
+        chunk: u32,
+        startup: Option<Duration>,
+        versions: Option<(String, String)>,
+    },
+    Tick(usize),
 }
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the
