@@ -487,6 +487,11 @@ def test_after():
         stderr.contains("left 1 process(es) running, killed:") && stderr.contains("sleep 301"),
         "{stderr}"
     );
+    // The daemon escaped the process group; it is still named with the test that made it.
+    assert!(
+        stderr.contains("(started by tests/test_leak.py::test_leaks_a_daemon (call))"),
+        "{stderr}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let alive = std::process::Command::new("pgrep")
         .args(["-f", "sleep 30[01]"])

@@ -487,6 +487,12 @@ fn execute(
             eprintln!("{report}");
         }
     }
+    if matches!(launcher, Launcher::Process) && pytest.coverage {
+        match crate::pytest::combine_coverage(&pytest, &gates.chunks()) {
+            Ok(report) => eprintln!("{report}"),
+            Err(e) => rec.progress.line(&format!("warning: coverage: {e}")),
+        }
+    }
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
             rec.progress.line(&format!("warning: {e}"));

@@ -23,6 +23,8 @@ pub struct Pytest {
     /// The project's options use pytest's cache (`--lf`, `--sw`…): keep the cacheprovider
     /// plugin, with a private cache per invocation, instead of disabling it.
     keep_cache: bool,
+    /// pytest-cov is on (`--cov`): process-mode chunks each keep their own data file.
+    pub coverage: bool,
     invocations: std::cell::Cell<u32>,
 }
 
@@ -48,6 +50,17 @@ const CACHE_OPTIONS: &[&str] = &[
 /// arguments mention an option of pytest's cache (a plain text search: a false positive
 /// only costs a private cache directory).
 fn uses_cache_options(root: &Path, extra_args: &[String]) -> bool {
+    mentions(root, extra_args, |word| CACHE_OPTIONS.contains(&word))
+}
+
+/// Whether pytest-cov's `--cov` appears in the configuration or the extra arguments.
+fn uses_coverage(root: &Path, extra_args: &[String]) -> bool {
+    mentions(root, extra_args, |word| word == "--cov" || word.starts_with("--cov="))
+}
+
+/// Whether a word of the project's pytest configuration, `PYTEST_ADDOPTS` or the extra
+/// arguments passes `is`.
+fn mentions(root: &Path, extra_args: &[String], is: impl Fn(&str) -> bool) -> bool {
     let mut texts: Vec<String> = [
         "pyproject.toml",
         "pytest.ini",
@@ -61,8 +74,8 @@ fn uses_cache_options(root: &Path, extra_args: &[String]) -> bool {
     texts.extend(std::env::var("PYTEST_ADDOPTS").ok());
     texts.extend(extra_args.iter().cloned());
     texts.iter().any(|text| {
-        text.split(|c: char| c.is_whitespace() || "\"',[]=".contains(c))
-            .any(|word| CACHE_OPTIONS.contains(&word))
+        text.split(|c: char| c.is_whitespace() || "\"',[]".contains(c))
+            .any(|word| is(word) || is(word.split('=').next().unwrap_or(word)))
     })
 }
 
@@ -102,6 +115,7 @@ impl Pytest {
         .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
         Ok(Pytest {
             keep_cache: uses_cache_options(&root, &extra_args),
+            coverage: uses_coverage(&root, &extra_args),
             invocations: std::cell::Cell::new(0),
             python,
             root,
@@ -157,6 +171,7 @@ impl Pytest {
             cmd.args(["-p", "no:cacheprovider"]);
         }
         cmd.env("PYTHONPATH", self.pythonpath())
+            .env_remove("MTEST_WORKER")
             .env("MTEST_EVENTS", events)
             .env_remove("MTEST_COLLECT")
             .env_remove("MTEST_SELECT")
@@ -177,6 +192,41 @@ impl Pytest {
         }
         path
     }
+}
+
+/// Process mode with pytest-cov: every chunk saved its own data (`COVERAGE_FILE` in
+/// `chunk_dir`); combine them into the project's data file, as plain pytest would leave
+/// it, and return `coverage report`'s table.
+pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(chunk_dir)
+        .map_err(|e| format!("cannot read {}: {e}", chunk_dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "coverage"))
+        .collect();
+    if files.is_empty() {
+        return Err("no chunk saved coverage data".into());
+    }
+    files.sort();
+    let coverage = |args: &[&str], files: &[PathBuf]| {
+        Command::new(&pytest.python)
+            .current_dir(&pytest.root)
+            .env_remove("COVERAGE_FILE")
+            .args(["-m", "coverage"])
+            .args(args)
+            .args(files)
+            .output()
+            .map_err(|e| format!("cannot run coverage: {e}"))
+    };
+    let combined = coverage(&["combine", "-q"], &files)?;
+    if !combined.status.success() {
+        return Err(format!(
+            "coverage combine failed: {}",
+            crate::record::one_line(&String::from_utf8_lossy(&combined.stderr))
+        ));
+    }
+    let report = coverage(&["report"], &[])?;
+    Ok(String::from_utf8_lossy(&report.stdout).trim_end().to_string())
 }
 
 /// A command line as a person would type it (for bundles and messages).

@@ -317,6 +317,11 @@ impl ChunkRun {
         if let Some(stop) = &ctx.stop_file {
             cmd.env("MTEST_STOP", stop);
         }
+        if ctx.pytest.coverage {
+            // pytest-cov erases and combines the data file at each session's start and
+            // end: each chunk keeps its own, combined when the run ends.
+            cmd.env("COVERAGE_FILE", ctx.chunk_dir.join(format!("chunk-{id:04}.coverage")));
+        }
         if unbuffered {
             // Output lost with --capture=fd survives a crash when teed and unbuffered.
             cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
