@@ -408,12 +408,16 @@ def test_always_fails():
         stderr(&out)
     );
     let summary = std::fs::read_to_string(dir.path().join(".gates/last-run/summary.md")).unwrap();
-    let outcomes = &summary[summary.find("## Outcomes").unwrap()..summary.find("## Per tier").unwrap()];
+    let outcomes =
+        &summary[summary.find("## Outcomes").unwrap()..summary.find("## Per tier").unwrap()];
     assert!(
         outcomes.contains("| passed | 1 |") && !outcomes.contains("failed"),
         "{summary}"
     );
-    assert!(summary.contains("| failed, then passed on a retry (flaky) |"), "{summary}");
+    assert!(
+        summary.contains("| failed, then passed on a retry (flaky) |"),
+        "{summary}"
+    );
     std::fs::remove_file(state.path().join("seen2")).unwrap();
     let out = mtest_in(dir.path())
         .args(["--retries", "1", "--flaky-fails"])

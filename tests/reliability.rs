@@ -80,7 +80,13 @@ def test_ok():
 #[test]
 fn options_that_run_no_tests_are_refused() {
     let dir = project(&[("tests/test_a.py", "def test_a():\n    pass\n")]);
-    for option in ["--setup-plan", "--setup-only", "--collect-only", "--co", "--fixtures"] {
+    for option in [
+        "--setup-plan",
+        "--setup-only",
+        "--collect-only",
+        "--co",
+        "--fixtures",
+    ] {
         let (code, stderr) = run(dir.path(), &["--", option]);
         assert_eq!(code, Some(2), "{option}: {stderr}");
         assert!(
@@ -128,7 +134,8 @@ fn a_session_scoped_server_survives_its_tests() {
         let recs = records(dir.path());
         assert_eq!(recs.len(), 12);
         assert!(
-            recs.iter().all(|r| r["outcome"] == "passed" && r.get("leaked").is_none()),
+            recs.iter()
+                .all(|r| r["outcome"] == "passed" && r.get("leaked").is_none()),
             "-j {jobs}: {recs:?}"
         );
         assert!(!stderr.contains("sleep 12"), "nothing was left: {stderr}");
@@ -164,7 +171,9 @@ def forgetful():
     assert_eq!(all_leaks.len(), 1, "{recs:?}");
     assert!(
         all_leaks[0].contains("sleep 122")
-            && all_leaks[0].contains("module-scoped fixture `forgetful` (set up by tests/test_a.py::test_one)"),
+            && all_leaks[0].contains(
+                "module-scoped fixture `forgetful` (set up by tests/test_a.py::test_one)"
+            ),
         "{}",
         all_leaks[0]
     );
@@ -270,10 +279,7 @@ def pytest_runtest_logreport(report):
 #[test]
 fn a_module_that_crashes_or_hangs_on_import_is_an_error_and_the_rest_runs() {
     let dir = project(&[
-        (
-            "pyproject.toml",
-            "[tool.mtest]\ncollect-timeout = 3\n",
-        ),
+        ("pyproject.toml", "[tool.mtest]\ncollect-timeout = 3\n"),
         ("tests/test_a.py", "def test_a():\n    pass\n"),
         (
             "tests/test_crash.py",
@@ -303,10 +309,7 @@ fn a_module_that_crashes_or_hangs_on_import_is_an_error_and_the_rest_runs() {
         "{crash}"
     );
     let hang = record(&recs, "tests/test_hang.py");
-    assert!(
-        hang["message"].as_str().unwrap().contains("hung"),
-        "{hang}"
-    );
+    assert!(hang["message"].as_str().unwrap().contains("hung"), "{hang}");
 }
 
 #[test]
@@ -386,7 +389,10 @@ fn huge_output_is_capped_in_the_record_and_kept_whole_beside_it() {
             .join(recs[0]["bundle"].as_str().unwrap()),
     )
     .unwrap();
-    assert!(bundle.contains("mtest cut 4868929 characters here"), "bundle lacks the cut note");
+    assert!(
+        bundle.contains("mtest cut 4868929 characters here"),
+        "bundle lacks the cut note"
+    );
     let whole: Vec<_> = std::fs::read_dir(dir.path().join(".gates/last-run/chunks"))
         .unwrap()
         .flatten()
@@ -423,7 +429,10 @@ fn durations_out_of_range_are_one_clear_error() {
     let recs = records(dir.path());
     assert_eq!(recs[0]["outcome"], "error", "{recs:?}");
     assert!(
-        recs[0]["message"].as_str().unwrap().contains("OverflowError"),
+        recs[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("OverflowError"),
         "{recs:?}"
     );
     for (key, value) in [
@@ -438,7 +447,10 @@ fn durations_out_of_range_are_one_clear_error() {
         .unwrap();
         let (code, stderr) = run(dir.path(), &[]);
         assert_eq!(code, Some(2), "{key}: {stderr}");
-        assert!(stderr.contains(key) && !stderr.contains("panicked"), "{stderr}");
+        assert!(
+            stderr.contains(key) && !stderr.contains("panicked"),
+            "{stderr}"
+        );
     }
 }
 
@@ -449,8 +461,14 @@ fn xdist_options_are_neutralised() {
         return;
     }
     let dir = project(&[
-        ("pyproject.toml", "[tool.pytest.ini_options]\naddopts = \"-n 2\"\n"),
-        ("tests/test_a.py", "def test_a():\n    pass\n\ndef test_b():\n    pass\n"),
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\naddopts = \"-n 2\"\n",
+        ),
+        (
+            "tests/test_a.py",
+            "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+        ),
     ]);
     let (code, stderr) = run(dir.path(), &["-j", "2"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -486,7 +504,10 @@ fn coverage_at_j2_equals_plain_pytest() {
         "pyproject.toml".into(),
         "[tool.pytest.ini_options]\npythonpath = [\".\"]\n".into(),
     ));
-    let refs: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
     let dir = project(&refs);
     let total = |root: &Path| -> String {
         let out = std::process::Command::new(common::python())
@@ -501,7 +522,11 @@ fn coverage_at_j2_equals_plain_pytest() {
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--cov=pkg"])
         .output()
         .unwrap();
-    assert!(plain.status.success(), "{}", String::from_utf8_lossy(&plain.stdout));
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stdout)
+    );
     let expected = total(dir.path());
     std::fs::remove_file(dir.path().join(".coverage")).unwrap();
     let (code, stderr) = run(dir.path(), &["-j", "2", "--", "--cov=pkg"]);
@@ -549,4 +574,53 @@ fn a_store_that_cannot_be_written_is_one_clear_error() {
     assert_eq!(code, Some(3), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains(".gates is not a directory"), "{stderr}");
+}
+
+#[test]
+fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
+    let dir = project(&[(
+        "tests/test_slow_import.py",
+        "import time\ntime.sleep(120)\n\ndef test_never():\n    pass\n",
+    )]);
+    let child = mtest_run(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the collecting pytest has started on the slow module.
+    let events = dir.path().join(".gates/collect/zygote-1.events");
+    let started = std::time::Instant::now();
+    while !std::fs::read_to_string(&events)
+        .unwrap_or_default()
+        .contains("test_slow_import.py")
+    {
+        assert!(started.elapsed().as_secs() < 60, "collection never started");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted while collecting"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(processes_in(dir.path()), Vec::<String>::new());
+}
+
+/// Command lines of the processes whose working directory is `dir`.
+fn processes_in(dir: &Path) -> Vec<String> {
+    let dir = dir.canonicalize().unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter(|e| std::fs::read_link(e.path().join("cwd")).is_ok_and(|cwd| cwd == dir))
+        .map(|e| {
+            String::from_utf8_lossy(&std::fs::read(e.path().join("cmdline")).unwrap_or_default())
+                .replace('\0', " ")
+        })
+        .collect()
 }

@@ -76,7 +76,9 @@ pub fn checked_secs(secs: f64) -> Result<Duration, String> {
         return Err(format!("expected a number of seconds above 0, not {secs}"));
     }
     if secs > MAX_SECS {
-        return Err(format!("{secs} seconds is more than a year, the most mtest accepts"));
+        return Err(format!(
+            "{secs} seconds is more than a year, the most mtest accepts"
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(|e| format!("{secs} seconds: {e}"))
 }

@@ -17,8 +17,6 @@ pub mod store;
 pub mod supervise;
 pub mod tiers;
 
-use std::time::Duration;
-
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};
 
@@ -103,7 +101,7 @@ pub fn run(cli: Cli) -> Exit {
 pub fn plugin_host(config: &config::Config) -> Result<PluginHost, String> {
     let mut limits = Limits::default();
     if let Some(secs) = config.plugin_timeout {
-        limits.call_timeout = Duration::from_secs_f64(secs);
+        limits.call_timeout = clock::secs(secs);
     }
     if let Some(mb) = config.plugin_memory_mb {
         limits.memory_bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);

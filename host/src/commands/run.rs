@@ -79,7 +79,9 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .unwrap_or(1)
     });
     if jobs == 0 || jobs > MAX_JOBS {
-        return Err(usage(format!("-j must be between 1 and {MAX_JOBS}, not {jobs}")));
+        return Err(usage(format!(
+            "-j must be between 1 and {MAX_JOBS}, not {jobs}"
+        )));
     }
     let timeout_s = args
         .timeout
@@ -384,7 +386,10 @@ fn execute(
             let (alone, rest): (Vec<usize>, Vec<usize>) =
                 order.iter().partition(|&&i| todo[i].isolate);
             Work {
-                jobs: alone.into_iter().map(|i| Job::first(&ctx, vec![i])).collect(),
+                jobs: alone
+                    .into_iter()
+                    .map(|i| Job::first(&ctx, vec![i]))
+                    .collect(),
                 pool: chunks::by_file(&todo, &rest),
             }
         }
@@ -399,9 +404,9 @@ fn execute(
                     cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
                 },
             )
-                .into_iter()
-                .map(|tests| Job::first(&ctx, tests))
-                .collect(),
+            .into_iter()
+            .map(|tests| Job::first(&ctx, tests))
+            .collect(),
             pool: Vec::new(),
         },
     };
@@ -445,8 +450,12 @@ fn execute(
             }
             (rec, startups, versions)
         });
-        let finish =
-            supervise::run(&ctx, work, &mut launcher, &supervise_options, &mut |event| {
+        let finish = supervise::run(
+            &ctx,
+            work,
+            &mut launcher,
+            &supervise_options,
+            &mut |event| {
                 // The recorder ends only when this sender is dropped: a send cannot fail
                 // before then.
                 let _ = tx.send(match event {
@@ -459,19 +468,20 @@ fn execute(
                     },
                     supervise::Progress::Tick { running, .. } => ToRecorder::Tick(running),
                 });
-            });
+            },
+        );
         drop(tx);
         (finish, recorder.join())
     });
-    let (mut rec, startups, versions) = match recorded {
-        Ok(recorded) => recorded,
-        Err(_) => {
-            return Err(Stop(
+    let (mut rec, startups, versions) =
+        match recorded {
+            Ok(recorded) => recorded,
+            Err(_) => return Err(Stop(
                 Exit::Internal,
-                "the recorder thread panicked; .gates/last-run/run.jsonl holds what was recorded".into(),
-            ))
-        }
-    };
+                "the recorder thread panicked; .gates/last-run/run.jsonl holds what was recorded"
+                    .into(),
+            )),
+        };
     rec.progress.clear();
     if let Launcher::Fork(zygote) = &mut launcher {
         // pytest's own session end in the zygote: plugins finish (pytest-cov combines the
@@ -481,7 +491,8 @@ fn execute(
             rec.progress.line(&format!("warning: {notice}"));
         }
         if how.starts_with("killed") {
-            rec.progress.line(&format!("warning: the zygote's session end was {how}"));
+            rec.progress
+                .line(&format!("warning: the zygote's session end was {how}"));
         }
         if let Some(report) = coverage_report(&zygote.log) {
             eprintln!("{report}");
@@ -760,7 +771,7 @@ fn launcher_for(
         }
     }
     *todo = kept;
-    (Launcher::Fork(zygote), item_index)
+    (Launcher::Fork(Box::new(zygote)), item_index)
 }
 
 /// pytest-cov's report from the zygote's output (its session end prints it there).
@@ -849,10 +860,7 @@ fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
 
 /// Collects, selects, and writes the new run's state. Returns the state, the records of
 /// modules that failed to collect, and the collection (with the zygote in fork mode).
-fn fresh_state(
-    env: &Env,
-    opts: RunOptions,
-) -> Result<(RunState, Vec<TestRecord>, Collection)> {
+fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>, Collection)> {
     let Planned {
         collection,
         selected,

@@ -110,10 +110,11 @@ pub fn collect(
     for attempt in 1..=MAX_CULPRITS + 1 {
         let mut zargs = args.to_vec();
         zargs.extend(ignored.iter().map(|p| format!("--ignore={p}")));
-        let zygote =
-            Zygote::spawn(pytest, mode, &zargs, work, attempt as u32).map_err(CollectFailure::Io)?;
+        let zygote = Zygote::spawn(pytest, mode, &zargs, work, attempt as u32)
+            .map_err(CollectFailure::Io)?;
         match watch(zygote, mode, limits)? {
-            Watched::Done(mut collection) => {
+            Watched::Done(collection) => {
+                let mut collection = *collection;
                 let mut errors = std::mem::take(&mut culprits);
                 errors.append(&mut collection.collected.errors);
                 collection.collected.errors = errors;
@@ -140,12 +141,19 @@ pub fn collect(
 const MAX_CULPRITS: usize = 20;
 
 enum Watched {
-    Done(Collection),
+    Done(Box<Collection>),
     /// The collector in flight crashed or hung: its error, and the path to leave out.
-    Culprit { error: CollectError, path: String },
+    Culprit {
+        error: CollectError,
+        path: String,
+    },
 }
 
-fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watched, CollectFailure> {
+fn watch(
+    mut zygote: Zygote,
+    mode: Mode,
+    limits: &CollectLimits,
+) -> Result<Watched, CollectFailure> {
     let interrupts = platform::interrupts();
     let mut collected = Collected {
         command: zygote.command.clone(),
@@ -186,21 +194,21 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                 Event::SessionFinish { .. } => finished = true,
                 Event::Refused { text } => return Err(CollectFailure::Refused(text)),
                 Event::Ready { .. } if items_done && mode == Mode::Fork => {
-                    return Ok(Watched::Done(Collection {
+                    return Ok(Watched::Done(Box::new(Collection {
                         collected,
                         zygote: Some(zygote),
                         no_fork: None,
                         collect_s: progress.collect_s,
-                    }));
+                    })));
                 }
                 Event::NoFork { why } => {
                     zygote.quit(Duration::from_secs(30));
-                    return Ok(Watched::Done(Collection {
+                    return Ok(Watched::Done(Box::new(Collection {
                         collected,
                         zygote: None,
                         no_fork: Some(why),
                         collect_s: progress.collect_s,
-                    }));
+                    })));
                 }
                 _ => {}
             }
@@ -250,12 +258,12 @@ fn watch(mut zygote: Zygote, mode: Mode, limits: &CollectLimits) -> Result<Watch
                 && internal_error.is_none()
                 && matches!(code, Some(0..=2 | 5));
             if usable {
-                return Ok(Watched::Done(Collection {
+                return Ok(Watched::Done(Box::new(Collection {
                     collected,
                     zygote: None,
                     no_fork: None,
                     collect_s: progress.collect_s,
-                }));
+                })));
             }
             let mut text = log;
             if let Some(internal) = internal_error {

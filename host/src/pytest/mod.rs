@@ -55,7 +55,9 @@ fn uses_cache_options(root: &Path, extra_args: &[String]) -> bool {
 
 /// Whether pytest-cov's `--cov` appears in the configuration or the extra arguments.
 fn uses_coverage(root: &Path, extra_args: &[String]) -> bool {
-    mentions(root, extra_args, |word| word == "--cov" || word.starts_with("--cov="))
+    mentions(root, extra_args, |word| {
+        word == "--cov" || word.starts_with("--cov=")
+    })
 }
 
 /// Whether a word of the project's pytest configuration, `PYTEST_ADDOPTS` or the extra
@@ -226,7 +228,9 @@ pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, Str
         ));
     }
     let report = coverage(&["report"], &[])?;
-    Ok(String::from_utf8_lossy(&report.stdout).trim_end().to_string())
+    Ok(String::from_utf8_lossy(&report.stdout)
+        .trim_end()
+        .to_string())
 }
 
 /// A command line as a person would type it (for bundles and messages).

@@ -67,7 +67,7 @@ impl<'h> Enricher<'h> {
                     plugin: discovery::resolve(host, root, &spec.plugin, Source::Config),
                     settings,
                     addresses,
-                    timeout: Duration::from_secs_f64(spec.timeout.unwrap_or(5.0).max(0.01)),
+                    timeout: crate::clock::secs(spec.timeout.unwrap_or(5.0).max(0.01)),
                 }
             })
             .collect();

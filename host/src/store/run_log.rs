@@ -55,7 +55,8 @@ impl RunLog {
         }
         let mut text = Vec::new();
         for r in records {
-            serde_json::to_writer(&mut text, r).map_err(|e| format!("cannot encode a record: {e}"))?;
+            serde_json::to_writer(&mut text, r)
+                .map_err(|e| format!("cannot encode a record: {e}"))?;
             text.push(b'\n');
         }
         let tmp = self.path.with_extension("jsonl.tmp");

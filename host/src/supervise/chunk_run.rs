@@ -132,7 +132,7 @@ enum Proc {
 /// Where chunks come from: their own pytest processes, or forks of the zygote.
 pub enum Launcher {
     Process,
-    Fork(Zygote),
+    Fork(Box<Zygote>),
 }
 
 /// How a chunk ended, for the dispatcher.
@@ -320,7 +320,10 @@ impl ChunkRun {
         if ctx.pytest.coverage {
             // pytest-cov erases and combines the data file at each session's start and
             // end: each chunk keeps its own, combined when the run ends.
-            cmd.env("COVERAGE_FILE", ctx.chunk_dir.join(format!("chunk-{id:04}.coverage")));
+            cmd.env(
+                "COVERAGE_FILE",
+                ctx.chunk_dir.join(format!("chunk-{id:04}.coverage")),
+            );
         }
         if unbuffered {
             // Output lost with --capture=fd survives a crash when teed and unbuffered.
@@ -359,7 +362,12 @@ impl ChunkRun {
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
     /// re-run keeps its records to itself: they only inform the held-back one.
-    pub fn poll(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>, warnings: &mut Vec<String>) {
+    pub fn poll(
+        &mut self,
+        ctx: &RunContext,
+        out: &mut Vec<TestRecord>,
+        warnings: &mut Vec<String>,
+    ) {
         if self.forensic.is_some() {
             let mut held = std::mem::take(&mut self.held);
             self.read_events(ctx, &mut held);
@@ -441,14 +449,20 @@ impl ChunkRun {
                 check_reports(&mut record, &f, n);
                 for l in leaked {
                     platform::kill_and_reap(l.pid);
-                    let by = l.owner.map(|o| format!("; started by {o}")).unwrap_or_default();
+                    let by = l
+                        .owner
+                        .map(|o| format!("; started by {o}"))
+                        .unwrap_or_default();
                     record
                         .leaked
                         .push(format!("{} {} (killed by mtest{by})", l.pid, l.cmd));
                 }
                 if !threads.is_empty() {
-                    self.thread_starters
-                        .push(format!("{} ({})", record.test_id, threads.join(", ")));
+                    self.thread_starters.push(format!(
+                        "{} ({})",
+                        record.test_id,
+                        threads.join(", ")
+                    ));
                 }
                 self.any_failure |= record.outcome.is_failure();
                 self.done.insert(f.test);
@@ -952,19 +966,29 @@ fn check_reports(record: &mut TestRecord, f: &InFlight, written: Option<u32>) {
         ));
     }
     if !f.unreadable.is_empty() {
-        why.push(format!("{} event line(s) could not be read", f.unreadable.len()));
+        why.push(format!(
+            "{} event line(s) could not be read",
+            f.unreadable.len()
+        ));
     }
     if !record.outcome.is_failure() {
         record.outcome = Outcome::Error;
     }
-    let was = record.message.take().map(|m| format!(" (last known: {m})")).unwrap_or_default();
+    let was = record
+        .message
+        .take()
+        .map(|m| format!(" (last known: {m})"))
+        .unwrap_or_default();
     record.message = Some(format!(
         "mtest lost part of this test's result: {}; it is not a pass{was}",
         why.join(", ")
     ));
     for line in &f.unreadable {
         record.details.failure.push_str("\nunreadable event: ");
-        record.details.failure.push_str(&crate::record::one_line(line));
+        record
+            .details
+            .failure
+            .push_str(&crate::record::one_line(line));
     }
 }
 

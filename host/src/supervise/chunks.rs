@@ -55,7 +55,12 @@ pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
     files.concat()
 }
 
-fn plan_together(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) -> Vec<Vec<usize>> {
+fn plan_together(
+    tests: &[PlannedTest],
+    order: &[usize],
+    jobs: u32,
+    costs: &Costs,
+) -> Vec<Vec<usize>> {
     if order.is_empty() {
         return Vec::new();
     }
@@ -147,7 +152,9 @@ mod tests {
 
     #[test]
     fn a_cold_suite_gets_a_few_chunks_per_worker_and_big_files_at_most_jobs_pieces() {
-        let mut tests: Vec<_> = (0..20_000).map(|i| t(&format!("f{}.py", i / 100), 50)).collect();
+        let mut tests: Vec<_> = (0..20_000)
+            .map(|i| t(&format!("f{}.py", i / 100), 50))
+            .collect();
         tests.extend((0..45_000).map(|_| t("big.py", 50)));
         let order: Vec<usize> = (0..tests.len()).collect();
         let none = HashMap::new();
@@ -185,7 +192,10 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 10), 10))
             .collect();
         let order: Vec<usize> = (0..100).collect();
-        assert_eq!(plan(&tests, &order, 1, &warm(1000, &HashMap::new())).len(), 1);
+        assert_eq!(
+            plan(&tests, &order, 1, &warm(1000, &HashMap::new())).len(),
+            1
+        );
     }
 
     #[test]
@@ -246,7 +256,12 @@ mod tests {
         let order: Vec<usize> = (0..45_000).collect();
         let collect = HashMap::from([("big.py".to_string(), 5_000)]);
         let chunks = plan(&tests, &order, 2, &warm(300, &collect));
-        assert_eq!(chunks.len(), 2, "{:?}", chunks.iter().map(Vec::len).collect::<Vec<_>>());
+        assert_eq!(
+            chunks.len(),
+            2,
+            "{:?}",
+            chunks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
         // Cheap to collect: cut by size.
         let cheap = HashMap::from([("big.py".to_string(), 10)]);
         assert!(plan(&tests, &order, 2, &warm(300, &cheap)).len() > 2);

@@ -151,8 +151,7 @@ impl Loop<'_, '_> {
             }
         }
         // A stopping run starts nothing new: a retry queued now would never run.
-        if r.outcome.is_failure() && r.attempt <= self.options.retries && self.stopping.is_none()
-        {
+        if r.outcome.is_failure() && r.attempt <= self.options.retries && self.stopping.is_none() {
             if let Some(test) = test {
                 self.retry.push((test, r.attempt + 1));
             }
@@ -222,7 +221,10 @@ pub fn run(
         }
 
         while l.stopping.is_none() && l.running.len() < options.jobs.max(1) as usize {
-            let Some(job) = l.queue.pop_front().or_else(|| l.pool.next(ctx, options.jobs))
+            let Some(job) = l
+                .queue
+                .pop_front()
+                .or_else(|| l.pool.next(ctx, options.jobs))
             else {
                 break;
             };
