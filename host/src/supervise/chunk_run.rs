@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::path_args::path_args;
 use super::platform::{self, Sig};
+use super::watchdog::{self, in_flight_end, Action, InFlightEnd, Seen, Watchdog, Why};
 use super::zygote::{ForkRequest, Zygote};
 use crate::clock;
 use crate::pytest::collect::tail_of;
@@ -97,21 +98,6 @@ impl Job {
     }
 }
 
-/// Watchdog stages, each with the time it was entered.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Stage {
-    DumpRequested,
-    Terminated,
-    Killed,
-}
-
-struct Watchdog {
-    /// The test it stopped (None: pytest hung outside any test).
-    test: Option<usize>,
-    stage: Stage,
-    at: Instant,
-}
-
 struct InFlight {
     test: usize,
     started: Instant,
@@ -190,7 +176,7 @@ pub struct ChunkRun {
     in_flight: Option<InFlight>,
     done: HashSet<usize>,
     any_failure: bool,
-    watchdog: Option<Watchdog>,
+    dog: Watchdog,
     interrupted: bool,
 }
 
@@ -287,7 +273,7 @@ impl ChunkRun {
             in_flight: None,
             done: HashSet::new(),
             any_failure: false,
-            watchdog: None,
+            dog: Watchdog::default(),
             interrupted: false,
         })
     }
@@ -533,90 +519,55 @@ impl ChunkRun {
     }
 
     fn watch(&mut self, ctx: &RunContext) {
-        let now = Instant::now();
-        if let (Some(at), None) = (self.session_finished, &self.watchdog) {
-            // pytest's session is over but the process lives on: a non-daemon thread, a
-            // hanging atexit handler. A grace period, then it ends.
-            if now.duration_since(at) > SESSION_END_GRACE {
-                let starters = if self.thread_starters.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; non-daemon threads were started by {}",
-                        self.thread_starters.join("; ")
-                    )
-                };
-                self.warnings.push(format!(
-                    "chunk {}: pytest did not exit {} after its session ended{starters}; killed",
-                    self.id,
-                    clock::human(SESSION_END_GRACE)
-                ));
-                platform::signal_group(self.pid, Sig::SIGKILL);
-                self.watchdog = Some(Watchdog {
-                    test: None,
-                    stage: Stage::Killed,
-                    at: now,
-                });
-            }
+        let seen = Seen {
+            in_flight: self
+                .in_flight
+                .as_ref()
+                .map(|f| (f.test, f.started, ctx.limit_for(f.test))),
+            last_event: self.last_event,
+            quiet_limit: clock::secs(ctx.timeout_s.max(1.0))
+                .saturating_add(ctx.grace)
+                .saturating_add(Duration::from_secs(60)),
+            session_over: self.session_finished,
+        };
+        let Some(action) = self.dog.tick(Instant::now(), &seen) else {
             return;
+        };
+        if self.dog.why() == Some(Why::Lingered) {
+            // pytest's session is over but the process lived on: a non-daemon thread, a
+            // hanging atexit handler.
+            let starters = if self.thread_starters.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; non-daemon threads were started by {}",
+                    self.thread_starters.join("; ")
+                )
+            };
+            self.warnings.push(format!(
+                "chunk {}: pytest did not exit {} after its session ended{starters}; killed",
+                self.id,
+                clock::human(watchdog::SESSION_END_GRACE)
+            ));
         }
-        match &mut self.watchdog {
-            None => {
-                let overdue = match &self.in_flight {
-                    Some(f) => now.duration_since(f.started) > ctx.limit_for(f.test),
-                    // Hung outside any test (collection, session teardown).
-                    None => {
-                        let quiet = clock::secs(ctx.timeout_s.max(1.0))
-                            .saturating_add(ctx.grace)
-                            .saturating_add(Duration::from_secs(60));
-                        now.duration_since(self.last_event) > quiet
-                    }
-                };
-                if overdue && !self.interrupted {
-                    platform::signal_pid(self.pid, Sig::SIGUSR1);
-                    self.watchdog = Some(Watchdog {
-                        test: self.current(),
-                        stage: Stage::DumpRequested,
-                        at: now,
-                    });
-                }
-            }
-            Some(w) => {
-                let waited = now.duration_since(w.at);
-                match w.stage {
-                    Stage::DumpRequested if waited > Duration::from_millis(750) => {
-                        platform::signal_group(self.pid, Sig::SIGTERM);
-                        *w = Watchdog {
-                            stage: Stage::Terminated,
-                            at: now,
-                            ..*w
-                        };
-                    }
-                    Stage::Terminated if waited > Duration::from_secs(3) => {
-                        platform::signal_group(self.pid, Sig::SIGKILL);
-                        *w = Watchdog {
-                            stage: Stage::Killed,
-                            at: now,
-                            ..*w
-                        };
-                    }
-                    _ => {}
-                }
-            }
+        self.signal(action);
+    }
+
+    fn signal(&self, action: Action) {
+        match action {
+            Action::DumpStacks => platform::signal_pid(self.pid, Sig::SIGUSR1),
+            Action::Interrupt => platform::signal_pid(self.pid, Sig::SIGINT),
+            Action::Terminate => platform::signal_group(self.pid, Sig::SIGTERM),
+            Action::Kill => platform::signal_group(self.pid, Sig::SIGKILL),
         }
     }
 
     /// First Ctrl-C: ask pytest to stop (KeyboardInterrupt); the test in flight is not
     /// recorded, so `--resume` runs it.
     pub fn interrupt(&mut self) {
-        if !self.interrupted {
-            self.interrupted = true;
-            platform::signal_pid(self.pid, Sig::SIGINT);
-            self.watchdog = Some(Watchdog {
-                test: None,
-                stage: Stage::DumpRequested,
-                at: Instant::now(),
-            });
+        self.interrupted = true;
+        if let Some(action) = self.dog.interrupt(Instant::now()) {
+            self.signal(action);
         }
     }
 
@@ -634,7 +585,9 @@ impl ChunkRun {
     /// Second Ctrl-C: kill the whole group now.
     pub fn kill(&mut self) {
         self.interrupted = true;
-        platform::signal_group(self.pid, Sig::SIGKILL);
+        if let Some(action) = self.dog.kill() {
+            self.signal(action);
+        }
     }
 
     /// If the process has exited: classifies what is left, cleans up strays, and says
@@ -678,12 +631,13 @@ impl ChunkRun {
         let mut broken = None;
         let in_flight = self.in_flight.take();
         if let Some(f) = &in_flight {
-            let hung_by_watchdog = self
-                .watchdog
-                .as_ref()
-                .is_some_and(|w| w.test == Some(f.test));
             let thread_timeout = log_tail.contains("+ Timeout +");
-            if hung_by_watchdog {
+            let end = match in_flight_end(f.test, &self.dog, thread_timeout) {
+                InFlightEnd::HungByWatchdog => InFlightEnd::HungByWatchdog,
+                _ if self.interrupted => InFlightEnd::LeftForResume,
+                end => end,
+            };
+            if end == InFlightEnd::HungByWatchdog {
                 let limit = ctx.limit_for(f.test);
                 let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
                 r.message = Some(format!(
@@ -694,7 +648,7 @@ impl ChunkRun {
                 r.details.last_output = log_tail.clone();
                 out.push(r);
                 self.done.insert(f.test);
-            } else if thread_timeout && !self.interrupted {
+            } else if end == InFlightEnd::HungByTimeout {
                 let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
                 r.message = Some(format!(
                     "Timeout from pytest-timeout, which ended the pytest process ({how})"
@@ -702,7 +656,7 @@ impl ChunkRun {
                 r.details.stacks = log_tail.clone();
                 out.push(r);
                 self.done.insert(f.test);
-            } else if !self.interrupted {
+            } else if end == InFlightEnd::Crashed {
                 let mut r = self.unfinished_record(ctx, f, Outcome::Crashed);
                 r.message = Some(format!("pytest died ({how}) while this test ran"));
                 r.details.last_output = log_tail.clone();
@@ -941,9 +895,6 @@ impl ChunkRun {
         r
     }
 }
-
-/// How long a pytest process may live on after its session ended.
-const SESSION_END_GRACE: Duration = Duration::from_secs(10);
 
 fn child_pid(child: &Child) -> i32 {
     i32::try_from(child.id()).unwrap_or(i32::MAX)

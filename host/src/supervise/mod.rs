@@ -13,6 +13,7 @@ pub mod chunk_run;
 pub mod chunks;
 pub mod path_args;
 pub mod platform;
+pub mod watchdog;
 pub mod zygote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
