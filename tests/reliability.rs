@@ -170,7 +170,7 @@ def forgetful():
         .collect();
     assert_eq!(all_leaks.len(), 1, "{recs:?}");
     assert!(
-        all_leaks[0].contains("sleep 122")
+        all_leaks[0].contains("sleep")
             && all_leaks[0].contains(
                 "module-scoped fixture `forgetful` (set up by tests/test_a.py::test_one)"
             ),
@@ -623,4 +623,55 @@ fn processes_in(dir: &Path) -> Vec<String> {
                 .replace('\0', " ")
         })
         .collect()
+}
+
+#[test]
+fn a_full_disk_is_one_clear_error_and_exit_3() {
+    // A small tmpfs of its own (needs root, as CI and the dev machines have).
+    let dir = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+        .arg(dir.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (not root?)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.path());
+    std::fs::create_dir_all(dir.path().join("tests")).unwrap();
+    std::fs::write(
+        dir.path().join("tests/test_f.py"),
+        r#"
+def test_a():
+    pass
+
+def test_b_fills_the_disk():
+    with open("filler", "wb") as f:
+        try:
+            while True:
+                f.write(b"x" * 65536)
+                f.flush()
+        except OSError:
+            pass
+
+def test_c():
+    assert 0
+"#,
+    )
+    .unwrap();
+    let (code, stderr) = run(dir.path(), &["-j", "1"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("the store could not be written") && errors[0].contains("No space left"),
+        "{stderr}"
+    );
 }

@@ -24,7 +24,7 @@ use crate::store::state::{RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
 use crate::supervise::chunk_run::{Job, Launcher, RunContext};
 use crate::supervise::zygote::Mode;
-use crate::supervise::{self, chunks, platform, Finish, Work};
+use crate::supervise::{self, chunks, platform, Finish, RunEvent, Work};
 use crate::{quarantine, Exit};
 
 /// What every step of a run reads: where, with which arguments, configuration and host,
@@ -424,28 +424,29 @@ fn execute(
     // or the budget check.
     let last_run = gates.last_run();
     let (finish, recorded) = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<ToRecorder>();
+        let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
         let recorder = scope.spawn(move || {
             let mut startups = Vec::new();
             let mut versions = None;
             for message in rx {
                 match message {
-                    ToRecorder::Record(r) => rec.record(*r),
-                    ToRecorder::Warning(w) => rec.progress.line(&format!("warning: {w}")),
-                    ToRecorder::ChunkEnded {
+                    RunEvent::Record(r) => rec.record(*r),
+                    RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+                    RunEvent::ChunkEnded {
                         chunk,
                         startup,
                         versions: v,
                     } => {
                         if let Err(e) = rec.junit.finish(chunk, &last_run) {
                             rec.progress.line(&format!("warning: {e}"));
+                            rec.write_error.get_or_insert(e);
                         }
                         startups.extend(startup);
                         if versions.is_none() {
                             versions = v;
                         }
                     }
-                    ToRecorder::Tick(running) => rec.progress.tick(running),
+                    RunEvent::Tick { running, .. } => rec.progress.tick(running),
                 }
             }
             (rec, startups, versions)
@@ -458,16 +459,7 @@ fn execute(
             &mut |event| {
                 // The recorder ends only when this sender is dropped: a send cannot fail
                 // before then.
-                let _ = tx.send(match event {
-                    supervise::Progress::Record(r) => ToRecorder::Record(r),
-                    supervise::Progress::Warning(w) => ToRecorder::Warning(w),
-                    supervise::Progress::ChunkEnded(ended) => ToRecorder::ChunkEnded {
-                        chunk: ended.chunk,
-                        startup: ended.startup,
-                        versions: ended.versions.clone(),
-                    },
-                    supervise::Progress::Tick { running, .. } => ToRecorder::Tick(running),
-                });
+                let _ = tx.send(event);
             },
         );
         drop(tx);
@@ -515,8 +507,11 @@ fn execute(
     durations.update(&per_test(&rec.records[first_new..], true));
     durations.note_startup(&startups);
     let mut notes = state.notes.clone();
+    // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
+    // and one line saying so, never quietly.
+    let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
     if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
-        rec.progress.line(&format!("warning: {e}"));
+        store_errors.push(e);
     }
     let status = match finish {
         Finish::Interrupted => Status::Interrupted,
@@ -540,7 +535,7 @@ fn execute(
             Err(e) => rec.progress.line(&format!("warning: {e}")),
         }
         if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
-            rec.progress.line(&format!("warning: {e}"));
+            store_errors.push(e);
         }
     }
     let final_state = RunState {
@@ -549,7 +544,7 @@ fn execute(
         ..state
     };
     if let Err(e) = store::atomic_write_json(&gates.state(), &final_state) {
-        rec.progress.line(&format!("warning: {e}"));
+        store_errors.push(e);
     }
 
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
@@ -570,7 +565,7 @@ fn execute(
     let exit = match &finish {
         Finish::Interrupted => Exit::Interrupted,
         Finish::Broken(_) => Exit::PytestBroken,
-        _ if rec.write_error.is_some() => Exit::Internal,
+        _ if !store_errors.is_empty() => Exit::Internal,
         _ if failures > 0 => Exit::Failures,
         _ => Exit::Ok,
     };
@@ -594,6 +589,12 @@ fn execute(
     // The summary.
     if let Finish::Broken(text) = &finish {
         eprintln!("error: {text}");
+    }
+    if let Some(first) = store_errors.first() {
+        eprintln!(
+            "error: the store could not be written ({} write(s) failed; first: {first}); the outcomes above stand, but .gates/ is incomplete: free space or fix permissions and run again",
+            store_errors.len()
+        );
     }
     let stats = &rec.progress.stats;
     let quarantined_failures = stats.quarantined_failing();
@@ -632,18 +633,6 @@ fn execute(
         _ => {}
     }
     Ok(exit)
-}
-
-/// What the supervisor loop hands the recorder thread.
-enum ToRecorder {
-    Record(Box<TestRecord>),
-    Warning(String),
-    ChunkEnded {
-        chunk: u32,
-        startup: Option<Duration>,
-        versions: Option<(String, String)>,
-    },
-    Tick(usize),
 }
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the

@@ -84,6 +84,20 @@ impl Progress {
         self.open.push((id, path, t));
     }
 
+    /// Collection errors and progress.
+    fn apply(&mut self, event: Event, collected: &mut Collected) {
+        match event {
+            Event::CollectError { id, text } => collected.errors.push(CollectError {
+                id,
+                text,
+                message: None,
+            }),
+            Event::CollectStart { id, path, t } => self.start(id, path, t),
+            Event::CollectDone { id, t } => self.done(&id, t),
+            _ => {}
+        }
+    }
+
     fn done(&mut self, id: &str, t: f64) {
         if let Some(i) = self.open.iter().rposition(|(open, _, _)| open == id) {
             let (id, _, started) = self.open.remove(i);
@@ -182,13 +196,9 @@ fn watch(
                     markers,
                     timeout,
                 }),
-                Event::CollectError { id, text } => collected.errors.push(CollectError {
-                    id,
-                    text,
-                    message: None,
-                }),
-                Event::CollectStart { id, path, t } => progress.start(id, path, t),
-                Event::CollectDone { id, t } => progress.done(&id, t),
+                Event::CollectError { .. }
+                | Event::CollectStart { .. }
+                | Event::CollectDone { .. } => progress.apply(event, &mut collected),
                 Event::Collected { .. } => items_done = true,
                 Event::InternalError { text } => internal_error = Some(text),
                 Event::SessionFinish { .. } => finished = true,
@@ -223,14 +233,7 @@ fn watch(
                 match event {
                     Event::SessionFinish { .. } => finished = true,
                     Event::InternalError { text } => internal_error = Some(text),
-                    Event::CollectError { id, text } => collected.errors.push(CollectError {
-                        id,
-                        text,
-                        message: None,
-                    }),
-                    Event::CollectStart { id, path, t } => progress.start(id, path, t),
-                    Event::CollectDone { id, t } => progress.done(&id, t),
-                    _ => {}
+                    other => progress.apply(other, &mut collected),
                 }
             }
             let how = platform::describe_exit(status);

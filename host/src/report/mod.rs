@@ -62,14 +62,14 @@ impl<'h> Recorder<'h> {
                     self.records.len()
                 )),
                 Err(e) => {
-                    self.progress.line(&format!("error: {e}"));
+                    self.progress.line(&format!("warning: {e}"));
                     self.write_error = Some(e);
                 }
             }
         }
         if let Err(e) = self.log.append(&record) {
             if self.write_error.is_none() {
-                self.progress.line(&format!("error: {e}"));
+                self.progress.line(&format!("warning: {e}"));
             }
             self.write_error.get_or_insert(e);
         }

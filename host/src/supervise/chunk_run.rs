@@ -452,6 +452,7 @@ impl ChunkRun {
                 }
                 self.any_failure |= record.outcome.is_failure();
                 self.done.insert(f.test);
+                self.with_command(&mut record);
                 out.push(record);
             }
             Event::Aborted {
@@ -497,6 +498,7 @@ impl ChunkRun {
                 self.aborted = true;
                 self.any_failure = true;
                 self.done.insert(f.test);
+                self.with_command(&mut record);
                 out.push(record);
             }
             Event::Stopped { why } => self.stopped = Some(why),
@@ -505,6 +507,14 @@ impl ChunkRun {
             Event::CollectError { id, text } => self.collect_errors.push((id, text)),
             Event::SessionFinish { .. } => self.session_finished = Some(Instant::now()),
             _ => {}
+        }
+    }
+
+    /// A failure's bundle shows the command that ran it (set late: the outcome can turn
+    /// into a failure after the record is made).
+    fn with_command(&self, record: &mut TestRecord) {
+        if record.outcome.is_failure() && record.details.command.is_empty() {
+            record.details.command = self.command.clone();
         }
     }
 
@@ -768,16 +778,7 @@ impl ChunkRun {
     /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
     /// that it started (marked `MTEST_WORKER`); never what another chunk started.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
-        let strays = platform::strays(Some(self.pid), Some(self.id), running);
-        for s in &strays {
-            platform::kill_and_reap(s.pid);
-        }
-        // Zombies are already dead: reaped above, not worth a warning.
-        let list: Vec<String> = strays
-            .iter()
-            .filter(|s| !s.zombie)
-            .map(platform::Stray::describe)
-            .collect();
+        let list = platform::kill_strays(Some(self.pid), Some(self.id), running);
         if !list.is_empty() {
             warnings.push(format!(
                 "chunk {} left {} process(es) running, killed: {}",
@@ -817,7 +818,12 @@ impl ChunkRun {
             subtests: None,
             flaky: false,
             details: Details {
-                command: self.command.clone(),
+                // Only a failure's bundle shows it; 64k passes need no copy of it.
+                command: if outcome.is_failure() {
+                    self.command.clone()
+                } else {
+                    String::new()
+                },
                 ..Details::default()
             },
         }
@@ -889,7 +895,7 @@ impl ChunkRun {
         r.message = outcome.message;
         r.subtests = outcome.subtests;
         r.details = Details {
-            command: self.command.clone(),
+            command: std::mem::take(&mut r.details.command),
             ..details
         };
         r

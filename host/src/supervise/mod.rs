@@ -20,16 +20,25 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use chunk_run::{ChunkRun, Ended, Job, Launcher, RunContext};
+use chunk_run::{ChunkRun, Job, Launcher, RunContext};
 
 use crate::record::{Outcome, TestRecord};
 
-/// What the supervisor tells the rest of mtest as the run goes.
-pub enum Progress<'a> {
+/// What happens in a run, as the supervisor sees it: the one event type that the
+/// recorder turns into `run.jsonl` lines, JUnit files, reporter calls and console output.
+pub enum RunEvent {
+    /// A test's outcome (one attempt).
     Record(Box<TestRecord>),
-    ChunkEnded(&'a Ended),
+    /// A chunk (a worker's batch, or a pytest process) ended.
+    ChunkEnded {
+        chunk: u32,
+        /// Spawn to first test: pytest's fixed cost per chunk.
+        startup: Option<Duration>,
+        /// (Python, pytest) versions it reported.
+        versions: Option<(String, String)>,
+    },
     Warning(String),
-    /// Called every loop turn: running chunks, queued chunks.
+    /// Every loop turn: running chunks, queued jobs.
     Tick {
         running: usize,
         queued: usize,
@@ -131,7 +140,7 @@ struct Loop<'s, 'a> {
     /// Failed tests of this attempt, to retry when their chunk ends (test, attempt).
     retry: Vec<(usize, u32)>,
     not_run: usize,
-    sink: &'s mut dyn FnMut(Progress<'_>),
+    sink: &'s mut dyn FnMut(RunEvent),
     options: &'a Options,
 }
 
@@ -157,7 +166,7 @@ impl Loop<'_, '_> {
                 self.retry.push((test, r.attempt + 1));
             }
         }
-        (self.sink)(Progress::Record(Box::new(r)));
+        (self.sink)(RunEvent::Record(Box::new(r)));
     }
 
     fn stop(&mut self, why: Finish) {
@@ -172,7 +181,7 @@ pub fn run(
     work: Work,
     launcher: &mut Launcher,
     options: &Options,
-    sink: &mut dyn FnMut(Progress),
+    sink: &mut dyn FnMut(RunEvent),
 ) -> Finish {
     let mut l = Loop {
         queue: work.jobs.into(),
@@ -196,7 +205,7 @@ pub fn run(
         if interrupts > interrupts_seen {
             interrupts_seen = interrupts;
             if interrupts == 1 {
-                (l.sink)(Progress::Warning(
+                (l.sink)(RunEvent::Warning(
                     "interrupted: stopping the running chunks (Ctrl-C again to kill them at once)"
                         .into(),
                 ));
@@ -210,7 +219,7 @@ pub fn run(
             if let Some(stop) = &ctx.stop_file {
                 if let Err(e) = std::fs::write(stop, b"budget") {
                     // The chunks cannot be told to stop after their test: stop them now.
-                    (l.sink)(Progress::Warning(format!(
+                    (l.sink)(RunEvent::Warning(format!(
                         "the budget ran out and {} cannot be written ({e}): stopping the running tests",
                         stop.display()
                     )));
@@ -280,7 +289,7 @@ pub fn run(
             }
             for warning in warnings.drain(..) {
                 if said.insert(warning.clone()) {
-                    (l.sink)(Progress::Warning(warning));
+                    (l.sink)(RunEvent::Warning(warning));
                 }
             }
             if options.fail_fast && chunk_failed {
@@ -292,7 +301,11 @@ pub fn run(
                 continue;
             };
             l.running.swap_remove(i);
-            (l.sink)(Progress::ChunkEnded(&ended));
+            (l.sink)(RunEvent::ChunkEnded {
+                chunk: ended.chunk,
+                startup: ended.startup,
+                versions: ended.versions.clone(),
+            });
             l.not_run += ended.dropped;
             if let Some(record) = ended.forensic.take() {
                 l.record(ctx, record, false);
@@ -348,7 +361,7 @@ pub fn run(
             }
         }
 
-        (l.sink)(Progress::Tick {
+        (l.sink)(RunEvent::Tick {
             running: l.running.len(),
             queued: l.queue.len(),
         });
@@ -356,17 +369,9 @@ pub fn run(
             && ((l.queue.is_empty() && l.pool.tests.is_empty()) || l.stopping.is_some())
         {
             // Whatever the chunks' tests left running that no chunk end caught.
-            let strays = platform::strays(None, None, &pids);
-            for s in &strays {
-                platform::kill_and_reap(s.pid);
-            }
-            let list: Vec<String> = strays
-                .iter()
-                .filter(|s| !s.zombie)
-                .map(platform::Stray::describe)
-                .collect();
+            let list = platform::kill_strays(None, None, &pids);
             if !list.is_empty() {
-                (l.sink)(Progress::Warning(format!(
+                (l.sink)(RunEvent::Warning(format!(
                     "{} process(es) were left running at the end of the run, killed: {}",
                     list.len(),
                     list.join("; ")
@@ -377,7 +382,7 @@ pub fn run(
             if l.stopping != Some(Finish::Interrupted) {
                 for job in l.queue.iter_mut() {
                     if let Some(record) = job.forensic.take() {
-                        (l.sink)(Progress::Record(record));
+                        (l.sink)(RunEvent::Record(record));
                     }
                 }
             }

@@ -99,9 +99,9 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 }
 
 /// Processes in process group `pgid`, and orphans reparented to mtest that are not in
-/// `known` (the chunk processes still running). With `worker`, only orphans that chunk
-/// started (their `MTEST_WORKER`), so ending one chunk never kills a daemon that another
-/// running chunk uses; without, every orphan (the end of the run).
+/// `known` (the chunk processes still running) and that a test started (their
+/// `MTEST_WORKER`). With `worker`, only that chunk's, so ending one chunk never kills a
+/// daemon that another running chunk uses; without, every chunk's (the end of the run).
 pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
@@ -131,10 +131,13 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
         if pid <= 1 || pid == me || known.contains(&pid) {
             continue;
         }
+        // Orphans of tests carry the worker's mark in their environment; mtest's own
+        // children (a probe, the environment survey of a bundle) do not.
         let orphan_of_ours = ppid == me
-            && match worker {
-                None => true,
-                Some(w) => environ_var(pid, "MTEST_WORKER").as_deref() == Some(&w.to_string()),
+            && match (worker, environ_var(pid, "MTEST_WORKER")) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(w), Some(mark)) => mark == w.to_string(),
             };
         if pgid.is_some_and(|g| g > 1 && g == pgrp) || orphan_of_ours {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -156,6 +159,20 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
         }
     }
     out
+}
+
+/// Kills the strays [`strays`] finds and returns the live ones' descriptions (zombies were
+/// already dead: reaped, not worth a warning).
+pub fn kill_strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<String> {
+    let strays = strays(pgid, worker, known);
+    for s in &strays {
+        kill_and_reap(s.pid);
+    }
+    strays
+        .iter()
+        .filter(|s| !s.zombie)
+        .map(Stray::describe)
+        .collect()
 }
 
 /// SIGKILLs a stray and reaps it if it is ours (by pid: never steal a chunk's status).
