@@ -12,7 +12,7 @@
 //!   state.json                resume checkpoint (atomic)
 //!   durations.json            per-test history (atomic)
 //!   quarantine.json           quarantine state (atomic)
-//!   collection.json           collection cache
+//!   collect/                  the zygote's events, output and stacks
 //! ```
 //! Every JSON file is written to a temp file and renamed. A file that does not parse is
 //! reported and renamed aside (`NAME.corrupt-TIMESTAMP`), never silently replaced.
@@ -59,9 +59,6 @@ impl Gates {
     }
     pub fn quarantine(&self) -> PathBuf {
         self.dir.join("quarantine.json")
-    }
-    pub fn collection(&self) -> PathBuf {
-        self.dir.join("collection.json")
     }
 
     /// Starts a fresh `last-run/`: the old one becomes `previous-run/` (one kept).
