@@ -597,11 +597,7 @@ fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
         assert!(started.elapsed().as_secs() < 60, "collection never started");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    common::interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

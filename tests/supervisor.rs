@@ -366,11 +366,7 @@ fn ctrl_c_stops_gracefully_and_resume_finishes() {
         .spawn()
         .unwrap();
     wait_for_records(dir.path(), 8, Duration::from_secs(60));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    common::interrupt(&child);
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{stderr}");

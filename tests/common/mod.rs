@@ -154,3 +154,13 @@ pub fn python_has(module: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// Sends SIGINT (Ctrl-C) to a running mtest.
+pub fn interrupt(child: &std::process::Child) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT to mtest");
+}

@@ -75,17 +75,7 @@ pub enum Event {
         t: f64,
     },
     Report(Report),
-    Finish {
-        id: String,
-        t: f64,
-        /// How many `report` events the test wrote (absent from older plugins).
-        n: Option<u32>,
-        #[serde(default)]
-        leaked: Vec<Leaked>,
-        /// Non-daemon threads that appeared during the test.
-        #[serde(default)]
-        threads: Vec<String>,
-    },
+    Finish(Finish),
     /// The test ended pytest's run loop (KeyboardInterrupt, `pytest.exit()`, a hook that
     /// raised): it has its outcome; the tests after it run in a new worker.
     Aborted {
@@ -124,6 +114,20 @@ pub struct Report {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub log: Option<String>,
+}
+
+/// A test's end: `finish`.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Finish {
+    pub id: String,
+    pub t: f64,
+    /// How many `report` events the test wrote (absent from older plugins).
+    pub n: Option<u32>,
+    #[serde(default)]
+    pub leaked: Vec<Leaked>,
+    /// Non-daemon threads that appeared during the test.
+    #[serde(default)]
+    pub threads: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -194,28 +198,11 @@ fn parse_hot(line: &[u8]) -> Option<Event> {
         id: String,
         t: f64,
     }
-    #[derive(Deserialize)]
-    struct Finish {
-        id: String,
-        t: f64,
-        n: Option<u32>,
-        #[serde(default)]
-        leaked: Vec<Leaked>,
-        #[serde(default)]
-        threads: Vec<String>,
-    }
     if line.starts_with(br#"{"e":"start","#) {
         let s: Start = serde_json::from_slice(line).ok()?;
         Some(Event::Start { id: s.id, t: s.t })
     } else if line.starts_with(br#"{"e":"finish","#) {
-        let f: Finish = serde_json::from_slice(line).ok()?;
-        Some(Event::Finish {
-            id: f.id,
-            t: f.t,
-            n: f.n,
-            leaked: f.leaked,
-            threads: f.threads,
-        })
+        serde_json::from_slice(line).ok().map(Event::Finish)
     } else {
         None
     }

@@ -17,7 +17,7 @@ use super::watchdog::{self, in_flight_end, Action, InFlightEnd, Seen, Watchdog, 
 use super::zygote::{ForkRequest, Zygote};
 use crate::clock;
 use crate::pytest::collect::tail_of;
-use crate::pytest::events::{Event, EventTail, Report};
+use crate::pytest::events::{Event, EventTail, Finish, Report};
 use crate::pytest::{render_command, Pytest};
 use crate::record::{one_line, Details, Outcome, SubtestCounts, TestRecord, SCHEMA_VERSION};
 use crate::selection::PlannedTest;
@@ -421,13 +421,13 @@ impl ChunkRun {
                     f.reports.push(report);
                 }
             }
-            Event::Finish {
+            Event::Finish(Finish {
                 id,
                 t,
                 n,
                 leaked,
                 threads,
-            } => {
+            }) => {
                 let Some(f) = self.take_in_flight(ctx, &id) else {
                     return;
                 };
