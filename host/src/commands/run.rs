@@ -462,6 +462,10 @@ fn execute(
                 let _ = tx.send(event);
             },
         );
+        // No more forks: the zygote ends its session while the recorder catches up.
+        if let Launcher::Fork(zygote) = &mut launcher {
+            zygote.ask_quit();
+        }
         drop(tx);
         (finish, recorder.join())
     });
@@ -475,27 +479,6 @@ fn execute(
             )),
         };
     rec.progress.clear();
-    if let Launcher::Fork(zygote) = &mut launcher {
-        // pytest's own session end in the zygote: plugins finish (pytest-cov combines the
-        // workers' coverage data here, as under xdist).
-        let how = zygote.quit(Duration::from_secs(300));
-        for notice in zygote.notices.drain(..) {
-            rec.progress.line(&format!("warning: {notice}"));
-        }
-        if how.starts_with("killed") {
-            rec.progress
-                .line(&format!("warning: the zygote's session end was {how}"));
-        }
-        if let Some(report) = coverage_report(&zygote.log) {
-            eprintln!("{report}");
-        }
-    }
-    if matches!(launcher, Launcher::Process) && pytest.coverage {
-        match crate::pytest::combine_coverage(&pytest, &gates.chunks()) {
-            Ok(report) => eprintln!("{report}"),
-            Err(e) => rec.progress.line(&format!("warning: coverage: {e}")),
-        }
-    }
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
             rec.progress.line(&format!("warning: {e}"));
@@ -504,7 +487,7 @@ fn execute(
 
     // Store: history (one entry per test per run: a flaky test counts as failing),
     // quarantine, state.
-    durations.update(&per_test(&rec.records[first_new..], true));
+    durations.update(per_test(&rec.records[first_new..], true));
     durations.note_startup(&startups);
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
@@ -547,6 +530,28 @@ fn execute(
         store_errors.push(e);
     }
 
+    if let Launcher::Fork(zygote) = &mut launcher {
+        // pytest's own session end in the zygote, asked for when the last worker ended:
+        // plugins finish (pytest-cov combines the workers' coverage data here, as under
+        // xdist).
+        let how = zygote.quit(Duration::from_secs(300));
+        for notice in zygote.notices.drain(..) {
+            rec.progress.line(&format!("warning: {notice}"));
+        }
+        if how.starts_with("killed") {
+            rec.progress
+                .line(&format!("warning: the zygote's session end was {how}"));
+        }
+        if let Some(report) = coverage_report(&zygote.log) {
+            eprintln!("{report}");
+        }
+    }
+    if matches!(launcher, Launcher::Process) && pytest.coverage {
+        match crate::pytest::combine_coverage(&pytest, &gates.chunks()) {
+            Ok(report) => eprintln!("{report}"),
+            Err(e) => rec.progress.line(&format!("warning: coverage: {e}")),
+        }
+    }
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure only with --flaky-fails.
     let stats = &rec.progress.stats;
@@ -637,7 +642,7 @@ fn execute(
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the
 /// history: a flaky test failed this run), else the last attempt (what the run ends with).
-fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<TestRecord> {
+fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<&TestRecord> {
     let mut order: Vec<&str> = Vec::new();
     let mut chosen: HashMap<&str, &TestRecord> = HashMap::new();
     for r in records {
@@ -654,7 +659,7 @@ fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<TestRecord> {
     }
     order
         .into_iter()
-        .filter_map(|id| chosen.get(id).map(|r| (*r).clone()))
+        .filter_map(|id| chosen.get(id).copied())
         .collect()
 }
 

@@ -118,7 +118,6 @@ pub fn collect(
     mode: Mode,
     limits: &CollectLimits,
 ) -> Result<Collection, CollectFailure> {
-    pytest.check_installed().map_err(CollectFailure::Io)?;
     let mut culprits: Vec<CollectError> = Vec::new();
     let mut ignored: Vec<String> = Vec::new();
     for attempt in 1..=MAX_CULPRITS + 1 {
@@ -126,7 +125,16 @@ pub fn collect(
         zargs.extend(ignored.iter().map(|p| format!("--ignore={p}")));
         let zygote = Zygote::spawn(pytest, mode, &zargs, work, attempt as u32)
             .map_err(CollectFailure::Io)?;
-        match watch(zygote, mode, limits)? {
+        let watched = match watch(zygote, mode, limits) {
+            // A pytest that cannot start at all is most often a missing install: say which
+            // (asked only now, so a working install pays no extra interpreter start).
+            Err(CollectFailure::Broken(text)) => {
+                pytest.check_installed().map_err(CollectFailure::Io)?;
+                return Err(CollectFailure::Broken(text));
+            }
+            other => other?,
+        };
+        match watched {
             Watched::Done(collection) => {
                 let mut collection = *collection;
                 let mut errors = std::mem::take(&mut culprits);

@@ -93,9 +93,12 @@ impl Zygote {
         cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
         platform::own_group(&mut cmd);
         let command = render_command(&cmd);
-        let mut child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", pytest.python.display()))?;
+        let mut child = cmd.spawn().map_err(|e| {
+            format!(
+                "cannot run Python interpreter {}: {e}; pass --python PATH",
+                pytest.python.display()
+            )
+        })?;
         let stdin = child.stdin.take();
         Ok(Zygote {
             pid: child.id() as i32,
@@ -177,13 +180,20 @@ impl Zygote {
         }
     }
 
-    /// Lets the zygote end its session (pytest's session end, coverage combining),
-    /// waiting at most `limit`, then kills what is left. Returns how it ended.
-    pub fn quit(&mut self, limit: Duration) -> String {
-        if let Some(stdin) = self.stdin.as_mut() {
+    /// Asks the zygote to end its session (pytest's session end, coverage combining)
+    /// once its workers are gone; [`Zygote::quit`] waits for it.
+    pub fn ask_quit(&mut self) {
+        // The pipe closes after the command: the zygote reads the command first.
+        if let Some(mut stdin) = self.stdin.take() {
             let _ = stdin.write_all(b"{\"c\":\"quit\"}\n");
             let _ = stdin.flush();
         }
+    }
+
+    /// Lets the zygote end its session, waiting at most `limit`, then kills what is
+    /// left. Returns how it ended.
+    pub fn quit(&mut self, limit: Duration) -> String {
+        self.ask_quit();
         let asked = Instant::now();
         loop {
             if let Some(status) = self.ended() {
