@@ -8,7 +8,7 @@ use crate::clock;
 use crate::config::ProjectConfig;
 use crate::plugin_host::session::{QuarantineSession, TestHistory, Verdict};
 use crate::plugin_host::{builtins, discovery, LoadedPlugin, PluginHost, Source};
-use crate::record::TestRecord;
+use crate::record::Attempt;
 use crate::store::durations::Durations;
 use crate::store::quarantine::{Entry, Quarantine};
 
@@ -36,7 +36,7 @@ pub fn apply(
     host: &PluginHost,
     root: &Path,
     project: &ProjectConfig,
-    records: &[TestRecord],
+    records: &[Attempt],
     durations: &Durations,
     quarantine: &mut Quarantine,
 ) -> Result<Vec<String>, String> {

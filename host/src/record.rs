@@ -87,6 +87,27 @@ pub struct TestRecord {
     pub details: Details,
 }
 
+/// What the end of a run needs of each record (the history and the quarantine policy),
+/// kept for every attempt: a few words, where a whole record is ~0.5 KB.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Attempt {
+    pub test_id: String,
+    pub outcome: Outcome,
+    pub duration_s: f64,
+    pub tier: u8,
+}
+
+impl From<&TestRecord> for Attempt {
+    fn from(r: &TestRecord) -> Self {
+        Attempt {
+            test_id: r.test_id.clone(),
+            outcome: r.outcome,
+            duration_s: r.duration_s,
+            tier: r.tier,
+        }
+    }
+}
+
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubtestCounts {
     pub passed: u32,

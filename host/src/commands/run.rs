@@ -12,7 +12,7 @@ use crate::plugin_host::session::{RunStart, RunSummary};
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
 use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection};
 use crate::pytest::{find_python, Pytest};
-use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
+use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
 use crate::report::progress::Progress;
 use crate::report::reporters::Reporters;
@@ -642,9 +642,9 @@ fn execute(
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the
 /// history: a flaky test failed this run), else the last attempt (what the run ends with).
-fn per_test(records: &[TestRecord], first_failure: bool) -> Vec<&TestRecord> {
+fn per_test(records: &[Attempt], first_failure: bool) -> Vec<&Attempt> {
     let mut order: Vec<&str> = Vec::new();
-    let mut chosen: HashMap<&str, &TestRecord> = HashMap::new();
+    let mut chosen: HashMap<&str, &Attempt> = HashMap::new();
     for r in records {
         match chosen.get(r.test_id.as_str()) {
             None => {

@@ -8,7 +8,7 @@ pub mod progress;
 pub mod reporters;
 pub mod stats;
 
-use crate::record::TestRecord;
+use crate::record::{Attempt, TestRecord};
 use crate::store::run_log::RunLog;
 use progress::Progress;
 use reporters::Reporters;
@@ -17,8 +17,8 @@ pub struct Recorder<'h> {
     pub log: RunLog,
     pub reporters: Reporters,
     pub progress: Progress,
-    /// Every record of the run (replayed ones included), details stripped.
-    pub records: Vec<TestRecord>,
+    /// Every attempt of the run (replayed ones included), in record order.
+    pub records: Vec<Attempt>,
     /// A failure to write run.jsonl: the run cannot promise resumability any more.
     pub write_error: Option<String>,
     pub junit: junit::Junit,
@@ -55,7 +55,7 @@ impl<'h> Recorder<'h> {
         }
         if !self.log.intact() && self.write_error.is_none() {
             // The store was deleted (or replaced) while the run went on: write it again.
-            match self.log.recreate(&self.records) {
+            match self.log.recreate() {
                 Ok(()) => self.progress.line(&format!(
                     "warning: {} disappeared during the run (was .gates/ deleted?); re-created it with the {} record(s) so far",
                     self.log.path().display(),
@@ -77,8 +77,7 @@ impl<'h> Recorder<'h> {
         self.junit.add(&record);
         self.progress.record(&record, false);
         self.flush_lines();
-        record.details = Default::default();
-        self.records.push(record);
+        self.records.push(Attempt::from(&record));
     }
 
     /// A record from an earlier invocation of this run (`--resume`): counted and shown to
@@ -86,7 +85,7 @@ impl<'h> Recorder<'h> {
     pub fn replay(&mut self, record: TestRecord) {
         self.reporters.test(&record, true);
         self.progress.record(&record, true);
-        self.records.push(record);
+        self.records.push(Attempt::from(&record));
     }
 
     pub fn flush_lines(&mut self) {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Outcome, TestRecord};
+use crate::record::{Attempt, Outcome};
 
 pub const KEEP: usize = 10;
 
@@ -73,7 +73,7 @@ impl Durations {
 
     /// Folds one run's records in. Tests that did not run keep their history untouched;
     /// hung and crashed tests add no duration (it measures the kill, not the test).
-    pub fn update<'r>(&mut self, records: impl IntoIterator<Item = &'r TestRecord>) {
+    pub fn update<'r>(&mut self, records: impl IntoIterator<Item = &'r Attempt>) {
         self.schema_version = 1;
         for r in records {
             let h = self.tests.entry(r.test_id.clone()).or_default();

@@ -84,23 +84,35 @@ impl Gates {
 }
 
 /// Writes JSON to `path` atomically (temp file in the same directory, fsync, rename).
+/// Encodes `value` straight into the temp file (a 100k-test state is tens of MB: never
+/// held in memory as text).
 pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
-    let bytes =
-        serde_json::to_vec(value).map_err(|e| format!("cannot encode {}: {e}", path.display()))?;
-    atomic_write(path, &bytes)
+    atomic_write_with(path, |file| {
+        let mut out = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
+        out.flush()
+    })
 }
 
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    atomic_write_with(path, |mut file| file.write_all(bytes))
+}
+
+/// Writes a temp file beside `path` with `write`, syncs it, and renames it over `path`.
+fn atomic_write_with(
+    path: &Path,
+    write: impl FnOnce(&std::fs::File) -> std::io::Result<()>,
+) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     std::fs::create_dir_all(dir).map_err(fail)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     // tempfile creates 0600; the store is as readable as any other project file.
     use std::os::unix::fs::PermissionsExt;
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(0o644))
         .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
+    write(tmp.as_file()).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())

@@ -2,7 +2,7 @@
 //! so a SIGKILL of mtest leaves at most one torn last line, which `read` sets aside.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::record::TestRecord;
@@ -22,8 +22,11 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
 
 impl RunLog {
     pub fn open(path: &Path) -> Result<Self, String> {
+        // Readable too: if the store is deleted during the run, this handle still holds
+        // every line written, and `recreate` copies them back.
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
@@ -46,23 +49,21 @@ impl RunLog {
         std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) == self.identity)
     }
 
-    /// Writes the log anew, with its directory, holding `records`: after the store was
-    /// deleted during the run, nothing recorded so far is lost.
-    pub fn recreate(&mut self, records: &[TestRecord]) -> Result<(), String> {
+    /// Writes the log anew, with its directory, holding every line written so far (read
+    /// back through the open handle): after the store was deleted during the run, nothing
+    /// recorded is lost.
+    pub fn recreate(&mut self) -> Result<(), String> {
+        let fail = |e: std::io::Error| format!("cannot re-create {}: {e}", self.path.display());
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot re-create {}: {e}", dir.display()))?;
-        }
-        let mut text = Vec::new();
-        for r in records {
-            serde_json::to_writer(&mut text, r)
-                .map_err(|e| format!("cannot encode a record: {e}"))?;
-            text.push(b'\n');
+            std::fs::create_dir_all(dir).map_err(fail)?;
         }
         let tmp = self.path.with_extension("jsonl.tmp");
-        std::fs::write(&tmp, &text)
-            .and_then(|()| std::fs::rename(&tmp, &self.path))
-            .map_err(|e| format!("cannot re-create {}: {e}", self.path.display()))?;
+        let mut old = &self.file;
+        old.seek(SeekFrom::Start(0)).map_err(fail)?;
+        File::create(&tmp)
+            .and_then(|mut out| std::io::copy(&mut old, &mut out))
+            .and_then(|_| std::fs::rename(&tmp, &self.path))
+            .map_err(fail)?;
         *self = RunLog::open(&self.path)?;
         Ok(())
     }
