@@ -86,12 +86,17 @@ impl Pool {
         }
     }
 
-    /// The next batch: about 1/(2·jobs) of what is left, at least [`MIN_BATCH_MS`].
+    /// The next batch: about 1/(2·jobs) of what is left, at least [`MIN_BATCH_MS`]; with
+    /// one worker there is nothing to balance: all of it (a fork between batches costs
+    /// ~15 ms and module fixtures set up again).
     fn next(&mut self, ctx: &RunContext, jobs: u32) -> Option<Job> {
         if self.tests.is_empty() {
             return None;
         }
-        let target = (self.cost / (2 * u64::from(jobs.max(1)))).max(MIN_BATCH_MS);
+        let target = match jobs {
+            0 | 1 => u64::MAX,
+            _ => (self.cost / (2 * u64::from(jobs))).max(MIN_BATCH_MS),
+        };
         let mut batch = Vec::new();
         let mut cost = 0;
         while let Some(&t) = self.tests.front() {
