@@ -136,10 +136,10 @@ hello from mtest-hello: a b
 }
 
 #[test]
-fn an_unknown_subcommand_is_a_usage_error() {
+fn a_word_that_is_no_path_node_id_or_subcommand_is_a_usage_error() {
     let cache = tempfile::tempdir().unwrap();
     mtest(cache.path()).args(["frobnicate"]).assert().code(2).stderr_eq(str![[r#"
-error: no such command `frobnicate`: not an mtest subcommand and no `mtest-frobnicate` on PATH; see `mtest --help`
+error: `frobnicate` is not a test path (no such file or directory), a node id (path::name), an mtest subcommand (plugins, quarantine) or an external one (no `mtest-frobnicate` on PATH); see `mtest --help`
 
 "#]]);
 }

@@ -671,3 +671,27 @@ def test_c():
         "{stderr}"
     );
 }
+
+#[test]
+fn fail_fast_ends_every_worker_after_its_current_test() {
+    // One worker, one batch of 40 tests: --fail-fast must not wait for the batch's end.
+    let mut text = String::from("import time\n\ndef test_a_fails():\n    assert 0\n");
+    for i in 0..40 {
+        text.push_str(&format!("\ndef test_{i:02}():\n    time.sleep(0.1)\n"));
+    }
+    let dir = project(&[("tests/test_f.py", &text)]);
+    let (code, stderr) = run(dir.path(), &["-j", "1", "--fail-fast"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("stopped early (--max-fail 1)"), "{stderr}");
+    let recorded = outcomes(dir.path());
+    assert_eq!(recorded["tests/test_f.py::test_a_fails"], "failed");
+    // Never a pass for a test that did not run: whatever ran is recorded, the rest is not.
+    assert!(recorded.len() < 20, "{recorded:?}");
+    assert!(
+        stderr.contains(&format!(
+            "{} selected test(s) did not run",
+            41 - recorded.len()
+        )),
+        "{stderr}"
+    );
+}

@@ -29,11 +29,21 @@ pub struct Cli {
 /// Subcommands built into mtest; any other first word is an external subcommand.
 pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "quarantine", "help"];
 
-/// `mtest <word> …` where `<word>` is not built in and not an option: `mtest-<word>` from
-/// PATH, cargo-style. Decided before clap parses, so run options never shadow it.
+/// `mtest <word> …` where `<word>` is not built in, not an option and not a test path or
+/// node id: `mtest-<word>` from PATH, cargo-style. Decided before clap parses, so run
+/// options never shadow it.
 pub fn external_subcommand(args: &[String]) -> Option<&[String]> {
     let word = args.get(1)?;
-    (!word.starts_with('-') && !BUILTIN_COMMANDS.contains(&word.as_str())).then(|| &args[1..])
+    let external =
+        !word.starts_with('-') && !BUILTIN_COMMANDS.contains(&word.as_str()) && !is_test_path(word);
+    external.then(|| &args[1..])
+}
+
+/// Whether `word` is what pytest takes positionally: an existing path, or a node id
+/// (`path::name…`) whose path exists.
+pub fn is_test_path(word: &str) -> bool {
+    let path = word.split("::").next().unwrap_or(word);
+    word.contains("::") || std::path::Path::new(path).exists()
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,9 +113,18 @@ pub struct RunArgs {
     /// Supervise canned scenarios in a throw-away project and check every outcome.
     #[arg(long)]
     pub self_check: bool,
-    /// Stop starting chunks after the first failing one.
-    #[arg(long)]
+    /// Stop after the first failing test: `--max-fail 1`.
+    #[arg(short = 'x', long)]
     pub fail_fast: bool,
+    /// Stop after N failing tests: running tests finish, nothing new starts.
+    #[arg(long, visible_alias = "maxfail", value_name = "N")]
+    pub max_fail: Option<u32>,
+    /// Only the tests whose last run failed, errored, hung or crashed (all when none did).
+    #[arg(long = "lf", visible_alias = "last-failed")]
+    pub last_failed: bool,
+    /// The tests whose last run failed first, then the rest.
+    #[arg(long = "ff", visible_alias = "failed-first")]
+    pub failed_first: bool,
     /// Parallel pytest processes (default: number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<u32>,
@@ -140,6 +159,10 @@ pub struct RunArgs {
     /// on Linux) or `process` (a pytest process per chunk).
     #[arg(long, value_name = "MODE")]
     pub isolation: Option<crate::config::Isolation>,
+    /// Test paths and node ids, as pytest takes them (`tests/unit`, `tests/test_x.py`,
+    /// `tests/test_x.py::TestA::test_b[1-2]`): only their tests are collected.
+    #[arg(value_name = "PATHS")]
+    pub paths: Vec<String>,
     /// Arguments passed to every pytest invocation.
     #[arg(last = true, value_name = "PYTEST_ARGS")]
     pub pytest_args: Vec<String>,

@@ -11,7 +11,7 @@ pub fn run(args: &[String]) -> Exit {
     };
     let Some(path) = discovery::find_subcommand(name) else {
         eprintln!(
-            "error: no such command `{name}`: not an mtest subcommand and no `mtest-{name}` on PATH; see `mtest --help`"
+            "error: `{name}` is not a test path (no such file or directory), a node id (path::name), an mtest subcommand (plugins, quarantine) or an external one (no `mtest-{name}` on PATH); see `mtest --help`"
         );
         return Exit::Usage;
     };

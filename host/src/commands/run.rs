@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::cli::RunArgs;
@@ -10,7 +11,7 @@ use crate::clock;
 use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
 use crate::plugin_host::session::{RunStart, RunSummary};
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
-use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection};
+use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection, Item};
 use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
@@ -93,7 +94,13 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
     let mut pytest_args = c.pytest_args.clone();
     pytest_args.extend(args.pytest_args.iter().cloned());
     refuse_meta_options(&pytest_args)?;
+    let paths = args
+        .paths
+        .iter()
+        .map(|p| test_path(p, root))
+        .collect::<Result<Vec<_>>>()?;
     Ok(RunOptions {
+        paths,
         tiers,
         budget_s,
         keyword: args.keyword.clone(),
@@ -101,6 +108,14 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         timeout_s,
         jobs,
         fail_fast: args.fail_fast,
+        last_failed: args.last_failed,
+        failed_first: args.failed_first,
+        max_fail: match (args.max_fail, args.fail_fast) {
+            (Some(0), _) => return Err(usage("--max-fail must be at least 1".into())),
+            (Some(n), _) => Some(n),
+            (None, true) => Some(1),
+            (None, false) => None,
+        },
         python: python.display().to_string(),
         pytest_args,
         retries: args.retries.or(c.retries).unwrap_or(0),
@@ -115,6 +130,34 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .collect_timeout
             .unwrap_or_else(crate::store::state::collect_timeout),
     })
+}
+
+/// A test path or node id of the command line (relative to where mtest was started) as
+/// pytest in the project root takes it; one that does not exist is a usage error.
+fn test_path(word: &str, root: &Path) -> Result<String> {
+    let (path, rest) = match word.split_once("::") {
+        Some((path, rest)) => (path, Some(rest)),
+        None => (word, None),
+    };
+    let absolute =
+        std::path::absolute(path).map_err(|e| usage(format!("test path {word}: {e}")))?;
+    if !absolute.exists() {
+        return Err(usage(format!(
+            "test path {path} does not exist (from {word}); give a file, a directory or a node id (path::name)"
+        )));
+    }
+    let root = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let relative = absolute.strip_prefix(&root).unwrap_or(&absolute);
+    let mut out = if relative.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        relative.display().to_string()
+    };
+    if let Some(rest) = rest {
+        out.push_str("::");
+        out.push_str(rest);
+    }
+    Ok(out)
 }
 
 /// pytest options that do not run tests, or only print something: turning their output
@@ -232,7 +275,10 @@ fn execute(
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
     let mut warnings = Vec::new();
-    let mut durations: Durations = load_or_default(&gates.durations(), &mut warnings);
+    // Shared with the failure bundles' enricher while the run goes on (one copy: it is
+    // ~25 MB at 100k tests).
+    let mut durations: Arc<Durations> =
+        Arc::new(load_or_default(&gates.durations(), &mut warnings));
     let mut quarantine: Quarantine = load_or_default(&gates.quarantine(), &mut warnings);
     for w in warnings.drain(..) {
         eprintln!("{w}");
@@ -340,7 +386,7 @@ fn execute(
         host,
         Path::new(&opts.python),
         root,
-        durations.clone(),
+        Arc::clone(&durations),
         &project.mtest.probes,
     );
     let mut rec = Recorder::new(
@@ -372,7 +418,8 @@ fn execute(
     let deadline = opts
         .budget_s
         .and_then(|b| started.checked_add(clock::secs(b)));
-    if deadline.is_some() {
+    let max_fail = opts.max_fail.or(opts.fail_fast.then_some(1));
+    if deadline.is_some() || max_fail.is_some() {
         let stop = gates.chunks().join("stop");
         let _ = std::fs::remove_file(&stop);
         ctx.stop_file = Some(stop);
@@ -413,7 +460,7 @@ fn execute(
     let first_new = rec.records.len();
     let supervise_options = supervise::Options {
         jobs: opts.jobs,
-        fail_fast: opts.fail_fast,
+        max_fail,
         first_chunk: next_chunk_id(&gates.chunks()),
         retries: opts.retries,
         rerun_crashed: opts.rerun_crashed,
@@ -487,13 +534,15 @@ fn execute(
 
     // Store: history (one entry per test per run: a flaky test counts as failing),
     // quarantine, state.
-    durations.update(per_test(&rec.records[first_new..], true));
-    durations.note_startup(&startups);
+    rec.enricher.release_history();
+    let history = Arc::make_mut(&mut durations);
+    history.update(per_test(&rec.records[first_new..], true));
+    history.note_startup(&startups);
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
     // and one line saying so, never quietly.
     let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
-    if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
+    if let Err(e) = store::atomic_write_json(&gates.durations(), &*durations) {
         store_errors.push(e);
     }
     let status = match finish {
@@ -634,7 +683,11 @@ fn execute(
             "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
             final_state.tests.len().saturating_sub(stats.tests())
         ),
-        Finish::FailedFast => eprintln!("  stopped early (--fail-fast) after a failing chunk"),
+        Finish::FailedFast { not_run } => eprintln!(
+            "  stopped early (--max-fail {}) after {} failing test(s): {not_run} selected test(s) did not run",
+            max_fail.unwrap_or(1),
+            stats.failing(),
+        ),
         _ => {}
     }
     Ok(exit)
@@ -686,6 +739,7 @@ fn start_collection(env: &Env, opts: &RunOptions) -> Result<Collection> {
     if let Some(m) = &opts.markexpr {
         selection_args.extend(["-m".to_string(), m.clone()]);
     }
+    selection_args.extend(opts.paths.iter().cloned());
     let work = env.gates.dir.join("collect");
     std::fs::create_dir_all(&work).map_err(|e| {
         Stop(
@@ -799,8 +853,40 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         Source::Builtin => None,
         _ => builtins::load(env.host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
     };
+    // --lf: only the tests whose latest outcome in the history is a failure (all when
+    // none is, as pytest does).
+    let failed_last = |id: &str| {
+        env.durations
+            .tests
+            .get(id)
+            .and_then(|h| h.outcomes.last())
+            .is_some_and(|o| o.is_failure())
+    };
+    let mut notes = Vec::new();
+    let last_failed: Vec<Item>;
+    // Index among the items the plugin sees → index among the collected items.
+    let mut positions: Option<Vec<usize>> = None;
+    let items: &[Item] = if opts.last_failed {
+        let kept: Vec<usize> = (0..collected.items.len())
+            .filter(|&i| failed_last(&collected.items[i].id))
+            .collect();
+        last_failed = kept.iter().map(|&i| collected.items[i].clone()).collect();
+        if last_failed.is_empty() {
+            notes.push("--lf: no test failed last time: running all".to_string());
+            &collected.items
+        } else {
+            positions = Some(kept);
+            notes.push(format!(
+                "--lf: {} test(s) that failed last time",
+                last_failed.len()
+            ));
+            &last_failed
+        }
+    } else {
+        &collected.items
+    };
     let inputs = selection::Inputs {
-        items: &collected.items,
+        items,
         durations: env.durations,
         quarantine: env.quarantine,
         tiers: opts.tiers,
@@ -809,9 +895,26 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
     };
-    let selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)
+    let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)
         .map_err(|e| Stop(Exit::Internal, e))?;
-    let mut notes = selected.notes.clone();
+    if let Some(positions) = &positions {
+        for (i, _) in selected.excluded.iter_mut() {
+            *i = positions.get(*i).copied().unwrap_or(*i);
+        }
+    }
+    if opts.failed_first {
+        // Stable: the selection's order within each part.
+        let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut selected.tests)
+            .into_iter()
+            .partition(|t| failed_last(&t.id));
+        notes.push(format!(
+            "--ff: {} test(s) that failed last time first",
+            first.len()
+        ));
+        first.extend(rest);
+        selected.tests = first;
+    }
+    notes.extend(selected.notes.iter().cloned());
     if selector.source != Source::Builtin {
         notes.push(format!("selection by {}", selector.label()));
     }

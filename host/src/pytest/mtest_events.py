@@ -553,8 +553,9 @@ def pytest_runtest_logfinish(nodeid, location):
     if _fd is None:
         return
     if _stop and _session is not None and os.path.exists(_stop):
-        # mtest's budget ran out: end the session after this test, cleanly.
-        _session.shouldstop = "mtest: the --budget ran out"
+        # mtest says stop (the --budget ran out, --fail-fast): end the session after
+        # this test, cleanly.
+        _session.shouldstop = "mtest asked to stop"
     _current = None
     now = time.time()
     leaked = _leaked()

@@ -12,6 +12,7 @@ use crate::plugin_host::session::{FailureContext, ProbeSession};
 use crate::plugin_host::{discovery, LoadedPlugin, PluginHost, Source};
 use crate::record::TestRecord;
 use crate::store::durations::Durations;
+use std::sync::Arc;
 
 struct Probe {
     name: String,
@@ -26,7 +27,7 @@ pub struct Enricher<'h> {
     python: PathBuf,
     root: PathBuf,
     /// Durations before this run: the history a bundle shows.
-    history: Durations,
+    history: Arc<Durations>,
     environment: Option<String>,
     probes: Vec<Probe>,
 }
@@ -36,7 +37,7 @@ impl<'h> Enricher<'h> {
         host: &'h PluginHost,
         python: &Path,
         root: &Path,
-        history: Durations,
+        history: Arc<Durations>,
         probes: &std::collections::BTreeMap<String, ProbeSpec>,
     ) -> Self {
         let probes = probes
@@ -79,6 +80,11 @@ impl<'h> Enricher<'h> {
             environment: None,
             probes,
         }
+    }
+
+    /// No more bundles: lets go of the history, so the run's end updates it in place.
+    pub fn release_history(&mut self) {
+        self.history = Arc::default();
     }
 
     /// Sections for a failing record's bundle.

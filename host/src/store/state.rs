@@ -26,7 +26,17 @@ pub struct RunOptions {
     pub markexpr: Option<String>,
     pub timeout_s: f64,
     pub jobs: u32,
+    /// `-x`: stop after the first failing test (older states; see `max_fail`).
     pub fail_fast: bool,
+    /// `--lf`: only the tests that failed last time.
+    #[serde(default)]
+    pub last_failed: bool,
+    /// `--ff`: the tests that failed last time first.
+    #[serde(default)]
+    pub failed_first: bool,
+    /// Stop after this many failing tests.
+    #[serde(default)]
+    pub max_fail: Option<u32>,
     pub python: String,
     pub pytest_args: Vec<String>,
     #[serde(default)]
@@ -44,6 +54,10 @@ pub struct RunOptions {
     /// Seconds collection may go without progress.
     #[serde(default = "collect_timeout")]
     pub collect_timeout_s: f64,
+    /// Test paths and node ids of the command line, relative to the project root: only
+    /// their tests are collected.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 fn process() -> Isolation {

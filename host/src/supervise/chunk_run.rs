@@ -35,7 +35,8 @@ pub struct RunContext<'a> {
     pub timeout_s: f64,
     /// How long past its timeout a test may run before the watchdog stops it.
     pub grace: Duration,
-    /// Touched when the budget runs out; chunks end after their current test.
+    /// Written when the budget runs out or --fail-fast stops the run; chunks end after
+    /// their current test.
     pub stop_file: Option<PathBuf>,
     /// Fork mode: each test's index among the zygote's collected items.
     pub item_index: Vec<u32>,
@@ -124,7 +125,7 @@ pub enum Launcher {
 /// How a chunk ended, for the dispatcher.
 pub struct Ended {
     pub chunk: u32,
-    /// Tests the chunk never ran because it was asked to stop early (budget).
+    /// Tests the chunk never ran because it was asked to stop early (budget, --fail-fast).
     pub dropped: usize,
     /// A forensic re-run's verdict: the held-back record, completed.
     pub forensic: Option<TestRecord>,
@@ -145,7 +146,7 @@ pub struct ChunkRun {
     attempt: u32,
     isolated: bool,
     forensic: Option<Box<TestRecord>>,
-    /// Asked to end after its current test (the budget ran out).
+    /// Asked to end after its current test (the budget ran out, --fail-fast).
     soft_stopped: bool,
     /// A forensic re-run's own records.
     held: Vec<TestRecord>,
@@ -581,7 +582,7 @@ impl ChunkRun {
         }
     }
 
-    /// The budget ran out: finish the current test, then end the session (the event
+    /// The budget ran out or --fail-fast: finish the current test, then end the session (the event
     /// plugin sees the stop file after each test).
     pub fn stop_soft(&mut self) {
         self.soft_stopped = true;
@@ -700,7 +701,7 @@ impl ChunkRun {
         } else if self.interrupted {
             // Left for --resume.
         } else if self.soft_stopped && self.session_finished.is_some() {
-            // Stopped after a test because the budget ran out: not run, not recorded.
+            // Stopped after a test (budget, --fail-fast): not run, not recorded.
             dropped = remaining.len();
         } else if self.aborted {
             // A test ended the run loop; it has its record. The rest runs in a new chunk.

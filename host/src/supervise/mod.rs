@@ -48,8 +48,11 @@ pub enum RunEvent {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Finish {
     Completed,
-    /// Stopped by --fail-fast after a failing chunk.
-    FailedFast,
+    /// Stopped by --max-fail (`-x`) after failing tests; this many selected tests did not
+    /// run.
+    FailedFast {
+        not_run: usize,
+    },
     /// The budget ran out; this many selected tests did not run.
     OutOfBudget {
         not_run: usize,
@@ -123,7 +126,8 @@ fn cost_of(ctx: &RunContext, t: usize) -> u64 {
 
 pub struct Options {
     pub jobs: u32,
-    pub fail_fast: bool,
+    /// Stop after this many failing tests (`-x`: 1).
+    pub max_fail: Option<u32>,
     /// Number of the first chunk (a resumed run continues the numbering).
     pub first_chunk: u32,
     /// Re-runs of a failed test, each in a fresh chunk.
@@ -142,6 +146,8 @@ struct Loop<'s, 'a> {
     running: Vec<ChunkRun>,
     next_id: u32,
     stopping: Option<Finish>,
+    /// Failing records so far (quarantined ones aside), for --max-fail.
+    failing: u32,
     /// Failed tests of this attempt, to retry when their chunk ends (test, attempt).
     retry: Vec<(usize, u32)>,
     not_run: usize,
@@ -174,6 +180,21 @@ impl Loop<'_, '_> {
         (self.sink)(RunEvent::Record(Box::new(r)));
     }
 
+    /// Tells every running chunk to end after its current test (the stop file the event
+    /// plugin looks at after each test); where it cannot be written, stops them now.
+    fn stop_soft(&mut self, ctx: &RunContext, why: &str) {
+        if let Some(stop) = &ctx.stop_file {
+            if let Err(e) = std::fs::write(stop, why) {
+                (self.sink)(RunEvent::Warning(format!(
+                    "{why} and {} cannot be written ({e}): stopping the running tests",
+                    stop.display()
+                )));
+                self.running.iter_mut().for_each(ChunkRun::interrupt);
+            }
+        }
+        self.running.iter_mut().for_each(ChunkRun::stop_soft);
+    }
+
     fn stop(&mut self, why: Finish) {
         if self.stopping.is_none() {
             self.stopping = Some(why);
@@ -194,6 +215,7 @@ pub fn run(
         running: Vec::new(),
         next_id: options.first_chunk.max(1),
         stopping: None,
+        failing: 0,
         retry: Vec::new(),
         not_run: 0,
         sink,
@@ -221,17 +243,7 @@ pub fn run(
             l.stopping = Some(Finish::Interrupted);
         }
         if options.deadline.is_some_and(|d| Instant::now() >= d) && l.stopping.is_none() {
-            if let Some(stop) = &ctx.stop_file {
-                if let Err(e) = std::fs::write(stop, b"budget") {
-                    // The chunks cannot be told to stop after their test: stop them now.
-                    (l.sink)(RunEvent::Warning(format!(
-                        "the budget ran out and {} cannot be written ({e}): stopping the running tests",
-                        stop.display()
-                    )));
-                    l.running.iter_mut().for_each(ChunkRun::interrupt);
-                }
-            }
-            l.running.iter_mut().for_each(ChunkRun::stop_soft);
+            l.stop_soft(ctx, "the budget ran out");
             l.stop(Finish::OutOfBudget { not_run: 0 });
         }
 
@@ -288,7 +300,10 @@ pub fn run(
             l.running[i].poll(ctx, &mut out, &mut warnings);
             let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
             let forensic_ok = !l.running[i].ran_alone();
-            let chunk_failed = out.iter().any(|r| r.outcome.is_failure() && !r.quarantined);
+            let chunk_failing = out
+                .iter()
+                .filter(|r| r.outcome.is_failure() && !r.quarantined)
+                .count() as u32;
             for record in out.drain(..) {
                 l.record(ctx, record, forensic_ok);
             }
@@ -297,9 +312,11 @@ pub fn run(
                     (l.sink)(RunEvent::Warning(warning));
                 }
             }
-            if options.fail_fast && chunk_failed {
-                // The failing chunk finishes; no new one starts.
-                l.stop(Finish::FailedFast);
+            l.failing += chunk_failing;
+            if options.max_fail.is_some_and(|n| l.failing >= n) && l.stopping.is_none() {
+                // Every running worker ends after its current test; nothing new starts.
+                l.stop_soft(ctx, "--max-fail: enough tests failed");
+                l.stop(Finish::FailedFast { not_run: 0 });
             }
             let Some(mut ended) = ended else {
                 i += 1;
@@ -334,7 +351,7 @@ pub fn run(
                 }
             }
             if let Some(text) = ended.broken.take() {
-                if matches!(l.stopping, None | Some(Finish::FailedFast)) {
+                if matches!(l.stopping, None | Some(Finish::FailedFast { .. })) {
                     l.stopping = Some(Finish::Broken(text));
                 }
                 l.running.iter_mut().for_each(ChunkRun::kill);
@@ -400,6 +417,7 @@ pub fn run(
                     .sum::<usize>();
             return match l.stopping {
                 Some(Finish::OutOfBudget { .. }) => Finish::OutOfBudget { not_run },
+                Some(Finish::FailedFast { .. }) => Finish::FailedFast { not_run },
                 Some(other) => other,
                 None => Finish::Completed,
             };
