@@ -349,27 +349,30 @@ impl ChunkRun {
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
     /// re-run keeps its records to itself: they only inform the held-back one.
+    /// Reads new events and runs the watchdog; says whether there were events.
     pub fn poll(
         &mut self,
         ctx: &RunContext,
         out: &mut Vec<TestRecord>,
         warnings: &mut Vec<String>,
-    ) {
-        if self.forensic.is_some() {
+    ) -> bool {
+        let read = if self.forensic.is_some() {
             let mut held = std::mem::take(&mut self.held);
-            self.read_events(ctx, &mut held);
+            let read = self.read_events(ctx, &mut held);
             self.held = held;
+            read
         } else {
-            self.read_events(ctx, out);
-        }
+            self.read_events(ctx, out)
+        };
         self.watch(ctx);
         warnings.append(&mut self.warnings);
+        read
     }
 
-    fn read_events(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) {
+    fn read_events(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) -> bool {
         let events = self.tail.read();
         if events.is_empty() {
-            return;
+            return false;
         }
         self.last_event = Instant::now();
         for event in events {
@@ -393,6 +396,7 @@ impl ChunkRun {
             }
             self.apply(ctx, event, out);
         }
+        true
     }
 
     fn apply(&mut self, ctx: &RunContext, event: Event, out: &mut Vec<TestRecord>) {
@@ -586,6 +590,12 @@ impl ChunkRun {
     /// plugin sees the stop file after each test).
     pub fn stop_soft(&mut self) {
         self.soft_stopped = true;
+    }
+
+    /// Every test of its batch has ended, or its session has: the process ends any
+    /// moment now (the loop watches closely, to hand out the next batch at once).
+    pub fn winding_down(&self) -> bool {
+        self.session_finished.is_some() || self.done.len() >= self.tests.len()
     }
 
     /// Its crashes need no re-run alone: it was one already.

@@ -138,7 +138,12 @@ pub struct Options {
     pub deadline: Option<Instant>,
 }
 
+/// The supervision loop sleeps this long after a poll that found something, and twice as
+/// long after each one that found nothing, up to [`POLL_IDLE`]: a suite of quick tests
+/// is read every few ms, while a long test is not disturbed 200 times a second (on a
+/// 2-core machine the workers share a core with mtest; each wake-up costs them).
 const POLL: Duration = Duration::from_millis(5);
+const POLL_IDLE: Duration = Duration::from_millis(50);
 
 struct Loop<'s, 'a> {
     queue: VecDeque<Job>,
@@ -226,8 +231,11 @@ pub fn run(
     let mut warnings = Vec::new();
     let mut said: HashSet<String> = HashSet::new();
     let mut internal_seen: HashMap<String, u32> = HashMap::new();
+    let mut pause = POLL;
 
     loop {
+        // Whether this round found anything to do (see POLL).
+        let mut busy = false;
         let interrupts = platform::interrupts();
         if interrupts > interrupts_seen {
             interrupts_seen = interrupts;
@@ -256,7 +264,10 @@ pub fn run(
                 break;
             };
             match ChunkRun::spawn(ctx, l.next_id, job, launcher) {
-                Ok(chunk) => l.running.push(chunk),
+                Ok(chunk) => {
+                    l.running.push(chunk);
+                    busy = true;
+                }
                 Err(e) => {
                     l.stopping = Some(Finish::Broken(e));
                     break;
@@ -267,7 +278,7 @@ pub fn run(
 
         // Fork mode: the zygote reaps the workers and says how they ended.
         if let Launcher::Fork(zygote) = launcher {
-            let _ = zygote.read();
+            busy |= !zygote.read().is_empty();
             for text in zygote.notices.drain(..) {
                 warnings.push(text);
             }
@@ -297,8 +308,9 @@ pub fn run(
         }
         let mut i = 0;
         while i < l.running.len() {
-            l.running[i].poll(ctx, &mut out, &mut warnings);
+            busy |= l.running[i].poll(ctx, &mut out, &mut warnings) || l.running[i].winding_down();
             let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
+            busy |= ended.is_some();
             let forensic_ok = !l.running[i].ran_alone();
             let chunk_failing = out
                 .iter()
@@ -422,7 +434,12 @@ pub fn run(
                 None => Finish::Completed,
             };
         }
-        std::thread::sleep(POLL);
+        pause = if busy {
+            POLL
+        } else {
+            (pause * 2).min(POLL_IDLE)
+        };
+        std::thread::sleep(pause);
     }
 }
 
