@@ -171,3 +171,34 @@ fn max_fail_stops_after_n_failing_tests() {
     let (code, stderr) = run_in(root, root, &["--max-fail", "0"]);
     assert_eq!(code, Some(2), "{stderr}");
 }
+
+#[test]
+fn report_json_is_one_document_with_counts_and_records() {
+    let dir = project(&[
+        ("pyproject.toml", ""),
+        (
+            "tests/test_r.py",
+            "def test_ok():\n    pass\n\ndef test_bad():\n    assert 0\n",
+        ),
+    ]);
+    let root = dir.path();
+    let (code, stderr) = run_in(root, root, &["--report", "--json"]);
+    assert_eq!(code, Some(2), "no run yet: {stderr}");
+    let (code, _) = run_in(root, root, &["-j", "1"]);
+    assert_eq!(code, Some(1));
+    let out = mtest_run(root)
+        .current_dir(root)
+        .args(["--report", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["counts"]["passed"], 1, "{doc}");
+    assert_eq!(doc["counts"]["failed"], 1, "{doc}");
+    assert_eq!(doc["tests"], 2, "{doc}");
+    assert_eq!(doc["failing"], 1, "{doc}");
+    assert_eq!(doc["status"], "complete", "{doc}");
+    assert_eq!(doc["records"].as_array().map(Vec::len), Some(2), "{doc}");
+    let (code, stderr) = run_in(root, root, &["--json"]);
+    assert_eq!(code, Some(2), "--json needs --report: {stderr}");
+}

@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Print the last run's summary.md.
     #[arg(long)]
     pub report: bool,
+    /// With --report: the last run's records and counts as one JSON document.
+    #[arg(long, requires = "report")]
+    pub json: bool,
     /// Print the quarantined tests.
     #[arg(long)]
     pub quarantine: bool,
