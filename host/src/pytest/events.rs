@@ -156,6 +156,21 @@ impl EventTail {
         }
     }
 
+    /// A tail on a new, empty event file, created (replacing any old one) and opened now,
+    /// before the writer opens it by its path: if a test deletes the directory, both keep
+    /// the same file and no event is lost.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        let _ = std::fs::remove_file(path);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        let mut tail = EventTail::new(path);
+        tail.file = Some(File::open(path)?);
+        Ok(tail)
+    }
+
     /// New complete events; lines that are not valid events are returned as `Err(line)`.
     /// Text that is not UTF-8 (a lone surrogate a test put into its report) is decoded
     /// lossily: the event and its outcome survive.

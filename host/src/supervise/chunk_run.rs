@@ -214,7 +214,7 @@ impl ChunkRun {
             }
         }
         std::fs::write(&ids, id_list).map_err(|e| io(&ids, e))?;
-        let _ = std::fs::remove_file(&events);
+        let tail = EventTail::create(&events).map_err(|e| io(&events, e))?;
         let unbuffered = forensic.is_some() || isolated;
         let (proc, pid, command) = match launcher {
             Launcher::Fork(zygote) => {
@@ -254,7 +254,7 @@ impl ChunkRun {
             pid,
             tests,
             proc,
-            tail: EventTail::new(&events),
+            tail,
             log,
             stacks,
             command,
