@@ -110,11 +110,9 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         fail_fast: args.fail_fast,
         last_failed: args.last_failed,
         failed_first: args.failed_first,
-        max_fail: match (args.max_fail, args.fail_fast) {
-            (Some(0), _) => return Err(usage("--max-fail must be at least 1".into())),
-            (Some(n), _) => Some(n),
-            (None, true) => Some(1),
-            (None, false) => None,
+        max_fail: match args.max_fail {
+            Some(0) => return Err(usage("--max-fail must be at least 1".into())),
+            n => n,
         },
         python: python.display().to_string(),
         pytest_args,
@@ -418,7 +416,7 @@ fn execute(
     let deadline = opts
         .budget_s
         .and_then(|b| started.checked_add(clock::secs(b)));
-    let max_fail = opts.max_fail.or(opts.fail_fast.then_some(1));
+    let max_fail = opts.stop_after_failures();
     if deadline.is_some() || max_fail.is_some() {
         let stop = gates.chunks().join("stop");
         let _ = std::fs::remove_file(&stop);

@@ -60,6 +60,13 @@ pub struct RunOptions {
     pub paths: Vec<String>,
 }
 
+impl RunOptions {
+    /// `--max-fail N`, else 1 for `-x`/`--fail-fast`: the one place the two meet.
+    pub fn stop_after_failures(&self) -> Option<u32> {
+        self.max_fail.or(self.fail_fast.then_some(1))
+    }
+}
+
 fn process() -> Isolation {
     Isolation::Process
 }

@@ -348,8 +348,8 @@ impl ChunkRun {
     }
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
-    /// re-run keeps its records to itself: they only inform the held-back one.
-    /// Reads new events and runs the watchdog; says whether there were events.
+    /// re-run keeps its records to itself: they only inform the held-back one. Says
+    /// whether there were new events.
     pub fn poll(
         &mut self,
         ctx: &RunContext,
