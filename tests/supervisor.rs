@@ -691,3 +691,27 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
         "chunks keep a private cache"
     );
 }
+
+/// Fork mode keeps what collection built frozen in the workers (`gc.freeze()`: their
+/// garbage collections do not copy the collected heap); `gc-freeze = false` unfreezes
+/// it, so a test that searches `gc.get_objects()` finds module-level objects as under
+/// plain pytest.
+#[test]
+fn gc_freeze_decides_whether_workers_see_the_collected_heap() {
+    let test = "import gc\n\nclass Kept:\n    pass\n\nKEPT = Kept()\n\n\
+                def test_sees_kept():\n    assert any(o is KEPT for o in gc.get_objects())\n";
+    for (config, want) in [("", "failed"), ("gc-freeze = false\n", "passed")] {
+        let pyproject = format!("[tool.mtest]\n{config}");
+        let dir = project(&[("pyproject.toml", &pyproject), ("tests/test_gc.py", test)]);
+        let out = mtest_in(dir.path())
+            .args(["--isolation", "fork", "-j", "1"])
+            .output()
+            .unwrap();
+        assert_eq!(
+            outcomes(dir.path()),
+            expect(&[("tests/test_gc.py::test_sees_kept", want)]),
+            "{config}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

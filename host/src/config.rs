@@ -47,6 +47,11 @@ pub struct Config {
     /// Seconds collection may go without progress before the module in flight is taken
     /// for hung (default 120).
     pub collect_timeout: Option<f64>,
+    /// Fork mode: objects built while collecting stay frozen (`gc.freeze()`) in the
+    /// workers, as Python's docs advise for a process that forks: a worker's garbage
+    /// collections do not touch, and so copy, the collected heap (default true). false:
+    /// each worker unfreezes them, so `gc.get_objects()` in a test lists them too.
+    pub gc_freeze: Option<bool>,
 }
 
 /// How tests are isolated from each other.

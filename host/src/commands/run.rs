@@ -127,6 +127,7 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         collect_timeout_s: c
             .collect_timeout
             .unwrap_or_else(crate::store::state::collect_timeout),
+        gc_freeze: c.gc_freeze.unwrap_or(true),
     })
 }
 
@@ -413,6 +414,7 @@ fn execute(
         opts.timeout_s,
     );
     ctx.item_index = item_index;
+    ctx.gc_freeze = opts.gc_freeze;
     let deadline = opts
         .budget_s
         .and_then(|b| started.checked_add(clock::secs(b)));

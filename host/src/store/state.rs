@@ -58,6 +58,9 @@ pub struct RunOptions {
     /// their tests are collected.
     #[serde(default)]
     pub paths: Vec<String>,
+    /// Fork mode: workers keep the collected heap frozen (`gc-freeze`).
+    #[serde(default = "yes")]
+    pub gc_freeze: bool,
 }
 
 impl RunOptions {

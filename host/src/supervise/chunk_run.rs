@@ -40,6 +40,8 @@ pub struct RunContext<'a> {
     pub stop_file: Option<PathBuf>,
     /// Fork mode: each test's index among the zygote's collected items.
     pub item_index: Vec<u32>,
+    /// Fork mode: workers keep the collected heap frozen.
+    pub gc_freeze: bool,
 }
 
 impl<'a> RunContext<'a> {
@@ -66,6 +68,7 @@ impl<'a> RunContext<'a> {
             grace: Duration::from_secs(5),
             stop_file: None,
             item_index: Vec::new(),
+            gc_freeze: true,
         }
     }
 
@@ -228,6 +231,7 @@ impl ChunkRun {
                     stacks: &stacks,
                     stop: ctx.stop_file.as_deref(),
                     unbuffered,
+                    gc_freeze: ctx.gc_freeze,
                 })?;
                 let command = format!(
                     "{} # forked worker {id}, its tests in {}",

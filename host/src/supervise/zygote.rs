@@ -42,6 +42,8 @@ pub struct ForkRequest<'a> {
     pub stop: Option<&'a Path>,
     /// Tee the test's output into the log, unbuffered (a crash's re-run alone).
     pub unbuffered: bool,
+    /// Leave the collected heap frozen in the worker (`gc-freeze`).
+    pub gc_freeze: bool,
 }
 
 pub struct Zygote {
