@@ -1,70 +1,26 @@
-//! Wall-clock timestamps (RFC 3339, UTC) and human durations, without a date library.
+//! Wall-clock timestamps (RFC 3339, UTC) and durations: given by users, from pytest or a
+//! plugin (checked, never a panic), and shown to people.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2026-11-26T04:30:54.123Z`
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    humantime::format_rfc3339_millis(t).to_string()
 }
 
 pub fn now() -> String {
     rfc3339(SystemTime::now())
 }
 
-/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// Parses `90s`, `5m`, `1h30m`, `2h`, `1m30s`, or plain seconds (`45`).
+/// Parses `90s`, `5m`, `1h30m`, `2h`, `1m30s` (humantime's forms), or plain seconds (`45`).
 pub fn parse_duration(spec: &str) -> Result<Duration, String> {
-    let bad = || format!("{spec:?}: expected a duration like 90s, 5m or 1h30m");
     let spec = spec.trim();
     if let Ok(secs) = spec.parse::<f64>() {
         return checked_secs(secs).map_err(|e| format!("{spec:?}: {e}"));
     }
-    let mut total = 0f64;
-    let mut number = String::new();
-    let mut any = false;
-    for c in spec.chars() {
-        if c.is_ascii_digit() || c == '.' {
-            number.push(c);
-            continue;
-        }
-        let unit = match c {
-            'h' => 3600.0,
-            'm' => 60.0,
-            's' => 1.0,
-            _ => return Err(bad()),
-        };
-        let n: f64 = number.parse().map_err(|_| bad())?;
-        total += n * unit;
-        number.clear();
-        any = true;
-    }
-    if !number.is_empty() || !any {
-        return Err(bad());
-    }
-    checked_secs(total).map_err(|e| format!("{spec:?}: {e}"))
+    let d = humantime::parse_duration(spec)
+        .map_err(|_| format!("{spec:?}: expected a duration like 90s, 5m or 1h30m"))?;
+    checked_secs(d.as_secs_f64()).map_err(|e| format!("{spec:?}: {e}"))
 }
 
 /// The longest duration mtest takes from a user: a year.

@@ -391,16 +391,14 @@ fn execute(
     let mut rec = Recorder::new(
         log,
         reporters,
-        Progress::new(state.tests.len() + fresh_records.len()),
+        Progress::new(state.tests.len() + fresh_records.len(), started),
         enricher,
     );
     rec.flush_lines();
     for r in earlier {
         rec.replay(r);
     }
-    for r in fresh_records {
-        rec.record(r);
-    }
+    rec.record(fresh_records);
 
     // Supervise.
     let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
@@ -471,13 +469,24 @@ fn execute(
     // or the budget check.
     let last_run = gates.last_run();
     let (finish, recorded) = std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel::<RunEvent>();
+        // One message a loop turn (the events up to its `Tick`): a wake-up of this thread
+        // per record cost more than recording it.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<RunEvent>>();
         let recorder = scope.spawn(move || {
             let mut startups = Vec::new();
             let mut versions = None;
-            for message in rx {
+            let mut records = Vec::new();
+            for message in rx.into_iter().flatten() {
+                if let RunEvent::Record(r) = message {
+                    records.push(*r);
+                    continue;
+                }
+                // What a turn recorded is stored in one write, before what follows it.
+                if !records.is_empty() {
+                    rec.record(std::mem::take(&mut records));
+                }
                 match message {
-                    RunEvent::Record(r) => rec.record(*r),
+                    RunEvent::Record(_) => {}
                     RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
                     RunEvent::ChunkEnded {
                         chunk,
@@ -496,19 +505,28 @@ fn execute(
                     RunEvent::Tick { running, .. } => rec.progress.tick(running),
                 }
             }
+            if !records.is_empty() {
+                rec.record(records);
+            }
             (rec, startups, versions)
         });
+        let mut turn = Vec::new();
         let finish = supervise::run(
             &ctx,
             work,
             &mut launcher,
             &supervise_options,
             &mut |event| {
-                // The recorder ends only when this sender is dropped: a send cannot fail
-                // before then.
-                let _ = tx.send(event);
+                let turn_ends = matches!(event, RunEvent::Tick { .. });
+                turn.push(event);
+                if turn_ends {
+                    // The recorder ends only when this sender is dropped: a send cannot
+                    // fail before then.
+                    let _ = tx.send(std::mem::take(&mut turn));
+                }
             },
         );
+        let _ = tx.send(turn);
         // No more forks: the zygote ends its session while the recorder catches up.
         if let Launcher::Fork(zygote) = &mut launcher {
             zygote.ask_quit();

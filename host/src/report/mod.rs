@@ -44,14 +44,15 @@ impl<'h> Recorder<'h> {
         }
     }
 
-    /// A new record from this invocation: named bundle, stored, reported, shown.
-    pub fn record(&mut self, mut record: TestRecord) {
-        if record.outcome.is_failure() {
+    /// New records from this invocation (one turn of the supervision loop): bundles
+    /// named, all stored in one write, then each reported and shown.
+    pub fn record(&mut self, mut records: Vec<TestRecord>) {
+        for record in records.iter_mut().filter(|r| r.outcome.is_failure()) {
             record.bundle = Some(format!(
                 "failures/{}",
                 bundle_name::bundle_name(&record.test_id, record.attempt)
             ));
-            record.details.extra = self.enricher.sections(&record);
+            record.details.extra = self.enricher.sections(record);
         }
         if !self.log.intact() && self.write_error.is_none() {
             // The store was deleted (or replaced) while the run went on: write it again.
@@ -67,17 +68,19 @@ impl<'h> Recorder<'h> {
                 }
             }
         }
-        if let Err(e) = self.log.append(&record) {
+        if let Err(e) = self.log.append(&records) {
             if self.write_error.is_none() {
                 self.progress.line(&format!("warning: {e}"));
             }
             self.write_error.get_or_insert(e);
         }
-        self.reporters.test(&record, false);
-        self.junit.add(&record);
-        self.progress.record(&record, false);
-        self.flush_lines();
-        self.records.push(Attempt::from(&record));
+        for record in &records {
+            self.reporters.test(record, false);
+            self.junit.add(record);
+            self.progress.record(record, false);
+            self.flush_lines();
+            self.records.push(Attempt::from(record));
+        }
     }
 
     /// A record from an earlier invocation of this run (`--resume`): counted and shown to

@@ -20,11 +20,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(total: usize) -> Self {
+    /// `started`: when the run began (its collection counts, as in pytest's "in 12.3s").
+    pub fn new(total: usize, started: Instant) -> Self {
         Progress {
             total,
             stats: RunStats::default(),
-            started: Instant::now(),
+            started,
             tty: std::io::stderr().is_terminal(),
             last_draw: None,
             status_shown: false,

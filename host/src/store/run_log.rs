@@ -1,5 +1,6 @@
-//! `last-run/run.jsonl`: one record a line, each line one `write` on an `O_APPEND` file,
-//! so a SIGKILL of mtest leaves at most one torn last line, which `read` sets aside.
+//! `last-run/run.jsonl`: one record a line, the lines of a batch one `write` on an
+//! `O_APPEND` file, so a SIGKILL of mtest leaves at most one torn last line, which `read`
+//! sets aside.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -68,12 +69,16 @@ impl RunLog {
         Ok(())
     }
 
-    pub fn append(&mut self, record: &TestRecord) -> Result<(), String> {
-        let mut line =
-            serde_json::to_vec(record).map_err(|e| format!("cannot encode a record: {e}"))?;
-        line.push(b'\n');
+    /// Appends records, a line each, in one `write`.
+    pub fn append(&mut self, records: &[TestRecord]) -> Result<(), String> {
+        let mut lines = Vec::with_capacity(512 * records.len());
+        for record in records {
+            serde_json::to_writer(&mut lines, record)
+                .map_err(|e| format!("cannot encode a record: {e}"))?;
+            lines.push(b'\n');
+        }
         self.file
-            .write_all(&line)
+            .write_all(&lines)
             .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
     }
 }
