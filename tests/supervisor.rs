@@ -703,7 +703,8 @@ fn gc_freeze_decides_whether_workers_see_the_collected_heap() {
     for (config, want) in [("", "failed"), ("gc-freeze = false\n", "passed")] {
         let pyproject = format!("[tool.mtest]\n{config}");
         let dir = project(&[("pyproject.toml", &pyproject), ("tests/test_gc.py", test)]);
-        let out = mtest_in(dir.path())
+        // Fork mode in both passes of `./dev test` (the key means nothing to process mode).
+        let out = common::mtest_in(dir.path())
             .args(["--isolation", "fork", "-j", "1"])
             .output()
             .unwrap();

@@ -134,7 +134,7 @@ pub struct RunArgs {
     /// Per-test timeout in seconds (default: pytest's `timeout` setting, else 30).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-    /// Python interpreter with pytest (default: the project's .venv/venv, else python3).
+    /// Python interpreter with pytest (default: the project's .venv/venv, else $VIRTUAL_ENV, else the venv mtest is installed in, else python3).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
     /// pytest `-k` expression, applied when collecting.

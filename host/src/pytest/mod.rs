@@ -82,7 +82,8 @@ fn mentions(root: &Path, extra_args: &[String], is: impl Fn(&str) -> bool) -> bo
 }
 
 /// The interpreter: `--python`, else `[tool.mtest] python`, else the project's `.venv` or
-/// `venv`, else `python3` from PATH.
+/// `venv`, else the activated virtual environment (`$VIRTUAL_ENV`), else the one mtest is
+/// installed in (`pip install` into a venv), else `python3` from PATH.
 pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Path) -> PathBuf {
     if let Some(p) = explicit {
         return p.to_path_buf();
@@ -95,13 +96,21 @@ pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Pat
             p.to_path_buf()
         };
     }
-    for venv in [".venv", "venv"] {
-        let candidate = root.join(venv).join("bin").join("python");
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    PathBuf::from("python3")
+    let activated = std::env::var_os("VIRTUAL_ENV").map(PathBuf::from);
+    // `…/venv/bin/mtest` → `…/venv`, if that is a virtual environment.
+    let installed_in = std::env::current_exe().ok().and_then(|exe| {
+        let venv = exe.parent()?.parent()?;
+        venv.join("pyvenv.cfg")
+            .is_file()
+            .then(|| venv.to_path_buf())
+    });
+    [root.join(".venv"), root.join("venv")]
+        .into_iter()
+        .chain(activated)
+        .chain(installed_in)
+        .map(|venv| venv.join("bin").join("python"))
+        .find(|python| python.is_file())
+        .unwrap_or_else(|| PathBuf::from("python3"))
 }
 
 impl Pytest {
