@@ -457,7 +457,7 @@ fn durations_out_of_range_are_one_clear_error() {
 #[test]
 fn xdist_options_are_neutralised() {
     if !python_has("xdist") {
-        eprintln!("skipped: pytest-xdist is not installed in the test Python");
+        common::skip("pytest-xdist is not installed in the test Python");
         return;
     }
     let dir = project(&[
@@ -483,7 +483,7 @@ fn xdist_options_are_neutralised() {
 #[test]
 fn coverage_at_j2_equals_plain_pytest() {
     if !python_has("pytest_cov") {
-        eprintln!("skipped: pytest-cov is not installed in the test Python");
+        common::skip("pytest-cov is not installed in the test Python");
         return;
     }
     let mut files = vec![("pkg/__init__.py".to_string(), String::new())];
@@ -631,7 +631,7 @@ fn a_full_disk_is_one_clear_error_and_exit_3() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (not root?)");
+        common::skip("cannot mount a small tmpfs here (not root?)");
         return;
     }
     struct Unmount<'a>(&'a Path);

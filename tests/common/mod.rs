@@ -164,3 +164,15 @@ pub fn interrupt(child: &std::process::Child) {
     )
     .expect("SIGINT to mtest");
 }
+
+/// A test that cannot run here (a tool or a privilege is missing) says so where the test
+/// run shows it, straight to stderr past libtest's capture; the caller then returns.
+/// (`./dev test` installs every tool these tests use.)
+pub fn skip(why: &str) {
+    use std::io::Write;
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {name}: {why}");
+}
