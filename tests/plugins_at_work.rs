@@ -675,3 +675,97 @@ fn any_node_id_gets_a_bundle_inside_failures() {
     }
     assert!(!dir.path().join(".gates/x").exists() && !dir.path().join("x").exists());
 }
+
+/// `.gates/last-run/junit.xml`, read with a real XML parser (Python's): every test once;
+/// a pass after a failure carries a `flakyFailure`, a failure after failures `rerunFailure`s;
+/// a quarantined failure is `skipped` with a `quarantined` property; the suite's counts
+/// are the final outcomes.
+#[test]
+fn the_run_junit_xml_has_every_test_once_with_retries_and_quarantine() {
+    let dir = project(&[(
+        "tests/test_j.py",
+        r#"
+import os
+
+def test_passes():
+    pass
+
+def test_flaky():
+    marker = os.path.join(os.environ["STATE_DIR"], "seen")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        assert False, "first attempt fails"
+
+def test_always_fails():
+    print("some output")
+    assert False, "always <fails> & more"
+
+def test_quarantined():
+    assert False, "known bad"
+
+def test_skipped():
+    import pytest
+    pytest.skip("not here")
+"#,
+    )]);
+    let quarantined = "tests/test_j.py::test_quarantined";
+    let out = mtest_in(dir.path())
+        .args(["quarantine", "add", quarantined])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let state = tempfile::tempdir().unwrap();
+    let out = mtest_in(dir.path())
+        .args(["--retries", "1"])
+        .env("STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let read = r#"
+import json, sys
+import xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+suite = root.find("testsuite")
+cases = {}
+for case in suite.iter("testcase"):
+    cases[case.get("name")] = [
+        [child.tag, child.get("message"), child.get("type")]
+        + ([[p.get("name"), p.get("value")] for p in child] if child.tag == "properties" else [])
+        for child in case
+    ]
+print(json.dumps({"suite": {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")},
+                  "root": root.tag, "cases": cases}))
+"#;
+    let parsed = std::process::Command::new(common::python())
+        .args(["-c", read])
+        .arg(dir.path().join(".gates/last-run/junit.xml"))
+        .output()
+        .unwrap();
+    assert!(
+        parsed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parsed.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+    let want = serde_json::json!({
+        "root": "testsuites",
+        "suite": {"tests": "5", "failures": "1", "errors": "0", "skipped": "2"},
+        "cases": {
+            "test_passes": [],
+            "test_flaky": [["flakyFailure", "AssertionError: first attempt fails", "failed"]],
+            "test_always_fails": [
+                ["failure", "AssertionError: always <fails> & more", "failed"],
+                ["rerunFailure", "AssertionError: always <fails> & more", "failed"],
+                ["system-out", null, null],
+            ],
+            "test_quarantined": [
+                ["properties", null, null, ["quarantined", "true"]],
+                ["skipped", "quarantined, failed: AssertionError: known bad", null],
+                ["rerunFailure", "AssertionError: known bad", "failed"],
+            ],
+            "test_skipped": [["skipped", "Skipped: not here", null]],
+        },
+    });
+    assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
+}

@@ -15,6 +15,7 @@ use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Col
 use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
+use crate::report::junit::Junit;
 use crate::report::progress::Progress;
 use crate::report::reporters::Reporters;
 use crate::report::Recorder;
@@ -393,6 +394,7 @@ fn execute(
         reporters,
         Progress::new(state.tests.len() + fresh_records.len(), started),
         enricher,
+        Junit::new(&gates.last_run(), opts.retries),
     );
     rec.flush_lines();
     for r in earlier {
@@ -467,7 +469,6 @@ fn execute(
     // Records go to the store, the reporters (and the probes of failure bundles) and the
     // console on a thread of their own: a slow reporter or probe never delays a watchdog
     // or the budget check.
-    let last_run = gates.last_run();
     let (finish, recorded) = std::thread::scope(|scope| {
         // One message a loop turn (the events up to its `Tick`): a wake-up of this thread
         // per record cost more than recording it.
@@ -493,7 +494,7 @@ fn execute(
                         startup,
                         versions: v,
                     } => {
-                        if let Err(e) = rec.junit.finish(chunk, &last_run) {
+                        if let Err(e) = rec.junit.finish(chunk) {
                             rec.progress.line(&format!("warning: {e}"));
                             rec.write_error.get_or_insert(e);
                         }
@@ -545,9 +546,12 @@ fn execute(
         };
     rec.progress.clear();
     for chunk in rec.junit.pending() {
-        if let Err(e) = rec.junit.finish(chunk, &gates.last_run()) {
+        if let Err(e) = rec.junit.finish(chunk) {
             rec.progress.line(&format!("warning: {e}"));
         }
+    }
+    if let Err(e) = rec.junit.end() {
+        rec.progress.line(&format!("warning: {e}"));
     }
 
     // Store: history (one entry per test per run: a flaky test counts as failing),

@@ -1,11 +1,22 @@
-//! `last-run/junit-NNNN.xml`, one per chunk, written by mtest from its records.
+//! JUnit XML, written by mtest from its records: `last-run/junit-NNNN.xml` for each chunk
+//! as it ends, and `last-run/junit.xml` for the whole run at its end.
 //!
 //! pytest's own `--junitxml` costs ~0.1 ms a test and is written only when the session
-//! ends, so a crashed chunk has none; this one costs nothing in pytest and exists for
-//! every chunk, crashed or not.
+//! ends, so a crashed chunk has none; these cost nothing in pytest and exist for every
+//! chunk, crashed or not.
+//!
+//! The run's file has every test once. A test that failed and was run again (`--retries`)
+//! is one `testcase`: passed in the end, its failed attempts are `<flakyFailure>`s; failed
+//! in the end, the earlier ones are `<rerunFailure>`s (as Maven Surefire and cargo-nextest
+//! write them, so CI systems that read those show flaky tests). A quarantined failure is
+//! `<skipped>` with a `quarantined` property, so a CI system does not fail on it. Test
+//! cases go to a part file as their chunk ends (only failures that may yet be retried wait
+//! in memory), so a 100k-test run does not hold 100k cases.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 
 use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
@@ -13,134 +24,373 @@ use quick_xml::Writer;
 use crate::record::{Outcome, TestRecord};
 
 struct Case {
+    test_id: String,
     classname: String,
     name: String,
     file: String,
     line: Option<u32>,
     time: f64,
     outcome: Outcome,
+    attempt: u32,
+    quarantined: bool,
     message: String,
     text: String,
     stdout: String,
     stderr: String,
 }
 
-/// Test cases by chunk, until their chunk ends.
-#[derive(Default)]
-pub struct Junit {
-    chunks: BTreeMap<u32, Vec<Case>>,
-}
-
-impl Junit {
-    pub fn add(&mut self, r: &TestRecord) {
+impl Case {
+    fn new(r: &TestRecord) -> Case {
         let name = r
             .test_id
             .strip_prefix(&format!("{}::", r.file))
             .unwrap_or(&r.test_id)
             .to_string();
-        let classname = r.file.trim_end_matches(".py").replace('/', ".");
         let text = if r.details.failure.is_empty() {
             r.details.last_output.clone()
         } else {
             r.details.failure.clone()
         };
-        self.chunks.entry(r.chunk).or_default().push(Case {
-            classname,
+        Case {
+            test_id: r.test_id.clone(),
+            classname: r.file.trim_end_matches(".py").replace('/', "."),
             name,
             file: r.file.clone(),
             line: r.line,
             time: r.duration_s,
             outcome: r.outcome,
+            attempt: r.attempt,
+            quarantined: r.quarantined,
             message: r.message.clone().unwrap_or_default(),
             text,
             stdout: r.details.stdout.clone(),
             stderr: r.details.stderr.clone(),
-        });
+        }
     }
 
-    /// Writes `junit-NNNN.xml` for `chunk` into `dir` and forgets its cases.
-    pub fn finish(&mut self, chunk: u32, dir: &Path) -> Result<(), String> {
+    fn is_failure(&self) -> bool {
+        matches!(
+            self.outcome,
+            Outcome::Failed | Outcome::Hung | Outcome::Crashed | Outcome::Error
+        )
+    }
+
+    /// `hung: …` and `crashed: …` say what happened; a failure's message is pytest's.
+    fn full_message(&self) -> String {
+        match self.outcome {
+            Outcome::Hung | Outcome::Crashed => {
+                format!("{}: {}", self.outcome.as_str(), self.message)
+            }
+            _ => self.message.clone(),
+        }
+    }
+}
+
+/// Suite totals, as the `testsuite` element counts them.
+#[derive(Default)]
+struct Totals {
+    tests: usize,
+    failures: usize,
+    errors: usize,
+    skipped: usize,
+    time: f64,
+}
+
+impl Totals {
+    fn add(&mut self, c: &Case) {
+        self.tests += 1;
+        self.time += c.time;
+        if c.quarantined && c.is_failure() {
+            self.skipped += 1;
+            return;
+        }
+        match c.outcome {
+            Outcome::Failed | Outcome::Hung | Outcome::Crashed => self.failures += 1,
+            Outcome::Error => self.errors += 1,
+            Outcome::Skipped | Outcome::Xfailed => self.skipped += 1,
+            Outcome::Passed | Outcome::Xpassed => {}
+        }
+    }
+}
+
+/// The run's `junit.xml` in the making.
+struct Merged {
+    part: PathBuf,
+    body: Option<Writer<BufWriter<File>>>,
+    /// Failed attempts that may be run again, by test id: written with the last attempt.
+    held: HashMap<String, Vec<Case>>,
+    retries: u32,
+    totals: Totals,
+}
+
+/// Test cases by chunk, until their chunk ends; then the run's file.
+pub struct Junit {
+    dir: PathBuf,
+    chunks: BTreeMap<u32, Vec<Case>>,
+    merged: Merged,
+    /// The first failure to write the run's file (it is then left out).
+    merged_error: Option<String>,
+}
+
+impl Junit {
+    /// Files go to `dir` (`.gates/last-run`); `retries` is the run's `--retries`.
+    pub fn new(dir: &Path, retries: u32) -> Junit {
+        Junit {
+            dir: dir.to_path_buf(),
+            chunks: BTreeMap::new(),
+            merged: Merged {
+                part: dir.join("junit.xml.part"),
+                body: None,
+                held: HashMap::new(),
+                retries,
+                totals: Totals::default(),
+            },
+            merged_error: None,
+        }
+    }
+
+    pub fn add(&mut self, r: &TestRecord) {
+        self.chunks.entry(r.chunk).or_default().push(Case::new(r));
+    }
+
+    /// A record of an earlier invocation of this run (`--resume`): its chunk's file was
+    /// written then; the run's file has it too (its message, not its text, which is in
+    /// its bundle).
+    pub fn replay(&mut self, r: &TestRecord) {
+        self.merge(vec![Case::new(r)]);
+    }
+
+    /// Writes `junit-NNNN.xml` for `chunk`; its cases go on to the run's file.
+    pub fn finish(&mut self, chunk: u32) -> Result<(), String> {
         let Some(cases) = self.chunks.remove(&chunk) else {
             return Ok(()); // a chunk that recorded nothing (a crashed test's re-run alone)
         };
-        let path = dir.join(format!("junit-{chunk:04}.xml"));
-        let xml =
-            render(chunk, &cases).map_err(|e| format!("cannot render {}: {e}", path.display()))?;
-        std::fs::write(&path, xml).map_err(|e| format!("cannot write {}: {e}", path.display()))
+        let path = self.dir.join(format!("junit-{chunk:04}.xml"));
+        let written = render_chunk(chunk, &cases)
+            .map_err(|e| format!("cannot render {}: {e}", path.display()))
+            .and_then(|xml| {
+                std::fs::write(&path, xml)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
+            });
+        self.merge(cases);
+        written
     }
 
     /// Chunks that still have cases (e.g. chunk 0: collection errors).
     pub fn pending(&self) -> Vec<u32> {
         self.chunks.keys().copied().collect()
     }
+
+    /// Writes `junit.xml` (every chunk finished first): attempts still held (a retry that
+    /// never ran) are written as they are.
+    pub fn end(&mut self) -> Result<(), String> {
+        let mut held: Vec<Vec<Case>> = self.merged.held.drain().map(|(_, v)| v).collect();
+        held.sort_by(|a, b| a[0].test_id.cmp(&b[0].test_id));
+        for mut attempts in held {
+            if let Some(last) = attempts.pop() {
+                self.write_merged(last, attempts);
+            }
+        }
+        let result = match self.merged_error.take() {
+            Some(e) => Err(e),
+            None => self.assemble(),
+        };
+        let _ = std::fs::remove_file(&self.merged.part);
+        result
+    }
+
+    fn merge(&mut self, cases: Vec<Case>) {
+        for case in cases {
+            let may_run_again = case.is_failure() && case.attempt <= self.merged.retries;
+            if may_run_again {
+                self.merged
+                    .held
+                    .entry(case.test_id.clone())
+                    .or_default()
+                    .push(case);
+                continue;
+            }
+            let earlier = self.merged.held.remove(&case.test_id).unwrap_or_default();
+            self.write_merged(case, earlier);
+        }
+    }
+
+    fn write_merged(&mut self, last: Case, earlier: Vec<Case>) {
+        if self.merged_error.is_some() {
+            return;
+        }
+        let part = &self.merged.part;
+        if self.merged.body.is_none() {
+            match File::create(part) {
+                Ok(f) => {
+                    self.merged.body = Some(Writer::new_with_indent(BufWriter::new(f), b' ', 2))
+                }
+                Err(e) => {
+                    self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
+                    return;
+                }
+            }
+        }
+        let Some(w) = self.merged.body.as_mut() else {
+            return;
+        };
+        self.merged.totals.add(&last);
+        if let Err(e) = write_case(w, &last, &earlier) {
+            self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
+        }
+    }
+
+    /// `junit.xml` = the suite element with the totals, the part file, the end tags;
+    /// written to a temp file and renamed into place.
+    fn assemble(&mut self) -> Result<(), String> {
+        let path = self.dir.join("junit.xml");
+        let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+        if let Some(body) = self.merged.body.take() {
+            body.into_inner().flush().map_err(|e| fail(&e))?;
+        }
+        let t = &self.merged.totals;
+        let mut head = Writer::new(Vec::new());
+        head.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
+            .map_err(|e| fail(&e))?;
+        head.get_mut().push(b'\n');
+        let mut suites = BytesStart::new("testsuites");
+        let mut suite = BytesStart::new("testsuite");
+        for (key, value) in [
+            ("tests", t.tests.to_string()),
+            ("failures", t.failures.to_string()),
+            ("errors", t.errors.to_string()),
+            ("skipped", t.skipped.to_string()),
+            ("time", format!("{:.3}", t.time)),
+        ] {
+            suites.push_attribute((key, value.as_str()));
+            suite.push_attribute((key, value.as_str()));
+        }
+        suites.push_attribute(("name", "mtest"));
+        suite.push_attribute(("name", "mtest"));
+        head.write_event(Event::Start(suites))
+            .map_err(|e| fail(&e))?;
+        head.get_mut().extend_from_slice(b"\n  ");
+        head.write_event(Event::Start(suite))
+            .map_err(|e| fail(&e))?;
+        head.get_mut().push(b'\n');
+        let tmp = path.with_extension("xml.tmp");
+        let write = || -> std::io::Result<()> {
+            let mut out = BufWriter::new(File::create(&tmp)?);
+            out.write_all(&head.into_inner())?;
+            if let Ok(mut part) = File::open(&self.merged.part) {
+                std::io::copy(&mut part, &mut out)?;
+            }
+            out.write_all(b"\n  </testsuite>\n</testsuites>\n")?;
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| fail(&e))
+    }
 }
 
-fn render(chunk: u32, cases: &[Case]) -> Result<Vec<u8>, quick_xml::Error> {
-    let count = |f: fn(Outcome) -> bool| cases.iter().filter(|c| f(c.outcome)).count().to_string();
-    let time: f64 = cases.iter().map(|c| c.time).sum();
+fn render_chunk(chunk: u32, cases: &[Case]) -> std::io::Result<Vec<u8>> {
+    let mut totals = Totals::default();
+    cases.iter().for_each(|c| totals.add(c));
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
     w.write_event(Event::Start(BytesStart::new("testsuites")))?;
     let mut suite = BytesStart::new("testsuite");
     suite.push_attribute(("name", format!("mtest chunk {chunk}").as_str()));
-    suite.push_attribute(("tests", cases.len().to_string().as_str()));
-    suite.push_attribute((
-        "failures",
-        count(|o| matches!(o, Outcome::Failed | Outcome::Hung | Outcome::Crashed)).as_str(),
-    ));
-    suite.push_attribute(("errors", count(|o| o == Outcome::Error).as_str()));
-    suite.push_attribute((
-        "skipped",
-        count(|o| matches!(o, Outcome::Skipped | Outcome::Xfailed)).as_str(),
-    ));
-    suite.push_attribute(("time", format!("{time:.3}").as_str()));
+    suite.push_attribute(("tests", totals.tests.to_string().as_str()));
+    suite.push_attribute(("failures", totals.failures.to_string().as_str()));
+    suite.push_attribute(("errors", totals.errors.to_string().as_str()));
+    suite.push_attribute(("skipped", totals.skipped.to_string().as_str()));
+    suite.push_attribute(("time", format!("{:.3}", totals.time).as_str()));
     w.write_event(Event::Start(suite))?;
     for c in cases {
-        let mut case = BytesStart::new("testcase");
-        case.push_attribute(("classname", c.classname.as_str()));
-        case.push_attribute(("name", c.name.as_str()));
-        case.push_attribute(("file", c.file.as_str()));
-        if let Some(line) = c.line {
-            case.push_attribute(("line", line.to_string().as_str()));
-        }
-        case.push_attribute(("time", format!("{:.3}", c.time).as_str()));
-        let element = match c.outcome {
-            Outcome::Failed | Outcome::Hung | Outcome::Crashed => Some("failure"),
-            Outcome::Error => Some("error"),
-            Outcome::Skipped | Outcome::Xfailed => Some("skipped"),
-            Outcome::Passed | Outcome::Xpassed => None,
-        };
-        let has_output = !c.stdout.is_empty() || !c.stderr.is_empty();
-        if element.is_none() && !has_output {
-            w.write_event(Event::Empty(case))?;
-            continue;
-        }
-        w.write_event(Event::Start(case))?;
-        if let Some(element) = element {
-            let mut e = BytesStart::new(element);
-            let message = match c.outcome {
-                Outcome::Hung | Outcome::Crashed => {
-                    format!("{}: {}", c.outcome.as_str(), c.message)
-                }
-                _ => c.message.clone(),
-            };
-            e.push_attribute(("message", message.as_str()));
-            w.write_event(Event::Start(e))?;
-            w.write_event(Event::Text(BytesText::new(&c.text)))?;
-            w.write_event(Event::End(BytesEnd::new(element)))?;
-        }
-        for (tag, text) in [("system-out", &c.stdout), ("system-err", &c.stderr)] {
-            if !text.is_empty() {
-                w.write_event(Event::Start(BytesStart::new(tag)))?;
-                w.write_event(Event::Text(BytesText::new(text)))?;
-                w.write_event(Event::End(BytesEnd::new(tag)))?;
-            }
-        }
-        w.write_event(Event::End(BytesEnd::new("testcase")))?;
+        write_case(&mut w, c, &[])?;
     }
     w.write_event(Event::End(BytesEnd::new("testsuite")))?;
     w.write_event(Event::End(BytesEnd::new("testsuites")))?;
     let mut out = w.into_inner();
     out.push(b'\n');
     Ok(out)
+}
+
+/// One `testcase`: the last attempt `c`, with the failed attempts before it.
+fn write_case<W: Write>(w: &mut Writer<W>, c: &Case, earlier: &[Case]) -> std::io::Result<()> {
+    let mut case = BytesStart::new("testcase");
+    case.push_attribute(("classname", c.classname.as_str()));
+    case.push_attribute(("name", c.name.as_str()));
+    case.push_attribute(("file", c.file.as_str()));
+    if let Some(line) = c.line {
+        case.push_attribute(("line", line.to_string().as_str()));
+    }
+    case.push_attribute(("time", format!("{:.3}", c.time).as_str()));
+    let quarantined = c.quarantined && c.is_failure();
+    let element = if quarantined {
+        Some("skipped")
+    } else {
+        match c.outcome {
+            Outcome::Failed | Outcome::Hung | Outcome::Crashed => Some("failure"),
+            Outcome::Error => Some("error"),
+            Outcome::Skipped | Outcome::Xfailed => Some("skipped"),
+            Outcome::Passed | Outcome::Xpassed => None,
+        }
+    };
+    let has_output = !c.stdout.is_empty() || !c.stderr.is_empty();
+    if element.is_none() && !has_output && earlier.is_empty() {
+        return w.write_event(Event::Empty(case));
+    }
+    w.write_event(Event::Start(case))?;
+    if quarantined {
+        w.write_event(Event::Start(BytesStart::new("properties")))?;
+        let mut p = BytesStart::new("property");
+        p.push_attribute(("name", "quarantined"));
+        p.push_attribute(("value", "true"));
+        w.write_event(Event::Empty(p))?;
+        w.write_event(Event::End(BytesEnd::new("properties")))?;
+    }
+    if let Some(element) = element {
+        let mut e = BytesStart::new(element);
+        let message = if quarantined {
+            format!("quarantined, {}: {}", c.outcome.as_str(), c.message)
+        } else {
+            c.full_message()
+        };
+        e.push_attribute(("message", message.as_str()));
+        if element != "skipped" {
+            e.push_attribute(("type", c.outcome.as_str()));
+        }
+        w.write_event(Event::Start(e))?;
+        w.write_event(Event::Text(BytesText::new(&c.text)))?;
+        w.write_event(Event::End(BytesEnd::new(element)))?;
+    }
+    // Surefire's names: a pass after failures is flaky; a failure after failures, reruns.
+    let again = if c.is_failure() {
+        "rerunFailure"
+    } else {
+        "flakyFailure"
+    };
+    for e in earlier {
+        let mut start = BytesStart::new(again);
+        start.push_attribute(("message", e.full_message().as_str()));
+        start.push_attribute(("type", e.outcome.as_str()));
+        w.write_event(Event::Start(start))?;
+        for (tag, text) in [
+            ("stackTrace", &e.text),
+            ("system-out", &e.stdout),
+            ("system-err", &e.stderr),
+        ] {
+            if !text.is_empty() {
+                w.write_event(Event::Start(BytesStart::new(tag)))?;
+                w.write_event(Event::Text(BytesText::new(text)))?;
+                w.write_event(Event::End(BytesEnd::new(tag)))?;
+            }
+        }
+        w.write_event(Event::End(BytesEnd::new(again)))?;
+    }
+    for (tag, text) in [("system-out", &c.stdout), ("system-err", &c.stderr)] {
+        if !text.is_empty() {
+            w.write_event(Event::Start(BytesStart::new(tag)))?;
+            w.write_event(Event::Text(BytesText::new(text)))?;
+            w.write_event(Event::End(BytesEnd::new(tag)))?;
+        }
+    }
+    w.write_event(Event::End(BytesEnd::new("testcase")))
 }

@@ -32,6 +32,7 @@ impl<'h> Recorder<'h> {
         reporters: Reporters,
         progress: Progress,
         enricher: enrich::Enricher<'h>,
+        junit: junit::Junit,
     ) -> Self {
         Recorder {
             log,
@@ -39,7 +40,7 @@ impl<'h> Recorder<'h> {
             progress,
             records: Vec::new(),
             write_error: None,
-            junit: Default::default(),
+            junit,
             enricher,
         }
     }
@@ -87,6 +88,7 @@ impl<'h> Recorder<'h> {
     /// reporters, not written again.
     pub fn replay(&mut self, record: TestRecord) {
         self.reporters.test(&record, true);
+        self.junit.replay(&record);
         self.progress.record(&record, true);
         self.records.push(Attempt::from(&record));
     }
