@@ -41,6 +41,7 @@ greedy-knapsack  selection          0.1.0    0.1.0  builtin                     
 quarantine-3of5  quarantine-policy  0.1.0    0.1.0  builtin                                    ok
 txt-bundles      reporter           0.1.0    0.1.0  builtin                                    ok
 summary-md       reporter           0.1.0    0.1.0  builtin                                    ok
+github           reporter           0.1.0    0.1.0  builtin                                    ok
 tcp              probe              0.1.0    0.1.0  builtin                                    ok
 junk             -                  -        -      project dir (.mtest/plugins/junk.wasm)     broken: not a WebAssembly file (bad magic number)
 looping          selection          0.1.0    0.1.0  project dir (.mtest/plugins/looping.wasm)  ok

@@ -769,3 +769,83 @@ print(json.dumps({"suite": {k: suite.get(k) for k in ("tests", "failures", "erro
     });
     assert_eq!(got, want, "{}", serde_json::to_string_pretty(&got).unwrap());
 }
+
+/// On GitHub Actions (`GITHUB_ACTIONS=true`) the built-in `github` reporter is on by
+/// default: one workflow-command annotation per failing test, at the end, escaped as
+/// GitHub wants (`::error` for failures; `::warning` for a pass after a retry and for a
+/// quarantined failure), and a job summary appended to `$GITHUB_STEP_SUMMARY`.
+#[test]
+fn on_github_actions_failures_become_annotations_and_a_job_summary() {
+    let dir = project(&[(
+        "tests/test_g.py",
+        r#"import os
+
+def test_passes():
+    pass
+
+def test_fails():
+    assert 1 == 2, "one is not two, 100%"
+
+def test_flaky():
+    marker = os.path.join(os.environ["STATE_DIR"], "seen")
+    if not os.path.exists(marker):
+        open(marker, "w").close()
+        assert False, "first time"
+
+def test_quarantined():
+    assert False, "known"
+"#,
+    )]);
+    let out = mtest_in(dir.path())
+        .args(["quarantine", "add", "tests/test_g.py::test_quarantined"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let state = tempfile::tempdir().unwrap();
+    let summary = state.path().join("step-summary.md");
+    std::fs::write(&summary, "earlier steps' summary\n").unwrap();
+    let out = mtest_in(dir.path())
+        .args(["--retries", "1"])
+        .env("STATE_DIR", state.path())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    let annotations: Vec<&str> = err.lines().filter(|l| l.starts_with("::")).collect();
+    assert_eq!(
+        annotations,
+        [
+            "::error file=tests/test_g.py,line=6,title=tests/test_g.py%3A%3Atest_fails%3A failed::AssertionError: one is not two, 100%25%0A(bundle: .gates/last-run/failures/tests_test_g.py__test_fails-d35c1855-attempt2.txt)",
+            "::warning file=tests/test_g.py,line=9,title=tests/test_g.py%3A%3Atest_flaky%3A flaky%3A failed then passed on a retry::AssertionError: first time%0A(bundle: .gates/last-run/failures/tests_test_g.py__test_flaky-2116ff95.txt)",
+            "::warning file=tests/test_g.py,line=15,title=tests/test_g.py%3A%3Atest_quarantined%3A failed (quarantined)::AssertionError: known%0A(bundle: .gates/last-run/failures/tests_test_g.py__test_quarantined-3a5f3eec-attempt2.txt)",
+        ],
+        "{err}"
+    );
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.starts_with("earlier steps' summary\n## mtest: failed in "),
+        "{md}"
+    );
+    for part in [
+        "### Failures\n\n| test | outcome | message |\n|---|---|---|\n| `tests/test_g.py::test_fails` | failed | AssertionError: one is not two, 100% |\n",
+        "### Flaky (failed, then passed on a retry)\n\n| test | outcome | message |\n|---|---|---|\n| `tests/test_g.py::test_flaky` | failed | AssertionError: first time |\n",
+        "### Quarantined failures (do not fail the run)\n\n| test | outcome | message |\n|---|---|---|\n| `tests/test_g.py::test_quarantined` | failed | AssertionError: known |\n",
+        "### Slowest tests\n",
+    ] {
+        assert!(md.contains(part), "{part}\nnot in:\n{md}");
+    }
+
+    // Elsewhere it stays off.
+    let out = mtest_in(dir.path())
+        .env("GITHUB_ACTIONS", "false")
+        .env("STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    assert!(
+        !stderr(&out).lines().any(|l| l.starts_with("::")),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -11,6 +11,8 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 pub const DEFAULT_SELECTOR: &str = "greedy-knapsack";
 pub const DEFAULT_QUARANTINE: &str = "quarantine-3of5";
 pub const DEFAULT_REPORTERS: &[&str] = &["txt-bundles", "summary-md"];
+/// Added to the default reporters on GitHub Actions (`GITHUB_ACTIONS=true`).
+pub const GITHUB_REPORTER: &str = "github";
 
 /// The component bytes of the built-in called `name`.
 pub fn bytes(name: &str) -> Option<&'static [u8]> {

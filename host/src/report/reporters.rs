@@ -13,6 +13,8 @@ use crate::record::TestRecord;
 struct Active {
     name: String,
     session: Option<ReporterSession>,
+    /// Its output directory.
+    dir: PathBuf,
 }
 
 pub struct Reporters {
@@ -31,10 +33,14 @@ fn specs(configured: Option<&[ReporterSpec]>) -> Vec<(String, Option<String>)> {
                 ReporterSpec::Table(t) => (t.plugin.clone(), t.output.clone()),
             })
             .collect(),
-        None => builtins::DEFAULT_REPORTERS
-            .iter()
-            .map(|n| (n.to_string(), None))
-            .collect(),
+        None => {
+            let on_github = std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true");
+            builtins::DEFAULT_REPORTERS
+                .iter()
+                .chain(on_github.then_some(&builtins::GITHUB_REPORTER))
+                .map(|n| (n.to_string(), None))
+                .collect()
+        }
     }
 }
 
@@ -105,6 +111,7 @@ impl Reporters {
                 Ok(session) => reporters.active.push(Active {
                     name: plugin.label(),
                     session: Some(session),
+                    dir,
                 }),
                 Err(e) => reporters
                     .lines
@@ -143,8 +150,30 @@ impl Reporters {
         self.each(|s| s.test(&wit));
     }
 
+    /// Ends every reporter. A reporter that wrote `step-summary.md` on GitHub Actions has
+    /// it appended to `$GITHUB_STEP_SUMMARY` (plugins see only their own directory).
     pub fn end(&mut self, summary: &RunSummary) {
         self.each(|s| s.run_end(summary));
+        let Some(target) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|t| !t.is_empty()) else {
+            return;
+        };
+        for active in self.active.iter().filter(|a| a.session.is_some()) {
+            let Ok(md) = std::fs::read(active.dir.join("step-summary.md")) else {
+                continue;
+            };
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&target)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, &md));
+            if let Err(e) = appended {
+                self.lines.push(format!(
+                    "warning: reporter {}: cannot append to $GITHUB_STEP_SUMMARY ({}): {e}",
+                    active.name,
+                    Path::new(&target).display()
+                ));
+            }
+        }
     }
 
     pub fn take_lines(&mut self) -> Vec<String> {
