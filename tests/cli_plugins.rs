@@ -64,7 +64,7 @@ fn plugins_list_json_has_the_same_rows() {
         .clone();
     let rows: serde_json::Value = serde_json::from_slice(&output).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 9, "6 built-ins and 3 project plugins");
     assert_eq!(rows[0]["name"], "greedy-knapsack");
     assert_eq!(rows[0]["source"], "builtin");
     assert_eq!(rows[0]["status"], "ok");
