@@ -202,3 +202,136 @@ fn report_json_is_one_document_with_counts_and_records() {
     let (code, stderr) = run_in(root, root, &["--json"]);
     assert_eq!(code, Some(2), "--json needs --report: {stderr}");
 }
+
+/// Four files of slow tests (one failing each): long enough for the display to draw.
+fn slow_suite() -> tempfile::TempDir {
+    let mut files = vec![(
+        "pyproject.toml".to_string(),
+        "[tool.pytest.ini_options]\n".to_string(),
+    )];
+    for f in 1..=4 {
+        let mut text = String::from("import time\n\n");
+        for t in 0..6 {
+            text.push_str(&format!("def test_{t}():\n    time.sleep(0.15)\n\n"));
+        }
+        text.push_str("def test_fail():\n    assert 0, 'boom'\n");
+        files.push((format!("tests/test_s{f}.py"), text));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    project(&refs)
+}
+
+/// On a terminal (a pseudo-terminal here): a bar with done/total, the failures so far, the
+/// time left estimated from the history (rough on a first run, plain on the second), the
+/// running tests under it; failures printed above it; colour unless NO_COLOR.
+#[test]
+fn on_a_terminal_the_display_has_a_bar_an_estimate_and_the_running_tests() {
+    use std::io::Read;
+    use std::os::fd::OwnedFd;
+
+    let dir = slow_suite();
+    let run = |extra_env: &[(&str, &str)]| -> String {
+        let size = nix::pty::Winsize {
+            ws_row: 30,
+            ws_col: 120,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let pty = nix::pty::openpty(Some(&size), None).unwrap();
+        let slave: OwnedFd = pty.slave;
+        let mut cmd = mtest_run(dir.path());
+        cmd.args(["-j", "2"])
+            .env_remove("NO_COLOR")
+            .env_remove("FORCE_COLOR")
+            .stdin(std::process::Stdio::null())
+            .stdout(slave.try_clone().unwrap())
+            .stderr(slave);
+        for (k, v) in extra_env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        drop(cmd); // our copies of the slave end: EOF when mtest exits
+        let mut master = std::fs::File::from(pty.master);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match master.read(&mut buf) {
+                Ok(0) | Err(_) => break, // EIO once the last slave fd is closed
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+        child.wait().unwrap();
+        String::from_utf8_lossy(&out).into_owned()
+    };
+
+    let first = run(&[]);
+    for part in [
+        "/28 ",                          // done/total
+        "█",                             // the bar
+        " failed · ",                    // failures so far
+        " left (rough: little history)", // no history yet
+        "s  tests/test_s",               // a running test with its elapsed time
+        "FAILED ",                       // a failure above the bar
+        "\u{1b}[31m",                    // in red
+    ] {
+        assert!(
+            first.contains(part),
+            "{part:?} not in the display:\n{first}"
+        );
+    }
+    let second = run(&[("NO_COLOR", "1")]);
+    assert!(second.contains(" left"), "{second}");
+    assert!(
+        !second.contains("(rough"),
+        "the history is there now:\n{second}"
+    );
+    assert!(!second.contains("\u{1b}[31m"), "NO_COLOR:\n{second}");
+}
+
+/// SIGUSR1 prints the full status: every running test, its worker, how long it has run.
+#[test]
+fn sigusr1_prints_every_running_test() {
+    let dir = project(&[
+        ("pyproject.toml", "[tool.pytest.ini_options]\n"),
+        (
+            "tests/test_long.py",
+            "import time\n\ndef test_waits():\n    time.sleep(4)\n",
+        ),
+    ]);
+    let child = mtest_run(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ask once the test is running (its chunk's event file says so).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let started = || {
+        std::fs::read_dir(dir.path().join(".gates/last-run/chunks"))
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.path().extension().is_some_and(|x| x == "events")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"start\""))
+            })
+    };
+    while !started() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let status = err
+        .lines()
+        .skip_while(|l| !l.starts_with("mtest status: [0/1]"))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no status in:\n{err}"));
+    assert!(
+        status.starts_with("  worker ") && status.ends_with("s  tests/test_long.py::test_waits"),
+        "{status}"
+    );
+}

@@ -162,6 +162,10 @@ pub struct RunArgs {
     /// on Linux) or `process` (a pytest process per chunk).
     #[arg(long, value_name = "MODE")]
     pub isolation: Option<crate::config::Isolation>,
+    /// Colour on stderr: `auto` (a terminal, unless NO_COLOR is set; FORCE_COLOR forces
+    /// it), `always` or `never`.
+    #[arg(long, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
     /// Test paths and node ids, as pytest takes them (`tests/unit`, `tests/test_x.py`,
     /// `tests/test_x.py::TestA::test_b[1-2]`): only their tests are collected.
     #[arg(value_name = "PATHS")]
@@ -169,4 +173,12 @@ pub struct RunArgs {
     /// Arguments passed to every pytest invocation.
     #[arg(last = true, value_name = "PYTEST_ARGS")]
     pub pytest_args: Vec<String>,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
 }

@@ -16,7 +16,7 @@ use crate::pytest::{find_python, Pytest};
 use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
 use crate::report::junit::Junit;
-use crate::report::progress::Progress;
+use crate::report::progress::{self, Plan, Progress};
 use crate::report::reporters::Reporters;
 use crate::report::Recorder;
 use crate::selection::{self, PlannedTest};
@@ -392,7 +392,20 @@ fn execute(
     let mut rec = Recorder::new(
         log,
         reporters,
-        Progress::new(state.tests.len() + fresh_records.len(), started),
+        Progress::new(
+            state.tests.len() + fresh_records.len(),
+            started,
+            Plan {
+                estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
+                with_history: todo
+                    .iter()
+                    .filter(|t| durations.tests.contains_key(&t.id))
+                    .count()
+                    + earlier.len(),
+                jobs: opts.jobs,
+            },
+            progress::use_color(args.color),
+        ),
         enricher,
         Junit::new(&gates.last_run(), opts.retries),
     );
@@ -503,7 +516,11 @@ fn execute(
                             versions = v;
                         }
                     }
-                    RunEvent::Tick { running, .. } => rec.progress.tick(running),
+                    RunEvent::Tick {
+                        running,
+                        done_estimate_ms,
+                        ..
+                    } => rec.progress.tick(running, done_estimate_ms),
                 }
             }
             if !records.is_empty() {

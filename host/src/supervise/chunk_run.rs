@@ -347,8 +347,9 @@ impl ChunkRun {
     }
 
     /// The test running now, if any.
-    pub fn current(&self) -> Option<usize> {
-        self.in_flight.as_ref().map(|f| f.test)
+    /// The test running now, and since when.
+    pub fn current(&self) -> Option<(usize, Instant)> {
+        self.in_flight.as_ref().map(|f| (f.test, f.started))
     }
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic

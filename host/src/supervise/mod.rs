@@ -38,11 +38,21 @@ pub enum RunEvent {
         versions: Option<(String, String)>,
     },
     Warning(String),
-    /// Every loop turn: running chunks, queued jobs.
+    /// Every loop turn: the tests running now, queued jobs, and the estimated duration of
+    /// the tests done so far (their first attempts), ms.
     Tick {
-        running: usize,
+        running: Vec<Running>,
         queued: usize,
+        done_estimate_ms: u64,
     },
+}
+
+/// A test running now.
+pub struct Running {
+    pub test_id: String,
+    /// Its chunk (worker).
+    pub worker: u32,
+    pub started: Instant,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -156,6 +166,8 @@ struct Loop<'s, 'a> {
     /// Failed tests of this attempt, to retry when their chunk ends (test, attempt).
     retry: Vec<(usize, u32)>,
     not_run: usize,
+    /// Estimated ms of the tests recorded so far (for the time left).
+    done_estimate_ms: u64,
     sink: &'s mut dyn FnMut(RunEvent),
     options: &'a Options,
 }
@@ -181,6 +193,9 @@ impl Loop<'_, '_> {
             if let Some(test) = test {
                 self.retry.push((test, r.attempt + 1));
             }
+        }
+        if let (Some(test), 1) = (test, r.attempt) {
+            self.done_estimate_ms += u64::from(ctx.tests[test].estimate_ms);
         }
         (self.sink)(RunEvent::Record(Box::new(r)));
     }
@@ -223,6 +238,7 @@ pub fn run(
         failing: 0,
         retry: Vec::new(),
         not_run: 0,
+        done_estimate_ms: 0,
         sink,
         options,
     };
@@ -395,9 +411,22 @@ pub fn run(
             }
         }
 
+        let running = l
+            .running
+            .iter()
+            .filter_map(|c| {
+                let (test, started) = c.current()?;
+                Some(Running {
+                    test_id: ctx.tests[test].id.clone(),
+                    worker: c.id,
+                    started,
+                })
+            })
+            .collect();
         (l.sink)(RunEvent::Tick {
-            running: l.running.len(),
+            running,
             queued: l.queue.len(),
+            done_estimate_ms: l.done_estimate_ms,
         });
         if l.running.is_empty()
             && ((l.queue.is_empty() && l.pool.tests.is_empty()) || l.stopping.is_some())

@@ -3,7 +3,7 @@
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
@@ -13,6 +13,12 @@ static INTERRUPTS: AtomicU32 = AtomicU32::new(0);
 
 extern "C" fn on_interrupt(_: nix::libc::c_int) {
     INTERRUPTS.fetch_add(1, Ordering::SeqCst);
+}
+
+static STATUS_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_status_request(_: nix::libc::c_int) {
+    STATUS_REQUESTED.store(true, Ordering::SeqCst);
 }
 
 /// Makes mtest the reaper of orphans its chunks leave behind (so processes that started a
@@ -26,6 +32,23 @@ pub fn prepare_supervisor() {
         // SAFETY: the handler only touches an atomic counter.
         let _ = unsafe { signal::signal(sig, handler) };
     }
+    // SIGUSR1, and Ctrl-T (SIGINFO) where the terminal has it: print the full status.
+    let status = SigHandler::Handler(on_status_request);
+    #[cfg(any(
+        target_os = "macos",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "openbsd"
+    ))]
+    // SAFETY: the handler only sets an atomic flag.
+    let _ = unsafe { signal::signal(Signal::SIGINFO, status) };
+    // SAFETY: the handler only sets an atomic flag.
+    let _ = unsafe { signal::signal(Signal::SIGUSR1, status) };
+}
+
+/// Whether SIGUSR1/SIGINFO asked for the status since the last call.
+pub fn status_requested() -> bool {
+    STATUS_REQUESTED.swap(false, Ordering::SeqCst)
 }
 
 /// How many SIGINT/SIGTERM have arrived.
