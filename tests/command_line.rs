@@ -203,6 +203,27 @@ fn report_json_is_one_document_with_counts_and_records() {
     assert_eq!(code, Some(2), "--json needs --report: {stderr}");
 }
 
+/// Whether a test of the run has started (its chunk's event file says so).
+fn a_test_started(root: &Path) -> bool {
+    std::fs::read_dir(root.join(".gates/last-run/chunks"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.path().extension().is_some_and(|x| x == "events")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"start\""))
+        })
+}
+
+/// Polls `what` for up to 30 s.
+fn wait_until(what: &dyn Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !what() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    what()
+}
+
 /// Four files of slow tests (one failing each): long enough for the display to draw.
 fn slow_suite() -> tempfile::TempDir {
     let mut files = vec![(
@@ -305,21 +326,11 @@ fn sigusr1_prints_every_running_test() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Ask once the test is running (its chunk's event file says so).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let started = || {
-        std::fs::read_dir(dir.path().join(".gates/last-run/chunks"))
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .any(|e| {
-                e.path().extension().is_some_and(|x| x == "events")
-                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"start\""))
-            })
-    };
-    while !started() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    // Ask once the test is running.
+    assert!(
+        wait_until(&|| a_test_started(dir.path())),
+        "the test never started"
+    );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGUSR1).unwrap();
     let out = child.wait_with_output().unwrap();
@@ -333,5 +344,55 @@ fn sigusr1_prints_every_running_test() {
     assert!(
         status.starts_with("  worker ") && status.ends_with("s  tests/test_long.py::test_waits"),
         "{status}"
+    );
+}
+
+/// Ctrl-Z (SIGTSTP) pauses the workers and mtest; SIGCONT (`fg`) resumes them with their
+/// clocks moved on: a test paused for longer than its timeout is not `hung` and does not
+/// time out.
+#[test]
+fn a_test_paused_longer_than_its_timeout_is_not_hung() {
+    use nix::sys::signal::{kill, Signal};
+    use std::time::Duration;
+
+    let dir = project(&[
+        ("pyproject.toml", "[tool.pytest.ini_options]\ntimeout = 2\n"),
+        (
+            "tests/test_p.py",
+            "import time\n\ndef test_sleeps():\n    time.sleep(1.5)\n",
+        ),
+    ]);
+    let child = mtest_run(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    assert!(
+        wait_until(&|| a_test_started(dir.path())),
+        "the test never started"
+    );
+    let state = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s[s.rfind(')')? + 2..].chars().next())
+    };
+    kill(pid, Signal::SIGTSTP).unwrap();
+    assert!(
+        wait_until(&|| state(pid.as_raw()) == Some('T')),
+        "mtest did not stop"
+    );
+    std::thread::sleep(Duration::from_millis(3500)); // past the 2 s timeout
+    kill(pid, Signal::SIGCONT).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("mtest: paused with 1 worker(s)"), "{err}");
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert_eq!(
+        outcomes(dir.path()),
+        [(
+            "tests/test_p.py::test_sleeps".to_string(),
+            "passed".to_string()
+        )]
+        .into()
     );
 }

@@ -150,6 +150,8 @@ def pytest_configure(config):
     stacks = os.environ.get("MTEST_STACKS")
     if stacks:
         _register_stacks(stacks)
+    if not _collect:  # a process-mode chunk: a worker (the zygote's forks do it there)
+        _catch_pause()
     _emit(
         {
             "e": "session_start",
@@ -167,6 +169,29 @@ def pytest_configure(config):
             _emit({"e": "refused", "text": "%s does not run tests, so mtest cannot record "
                    "them; run plain pytest for it" % flag}, flush=False)
     _flush()
+
+
+def _on_pause(signum, frame):
+    """Ctrl-Z (mtest sends SIGTSTP to each worker): pytest-timeout's timer is put aside
+    while this worker's process group is stopped, and set again with what was left at
+    SIGCONT, so a paused test does not time out."""
+    import signal
+
+    left = signal.setitimer(signal.ITIMER_REAL, 0)
+    try:
+        os.killpg(os.getpgid(0), signal.SIGSTOP)
+    finally:
+        if left[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *left)
+
+
+def _catch_pause():
+    import signal
+
+    try:
+        signal.signal(signal.SIGTSTP, _on_pause)
+    except (ValueError, OSError, AttributeError):  # not the main thread; no SIGTSTP
+        pass
 
 
 def _register_stacks(path):
@@ -775,6 +800,7 @@ def _worker(session, command):
     except Exception:
         pass
     signal.signal(signal.SIGINT, _on_sigint)
+    _catch_pause()
     os.close(_commands)  # the zygote's command pipe: not for tests to read
     for fd in _pidfds.values():  # the zygote's handles on the other workers
         if fd is not None:

@@ -347,6 +347,31 @@ impl ChunkRun {
     }
 
     /// The test running now, if any.
+    /// Ctrl-Z: asks the worker to pause (its event plugin puts pytest-timeout's timer
+    /// aside and stops its process group).
+    pub fn pause(&self) {
+        platform::signal_pid(self.pid, Sig::SIGTSTP);
+    }
+
+    /// Stops the worker's group outright (a worker that did not pause itself in time).
+    pub fn stop(&self) {
+        platform::signal_group(self.pid, Sig::SIGSTOP);
+    }
+
+    /// `fg`: the worker's group runs on, and every clock of this chunk moves on by the
+    /// time it was paused, so a paused test does not become `hung`.
+    pub fn resume(&mut self, paused: Duration) {
+        platform::signal_group(self.pid, Sig::SIGCONT);
+        let later = |t: Instant| t.checked_add(paused).unwrap_or(t);
+        self.spawned = later(self.spawned);
+        self.last_event = later(self.last_event);
+        self.session_finished = self.session_finished.map(later);
+        if let Some(f) = self.in_flight.as_mut() {
+            f.started = later(f.started);
+        }
+        self.dog.shift(paused);
+    }
+
     /// The test running now, and since when.
     pub fn current(&self) -> Option<(usize, Instant)> {
         self.in_flight.as_ref().map(|f| (f.test, f.started))

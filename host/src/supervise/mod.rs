@@ -229,6 +229,44 @@ pub fn run(
     options: &Options,
     sink: &mut dyn FnMut(RunEvent),
 ) -> Finish {
+    platform::catch_pause(true);
+    let finish = turns(ctx, work, launcher, options, sink);
+    platform::catch_pause(false);
+    finish
+}
+
+/// How long paused workers get to stop themselves before they are stopped outright.
+const PAUSE_WAIT: Duration = Duration::from_secs(1);
+
+/// Ctrl-Z: every worker pauses (pytest-timeout's timer put aside), mtest stops; at `fg`
+/// they run on with their clocks moved on by the pause, so no paused test is `hung`.
+fn pause_and_resume(running: &mut [ChunkRun]) {
+    let paused_at = Instant::now();
+    running.iter().for_each(ChunkRun::pause);
+    let deadline = paused_at + PAUSE_WAIT;
+    while Instant::now() < deadline && !running.iter().all(|c| platform::is_stopped(c.pid())) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    running.iter().for_each(ChunkRun::stop);
+    eprintln!(
+        "\nmtest: paused with {} worker(s); `fg` continues",
+        running.len()
+    );
+    platform::stop_self();
+    let paused = paused_at.elapsed();
+    for c in running.iter_mut() {
+        c.resume(paused);
+    }
+}
+
+/// The supervision loop, a turn at a time, until the run is over.
+fn turns(
+    ctx: &RunContext,
+    work: Work,
+    launcher: &mut Launcher,
+    options: &Options,
+    sink: &mut dyn FnMut(RunEvent),
+) -> Finish {
     let mut l = Loop {
         queue: work.jobs.into(),
         pool: Pool::new(ctx, work.pool),
@@ -252,6 +290,9 @@ pub fn run(
     loop {
         // Whether this round found anything to do (see POLL).
         let mut busy = false;
+        if platform::pause_requested() {
+            pause_and_resume(&mut l.running);
+        }
         let interrupts = platform::interrupts();
         if interrupts > interrupts_seen {
             interrupts_seen = interrupts;

@@ -46,6 +46,44 @@ pub fn prepare_supervisor() {
     let _ = unsafe { signal::signal(Signal::SIGUSR1, status) };
 }
 
+static PAUSE_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_pause_request(_: nix::libc::c_int) {
+    PAUSE_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// While tests run, Ctrl-Z (SIGTSTP) is the supervisor's to act on (`catch` true): it
+/// pauses the workers before mtest stops. Otherwise it stops mtest as usual.
+pub fn catch_pause(catch: bool) {
+    let handler = if catch {
+        SigHandler::Handler(on_pause_request)
+    } else {
+        SigHandler::SigDfl
+    };
+    // SAFETY: the handler only sets an atomic flag.
+    let _ = unsafe { signal::signal(Signal::SIGTSTP, handler) };
+}
+
+/// Whether Ctrl-Z asked for a pause since the last call.
+pub fn pause_requested() -> bool {
+    PAUSE_REQUESTED.swap(false, Ordering::SeqCst)
+}
+
+/// Stops mtest itself (as Ctrl-Z would have); returns when it is continued (`fg`).
+pub fn stop_self() {
+    let _ = signal::raise(Signal::SIGSTOP);
+}
+
+/// Whether `pid` is stopped (or gone): its state in `/proc/PID/stat` is `T`.
+pub fn is_stopped(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    stat.rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next())
+        .is_some_and(|state| matches!(state, "T" | "t" | "Z" | "X"))
+}
+
 /// Whether SIGUSR1/SIGINFO asked for the status since the last call.
 pub fn status_requested() -> bool {
     STATUS_REQUESTED.swap(false, Ordering::SeqCst)

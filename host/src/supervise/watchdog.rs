@@ -94,6 +94,16 @@ impl Watchdog {
         }
     }
 
+    /// The worker was paused (Ctrl-Z) this long: its escalation waits as long.
+    pub fn shift(&mut self, paused: Duration) {
+        let later = |t: Instant| t.checked_add(paused).unwrap_or(t);
+        self.stage = match self.stage {
+            Stage::Asked(t) => Stage::Asked(later(t)),
+            Stage::Terminated(t) => Stage::Terminated(later(t)),
+            other => other,
+        };
+    }
+
     /// Ctrl-C: interrupt now (the escalation follows if pytest does not stop).
     pub fn interrupt(&mut self, now: Instant) -> Option<Action> {
         if self.why == Some(Why::Interrupted) || self.stage == Stage::Killed {
