@@ -17,6 +17,7 @@ const BUILTINS: &[&str] = &[
     "quarantine-3of5",
     "txt-bundles",
     "summary-md",
+    "html-report",
     "github",
     "tcp",
 ];

@@ -41,6 +41,7 @@ greedy-knapsack  selection          0.1.0    0.1.0  builtin                     
 quarantine-3of5  quarantine-policy  0.1.0    0.1.0  builtin                                    ok
 txt-bundles      reporter           0.1.0    0.1.0  builtin                                    ok
 summary-md       reporter           0.1.0    0.1.0  builtin                                    ok
+html-report      reporter           0.1.0    0.1.0  builtin                                    ok
 github           reporter           0.1.0    0.1.0  builtin                                    ok
 tcp              probe              0.1.0    0.1.0  builtin                                    ok
 junk             -                  -        -      project dir (.mtest/plugins/junk.wasm)     broken: not a WebAssembly file (bad magic number)
@@ -64,7 +65,7 @@ fn plugins_list_json_has_the_same_rows() {
         .clone();
     let rows: serde_json::Value = serde_json::from_slice(&output).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 9, "6 built-ins and 3 project plugins");
+    assert_eq!(rows.len(), 10, "7 built-ins and 3 project plugins");
     assert_eq!(rows[0]["name"], "greedy-knapsack");
     assert_eq!(rows[0]["source"], "builtin");
     assert_eq!(rows[0]["status"], "ok");

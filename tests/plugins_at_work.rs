@@ -849,3 +849,127 @@ def test_quarantined():
         stderr(&out)
     );
 }
+
+/// `report.html` (the built-in `html-report` reporter): the run's timeline with a lane per
+/// worker and a bar per test, failures marked and linked to their bundles; rendered by a
+/// real headless browser where one is installed. `mtest --report --trace FILE`: the same
+/// timeline as Chrome trace-event JSON, a slice per test attempt.
+#[test]
+fn report_html_and_the_trace_show_the_timeline() {
+    let mut files: Vec<(String, String)> = (0..4)
+        .map(|f| {
+            (
+                format!("tests/test_t{f}.py"),
+                "import time\n\ndef test_a():\n    time.sleep(0.2)\n\ndef test_b():\n    time.sleep(0.1)\n".to_string(),
+            )
+        })
+        .collect();
+    files.push((
+        "tests/test_bad.py".into(),
+        "def test_fails():\n    assert 1 == 2, 'wrong <value>'\n".into(),
+    ));
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    let dir = project(&refs);
+    let out = mtest_in(dir.path()).args(["-j", "2"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let report = dir.path().join(".gates/last-run/report.html");
+    let html = std::fs::read_to_string(&report).unwrap();
+    let lanes = html.matches("<rect class=\"lane\"").count();
+    assert!((1..=2).contains(&lanes), "{lanes} lanes for -j 2:\n{html}");
+    assert_eq!(
+        html.matches("<rect class=\"test ").count(),
+        9,
+        "a bar per test:\n{html}"
+    );
+    assert!(html.contains("<rect class=\"test failed\""), "{html}");
+    assert!(
+        html.contains("wrong &lt;value&gt;"),
+        "messages are escaped:\n{html}"
+    );
+    let bundle = html
+        .split("<a href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no bundle link in:\n{html}"));
+    assert!(
+        dir.path().join(".gates/last-run").join(bundle).is_file(),
+        "{bundle} is not a file"
+    );
+    assert!(!html.contains("<script"), "no script");
+
+    // Rendered by a real browser (Chromium from the Debian packages; ./dev installs it).
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            std::process::Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    match chromium {
+        None => common::skip("the rendering check: no chromium here (apt-get install chromium)"),
+        Some(browser) => {
+            let shot = dir.path().join("shot.png");
+            let url = format!("file://{}", report.display());
+            let dom = std::process::Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--dump-dom",
+                    &url,
+                ])
+                .output()
+                .unwrap();
+            let dom = String::from_utf8_lossy(&dom.stdout);
+            assert!(
+                dom.contains("<svg class=\"timeline\"") && dom.contains("Failures"),
+                "{dom}"
+            );
+            let status = std::process::Command::new(browser)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--window-size=1300,900",
+                ])
+                .arg(format!("--screenshot={}", shot.display()))
+                .arg(&url)
+                .output()
+                .unwrap();
+            let png = std::fs::read(&shot).unwrap_or_default();
+            assert!(
+                png.starts_with(b"\x89PNG") && png.len() > 10_000,
+                "no screenshot: {}",
+                String::from_utf8_lossy(&status.stderr)
+            );
+        }
+    }
+
+    let trace = dir.path().join("trace.json");
+    let out = mtest_in(dir.path())
+        .args(["--report", "--trace"])
+        .arg(&trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&trace).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let slices: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert_eq!(slices.len(), 9, "a slice per test attempt");
+    assert!(slices
+        .iter()
+        .all(|e| e["tid"].as_u64().is_some_and(|t| (1..=2).contains(&t))));
+    let failed = slices
+        .iter()
+        .find(|e| e["name"] == "tests/test_bad.py::test_fails")
+        .unwrap();
+    assert_eq!(failed["args"]["outcome"], "failed");
+    assert!(events
+        .iter()
+        .any(|e| e["ph"] == "M" && e["args"]["name"] == "worker 1"));
+}

@@ -110,6 +110,15 @@ pub struct RunArgs {
     /// With --report: the last run's records and counts as one JSON document.
     #[arg(long, requires = "report")]
     pub json: bool,
+    /// With --report: write the last run's timeline to FILE as Chrome trace-event JSON
+    /// (open it in Perfetto or chrome://tracing).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "report",
+        conflicts_with = "json"
+    )]
+    pub trace: Option<PathBuf>,
     /// Print the quarantined tests.
     #[arg(long)]
     pub quarantine: bool,

@@ -91,7 +91,10 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::Quarantine {
             action: QuarantineCommand::Add { test_id, reason },
         }) => commands::quarantine::add(&root, &test_id, &reason),
-        None if cli.run.report => commands::report::report(&root, cli.run.json),
+        None if cli.run.report => match &cli.run.trace {
+            Some(file) => commands::report::trace(&root, file),
+            None => commands::report::report(&root, cli.run.json),
+        },
         None if cli.run.quarantine => commands::quarantine::show(&root),
         None if cli.run.self_check => commands::self_check::run(&cli.run, &root, &project),
         None => commands::run::run(&cli.run, &root, &project, &host),

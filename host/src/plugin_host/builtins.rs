@@ -10,7 +10,7 @@ include!(concat!(env!("OUT_DIR"), "/builtins.rs"));
 /// The defaults a run uses when the configuration names nothing else.
 pub const DEFAULT_SELECTOR: &str = "greedy-knapsack";
 pub const DEFAULT_QUARANTINE: &str = "quarantine-3of5";
-pub const DEFAULT_REPORTERS: &[&str] = &["txt-bundles", "summary-md"];
+pub const DEFAULT_REPORTERS: &[&str] = &["txt-bundles", "summary-md", "html-report"];
 /// Added to the default reporters on GitHub Actions (`GITHUB_ACTIONS=true`).
 pub const GITHUB_REPORTER: &str = "github";
 

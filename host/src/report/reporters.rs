@@ -48,7 +48,7 @@ fn specs(configured: Option<&[ReporterSpec]>) -> Vec<(String, Option<String>)> {
 fn default_output(name: &str) -> &str {
     match name {
         "txt-bundles" => "failures",
-        "summary-md" => ".",
+        "summary-md" | "html-report" => ".",
         other => other,
     }
 }

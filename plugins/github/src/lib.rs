@@ -68,7 +68,9 @@ fn is_failure(o: Outcome) -> bool {
 
 /// A workflow command's message: `%`, CR and LF escaped.
 fn data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// A workflow command's property value: also `:` and `,`.
@@ -116,7 +118,10 @@ fn annotations(failures: &[(&str, &Failure, bool)]) -> Vec<String> {
     let mut lines = Vec::new();
     for (id, f, flaky) in failures.iter().take(ANNOTATIONS) {
         let (level, what) = if *flaky {
-            ("warning", format!("flaky: {} then passed on a retry", name(f.outcome)))
+            (
+                "warning",
+                format!("flaky: {} then passed on a retry", name(f.outcome)),
+            )
         } else if f.quarantined {
             ("warning", format!("{} (quarantined)", name(f.outcome)))
         } else {
@@ -145,14 +150,18 @@ fn annotations(failures: &[(&str, &Failure, bool)]) -> Vec<String> {
 /// Whether a failure belongs in a section of the job summary, given whether it was flaky.
 type Keep = fn(&Failure, bool) -> bool;
 
-fn step_summary(state: &State, failures: &[(&str, &Failure, bool)], summary: &RunSummary) -> String {
+fn step_summary(
+    state: &State,
+    failures: &[(&str, &Failure, bool)],
+    summary: &RunSummary,
+) -> String {
     let mut md = String::new();
-    let verdict = if summary.exit_code == 0 { "passed" } else { "failed" };
-    let _ = writeln!(
-        md,
-        "## mtest: {verdict} in {:.1}s\n",
-        summary.duration_s
-    );
+    let verdict = if summary.exit_code == 0 {
+        "passed"
+    } else {
+        "failed"
+    };
+    let _ = writeln!(md, "## mtest: {verdict} in {:.1}s\n", summary.duration_s);
     let counts: Vec<String> = summary
         .counts
         .iter()
@@ -170,11 +179,17 @@ fn step_summary(state: &State, failures: &[(&str, &Failure, bool)], summary: &Ru
         }),
     ];
     for (heading, keep) in sections {
-        let rows: Vec<_> = failures.iter().filter(|(_, f, flaky)| keep(f, *flaky)).collect();
+        let rows: Vec<_> = failures
+            .iter()
+            .filter(|(_, f, flaky)| keep(f, *flaky))
+            .collect();
         if rows.is_empty() {
             continue;
         }
-        let _ = writeln!(md, "\n### {heading}\n\n| test | outcome | message |\n|---|---|---|");
+        let _ = writeln!(
+            md,
+            "\n### {heading}\n\n| test | outcome | message |\n|---|---|---|"
+        );
         for (id, f, _) in rows {
             let _ = writeln!(
                 md,

@@ -1,0 +1,413 @@
+//! `html-report`: `report.html`, one self-contained page (no network, no script): the run's
+//! timeline, one lane per worker with each test a bar (failures, hangs and crashes
+//! marked, a tooltip on each), then the slowest tests, the failures with links to their
+//! bundles, the flaky and the quarantined tests.
+//!
+//! It keeps a few words per test (times, lane, outcome, id), so a 100k-test run stays
+//! small; bars narrower than half a pixel are left out of the timeline (their worker's
+//! lane shows it busy), failures never are.
+
+wit_bindgen::generate!({
+    world: "reporter-plugin",
+    path: "../../wit",
+});
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+
+use exports::mtest::plugin::identity::Guest as Identity;
+use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+
+const WIDTH: f64 = 1200.0;
+const LANE: f64 = 22.0;
+const SLOWEST: usize = 20;
+
+struct Bar {
+    test_id: String,
+    start_ms: i64,
+    end_ms: i64,
+    chunk: u32,
+    outcome: Outcome,
+    attempt: u32,
+    quarantined: bool,
+    message: String,
+    bundle: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    start: Option<RunStart>,
+    bars: Vec<Bar>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn name(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Passed => "passed",
+        Outcome::Failed => "failed",
+        Outcome::Error => "error",
+        Outcome::Skipped => "skipped",
+        Outcome::Xfailed => "xfailed",
+        Outcome::Xpassed => "xpassed",
+        Outcome::Hung => "hung",
+        Outcome::Crashed => "crashed",
+    }
+}
+
+fn is_failure(o: Outcome) -> bool {
+    matches!(
+        o,
+        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
+    )
+}
+
+/// `2026-11-26T17:29:05.123Z` as milliseconds since the Unix epoch.
+fn epoch_ms(t: &str) -> Option<i64> {
+    let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let frac = t
+        .get(19..)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .map(|rest| {
+            let digits: String = rest
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .take(3)
+                .collect();
+            format!("{digits:0<3}").parse::<i64>().unwrap_or(0)
+        })
+        .unwrap_or(0);
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + frac)
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn color(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Passed => "#3fa34d",
+        Outcome::Failed => "#d62828",
+        Outcome::Error => "#f77f00",
+        Outcome::Hung => "#7b2cbf",
+        Outcome::Crashed => "#111111",
+        Outcome::Skipped | Outcome::Xfailed => "#a0a0a0",
+        Outcome::Xpassed => "#e9c46a",
+    }
+}
+
+/// A lane per worker: chunks in start order, each in the first lane free by then.
+fn lanes(bars: &[Bar]) -> (BTreeMap<u32, usize>, usize) {
+    let mut spans: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
+    for b in bars {
+        let span = spans.entry(b.chunk).or_insert((b.start_ms, b.end_ms));
+        span.0 = span.0.min(b.start_ms);
+        span.1 = span.1.max(b.end_ms);
+    }
+    let mut order: Vec<(u32, (i64, i64))> = spans.into_iter().collect();
+    order.sort_by_key(|(chunk, (start, _))| (*start, *chunk));
+    let mut lane_ends: Vec<i64> = Vec::new();
+    let mut lane_of = BTreeMap::new();
+    for (chunk, (start, end)) in order {
+        let lane = match lane_ends.iter().position(|e| *e <= start) {
+            Some(l) => l,
+            None => {
+                lane_ends.push(end);
+                lane_ends.len() - 1
+            }
+        };
+        lane_ends[lane] = end;
+        lane_of.insert(chunk, lane);
+    }
+    (lane_of, lane_ends.len())
+}
+
+fn timeline(out: &mut String, bars: &[Bar]) {
+    let (Some(t0), Some(t1)) = (
+        bars.iter().map(|b| b.start_ms).min(),
+        bars.iter().map(|b| b.end_ms).max(),
+    ) else {
+        let _ = writeln!(out, "<p>No test ran.</p>");
+        return;
+    };
+    let span = (t1 - t0).max(1) as f64;
+    let x = |t: i64| (t - t0) as f64 / span * WIDTH;
+    let (lane_of, n) = lanes(bars);
+    let height = LANE * n as f64 + 30.0;
+    let _ = writeln!(
+        out,
+        "<svg class=\"timeline\" viewBox=\"0 0 {} {height}\" width=\"100%\" role=\"img\" \
+         aria-label=\"timeline\"><g font-size=\"10\" fill=\"#555\">",
+        WIDTH + 80.0
+    );
+    for lane in 0..n {
+        let y = LANE * lane as f64;
+        let _ = writeln!(
+            out,
+            "<text x=\"0\" y=\"{:.1}\">w{}</text><rect class=\"lane\" x=\"40\" y=\"{y:.1}\" \
+             width=\"{WIDTH}\" height=\"{:.1}\" fill=\"#f2f2f2\"/>",
+            y + 14.0,
+            lane + 1,
+            LANE - 4.0
+        );
+    }
+    for tick in 0..=10 {
+        let t = span / 10.0 * f64::from(tick);
+        let _ = writeln!(
+            out,
+            "<text x=\"{:.1}\" y=\"{:.1}\">{:.1}s</text>",
+            40.0 + t / span * WIDTH,
+            LANE * n as f64 + 14.0,
+            t / 1000.0
+        );
+    }
+    let _ = writeln!(out, "</g><g>");
+    for b in bars {
+        let lane = lane_of.get(&b.chunk).copied().unwrap_or(0);
+        let (x0, x1) = (x(b.start_ms), x(b.end_ms));
+        let w = (x1 - x0).max(if is_failure(b.outcome) { 2.0 } else { 0.0 });
+        if w < 0.5 {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "<rect class=\"test {}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{w:.2}\" height=\"{:.1}\" \
+             fill=\"{}\"><title>{} — {} in {:.3}s (worker lane {}, chunk {})</title></rect>",
+            name(b.outcome),
+            40.0 + x0,
+            LANE * lane as f64 + 1.0,
+            LANE - 6.0,
+            color(b.outcome),
+            esc(&b.test_id),
+            name(b.outcome),
+            (b.end_ms - b.start_ms) as f64 / 1000.0,
+            lane + 1,
+            b.chunk
+        );
+    }
+    let _ = writeln!(out, "</g></svg>");
+}
+
+fn table(out: &mut String, heading: &str, head: &[&str], rows: Vec<Vec<String>>) {
+    if rows.is_empty() {
+        return;
+    }
+    let _ = write!(out, "<h2>{heading}</h2>\n<table><tr>");
+    for h in head {
+        let _ = write!(out, "<th>{h}</th>");
+    }
+    let _ = writeln!(out, "</tr>");
+    for row in rows {
+        let _ = write!(out, "<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{cell}</td>");
+        }
+        let _ = writeln!(out, "</tr>");
+    }
+    let _ = writeln!(out, "</table>");
+}
+
+fn render(state: &State, summary: &RunSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>mtest run {id}</title><style>\
+         body{{font-family:system-ui,sans-serif;margin:2em;color:#222}}\
+         table{{border-collapse:collapse;margin-bottom:1em}}\
+         td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}\
+         code{{font-size:90%}} .legend span{{display:inline-block;padding:0 6px;margin-right:4px;color:#fff}}\
+         </style></head><body>\n<h1>mtest run {id}</h1>",
+        id = esc(&summary.run_id)
+    );
+    let counts: Vec<String> = summary
+        .counts
+        .iter()
+        .map(|(o, n)| format!("{n} {}", name(*o)))
+        .collect();
+    let _ = writeln!(
+        out,
+        "<p class=\"counts\">{} in {:.1}s · exit code {}</p>",
+        counts.join(" · "),
+        summary.duration_s,
+        summary.exit_code
+    );
+    if let Some(start) = &state.start {
+        let _ = writeln!(
+            out,
+            "<p>started {} · <code>{}</code></p>",
+            esc(&start.started_at),
+            esc(&start.command)
+        );
+    }
+    let _ = write!(out, "<h2>Timeline</h2>\n<p class=\"legend\">");
+    for o in [
+        Outcome::Passed,
+        Outcome::Failed,
+        Outcome::Error,
+        Outcome::Hung,
+        Outcome::Crashed,
+        Outcome::Skipped,
+        Outcome::Xpassed,
+    ] {
+        let _ = write!(
+            out,
+            "<span style=\"background:{}\">{}</span>",
+            color(o),
+            name(o)
+        );
+    }
+    let _ = writeln!(out, "</p>");
+    timeline(&mut out, &state.bars);
+
+    let mut slowest: Vec<&Bar> = state.bars.iter().collect();
+    slowest.sort_by_key(|b| std::cmp::Reverse(b.end_ms - b.start_ms));
+    table(
+        &mut out,
+        "Slowest tests",
+        &["test", "duration", "outcome"],
+        slowest
+            .iter()
+            .take(SLOWEST)
+            .map(|b| {
+                vec![
+                    format!("<code>{}</code>", esc(&b.test_id)),
+                    format!("{:.3}s", (b.end_ms - b.start_ms) as f64 / 1000.0),
+                    name(b.outcome).into(),
+                ]
+            })
+            .collect(),
+    );
+
+    // Each test by its last attempt; flaky: it failed, then passed.
+    let mut last: HashMap<&str, &Bar> = HashMap::new();
+    let mut failed_once: HashMap<&str, &Bar> = HashMap::new();
+    for b in &state.bars {
+        last.insert(&b.test_id, b);
+        if is_failure(b.outcome) {
+            failed_once.entry(&b.test_id).or_insert(b);
+        }
+    }
+    let failure_row = |b: &Bar| {
+        let bundle = match &b.bundle {
+            Some(p) => format!("<a href=\"{}\">bundle</a>", esc(p)),
+            None => String::new(),
+        };
+        vec![
+            format!("<code>{}</code>", esc(&b.test_id)),
+            name(b.outcome).into(),
+            esc(&b.message),
+            bundle,
+        ]
+    };
+    let mut failing: Vec<&Bar> = last
+        .values()
+        .copied()
+        .filter(|b| is_failure(b.outcome))
+        .collect();
+    failing.sort_by(|a, b| a.test_id.cmp(&b.test_id));
+    let (quarantined, failing): (Vec<&Bar>, Vec<&Bar>) =
+        failing.into_iter().partition(|b| b.quarantined);
+    table(
+        &mut out,
+        "Failures",
+        &["test", "outcome", "message", ""],
+        failing.iter().map(|b| failure_row(b)).collect(),
+    );
+    let mut flaky: Vec<&Bar> = failed_once
+        .iter()
+        .filter(|(id, _)| {
+            last.get(*id)
+                .is_some_and(|b| !is_failure(b.outcome) && b.attempt > 1)
+        })
+        .map(|(_, b)| *b)
+        .collect();
+    flaky.sort_by(|a, b| a.test_id.cmp(&b.test_id));
+    table(
+        &mut out,
+        "Flaky (failed, then passed on a retry)",
+        &["test", "outcome", "message", ""],
+        flaky.iter().map(|b| failure_row(b)).collect(),
+    );
+    table(
+        &mut out,
+        "Quarantined failures (do not fail the run)",
+        &["test", "outcome", "message", ""],
+        quarantined.iter().map(|b| failure_row(b)).collect(),
+    );
+    let _ = writeln!(out, "</body></html>");
+    out
+}
+
+struct HtmlReport;
+
+impl Identity for HtmlReport {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "html-report".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Reporter,
+            description: "report.html: the run's timeline per worker, slowest tests, failures"
+                .into(),
+        }
+    }
+}
+
+impl Reporter for HtmlReport {
+    fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
+        STATE.with(|s| {
+            *s.borrow_mut() = State {
+                start: Some(start),
+                bars: Vec::new(),
+            }
+        });
+        Ok(Vec::new())
+    }
+
+    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+        let (Some(start_ms), Some(end_ms)) = (epoch_ms(&r.started_at), epoch_ms(&r.finished_at))
+        else {
+            return Ok(Vec::new()); // a record with no times (a collection error)
+        };
+        STATE.with(|s| {
+            s.borrow_mut().bars.push(Bar {
+                test_id: r.test_id,
+                start_ms,
+                end_ms: end_ms.max(start_ms),
+                chunk: r.chunk,
+                outcome: r.outcome,
+                attempt: r.attempt,
+                quarantined: r.quarantined,
+                message: r.message.unwrap_or_default(),
+                bundle: r.bundle,
+            })
+        });
+        Ok(Vec::new())
+    }
+
+    fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
+        let html = STATE.with(|s| render(&s.borrow(), &summary));
+        std::fs::write("/out/report.html", html)
+            .map_err(|e| format!("writing report.html: {e}"))?;
+        Ok(Vec::new())
+    }
+}
+
+export!(HtmlReport);
