@@ -48,6 +48,11 @@ fn run() -> Result<(), String> {
         "cargo:rerun-if-changed={}",
         plugins.join("Cargo.lock").display()
     );
+    // What the built-ins share (WIT types, outcome words).
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugins.join("shared").display()
+    );
     for name in BUILTINS {
         println!(
             "cargo:rerun-if-changed={}",

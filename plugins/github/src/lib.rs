@@ -9,6 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
+    with: { "mtest:plugin/types@0.1.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -17,7 +18,8 @@ use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
-use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+use shared::types::{Outcome, PluginInfo, PluginKind};
+use shared::{cell, is_failure, name};
 
 const SLOWEST: usize = 10;
 /// GitHub shows at most 10 error and 10 warning annotations per step; more are noise.
@@ -46,26 +48,6 @@ thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
 }
 
-fn name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Passed => "passed",
-        Outcome::Failed => "failed",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-        Outcome::Xfailed => "xfailed",
-        Outcome::Xpassed => "xpassed",
-        Outcome::Hung => "hung",
-        Outcome::Crashed => "crashed",
-    }
-}
-
-fn is_failure(o: Outcome) -> bool {
-    matches!(
-        o,
-        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
-    )
-}
-
 /// A workflow command's message: `%`, CR and LF escaped.
 fn data(s: &str) -> String {
     s.replace('%', "%25")
@@ -76,11 +58,6 @@ fn data(s: &str) -> String {
 /// A workflow command's property value: also `:` and `,`.
 fn property(s: &str) -> String {
     data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
-/// Markdown table cells must not contain `|` or newlines.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 struct Github;

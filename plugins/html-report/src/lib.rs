@@ -10,6 +10,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
+    with: { "mtest:plugin/types@0.1.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -18,7 +19,8 @@ use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
-use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+use shared::types::{Outcome, PluginInfo, PluginKind};
+use shared::{is_failure, name};
 
 const WIDTH: f64 = 1200.0;
 const LANE: f64 = 22.0;
@@ -44,26 +46,6 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-fn name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Passed => "passed",
-        Outcome::Failed => "failed",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-        Outcome::Xfailed => "xfailed",
-        Outcome::Xpassed => "xpassed",
-        Outcome::Hung => "hung",
-        Outcome::Crashed => "crashed",
-    }
-}
-
-fn is_failure(o: Outcome) -> bool {
-    matches!(
-        o,
-        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
-    )
 }
 
 /// `2026-11-26T17:29:05.123Z` as milliseconds since the Unix epoch.

@@ -6,6 +6,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
+    with: { "mtest:plugin/types@0.1.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -13,18 +14,9 @@ use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
-use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+use shared::types::{Outcome, PluginInfo, PluginKind};
+use shared::{cell, is_failure, name, OUTCOMES};
 
-const OUTCOMES: [Outcome; 8] = [
-    Outcome::Passed,
-    Outcome::Failed,
-    Outcome::Error,
-    Outcome::Skipped,
-    Outcome::Xfailed,
-    Outcome::Xpassed,
-    Outcome::Hung,
-    Outcome::Crashed,
-];
 const SLOWEST: usize = 10;
 
 struct Failure {
@@ -66,31 +58,6 @@ impl Identity for SummaryMd {
 
 fn slot(o: Outcome) -> usize {
     OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
-}
-
-fn name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Passed => "passed",
-        Outcome::Failed => "failed",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-        Outcome::Xfailed => "xfailed",
-        Outcome::Xpassed => "xpassed",
-        Outcome::Hung => "hung",
-        Outcome::Crashed => "crashed",
-    }
-}
-
-fn is_failure(o: Outcome) -> bool {
-    matches!(
-        o,
-        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
-    )
-}
-
-/// Markdown table cells must not contain `|` or newlines.
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
 
 fn render(state: &State, summary: &RunSummary) -> String {

@@ -7,13 +7,15 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
+    with: { "mtest:plugin/types@0.1.0": shared::types },
 });
 
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
-use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
+use shared::name as outcome_name;
+use shared::types::{PluginInfo, PluginKind};
 
 struct TxtBundles;
 
@@ -25,19 +27,6 @@ impl Identity for TxtBundles {
             kind: PluginKind::Reporter,
             description: "one self-contained .txt diagnostic bundle per failure".into(),
         }
-    }
-}
-
-fn outcome_name(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Passed => "passed",
-        Outcome::Failed => "failed",
-        Outcome::Error => "error",
-        Outcome::Skipped => "skipped",
-        Outcome::Xfailed => "xfailed",
-        Outcome::Xpassed => "xpassed",
-        Outcome::Hung => "hung",
-        Outcome::Crashed => "crashed",
     }
 }
 
