@@ -186,6 +186,8 @@ def main():
         sys.exit(f"{MTEST} is missing: run `cargo build --release` first")
     xdist = has(PYTHON, "xdist")
     work = Path(tempfile.mkdtemp(prefix="mtest-bench-"))
+    # The built-in plugins are compiled once per mtest binary and cached: not in a timed run.
+    subprocess.run([str(MTEST), "plugins", "list"], capture_output=True)
     print(f"mtest supervisor benchmark: {os.cpu_count()} CPUs, Python {PYTHON}, median of {args.reps}")
     if not xdist:
         print("  (pytest-xdist is not installed: the `pytest -n 2` column is left out)")

@@ -3,9 +3,10 @@
 //! marked, a tooltip on each), then the slowest tests, the failures with links to their
 //! bundles, the flaky and the quarantined tests.
 //!
-//! It keeps a few words per test (times, lane, outcome, id), so a 100k-test run stays
-//! small; bars narrower than half a pixel are left out of the timeline (their worker's
-//! lane shows it busy), failures never are.
+//! It keeps what the page shows, not every test: each chunk's span (the lanes, drawn as
+//! busy), the bars wide enough to see (the run only grows longer, so a bar narrower than
+//! half a pixel when it arrives stays so), every failing attempt, the slowest few. A 100k-
+//! test run keeps a few thousand bars.
 
 wit_bindgen::generate!({
     world: "reporter-plugin",
@@ -32,7 +33,6 @@ struct Bar {
     end_ms: i64,
     chunk: u32,
     outcome: Outcome,
-    attempt: u32,
     quarantined: bool,
     message: String,
     bundle: Option<String>,
@@ -41,7 +41,16 @@ struct Bar {
 #[derive(Default)]
 struct State {
     start: Option<RunStart>,
+    /// Each chunk's (first start, last end).
+    chunks: BTreeMap<u32, (i64, i64)>,
+    /// The run so far: first start, last end.
+    span: Option<(i64, i64)>,
+    /// Bars that may be wide enough to draw, and every failing attempt.
     bars: Vec<Bar>,
+    /// (duration ms, test id, outcome) of the slowest attempts, longest first.
+    slowest: Vec<(i64, String, Outcome)>,
+    /// The last outcome of each test that failed at least once (flaky: it passed later).
+    last: HashMap<String, Outcome>,
 }
 
 thread_local! {
@@ -96,14 +105,8 @@ fn color(o: Outcome) -> &'static str {
 }
 
 /// A lane per worker: chunks in start order, each in the first lane free by then.
-fn lanes(bars: &[Bar]) -> (BTreeMap<u32, usize>, usize) {
-    let mut spans: BTreeMap<u32, (i64, i64)> = BTreeMap::new();
-    for b in bars {
-        let span = spans.entry(b.chunk).or_insert((b.start_ms, b.end_ms));
-        span.0 = span.0.min(b.start_ms);
-        span.1 = span.1.max(b.end_ms);
-    }
-    let mut order: Vec<(u32, (i64, i64))> = spans.into_iter().collect();
+fn lanes(spans: &BTreeMap<u32, (i64, i64)>) -> (BTreeMap<u32, usize>, usize) {
+    let mut order: Vec<(u32, (i64, i64))> = spans.iter().map(|(c, s)| (*c, *s)).collect();
     order.sort_by_key(|(chunk, (start, _))| (*start, *chunk));
     let mut lane_ends: Vec<i64> = Vec::new();
     let mut lane_of = BTreeMap::new();
@@ -121,17 +124,14 @@ fn lanes(bars: &[Bar]) -> (BTreeMap<u32, usize>, usize) {
     (lane_of, lane_ends.len())
 }
 
-fn timeline(out: &mut String, bars: &[Bar]) {
-    let (Some(t0), Some(t1)) = (
-        bars.iter().map(|b| b.start_ms).min(),
-        bars.iter().map(|b| b.end_ms).max(),
-    ) else {
+fn timeline(out: &mut String, state: &State) {
+    let Some((t0, t1)) = state.span else {
         let _ = writeln!(out, "<p>No test ran.</p>");
         return;
     };
     let span = (t1 - t0).max(1) as f64;
     let x = |t: i64| (t - t0) as f64 / span * WIDTH;
-    let (lane_of, n) = lanes(bars);
+    let (lane_of, n) = lanes(&state.chunks);
     let height = LANE * n as f64 + 30.0;
     let _ = writeln!(
         out,
@@ -161,7 +161,20 @@ fn timeline(out: &mut String, bars: &[Bar]) {
         );
     }
     let _ = writeln!(out, "</g><g>");
-    for b in bars {
+    // Each chunk busy on its lane (the bars too thin to draw are in there).
+    for (chunk, (start, end)) in &state.chunks {
+        let lane = lane_of.get(chunk).copied().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "<rect class=\"chunk\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" \
+             fill=\"#cfe8d2\"/>",
+            40.0 + x(*start),
+            LANE * lane as f64 + 1.0,
+            (x(*end) - x(*start)).max(0.5),
+            LANE - 6.0
+        );
+    }
+    for b in &state.bars {
         let lane = lane_of.get(&b.chunk).copied().unwrap_or(0);
         let (x0, x1) = (x(b.start_ms), x(b.end_ms));
         let w = (x1 - x0).max(if is_failure(b.outcome) { 2.0 } else { 0.0 });
@@ -257,35 +270,31 @@ fn render(state: &State, summary: &RunSummary) -> String {
         );
     }
     let _ = writeln!(out, "</p>");
-    timeline(&mut out, &state.bars);
+    timeline(&mut out, state);
 
-    let mut slowest: Vec<&Bar> = state.bars.iter().collect();
-    slowest.sort_by_key(|b| std::cmp::Reverse(b.end_ms - b.start_ms));
     table(
         &mut out,
         "Slowest tests",
         &["test", "duration", "outcome"],
-        slowest
+        state
+            .slowest
             .iter()
-            .take(SLOWEST)
-            .map(|b| {
+            .map(|(ms, id, outcome)| {
                 vec![
-                    format!("<code>{}</code>", esc(&b.test_id)),
-                    format!("{:.3}s", (b.end_ms - b.start_ms) as f64 / 1000.0),
-                    name(b.outcome).into(),
+                    format!("<code>{}</code>", esc(id)),
+                    format!("{:.3}s", *ms as f64 / 1000.0),
+                    name(*outcome).into(),
                 ]
             })
             .collect(),
     );
 
-    // Each test by its last attempt; flaky: it failed, then passed.
-    let mut last: HashMap<&str, &Bar> = HashMap::new();
-    let mut failed_once: HashMap<&str, &Bar> = HashMap::new();
-    for b in &state.bars {
-        last.insert(&b.test_id, b);
-        if is_failure(b.outcome) {
-            failed_once.entry(&b.test_id).or_insert(b);
-        }
+    // The failing attempts (every one is kept): each test's last and first of them.
+    let mut last_failure: BTreeMap<&str, &Bar> = BTreeMap::new();
+    let mut first_failure: BTreeMap<&str, &Bar> = BTreeMap::new();
+    for b in state.bars.iter().filter(|b| is_failure(b.outcome)) {
+        last_failure.insert(&b.test_id, b);
+        first_failure.entry(&b.test_id).or_insert(b);
     }
     let failure_row = |b: &Bar| {
         let bundle = match &b.bundle {
@@ -299,29 +308,23 @@ fn render(state: &State, summary: &RunSummary) -> String {
             bundle,
         ]
     };
-    let mut failing: Vec<&Bar> = last
-        .values()
-        .copied()
-        .filter(|b| is_failure(b.outcome))
-        .collect();
-    failing.sort_by(|a, b| a.test_id.cmp(&b.test_id));
-    let (quarantined, failing): (Vec<&Bar>, Vec<&Bar>) =
-        failing.into_iter().partition(|b| b.quarantined);
+    let still_failing = |id: &str| state.last.get(id).is_some_and(|o| is_failure(*o));
+    let (quarantined, failing): (Vec<&Bar>, Vec<&Bar>) = last_failure
+        .iter()
+        .filter(|(id, _)| still_failing(id))
+        .map(|(_, b)| *b)
+        .partition(|b| b.quarantined);
     table(
         &mut out,
         "Failures",
         &["test", "outcome", "message", ""],
         failing.iter().map(|b| failure_row(b)).collect(),
     );
-    let mut flaky: Vec<&Bar> = failed_once
+    let flaky: Vec<&Bar> = first_failure
         .iter()
-        .filter(|(id, _)| {
-            last.get(*id)
-                .is_some_and(|b| !is_failure(b.outcome) && b.attempt > 1)
-        })
+        .filter(|(id, _)| !still_failing(id))
         .map(|(_, b)| *b)
         .collect();
-    flaky.sort_by(|a, b| a.test_id.cmp(&b.test_id));
     table(
         &mut out,
         "Flaky (failed, then passed on a retry)",
@@ -357,7 +360,7 @@ impl Reporter for HtmlReport {
         STATE.with(|s| {
             *s.borrow_mut() = State {
                 start: Some(start),
-                bars: Vec::new(),
+                ..State::default()
             }
         });
         Ok(Vec::new())
@@ -368,14 +371,34 @@ impl Reporter for HtmlReport {
         else {
             return Ok(Vec::new()); // a record with no times (a collection error)
         };
+        let end_ms = end_ms.max(start_ms);
         STATE.with(|s| {
-            s.borrow_mut().bars.push(Bar {
+            let mut s = s.borrow_mut();
+            let chunk = s.chunks.entry(r.chunk).or_insert((start_ms, end_ms));
+            *chunk = (chunk.0.min(start_ms), chunk.1.max(end_ms));
+            let (t0, t1) = s.span.get_or_insert((start_ms, end_ms));
+            (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
+            let run_ms = (*t1 - *t0).max(1) as f64;
+            let ms = end_ms - start_ms;
+            if s.slowest.len() < SLOWEST || s.slowest.last().is_some_and(|(d, _, _)| ms > *d) {
+                s.slowest.push((ms, r.test_id.clone(), r.outcome));
+                s.slowest.sort_by_key(|(d, _, _)| std::cmp::Reverse(*d));
+                s.slowest.truncate(SLOWEST);
+            }
+            let failure = is_failure(r.outcome);
+            if failure || s.last.contains_key(&r.test_id) {
+                s.last.insert(r.test_id.clone(), r.outcome);
+            }
+            // Too thin to see now is too thin at the end: the run only grows longer.
+            if !failure && ms as f64 / run_ms * WIDTH < 0.5 {
+                return;
+            }
+            s.bars.push(Bar {
                 test_id: r.test_id,
                 start_ms,
-                end_ms: end_ms.max(start_ms),
+                end_ms,
                 chunk: r.chunk,
                 outcome: r.outcome,
-                attempt: r.attempt,
                 quarantined: r.quarantined,
                 message: r.message.unwrap_or_default(),
                 bundle: r.bundle,
