@@ -920,6 +920,7 @@ fn report_html_and_the_trace_show_the_timeline() {
                     "--headless",
                     "--no-sandbox",
                     "--disable-gpu",
+                    "--disable-dev-shm-usage",
                     "--dump-dom",
                     &url,
                 ])
@@ -935,6 +936,7 @@ fn report_html_and_the_trace_show_the_timeline() {
                     "--headless",
                     "--no-sandbox",
                     "--disable-gpu",
+                    "--disable-dev-shm-usage",
                     "--window-size=1300,900",
                 ])
                 .arg(format!("--screenshot={}", shot.display()))
