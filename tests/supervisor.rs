@@ -488,16 +488,25 @@ def test_after():
         stderr.contains("(started by tests/test_leak.py::test_leaks_a_daemon (call))"),
         "{stderr}"
     );
-    std::thread::sleep(Duration::from_millis(200));
-    let alive = std::process::Command::new("pgrep")
-        .args(["-f", "sleep 30[01]"])
-        .output()
-        .unwrap();
-    assert!(
-        alive.stdout.is_empty(),
-        "still running: {}",
-        String::from_utf8_lossy(&alive.stdout)
-    );
+    // Killed processes are reaped by whoever is their parent by then (init, for one that
+    // outlived mtest): give that a few seconds, then name what is left, with its state.
+    let alive = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", "sleep 30[01]"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !alive().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let left = alive();
+    let states: Vec<String> = left
+        .lines()
+        .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
+        .collect();
+    assert!(left.is_empty(), "still running 5 s after mtest: {states:?}");
 }
 
 #[test]
