@@ -76,12 +76,26 @@ pub fn stop_self() {
 
 /// Whether `pid` is stopped (or gone): its state in `/proc/PID/stat` is `T`.
 pub fn is_stopped(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return true;
-    };
-    stat.rfind(')')
-        .and_then(|i| stat[i + 1..].split_whitespace().next())
-        .is_some_and(|state| matches!(state, "T" | "t" | "Z" | "X"))
+    proc_stat(pid).is_none_or(|s| matches!(s.state.as_str(), "T" | "t" | "Z" | "X"))
+}
+
+/// The fields of `/proc/PID/stat` mtest reads.
+struct ProcStat {
+    /// `R`, `S`, `T` (stopped), `Z` (zombie)…
+    state: String,
+    ppid: i32,
+    pgrp: i32,
+}
+
+fn proc_stat(pid: i32) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the `(comm)`, which may itself hold spaces and parentheses.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.to_string();
+    let ppid = fields.next()?.parse().unwrap_or(0);
+    let pgrp = fields.next()?.parse().unwrap_or(0);
+    Some(ProcStat { state, ppid, pgrp })
 }
 
 /// Whether SIGUSR1/SIGINFO asked for the status since the last call.
@@ -177,17 +191,8 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
         else {
             continue;
         };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        let Some(ProcStat { state, ppid, pgrp }) = proc_stat(pid) else {
             continue;
-        };
-        // Fields after the `(comm)`, which may itself hold spaces and parentheses.
-        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (ppid, pgrp) = match (fields.get(1), fields.get(2)) {
-            (Some(p), Some(g)) => (p.parse::<i32>().unwrap_or(0), g.parse::<i32>().unwrap_or(0)),
-            _ => continue,
         };
         if pid <= 1 || pid == me || known.contains(&pid) {
             continue;
@@ -209,7 +214,7 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
                         .to_string()
                 })
                 .unwrap_or_default();
-            let zombie = fields.first() == Some(&"Z");
+            let zombie = state == "Z";
             let test = environ_var(pid, "PYTEST_CURRENT_TEST");
             out.push(Stray {
                 pid,
