@@ -6,7 +6,7 @@
 //! (and SIGINFO, Ctrl-T, where it exists) prints the full status: every running test, its
 //! worker and how long it has run.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -44,7 +44,8 @@ pub struct Progress {
     /// fraction done.
     bar: Option<ProgressBar>,
     last_line: Option<(Instant, f64)>,
-    /// From the last tick: the tests running now, and the estimate of what is done.
+    /// From the last tick: the tests running now, longest first, and the estimate of
+    /// what is done.
     running: Vec<Running>,
     done_ms: u64,
     /// The first tick: when tests began to run (collection is over).
@@ -123,8 +124,9 @@ impl Progress {
 
     /// A turn of the supervision loop: what runs now, and the estimated milliseconds of
     /// the tests done so far.
-    pub fn tick(&mut self, running: Vec<Running>, done_ms: u64) {
+    pub fn tick(&mut self, mut running: Vec<Running>, done_ms: u64) {
         self.run_started.get_or_insert_with(Instant::now);
+        running.sort_by_key(|r| r.started);
         self.running = running;
         self.done_ms = done_ms;
         if crate::supervise::platform::status_requested() {
@@ -153,9 +155,7 @@ impl Progress {
     /// `· 3 failed · 12.3s · ~8s left` and, under it, the running tests, longest first.
     fn bar_message(&self) -> String {
         let mut msg = format!("· {}", self.summary_words());
-        let mut running: Vec<&Running> = self.running.iter().collect();
-        running.sort_by_key(|r| r.started);
-        for r in running {
+        for r in &self.running {
             msg.push_str(&format!(
                 "\n  {:>7}  {}",
                 human(r.started.elapsed()),
@@ -189,7 +189,7 @@ impl Progress {
             100.0 * done as f64 / self.total.max(1) as f64,
             self.summary_words()
         );
-        if let Some(r) = self.running.iter().min_by_key(|r| r.started) {
+        if let Some(r) = self.running.first() {
             line.push_str(&format!(
                 " · longest running: {} ({})",
                 r.test_id,
@@ -202,12 +202,10 @@ impl Progress {
     /// The status on request (SIGUSR1 / SIGINFO): counts, then every running test.
     fn full_status(&self) -> String {
         let mut text = format!("mtest status: {}", self.status_line());
-        let mut running: Vec<&Running> = self.running.iter().collect();
-        running.sort_by_key(|r| r.started);
-        if running.is_empty() {
+        if self.running.is_empty() {
             text.push_str("\n  no test is running");
         }
-        for r in running {
+        for r in &self.running {
             text.push_str(&format!(
                 "\n  worker {:>4}  {:>7}  {}",
                 r.worker,
@@ -279,6 +277,5 @@ pub fn use_color(flag: Option<crate::cli::ColorChoice>) -> bool {
         }
     };
     console::set_colors_enabled_stderr(color);
-    let _ = std::io::stderr().flush();
     color
 }
