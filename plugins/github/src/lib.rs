@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
 use shared::types::{Outcome, PluginInfo, PluginKind};
-use shared::{cell, is_failure, name};
+use shared::{cell, is_failure, name, Slowest};
 
 const SLOWEST: usize = 10;
 /// GitHub shows at most 10 error and 10 warning annotations per step; more are noise.
@@ -40,8 +40,8 @@ struct State {
     failures: Vec<(String, Failure)>,
     /// The last attempt's outcome per test that failed at least once.
     last: HashMap<String, Outcome>,
-    /// (duration, test id), kept to the slowest few.
-    slowest: Vec<(f64, String)>,
+    /// The slowest tests (test ids).
+    slowest: Slowest<String, SLOWEST>,
 }
 
 thread_local! {
@@ -177,12 +177,7 @@ fn step_summary(
             );
         }
     }
-    if !state.slowest.is_empty() {
-        let _ = writeln!(md, "\n### Slowest tests\n\n| test | duration |\n|---|---:|");
-        for (d, id) in &state.slowest {
-            let _ = writeln!(md, "| `{}` | {d:.3}s |", cell(id));
-        }
-    }
+    md.push_str(&state.slowest.markdown("### Slowest tests"));
     md
 }
 
@@ -195,13 +190,7 @@ impl Reporter for Github {
     fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
         STATE.with(|s| {
             let mut s = s.borrow_mut();
-            let slow_enough = s.slowest.len() < SLOWEST
-                || s.slowest.last().is_some_and(|(d, _)| r.duration_s > *d);
-            if slow_enough {
-                s.slowest.push((r.duration_s, r.test_id.clone()));
-                s.slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
-                s.slowest.truncate(SLOWEST);
-            }
+            s.slowest.offer(r.duration_s, || r.test_id.clone());
             if is_failure(r.outcome) || s.last.contains_key(&r.test_id) {
                 s.last.insert(r.test_id.clone(), r.outcome);
             }

@@ -21,7 +21,7 @@ use std::fmt::Write as _;
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
 use shared::types::{Outcome, PluginInfo, PluginKind};
-use shared::{is_failure, name};
+use shared::{is_failure, name, Slowest};
 
 const WIDTH: f64 = 1200.0;
 const LANE: f64 = 22.0;
@@ -47,8 +47,8 @@ struct State {
     span: Option<(i64, i64)>,
     /// Bars that may be wide enough to draw, and every failing attempt.
     bars: Vec<Bar>,
-    /// (duration ms, test id, outcome) of the slowest attempts, longest first.
-    slowest: Vec<(i64, String, Outcome)>,
+    /// The slowest attempts: (test id, outcome).
+    slowest: Slowest<(String, Outcome), SLOWEST>,
     /// The last outcome of each test that failed at least once (flaky: it passed later).
     last: HashMap<String, Outcome>,
 }
@@ -279,10 +279,10 @@ fn render(state: &State, summary: &RunSummary) -> String {
         state
             .slowest
             .iter()
-            .map(|(ms, id, outcome)| {
+            .map(|(secs, (id, outcome))| {
                 vec![
                     format!("<code>{}</code>", esc(id)),
-                    format!("{:.3}s", *ms as f64 / 1000.0),
+                    format!("{secs:.3}s"),
                     name(*outcome).into(),
                 ]
             })
@@ -380,11 +380,8 @@ impl Reporter for HtmlReport {
             (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
             let run_ms = (*t1 - *t0).max(1) as f64;
             let ms = end_ms - start_ms;
-            if s.slowest.len() < SLOWEST || s.slowest.last().is_some_and(|(d, _, _)| ms > *d) {
-                s.slowest.push((ms, r.test_id.clone(), r.outcome));
-                s.slowest.sort_by_key(|(d, _, _)| std::cmp::Reverse(*d));
-                s.slowest.truncate(SLOWEST);
-            }
+            s.slowest
+                .offer(ms as f64 / 1000.0, || (r.test_id.clone(), r.outcome));
             let failure = is_failure(r.outcome);
             if failure || s.last.contains_key(&r.test_id) {
                 s.last.insert(r.test_id.clone(), r.outcome);

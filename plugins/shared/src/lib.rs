@@ -49,3 +49,43 @@ pub fn is_failure(o: Outcome) -> bool {
 pub fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace(['\n', '\r'], " ")
 }
+
+/// The slowest `N` of a run, longest first: `(seconds, what)`.
+pub struct Slowest<T, const N: usize> {
+    items: Vec<(f64, T)>,
+}
+
+impl<T, const N: usize> Default for Slowest<T, N> {
+    fn default() -> Self {
+        Slowest { items: Vec::new() }
+    }
+}
+
+impl<T, const N: usize> Slowest<T, N> {
+    /// Offers one; `what` is made only when it is kept.
+    pub fn offer(&mut self, secs: f64, what: impl FnOnce() -> T) {
+        if self.items.len() < N || self.items.last().is_some_and(|(d, _)| secs > *d) {
+            self.items.push((secs, what()));
+            self.items.sort_by(|a, b| b.0.total_cmp(&a.0));
+            self.items.truncate(N);
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &(f64, T)> {
+        self.items.iter()
+    }
+}
+
+impl<const N: usize> Slowest<String, N> {
+    /// A Markdown section `heading` with a `| test | duration |` table; nothing when empty.
+    pub fn markdown(&self, heading: &str) -> String {
+        if self.items.is_empty() {
+            return String::new();
+        }
+        let mut md = format!("\n{heading}\n\n| test | duration |\n|---|---:|\n");
+        for (d, id) in &self.items {
+            md.push_str(&format!("| `{}` | {d:.3}s |\n", cell(id)));
+        }
+        md
+    }
+}

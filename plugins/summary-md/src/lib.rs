@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
 use shared::types::{Outcome, PluginInfo, PluginKind};
-use shared::{cell, is_failure, name, OUTCOMES};
+use shared::{cell, is_failure, name, Slowest, OUTCOMES};
 
 const SLOWEST: usize = 10;
 
@@ -34,8 +34,8 @@ struct State {
     per_tier: [[u32; 8]; 4],
     /// Each test's (tier, outcome) so far: a retry replaces its earlier attempt's count.
     last: std::collections::HashMap<String, (usize, usize)>,
-    /// (duration, test id), kept to the slowest few.
-    slowest: Vec<(f64, String)>,
+    /// The slowest tests (test ids).
+    slowest: Slowest<String, SLOWEST>,
     failures: Vec<Failure>,
 }
 
@@ -101,12 +101,7 @@ fn render(state: &State, summary: &RunSummary) -> String {
         let _ = writeln!(md);
     }
 
-    if !state.slowest.is_empty() {
-        let _ = writeln!(md, "\n## Slowest tests\n\n| test | duration |\n|---|---:|");
-        for (d, id) in &state.slowest {
-            let _ = writeln!(md, "| `{}` | {d:.3}s |", cell(id));
-        }
-    }
+    md.push_str(&state.slowest.markdown("## Slowest tests"));
 
     let _ = writeln!(md, "\n## Failures\n");
     if state.failures.is_empty() {
@@ -164,13 +159,7 @@ impl Reporter for SummaryMd {
                 s.per_tier[tier][outcome] -= 1;
             }
             s.per_tier[now.0][now.1] += 1;
-            let slow_enough = s.slowest.len() < SLOWEST
-                || s.slowest.last().is_some_and(|(d, _)| r.duration_s > *d);
-            if slow_enough {
-                s.slowest.push((r.duration_s, r.test_id.clone()));
-                s.slowest.sort_by(|a, b| b.0.total_cmp(&a.0));
-                s.slowest.truncate(SLOWEST);
-            }
+            s.slowest.offer(r.duration_s, || r.test_id.clone());
             if is_failure(r.outcome) {
                 s.failures.push(Failure {
                     test_id: r.test_id,
