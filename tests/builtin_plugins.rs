@@ -167,17 +167,14 @@ fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
     let host = host();
     let out = tempfile::tempdir().unwrap();
     let mut s = ReporterSession::start(&host, &builtin(&host, "txt-bundles"), out.path()).unwrap();
-    s.test(&record(
-        "tests/test_a.py::test_ok",
-        WitOutcome::Passed,
-        None,
-    ))
-    .unwrap();
-    s.test(&record(
-        "tests/test_a.py::test_x",
-        WitOutcome::Failed,
-        Some("failures/tests_test_a.py__test_x-0001.txt"),
-    ))
+    s.tests(&[
+        record("tests/test_a.py::test_ok", WitOutcome::Passed, None),
+        record(
+            "tests/test_a.py::test_x",
+            WitOutcome::Failed,
+            Some("failures/tests_test_a.py__test_x-0001.txt"),
+        ),
+    ])
     .unwrap();
     let files: Vec<_> = std::fs::read_dir(out.path())
         .unwrap()
@@ -211,13 +208,17 @@ fn summary_md_counts_outcomes_and_links_failures() {
         command: "mtest".into(),
     };
     s.run_start(&start).unwrap();
-    s.test(&record("t::a", WitOutcome::Passed, None)).unwrap();
-    s.test(&record("t::b", WitOutcome::Passed, None)).unwrap();
-    s.test(&record(
+    // Two batches, as two turns of the supervision loop would send them.
+    s.tests(&[
+        record("t::a", WitOutcome::Passed, None),
+        record("t::b", WitOutcome::Passed, None),
+    ])
+    .unwrap();
+    s.tests(&[record(
         "t::c|d",
         WitOutcome::Crashed,
         Some("failures/t__c-1.txt"),
-    ))
+    )])
     .unwrap();
     let summary = RunSummary {
         run_id: "run-1".into(),

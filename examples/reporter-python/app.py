@@ -36,15 +36,19 @@ class Reporter(exports.Reporter):
         _state["failures"] = []
         return []
 
-    def on_test(self, test: TestRecord) -> list[str]:
-        if test.outcome not in FAILURES:
-            return []
-        name = test.outcome.name.lower()
-        _state["failures"].append(
-            {"test_id": test.test_id, "outcome": name, "message": test.message, "bundle": test.bundle}
-        )
-        where = f"file={test.file}" + (f",line={test.line}" if test.line is not None else "")
-        return [] if test.replayed else [f"::error {where}::{_escape(test.message or name)}"]
+    def on_tests(self, tests: list[TestRecord]) -> list[str]:
+        lines = []
+        for test in tests:
+            if test.outcome not in FAILURES:
+                continue
+            name = test.outcome.name.lower()
+            _state["failures"].append(
+                {"test_id": test.test_id, "outcome": name, "message": test.message, "bundle": test.bundle}
+            )
+            where = f"file={test.file}" + (f",line={test.line}" if test.line is not None else "")
+            if not test.replayed:  # a replayed record was annotated by the run that ran it
+                lines.append(f"::error {where}::{_escape(test.message or name)}")
+        return lines
 
     def on_run_end(self, summary: RunSummary) -> list[str]:
         digest = {

@@ -88,29 +88,12 @@ impl Reporter for Github {
         Ok(vec![])
     }
 
-    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-        if !matches!(
-            r.outcome,
-            Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
-        ) {
-            return Ok(vec![]);
+    fn on_tests(tests: Vec<TestRecord>) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for test in tests {
+            lines.extend(on_test(test)?);
         }
-        let line = annotation(&r);
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            s.annotations.push(line.clone());
-            s.failures.push(json!({
-                "test_id": r.test_id,
-                "outcome": outcome(r.outcome),
-                "message": r.message,
-                "file": r.file,
-                "line": r.line,
-                "quarantined": r.quarantined,
-                "bundle": r.bundle,
-            }));
-        });
-        // A replayed record was annotated by the invocation that ran it.
-        Ok(if r.replayed { vec![] } else { vec![line] })
+        Ok(lines)
     }
 
     fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
@@ -139,6 +122,32 @@ impl Reporter for Github {
             Ok(vec![])
         })
     }
+}
+
+/// One record, as `on-tests` gets them.
+fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+    if !matches!(
+        r.outcome,
+        Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
+    ) {
+        return Ok(vec![]);
+    }
+    let line = annotation(&r);
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.annotations.push(line.clone());
+        s.failures.push(json!({
+            "test_id": r.test_id,
+            "outcome": outcome(r.outcome),
+            "message": r.message,
+            "file": r.file,
+            "line": r.line,
+            "quarantined": r.quarantined,
+            "bundle": r.bundle,
+        }));
+    });
+    // A replayed record was annotated by the invocation that ran it.
+    Ok(if r.replayed { vec![] } else { vec![line] })
 }
 
 export!(Github);

@@ -410,9 +410,7 @@ fn execute(
         Junit::new(&gates.last_run(), opts.retries),
     );
     rec.flush_lines();
-    for r in earlier {
-        rec.replay(r);
-    }
+    rec.replay(earlier);
     rec.record(fresh_records);
 
     // Supervise.

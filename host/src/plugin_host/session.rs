@@ -363,12 +363,12 @@ impl ReporterSession {
         answer.map_err(|m| s.refused("on-run-start", m))
     }
 
-    pub fn test(&mut self, record: &TestRecord) -> Result<Vec<String>, PluginError> {
+    pub fn tests(&mut self, records: &[TestRecord]) -> Result<Vec<String>, PluginError> {
         let s = &mut self.0;
-        let answer = guarded!(s, "on-test", |b, st| b
+        let answer = guarded!(s, "on-tests", |b, st| b
             .mtest_plugin_reporter()
-            .call_on_test(st, record))?;
-        answer.map_err(|m| s.refused("on-test", m))
+            .call_on_tests(st, records))?;
+        answer.map_err(|m| s.refused("on-tests", m))
     }
 
     pub fn run_end(&mut self, summary: &RunSummary) -> Result<Vec<String>, PluginError> {

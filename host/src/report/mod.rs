@@ -75,8 +75,8 @@ impl<'h> Recorder<'h> {
             }
             self.write_error.get_or_insert(e);
         }
+        self.reporters.tests(&records, false);
         for record in &records {
-            self.reporters.test(record, false);
             self.junit.add(record);
             self.progress.record(record, false);
             self.flush_lines();
@@ -84,13 +84,16 @@ impl<'h> Recorder<'h> {
         }
     }
 
-    /// A record from an earlier invocation of this run (`--resume`): counted and shown to
+    /// The records of earlier invocations of this run (`--resume`): counted and shown to
     /// reporters, not written again.
-    pub fn replay(&mut self, record: TestRecord) {
-        self.reporters.test(&record, true);
-        self.junit.replay(&record);
-        self.progress.record(&record, true);
-        self.records.push(Attempt::from(&record));
+    pub fn replay(&mut self, records: Vec<TestRecord>) {
+        self.reporters.tests(&records, true);
+        for record in &records {
+            self.junit.replay(record);
+            self.progress.record(record, true);
+            self.records.push(Attempt::from(record));
+        }
+        self.flush_lines();
     }
 
     pub fn flush_lines(&mut self) {

@@ -10,6 +10,10 @@ use crate::plugin_host::session::{ReporterSession, RunStart, RunSummary, TestRec
 use crate::plugin_host::{builtins, PluginHost, Source};
 use crate::record::TestRecord;
 
+/// Records per `on-tests` call at most (a `--resume` replays a whole earlier invocation;
+/// a plugin's memory is bounded).
+const BATCH: usize = 1000;
+
 struct Active {
     name: String,
     session: Option<ReporterSession>,
@@ -145,9 +149,16 @@ impl Reporters {
         }
     }
 
-    pub fn test(&mut self, record: &TestRecord, replayed: bool) {
-        let wit = to_wit_record(record, replayed);
-        self.each(|s| s.test(&wit));
+    /// One call per reporter for a batch of records (one turn of the supervision loop):
+    /// a call into a plugin costs more than lowering one record into it.
+    pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
+        if records.is_empty() || self.active.iter().all(|a| a.session.is_none()) {
+            return;
+        }
+        for batch in records.chunks(BATCH) {
+            let wit: Vec<WitRecord> = batch.iter().map(|r| to_wit_record(r, replayed)).collect();
+            self.each(|s| s.tests(&wit));
+        }
     }
 
     /// Ends every reporter. A reporter that wrote `step-summary.md` on GitHub Actions has

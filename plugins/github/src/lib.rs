@@ -9,7 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.1.0": shared::types },
+    with: { "mtest:plugin/types@0.2.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -187,28 +187,12 @@ impl Reporter for Github {
         Ok(Vec::new())
     }
 
-    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            s.slowest.offer(r.duration_s, || r.test_id.clone());
-            if is_failure(r.outcome) || s.last.contains_key(&r.test_id) {
-                s.last.insert(r.test_id.clone(), r.outcome);
-            }
-            if is_failure(r.outcome) {
-                s.failures.push((
-                    r.test_id,
-                    Failure {
-                        outcome: r.outcome,
-                        file: r.file,
-                        line: r.line,
-                        message: r.message.unwrap_or_default(),
-                        quarantined: r.quarantined,
-                        bundle: r.bundle,
-                    },
-                ));
-            }
-        });
-        Ok(Vec::new())
+    fn on_tests(tests: Vec<TestRecord>) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for test in tests {
+            lines.extend(on_test(test)?);
+        }
+        Ok(lines)
     }
 
     fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
@@ -221,6 +205,31 @@ impl Reporter for Github {
             Ok(annotations(&failures))
         })
     }
+}
+
+/// One record, as `on-tests` gets them.
+fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        s.slowest.offer(r.duration_s, || r.test_id.clone());
+        if is_failure(r.outcome) || s.last.contains_key(&r.test_id) {
+            s.last.insert(r.test_id.clone(), r.outcome);
+        }
+        if is_failure(r.outcome) {
+            s.failures.push((
+                r.test_id,
+                Failure {
+                    outcome: r.outcome,
+                    file: r.file,
+                    line: r.line,
+                    message: r.message.unwrap_or_default(),
+                    quarantined: r.quarantined,
+                    bundle: r.bundle,
+                },
+            ));
+        }
+    });
+    Ok(Vec::new())
 }
 
 export!(Github);

@@ -11,7 +11,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.1.0": shared::types },
+    with: { "mtest:plugin/types@0.2.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -366,42 +366,12 @@ impl Reporter for HtmlReport {
         Ok(Vec::new())
     }
 
-    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-        let (Some(start_ms), Some(end_ms)) = (epoch_ms(&r.started_at), epoch_ms(&r.finished_at))
-        else {
-            return Ok(Vec::new()); // a record with no times (a collection error)
-        };
-        let end_ms = end_ms.max(start_ms);
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let chunk = s.chunks.entry(r.chunk).or_insert((start_ms, end_ms));
-            *chunk = (chunk.0.min(start_ms), chunk.1.max(end_ms));
-            let (t0, t1) = s.span.get_or_insert((start_ms, end_ms));
-            (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
-            let run_ms = (*t1 - *t0).max(1) as f64;
-            let ms = end_ms - start_ms;
-            s.slowest
-                .offer(ms as f64 / 1000.0, || (r.test_id.clone(), r.outcome));
-            let failure = is_failure(r.outcome);
-            if failure || s.last.contains_key(&r.test_id) {
-                s.last.insert(r.test_id.clone(), r.outcome);
-            }
-            // Too thin to see now is too thin at the end: the run only grows longer.
-            if !failure && ms as f64 / run_ms * WIDTH < 0.5 {
-                return;
-            }
-            s.bars.push(Bar {
-                test_id: r.test_id,
-                start_ms,
-                end_ms,
-                chunk: r.chunk,
-                outcome: r.outcome,
-                quarantined: r.quarantined,
-                message: r.message.unwrap_or_default(),
-                bundle: r.bundle,
-            })
-        });
-        Ok(Vec::new())
+    fn on_tests(tests: Vec<TestRecord>) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for test in tests {
+            lines.extend(on_test(test)?);
+        }
+        Ok(lines)
     }
 
     fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
@@ -410,6 +380,44 @@ impl Reporter for HtmlReport {
             .map_err(|e| format!("writing report.html: {e}"))?;
         Ok(Vec::new())
     }
+}
+
+/// One record, as `on-tests` gets them.
+fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+    let (Some(start_ms), Some(end_ms)) = (epoch_ms(&r.started_at), epoch_ms(&r.finished_at)) else {
+        return Ok(Vec::new()); // a record with no times (a collection error)
+    };
+    let end_ms = end_ms.max(start_ms);
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let chunk = s.chunks.entry(r.chunk).or_insert((start_ms, end_ms));
+        *chunk = (chunk.0.min(start_ms), chunk.1.max(end_ms));
+        let (t0, t1) = s.span.get_or_insert((start_ms, end_ms));
+        (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
+        let run_ms = (*t1 - *t0).max(1) as f64;
+        let ms = end_ms - start_ms;
+        s.slowest
+            .offer(ms as f64 / 1000.0, || (r.test_id.clone(), r.outcome));
+        let failure = is_failure(r.outcome);
+        if failure || s.last.contains_key(&r.test_id) {
+            s.last.insert(r.test_id.clone(), r.outcome);
+        }
+        // Too thin to see now is too thin at the end: the run only grows longer.
+        if !failure && ms as f64 / run_ms * WIDTH < 0.5 {
+            return;
+        }
+        s.bars.push(Bar {
+            test_id: r.test_id,
+            start_ms,
+            end_ms,
+            chunk: r.chunk,
+            outcome: r.outcome,
+            quarantined: r.quarantined,
+            message: r.message.unwrap_or_default(),
+            bundle: r.bundle,
+        })
+    });
+    Ok(Vec::new())
 }
 
 export!(HtmlReport);

@@ -6,7 +6,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.1.0": shared::types },
+    with: { "mtest:plugin/types@0.2.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -151,26 +151,12 @@ impl Reporter for SummaryMd {
         Ok(Vec::new())
     }
 
-    fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-        STATE.with(|s| {
-            let mut s = s.borrow_mut();
-            let now = ((r.tier as usize).min(3), slot(r.outcome));
-            if let Some((tier, outcome)) = s.last.insert(r.test_id.clone(), now) {
-                s.per_tier[tier][outcome] -= 1;
-            }
-            s.per_tier[now.0][now.1] += 1;
-            s.slowest.offer(r.duration_s, || r.test_id.clone());
-            if is_failure(r.outcome) {
-                s.failures.push(Failure {
-                    test_id: r.test_id,
-                    outcome: r.outcome,
-                    message: r.message.unwrap_or_default(),
-                    bundle: r.bundle,
-                    quarantined: r.quarantined,
-                });
-            }
-        });
-        Ok(Vec::new())
+    fn on_tests(tests: Vec<TestRecord>) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for test in tests {
+            lines.extend(on_test(test)?);
+        }
+        Ok(lines)
     }
 
     fn on_run_end(summary: RunSummary) -> Result<Vec<String>, String> {
@@ -178,6 +164,29 @@ impl Reporter for SummaryMd {
         std::fs::write("/out/summary.md", md).map_err(|e| format!("writing summary.md: {e}"))?;
         Ok(Vec::new())
     }
+}
+
+/// One record, as `on-tests` gets them.
+fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let now = ((r.tier as usize).min(3), slot(r.outcome));
+        if let Some((tier, outcome)) = s.last.insert(r.test_id.clone(), now) {
+            s.per_tier[tier][outcome] -= 1;
+        }
+        s.per_tier[now.0][now.1] += 1;
+        s.slowest.offer(r.duration_s, || r.test_id.clone());
+        if is_failure(r.outcome) {
+            s.failures.push(Failure {
+                test_id: r.test_id,
+                outcome: r.outcome,
+                message: r.message.unwrap_or_default(),
+                bundle: r.bundle,
+                quarantined: r.quarantined,
+            });
+        }
+    });
+    Ok(Vec::new())
 }
 
 export!(SummaryMd);

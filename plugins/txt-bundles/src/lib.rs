@@ -7,7 +7,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.1.0": shared::types },
+    with: { "mtest:plugin/types@0.2.0": shared::types },
 });
 
 use std::fmt::Write as _;
@@ -74,25 +74,34 @@ impl Reporter for TxtBundles {
         Ok(Vec::new())
     }
 
-    fn on_test(record: TestRecord) -> Result<Vec<String>, String> {
-        let Some(bundle) = &record.bundle else {
-            return Ok(Vec::new());
-        };
-        if record.replayed {
-            return Ok(Vec::new()); // written by the invocation that ran it
+    fn on_tests(tests: Vec<TestRecord>) -> Result<Vec<String>, String> {
+        let mut lines = Vec::new();
+        for test in tests {
+            lines.extend(on_test(test)?);
         }
-        let name = bundle.rsplit('/').next().unwrap_or(bundle);
-        if name.is_empty() || name == "." || name == ".." {
-            return Err(format!("refusing bundle name {bundle:?}"));
-        }
-        let path = format!("/out/{name}");
-        std::fs::write(&path, render(&record)).map_err(|e| format!("writing {path}: {e}"))?;
-        Ok(Vec::new())
+        Ok(lines)
     }
 
     fn on_run_end(_summary: RunSummary) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
+}
+
+/// One record, as `on-tests` gets them.
+fn on_test(record: TestRecord) -> Result<Vec<String>, String> {
+    let Some(bundle) = &record.bundle else {
+        return Ok(Vec::new());
+    };
+    if record.replayed {
+        return Ok(Vec::new()); // written by the invocation that ran it
+    }
+    let name = bundle.rsplit('/').next().unwrap_or(bundle);
+    if name.is_empty() || name == "." || name == ".." {
+        return Err(format!("refusing bundle name {bundle:?}"));
+    }
+    let path = format!("/out/{name}");
+    std::fs::write(&path, render(&record)).map_err(|e| format!("writing {path}: {e}"))?;
+    Ok(Vec::new())
 }
 
 export!(TxtBundles);
