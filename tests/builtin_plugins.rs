@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use mtest::plugin_host::session::{
     Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, ReporterSession,
-    RunStart, RunSummary, SelectionRequest, SelectionSession, TestHistory, TestRecord, Verdict,
+    RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory, TestRecord,
+    Verdict,
 };
 use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
 
@@ -31,6 +32,7 @@ fn candidate(index: u32, tier: u8, estimate_ms: u32) -> Candidate {
         recent_failures: 0,
         failure_score: 0.0,
         quarantined: false,
+        key: u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
     }
 }
 
@@ -44,6 +46,7 @@ fn request(candidates: Vec<Candidate>, tiers: u8, budget_ms: Option<u64>) -> Sel
         workers: 1,
         startup_ms: 1000,
         chunk_size: 100,
+        shard: None,
     }
 }
 
@@ -107,6 +110,72 @@ fn knapsack_selects_100k_candidates() {
     let sel = s.select(&request(cands, 0b1111, Some(60_000))).unwrap();
     assert_eq!(sel.selected.len() + sel.excluded.len(), 100_000);
     assert!(sel.selected.len() > 1000);
+}
+
+/// The shards of one run, each asked on its own with the candidates in a different order
+/// (as pytest-randomly would collect them): every test is selected by exactly one shard,
+/// the others exclude it with reason `shard`, and the estimated times are balanced.
+#[test]
+fn knapsack_shards_partition_every_test_once_whatever_the_order() {
+    let host = host();
+    let plugin = builtin(&host, "greedy-knapsack");
+    // 40 files of 25 tests; file 0 holds a few long tests, the rest are short.
+    let candidates: Vec<Candidate> = (0..1000u32)
+        .map(|i| {
+            let ms = if i < 5 { 4_000 } else { 10 + (i * 7919) % 90 };
+            Candidate {
+                file: i / 25,
+                ..candidate(i, 1, ms)
+            }
+        })
+        .collect();
+    let files: Vec<String> = (0..40).map(|f| format!("tests/test_{f}.py")).collect();
+    let total: u64 = candidates.iter().map(|c| u64::from(c.estimate_ms)).sum();
+    let n = 4u32;
+    let mut owner = vec![None; candidates.len()];
+    let mut load = vec![0u64; n as usize];
+    for k in 1..=n {
+        // Shard k sees the candidates rotated by k*37 (and indices renumbered).
+        let mut order: Vec<Candidate> = candidates.clone();
+        order.rotate_left((k * 37) as usize);
+        let original: Vec<u32> = order.iter().map(|c| c.index).collect();
+        for (i, c) in order.iter_mut().enumerate() {
+            c.index = i as u32;
+        }
+        let mut req = request(order, 0b1111, None);
+        req.files = files.clone();
+        req.shard = Some(Shard { index: k, count: n });
+        let sel = SelectionSession::start(&host, &plugin)
+            .unwrap()
+            .select(&req)
+            .unwrap();
+        for &i in &sel.selected {
+            let test = original[i as usize] as usize;
+            assert_eq!(owner[test], None, "test {test} selected by two shards");
+            owner[test] = Some(k);
+            load[k as usize - 1] += u64::from(candidates[test].estimate_ms);
+        }
+        assert_eq!(sel.selected.len() + sel.excluded.len(), candidates.len());
+        assert!(sel
+            .excluded
+            .iter()
+            .all(|x| x.reason == ExclusionReason::Shard));
+        assert!(
+            sel.notes[0].starts_with(&format!("shard {k}/{n}: ")),
+            "{:?}",
+            sel.notes
+        );
+    }
+    assert!(
+        owner.iter().all(Option::is_some),
+        "a test no shard selected"
+    );
+    let ideal = total / u64::from(n);
+    let slowest = *load.iter().max().unwrap();
+    assert!(
+        slowest * 100 <= ideal * 105,
+        "slowest shard {slowest} ms, ideal {ideal} ms: {load:?}"
+    );
 }
 
 fn history(id: &str, recent: &[WitOutcome], quarantined: bool) -> TestHistory {

@@ -36,6 +36,7 @@ fn request(n: u32) -> SelectionRequest {
                 recent_failures: 0,
                 failure_score: 0.0,
                 quarantined: false,
+                key: u64::from(i),
             })
             .collect(),
         files: vec!["tests/test_a.py".into()],
@@ -45,6 +46,7 @@ fn request(n: u32) -> SelectionRequest {
         workers: 2,
         startup_ms: 1000,
         chunk_size: 300,
+        shard: None,
     }
 }
 

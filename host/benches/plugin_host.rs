@@ -51,6 +51,7 @@ fn request(n: u32) -> SelectionRequest {
                 recent_failures: (i % 97 == 0) as u8,
                 failure_score: if i % 97 == 0 { 0.5 } else { 0.0 },
                 quarantined: false,
+                key: u64::from(i),
             })
             .collect(),
         files: (0..n / 50 + 1)
@@ -62,6 +63,7 @@ fn request(n: u32) -> SelectionRequest {
         workers: 2,
         startup_ms: 1000,
         chunk_size: 300,
+        shard: None,
     }
 }
 

@@ -158,6 +158,10 @@ pub struct RunArgs {
     /// A test that failed and then passed on a retry (flaky) fails the run.
     #[arg(long)]
     pub flaky_fails: bool,
+    /// Run shard K of N (`2/4`): the selected tests split into N parts of about equal
+    /// estimated time, the same on every machine; `mtest merge` joins the shards' .gates/.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::shard::Shard>,
     /// Print what would run, in which order, and why the rest would not; run nothing.
     #[arg(long, visible_alias = "dry-run")]
     pub explain_selection: bool,

@@ -13,6 +13,7 @@ pub mod quarantine;
 pub mod record;
 pub mod report;
 pub mod selection;
+pub mod shard;
 pub mod store;
 pub mod supervise;
 pub mod tiers;

@@ -82,6 +82,9 @@ pub struct TestRecord {
     /// Passed on a retry after failing (`--retries`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub flaky: bool,
+    /// `--shard K/N`: the shard that ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
     /// The text a bundle needs; not part of `run.jsonl`.
     #[serde(skip)]
     pub details: Details,

@@ -6,9 +6,12 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin_host::bindings::WitOutcome;
-use crate::plugin_host::session::{Candidate, ExclusionReason, SelectionRequest, SelectionSession};
+use crate::plugin_host::session::{
+    Candidate, ExclusionReason, SelectionRequest, SelectionSession, Shard as WitShard,
+};
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::collect::Item;
+use crate::shard::{self, Shard, ShardPlan};
 use crate::store::durations::{median, Durations};
 use crate::store::quarantine::Quarantine;
 use crate::tiers::{tier_of, TAXONOMY};
@@ -42,6 +45,8 @@ pub struct Selected {
     pub notes: Vec<String>,
     pub left_out_by_budget: usize,
     pub left_out_by_tier: usize,
+    /// With `--shard`: the partition this shard ran, for `mtest merge`.
+    pub shard_plan: Option<ShardPlan>,
     /// Set when the configured plugin failed and the built-in answered instead.
     pub fallback: Option<String>,
 }
@@ -55,6 +60,7 @@ pub struct Inputs<'a> {
     pub workers: u32,
     pub startup_ms: u32,
     pub chunk_size: u32,
+    pub shard: Option<Shard>,
 }
 
 /// Per-item estimates: own history, else the median of its file, else of the suite.
@@ -145,6 +151,7 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
                 recent_failures: history.map(|h| h.recent_failures()).unwrap_or(0),
                 failure_score: history.map(|h| h.failure_score as f32).unwrap_or(0.0),
                 quarantined: inputs.quarantine.contains(&item.id),
+                key: shard::key(&item.id),
             }
         })
         .collect();
@@ -157,6 +164,51 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
         workers: inputs.workers,
         startup_ms: inputs.startup_ms,
         chunk_size: inputs.chunk_size,
+        shard: inputs.shard.map(|s| WitShard {
+            index: s.index,
+            count: s.count,
+        }),
+    }
+}
+
+/// What a shard's partition depends on, for `mtest merge` to tell shards of one run from
+/// shards of different inputs: N, the selector, and every test of the chosen tiers with
+/// its estimate (durations.json and the collection show through them).
+fn shard_plan(
+    shard: Shard,
+    selector: &str,
+    req: &SelectionRequest,
+    answer: &crate::plugin_host::session::Selection,
+) -> ShardPlan {
+    let tier_or_policy: std::collections::HashSet<u32> = answer
+        .excluded
+        .iter()
+        .filter(|x| matches!(x.reason, ExclusionReason::Tier | ExclusionReason::Policy))
+        .map(|x| x.index)
+        .collect();
+    let others = answer
+        .excluded
+        .iter()
+        .filter(|x| x.reason == ExclusionReason::Shard)
+        .count();
+    let mut eligible: Vec<(u64, u32)> = req
+        .candidates
+        .iter()
+        .filter(|c| !tier_or_policy.contains(&c.index))
+        .map(|c| (c.key, c.estimate_ms))
+        .collect();
+    eligible.sort_unstable();
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(format!("{}\n{selector}\n{}\n", shard.count, req.tiers).as_bytes());
+    for (key, ms) in &eligible {
+        hasher.update(&key.to_le_bytes());
+        hasher.update(&ms.to_le_bytes());
+    }
+    ShardPlan {
+        shard,
+        plan: hasher.finalize().to_hex()[..16].to_string(),
+        eligible: eligible.len(),
+        own: eligible.len().saturating_sub(others),
     }
 }
 
@@ -169,20 +221,34 @@ pub fn select(
 ) -> Result<Selected, String> {
     let req = request(inputs);
     let ask = |p: &LoadedPlugin| SelectionSession::start(host, p).and_then(|mut s| s.select(&req));
-    let (answer, fallback_note) = match ask(plugin) {
-        Ok(sel) => (sel, None),
+    let (answer, used, fallback_note) = match ask(plugin) {
+        Ok(sel) => (sel, plugin, None),
         Err(e) => match fallback {
             Some(fb) => {
                 let sel =
                     ask(fb).map_err(|e2| format!("{e}; the built-in fallback failed too: {e2}"))?;
                 (
                     sel,
+                    fb,
                     Some(format!("{e}; used the built-in {} instead", fb.label())),
                 )
             }
             None => return Err(e.to_string()),
         },
     };
+    if let Some(shard) = inputs.shard {
+        let to_others = answer
+            .excluded
+            .iter()
+            .any(|x| x.reason == ExclusionReason::Shard);
+        if shard.count > 1 && answer.selected.len() >= 2 && !to_others {
+            return Err(format!(
+                "--shard {shard}: the selector {} left no test to the other shards (a selector that ignores --shard would run every test on every shard); use the built-in {} or a selector that shards",
+                used.label(),
+                crate::plugin_host::builtins::DEFAULT_SELECTOR
+            ));
+        }
+    }
     let tests = answer
         .selected
         .iter()
@@ -223,12 +289,16 @@ pub fn select(
             .filter(|(_, a)| !**a)
             .map(|(i, _)| (i, ExclusionReason::Policy)),
     );
+    let shard_plan = inputs
+        .shard
+        .map(|shard| shard_plan(shard, &used.info.name, &req, &answer));
     Ok(Selected {
         tests,
         excluded,
         notes: answer.notes,
         left_out_by_budget: count(ExclusionReason::Budget),
         left_out_by_tier: count(ExclusionReason::Tier),
+        shard_plan,
         fallback: fallback_note,
     })
 }

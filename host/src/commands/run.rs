@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::cli::RunArgs;
 use crate::clock;
 use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
+use crate::plugin_host::session::ExclusionReason;
 use crate::plugin_host::session::{RunStart, RunSummary};
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
 use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection, Item};
@@ -129,6 +130,7 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .collect_timeout
             .unwrap_or_else(crate::store::state::collect_timeout),
         gc_freeze: c.gc_freeze.unwrap_or(true),
+        shard: args.shard,
     })
 }
 
@@ -256,6 +258,7 @@ fn collection_error_record(
         leaked: Vec::new(),
         subtests: None,
         flaky: false,
+        shard: None,
         details: Details {
             failure: text.to_string(),
             command: collected.command.clone(),
@@ -411,6 +414,7 @@ fn execute(
     );
     rec.flush_lines();
     rec.replay(earlier);
+    rec.shard = opts.shard;
     rec.record(fresh_records);
 
     // Supervise.
@@ -591,7 +595,11 @@ fn execute(
             "the --budget ran out: {not_run} selected test(s) did not run"
         ));
     }
-    if status == Status::Complete {
+    if let Some(shard) = opts.shard {
+        notes.push(format!(
+            "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
+        ));
+    } else if status == Status::Complete {
         match quarantine::apply(
             host,
             root,
@@ -606,14 +614,6 @@ fn execute(
         if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
             store_errors.push(e);
         }
-    }
-    let final_state = RunState {
-        status,
-        updated_at: clock::now(),
-        ..state
-    };
-    if let Err(e) = store::atomic_write_json(&gates.state(), &final_state) {
-        store_errors.push(e);
     }
 
     if let Launcher::Fork(zygote) = &mut launcher {
@@ -653,13 +653,23 @@ fn execute(
             }
         ));
     }
-    let exit = match &finish {
+    let exit_for = |store_errors: &[String]| match &finish {
         Finish::Interrupted => Exit::Interrupted,
         Finish::Broken(_) => Exit::PytestBroken,
         _ if !store_errors.is_empty() => Exit::Internal,
         _ if failures > 0 => Exit::Failures,
         _ => Exit::Ok,
     };
+    let final_state = RunState {
+        status,
+        updated_at: clock::now(),
+        exit_code: Some(exit_for(&store_errors).code()),
+        ..state
+    };
+    if let Err(e) = store::atomic_write_json(&gates.state(), &final_state) {
+        store_errors.push(e);
+    }
+    let exit = exit_for(&store_errors);
     let summary = RunSummary {
         run_id: final_state.run_id.clone(),
         finished_at: clock::now(),
@@ -690,9 +700,12 @@ fn execute(
     let stats = &rec.progress.stats;
     let quarantined_failures = stats.quarantined_failing();
     eprintln!(
-        "mtest: {} (run {})",
+        "mtest: {} (run {}{})",
         rec.progress.counts_line(),
-        final_state.run_id
+        final_state.run_id,
+        opts.shard
+            .map(|s| format!(", shard {s}"))
+            .unwrap_or_default()
     );
     for note in &notes {
         eprintln!("  {note}");
@@ -931,6 +944,7 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         workers: opts.jobs,
         startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
+        shard: opts.shard,
     };
     let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)
         .map_err(|e| Stop(Exit::Internal, e))?;
@@ -1002,9 +1016,16 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
     } = plan_selection(env, &opts)?;
     let collected = &collection.collected;
     let run_id = new_run_id();
+    // Every shard collects every module; a module's collection error is recorded by one
+    // of them (merged runs have it once).
     let errors: Vec<TestRecord> = collected
         .errors
         .iter()
+        .filter(|e| {
+            opts.shard.is_none_or(|s| {
+                crate::shard::key(&e.id) % u64::from(s.count) == u64::from(s.index - 1)
+            })
+        })
         .map(|e| {
             let mut r = collection_error_record(&run_id, collected, &e.id, &e.text);
             if let Some(m) = &e.message {
@@ -1013,7 +1034,10 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
             r
         })
         .collect();
-    if selected.tests.is_empty() && errors.is_empty() {
+    // A shard may have nothing to do (more shards than tests); it still runs, empty, so
+    // that `mtest merge` finds every shard.
+    let empty_shard = selected.shard_plan.as_ref().is_some_and(|p| p.eligible > 0);
+    if selected.tests.is_empty() && errors.is_empty() && !empty_shard {
         return Err(nothing_selected(collected, &opts));
     }
     env.gates
@@ -1037,6 +1061,8 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
+        shard_plan: selected.shard_plan,
+        exit_code: None,
     };
     store::atomic_write_json(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors, collection))
@@ -1086,22 +1112,28 @@ fn explain(env: &Env) -> Result<Exit> {
             }
         );
     }
-    if !selected.excluded.is_empty() {
-        println!("would leave out {} test(s):", selected.excluded.len());
+    let (other_shards, excluded): (Vec<_>, Vec<_>) = selected
+        .excluded
+        .iter()
+        .partition(|(_, reason)| *reason == ExclusionReason::Shard);
+    if !other_shards.is_empty() {
+        println!("{} test(s) belong to the other shards", other_shards.len());
+    }
+    if !excluded.is_empty() {
+        println!("would leave out {} test(s):", excluded.len());
         let estimates = selection::estimates(&collected.items, env.durations);
-        for (i, reason) in &selected.excluded {
-            let item = &collected.items[*i];
+        for &(i, reason) in excluded {
+            let item = &collected.items[i];
             let reason = match reason {
-                crate::plugin_host::session::ExclusionReason::Tier => "not in the selected tiers",
-                crate::plugin_host::session::ExclusionReason::Budget => "does not fit the budget",
-                crate::plugin_host::session::ExclusionReason::Policy => {
-                    "the selection plugin's policy"
-                }
+                ExclusionReason::Tier => "not in the selected tiers",
+                ExclusionReason::Budget => "does not fit the budget",
+                ExclusionReason::Policy => "the selection plugin's policy",
+                ExclusionReason::Shard => "in another shard",
             };
             println!(
                 "        tier {}  ~{:>7}  {}  ({reason})",
                 crate::tiers::tier_of(&item.markers),
-                ms(estimates[*i]),
+                ms(estimates[i]),
                 item.id
             );
         }

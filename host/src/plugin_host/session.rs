@@ -17,7 +17,7 @@ pub use probe::exports::mtest::plugin::probe::FailureContext;
 pub use quarantine::exports::mtest::plugin::quarantine::{Decision, TestHistory, Verdict};
 pub use reporter::exports::mtest::plugin::reporter::{RunStart, RunSummary, TestRecord};
 pub use selection::exports::mtest::plugin::selector::{
-    Candidate, Exclusion, ExclusionReason, Selection, SelectionRequest,
+    Candidate, Exclusion, ExclusionReason, Selection, SelectionRequest, Shard,
 };
 
 struct Session<B> {

@@ -24,6 +24,8 @@ pub struct Recorder<'h> {
     pub junit: junit::Junit,
     /// Adds history, environment and daemon state to failure bundles.
     pub enricher: enrich::Enricher<'h>,
+    /// `--shard K/N`: written into every record.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl<'h> Recorder<'h> {
@@ -42,12 +44,16 @@ impl<'h> Recorder<'h> {
             write_error: None,
             junit,
             enricher,
+            shard: None,
         }
     }
 
     /// New records from this invocation (one turn of the supervision loop): bundles
     /// named, all stored in one write, then each reported and shown.
     pub fn record(&mut self, mut records: Vec<TestRecord>) {
+        if self.shard.is_some() {
+            records.iter_mut().for_each(|r| r.shard = self.shard);
+        }
         for record in records.iter_mut().filter(|r| r.outcome.is_failure()) {
             record.bundle = Some(format!(
                 "failures/{}",

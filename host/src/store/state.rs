@@ -61,6 +61,9 @@ pub struct RunOptions {
     /// Fork mode: workers keep the collected heap frozen (`gc-freeze`).
     #[serde(default = "yes")]
     pub gc_freeze: bool,
+    /// `--shard K/N`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::Shard>,
 }
 
 impl RunOptions {
@@ -106,4 +109,10 @@ pub struct RunState {
     /// Every file the collection found tests in, selected or not.
     #[serde(default)]
     pub collected_files: Vec<String>,
+    /// With `--shard`: the partition, for `mtest merge`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard_plan: Option<crate::shard::ShardPlan>,
+    /// The exit code, once the run has ended (`mtest merge` combines the shards').
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
 }

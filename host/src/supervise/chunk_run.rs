@@ -858,6 +858,7 @@ impl ChunkRun {
             leaked: Vec::new(),
             subtests: None,
             flaky: false,
+            shard: None,
             details: Details {
                 // Only a failure's bundle shows it; 64k passes need no copy of it.
                 command: if outcome.is_failure() {

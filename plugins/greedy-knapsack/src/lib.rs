@@ -6,6 +6,12 @@
 //! still holds as many of them as possible), then the rest by value per millisecond,
 //! where a lower tier is worth more. Each test is charged its share of the start-up of the
 //! chunk it will run in, and the budget is multiplied by the number of parallel workers.
+//!
+//! With `--shard K/N` it first partitions the tests of the chosen tiers into N shards of
+//! about equal estimated time (longest first, each to the least loaded shard), keeping a
+//! file whole unless it alone is more than a quarter of a shard; then the budget, if any,
+//! applies to shard K. The partition depends on the request alone (estimates, files, the
+//! tests' `key`s), never on the collection order, so every shard computes the same one.
 
 wit_bindgen::generate!({
     world: "selection-plugin",
@@ -14,7 +20,7 @@ wit_bindgen::generate!({
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::selector::{
-    Candidate, Exclusion, ExclusionReason, Guest as Selector, Selection, SelectionRequest,
+    Candidate, Exclusion, ExclusionReason, Guest as Selector, Selection, SelectionRequest, Shard,
 };
 use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
 
@@ -77,13 +83,24 @@ impl Selector for GreedyKnapsack {
             }
         }
 
+        let mut notes = Vec::new();
+        if let Some(shard) = req.shard {
+            let (mine, others, note) = partition(&req, eligible, shard)?;
+            excluded.extend(others.iter().map(|c| Exclusion {
+                index: c.index,
+                reason: ExclusionReason::Shard,
+            }));
+            notes.push(note);
+            eligible = mine;
+        }
+
         let Some(budget_ms) = req.budget_ms else {
             // Stable sort: collection order is kept inside each class.
             eligible.sort_by_key(|c| class(c));
             return Ok(Selection {
                 selected: eligible.iter().map(|c| c.index).collect(),
                 excluded,
-                notes: Vec::new(),
+                notes,
             });
         };
 
@@ -123,7 +140,6 @@ impl Selector for GreedyKnapsack {
         // Run order: must-run classes first, then collection order (keeps files together).
         selected.sort_by_key(|c| (class(c), c.index));
 
-        let mut notes = Vec::new();
         if left_out > 0 {
             notes.push(format!(
                 "budget {}: left out {left_out} test(s), estimated {} of test time",
@@ -137,6 +153,85 @@ impl Selector for GreedyKnapsack {
             notes,
         })
     }
+}
+
+/// Splits `eligible` into `shard.count` shards by estimated time and returns this shard's
+/// tests (in their given order), the other shards' tests, and a note with every shard's
+/// estimate. Longest-processing-time first: units sorted by estimate (longest first, ties
+/// by key), each given to the shard with the least estimated time so far (ties to the
+/// lowest shard). A unit is a whole file, or one test of a file estimated at more than a
+/// quarter of a shard (a file that big would unbalance the shards whole).
+fn partition<'c>(
+    req: &SelectionRequest,
+    eligible: Vec<&'c Candidate>,
+    shard: Shard,
+) -> Result<(Vec<&'c Candidate>, Vec<&'c Candidate>, String), String> {
+    let n = shard.count as usize;
+    if n == 0 || shard.index == 0 || shard.index > shard.count {
+        return Err(format!(
+            "shard {}/{}: the shard must be between 1 and the number of shards",
+            shard.index, shard.count
+        ));
+    }
+    let est = |c: &Candidate| u64::from(c.estimate_ms.max(1));
+    let total: u64 = eligible.iter().map(|c| est(c)).sum();
+    let split_above = total / n as u64 / 4;
+    // Per file: its tests and their total estimate.
+    let mut files: Vec<(u64, Vec<&Candidate>)> = vec![(0, Vec::new()); req.files.len()];
+    for c in &eligible {
+        if let Some(f) = files.get_mut(c.file as usize) {
+            f.0 += est(c);
+            f.1.push(c);
+        }
+    }
+    // Units: (estimate, tie-break key, member keys).
+    let mut units: Vec<(u64, u64, Vec<u64>)> = Vec::new();
+    for (ms, tests) in files.into_iter().filter(|f| !f.1.is_empty()) {
+        if ms > split_above && tests.len() > 1 {
+            units.extend(tests.iter().map(|c| (est(c), c.key, vec![c.key])));
+        } else {
+            let keys: Vec<u64> = tests.iter().map(|c| c.key).collect();
+            let first = keys.iter().copied().min().unwrap_or(0);
+            units.push((ms, first, keys));
+        }
+    }
+    units.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut load = vec![0u64; n];
+    let mut count = vec![0usize; n];
+    let mut owner: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(eligible.len());
+    for (ms, _, keys) in units {
+        let mut to = 0;
+        for s in 1..n {
+            if load[s] < load[to] {
+                to = s;
+            }
+        }
+        load[to] += ms;
+        count[to] += keys.len();
+        for k in keys {
+            owner.insert(k, to);
+        }
+    }
+    let me = shard.index as usize - 1;
+    let (mine, others): (Vec<&Candidate>, Vec<&Candidate>) = eligible
+        .into_iter()
+        .partition(|c| owner.get(&c.key) == Some(&me));
+    let all: Vec<String> = load
+        .iter()
+        .zip(&count)
+        .enumerate()
+        .map(|(s, (ms, tests))| format!("{}: {tests} test(s) ~{}", s + 1, human_ms(*ms as f64)))
+        .collect();
+    let note = format!(
+        "shard {}/{}: {} test(s), estimated {} of test time (shards {})",
+        shard.index,
+        shard.count,
+        mine.len(),
+        human_ms(load[me] as f64),
+        all.join(", ")
+    );
+    Ok((mine, others, note))
 }
 
 fn human_ms(ms: f64) -> String {
