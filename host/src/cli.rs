@@ -27,7 +27,7 @@ pub struct Cli {
 }
 
 /// Subcommands built into mtest; any other first word is an external subcommand.
-pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "quarantine", "help"];
+pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "quarantine", "merge", "help"];
 
 /// `mtest <word> …` where `<word>` is not built in, not an option and not a test path or
 /// node id: `mtest-<word>` from PATH, cargo-style. Decided before clap parses, so run
@@ -52,6 +52,17 @@ pub enum Command {
     Plugins {
         #[command(subcommand)]
         action: PluginsCommand,
+    },
+    /// Join the .gates/ of the shards of one run (`--shard K/N` on N machines) into one
+    /// run in this project's .gates/: records, junit.xml, bundles, reports, history and
+    /// quarantine. Exit code as a run's.
+    Merge {
+        /// Each shard's `.gates/` directory (or a directory holding one).
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Merge even if shards are missing or unfinished (the exit code then fails).
+        #[arg(long)]
+        partial: bool,
     },
     /// Release a test from quarantine or add one (`mtest --quarantine` shows them).
     Quarantine {

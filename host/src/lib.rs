@@ -86,6 +86,9 @@ pub fn run(cli: Cli) -> Exit {
         Some(Command::Plugins {
             action: PluginsCommand::Check { path },
         }) => commands::plugins::check(&host, &path),
+        Some(Command::Merge { dirs, partial }) => {
+            commands::merge::merge(&dirs, partial, &root, &project, &host)
+        }
         Some(Command::Quarantine {
             action: QuarantineCommand::Release { test_id },
         }) => commands::quarantine::release(&root, &test_id),

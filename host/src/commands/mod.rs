@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod external;
+pub mod merge;
 pub mod plugins;
 pub mod quarantine;
 pub mod report;

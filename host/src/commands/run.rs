@@ -10,7 +10,7 @@ use crate::cli::RunArgs;
 use crate::clock;
 use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
 use crate::plugin_host::session::ExclusionReason;
-use crate::plugin_host::session::{RunStart, RunSummary};
+use crate::plugin_host::session::RunStart;
 use crate::plugin_host::{builtins, discovery, PluginHost, Source};
 use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection, Item};
 use crate::pytest::{find_python, Pytest};
@@ -18,7 +18,7 @@ use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERS
 use crate::report::enrich::Enricher;
 use crate::report::junit::Junit;
 use crate::report::progress::{self, Plan, Progress};
-use crate::report::reporters::Reporters;
+use crate::report::reporters::{self, Reporters};
 use crate::report::Recorder;
 use crate::selection::{self, PlannedTest};
 use crate::store::durations::Durations;
@@ -189,7 +189,7 @@ fn refuse_meta_options(pytest_args: &[String]) -> Result<()> {
 }
 
 /// Reads a store file; a corrupt one is reported, set aside, and replaced by the default.
-fn load_or_default<T: serde::de::DeserializeOwned + Default>(
+pub(crate) fn load_or_default<T: serde::de::DeserializeOwned + Default>(
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> T {
@@ -211,7 +211,7 @@ fn load_or_default<T: serde::de::DeserializeOwned + Default>(
     }
 }
 
-fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = clock::now();
     let compact: String = now
         .chars()
@@ -670,20 +670,13 @@ fn execute(
         store_errors.push(e);
     }
     let exit = exit_for(&store_errors);
-    let summary = RunSummary {
-        run_id: final_state.run_id.clone(),
-        finished_at: clock::now(),
-        duration_s: rec.progress.elapsed().as_secs_f64(),
-        counts: rec
-            .progress
-            .stats
-            .counts()
-            .into_iter()
-            .map(|(o, c)| (o.into(), c as u32))
-            .collect(),
-        exit_code: exit.code(),
-        notes: notes.clone(),
-    };
+    let summary = reporters::run_summary(
+        final_state.run_id.clone(),
+        rec.progress.elapsed().as_secs_f64(),
+        &rec.progress.stats,
+        exit.code(),
+        notes.clone(),
+    );
     rec.reporters.end(&summary);
     rec.flush_lines();
 

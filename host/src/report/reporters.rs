@@ -192,6 +192,28 @@ impl Reporters {
     }
 }
 
+/// What reporters get at run end: the counts of `stats`, finished now.
+pub fn run_summary(
+    run_id: String,
+    duration_s: f64,
+    stats: &crate::report::stats::RunStats,
+    exit_code: u8,
+    notes: Vec<String>,
+) -> RunSummary {
+    RunSummary {
+        run_id,
+        finished_at: crate::clock::now(),
+        duration_s,
+        counts: stats
+            .counts()
+            .into_iter()
+            .map(|(o, c)| (o.into(), c as u32))
+            .collect(),
+        exit_code,
+        notes,
+    }
+}
+
 fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
     let mut details = if replayed || !r.outcome.is_failure() {
         Vec::new()

@@ -1,0 +1,666 @@
+//! `mtest merge DIR...`: the `.gates/` directories of the shards of one run (`--shard K/N`
+//! on N machines) become one run in this project's `.gates/`: `last-run/run.jsonl` with
+//! every record once (each says its shard), one `junit.xml`, the failure bundles, the
+//! reporters' files (summary.md, report.html, …), `durations.json` with every shard's
+//! history, and `quarantine.json` decided once for the whole run.
+//!
+//! Everything is read and checked before anything is written: shards planned from other
+//! inputs, a shard given twice, a test in two shards, a shard whose records do not cover
+//! its tests are errors that name what is wrong, and nothing is merged. A missing or
+//! unfinished shard is an error too, or with `--partial` a warning and a failing exit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::clock;
+use crate::config::ProjectConfig;
+use crate::plugin_host::session::RunStart;
+use crate::plugin_host::PluginHost;
+use crate::record::{Attempt, TestRecord};
+use crate::report::reporters::{run_summary, Reporters};
+use crate::report::stats::RunStats;
+use crate::shard::{Shard, ShardPlan};
+use crate::store::durations::Durations;
+use crate::store::quarantine::Quarantine;
+use crate::store::state::{RunState, Status, STATE_SCHEMA};
+use crate::store::{self, lock, run_log, Gates, Loaded};
+use crate::Exit;
+
+/// One shard's `.gates/`, read whole.
+struct ShardDir {
+    dir: PathBuf,
+    state: RunState,
+    plan: ShardPlan,
+    records: Vec<TestRecord>,
+    durations: Durations,
+    quarantine: Quarantine,
+}
+
+impl ShardDir {
+    fn shard(&self) -> Shard {
+        self.plan.shard
+    }
+
+    fn label(&self) -> String {
+        format!("shard {} ({})", self.shard(), self.dir.display())
+    }
+
+    /// Seconds from the shard's start to its end, from its state.
+    fn wall_s(&self) -> Option<f64> {
+        let start = humantime::parse_rfc3339_weak(&self.state.started_at).ok()?;
+        let end = humantime::parse_rfc3339_weak(&self.state.updated_at).ok()?;
+        end.duration_since(start).ok().map(|d| d.as_secs_f64())
+    }
+}
+
+struct Problem(Exit, String);
+
+fn usage(message: String) -> Problem {
+    Problem(Exit::Usage, message)
+}
+
+pub fn merge(
+    dirs: &[PathBuf],
+    partial: bool,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+) -> Exit {
+    match execute(dirs, partial, root, project, host) {
+        Ok(exit) => exit,
+        Err(Problem(exit, message)) => {
+            eprintln!("error: {message}");
+            exit
+        }
+    }
+}
+
+/// `DIR` is a `.gates/` directory, or a directory holding one.
+fn gates_dir(dir: &Path) -> Result<PathBuf, Problem> {
+    for candidate in [dir.to_path_buf(), dir.join(".gates")] {
+        if candidate.join("state.json").is_file() {
+            return Ok(candidate);
+        }
+    }
+    Err(usage(format!(
+        "{}: not the .gates/ of a shard (no state.json in it or in {}/.gates/)",
+        dir.display(),
+        dir.display()
+    )))
+}
+
+fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Problem> {
+    let dir = gates_dir(dir)?;
+    let state_path = dir.join("state.json");
+    let state: RunState = match store::read_json(&state_path) {
+        Ok(Loaded::Ok(s)) => s,
+        Ok(Loaded::Missing) => {
+            return Err(usage(format!("{}: missing", state_path.display())));
+        }
+        Ok(Loaded::Corrupt { why, aside }) => {
+            return Err(usage(format!(
+                "{} does not parse ({why}); moved to {}: this shard cannot be merged, run it again",
+                state_path.display(),
+                aside.display()
+            )))
+        }
+        Err(e) => return Err(usage(e)),
+    };
+    let Some(plan) = state.shard_plan.clone() else {
+        return Err(usage(format!(
+            "{}: its last run was not a shard (run with --shard K/N)",
+            dir.display()
+        )));
+    };
+    let log = dir.join("last-run").join("run.jsonl");
+    let recorded = run_log::read(&log).map_err(usage)?;
+    if recorded.rejected > 0 {
+        return Err(usage(format!(
+            "shard {} ({}): {} line(s) of {} do not parse (moved to run.jsonl.rejected): records are lost, run the shard again",
+            plan.shard,
+            dir.display(),
+            recorded.rejected,
+            log.display()
+        )));
+    }
+    let json = |name: &str| -> Option<PathBuf> {
+        let path = dir.join(name);
+        path.exists().then_some(path)
+    };
+    let durations = match json("durations.json") {
+        Some(path) => super::run::load_or_default(&path, warnings),
+        None => Durations::default(),
+    };
+    let quarantine = match json("quarantine.json") {
+        Some(path) => super::run::load_or_default(&path, warnings),
+        None => Quarantine::default(),
+    };
+    Ok(ShardDir {
+        dir,
+        state,
+        plan,
+        records: recorded.records,
+        durations,
+        quarantine,
+    })
+}
+
+/// The checks that make the shards one run. Returns notes and whether the merge is
+/// partial (missing or unfinished shards).
+fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Problem> {
+    let mut notes = Vec::new();
+    let mut incomplete = false;
+    let first = &shards[0];
+    for s in &shards[1..] {
+        if s.plan.shard.count != first.plan.shard.count {
+            return Err(usage(format!(
+                "{} and {} are shards of different splits ({} and {} shards)",
+                first.label(),
+                s.label(),
+                first.plan.shard.count,
+                s.plan.shard.count
+            )));
+        }
+        if s.plan.plan != first.plan.plan {
+            return Err(usage(format!(
+                "{} was planned from other inputs than {} (another run: different tests, durations.json, tiers or selector); the shards of one run start from the same commit and the same .gates/durations.json",
+                s.label(),
+                first.label()
+            )));
+        }
+    }
+    let mut seen: BTreeMap<u32, &ShardDir> = BTreeMap::new();
+    for s in shards {
+        if let Some(other) = seen.insert(s.shard().index, s) {
+            return Err(usage(format!(
+                "shard {} given twice: {} and {}",
+                s.shard(),
+                other.dir.display(),
+                s.dir.display()
+            )));
+        }
+    }
+    let count = first.plan.shard.count;
+    let missing: Vec<String> = (1..=count)
+        .filter(|k| !seen.contains_key(k))
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        let text = format!("missing shard(s) {}", missing.join(", "));
+        if !partial {
+            return Err(usage(format!(
+                "{text}: give every shard's .gates/ (or --partial to merge what there is)"
+            )));
+        }
+        notes.push(format!("--partial: {text}: their tests did not run"));
+        incomplete = true;
+    }
+    for s in shards {
+        if s.state.status != Status::Complete {
+            let text = format!(
+                "{} did not finish (its state is {:?})",
+                s.label(),
+                s.state.status
+            );
+            if !partial {
+                return Err(usage(format!(
+                    "{text}: finish it with `mtest --resume` there, or merge with --partial"
+                )));
+            }
+            notes.push(format!("--partial: {text}"));
+            incomplete = true;
+        }
+    }
+    let mut owner: HashMap<&str, Shard> = HashMap::new();
+    for s in shards {
+        for r in &s.records {
+            if let Some(other) = owner.insert(&r.test_id, s.shard()) {
+                if other != s.shard() {
+                    return Err(usage(format!(
+                        "{} ran in shard {other} and in shard {}: the shards were not planned alike",
+                        r.test_id,
+                        s.shard()
+                    )));
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        let own: usize = shards.iter().map(|s| s.plan.own).sum();
+        if own != first.plan.eligible {
+            return Err(usage(format!(
+                "the shards hold {own} test(s) together, the run {}: the shards were not planned alike",
+                first.plan.eligible
+            )));
+        }
+    }
+    Ok((notes, incomplete))
+}
+
+/// Tests a shard selected that have no record. A run that stops by design (a budget, a
+/// failure limit) or did not finish leaves some; otherwise records were lost.
+fn unrecorded(s: &ShardDir) -> Result<(usize, Option<String>), Problem> {
+    let recorded: std::collections::HashSet<&str> =
+        s.records.iter().map(|r| r.test_id.as_str()).collect();
+    let missing: Vec<&str> = s
+        .state
+        .tests
+        .iter()
+        .map(|t| t.id.as_str())
+        .filter(|id| !recorded.contains(id))
+        .collect();
+    if missing.is_empty() {
+        return Ok((0, None));
+    }
+    let o = &s.state.options;
+    let by_design = o.budget_s.is_some() || o.stop_after_failures().is_some();
+    if by_design || s.state.status != Status::Complete {
+        let why = if s.state.status != Status::Complete {
+            "it did not finish"
+        } else {
+            "its --budget or --max-fail stopped it"
+        };
+        return Ok((
+            missing.len(),
+            Some(format!(
+                "{}: {} selected test(s) did not run ({why})",
+                s.label(),
+                missing.len()
+            )),
+        ));
+    }
+    Err(Problem(
+        Exit::Internal,
+        format!(
+            "{}: {} selected test(s) have no record though the shard finished (first: {}): its run.jsonl is incomplete; run the shard again",
+            s.label(),
+            missing.len(),
+            missing[0]
+        ),
+    ))
+}
+
+fn execute(
+    dirs: &[PathBuf],
+    partial: bool,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+) -> Result<Exit, Problem> {
+    let started = std::time::Instant::now();
+    let gates = Gates::new(root);
+    let own = gates.dir.canonicalize().ok();
+    let mut warnings = Vec::new();
+    let mut shards = Vec::new();
+    for dir in dirs {
+        let shard = read_shard(dir, &mut warnings)?;
+        if own.is_some() && shard.dir.canonicalize().ok() == own {
+            return Err(usage(format!(
+                "{} is this project's own .gates/, which the merge writes: merge copies of the shards' .gates/",
+                dir.display()
+            )));
+        }
+        shards.push(shard);
+    }
+    if shards.is_empty() {
+        return Err(usage("give the .gates/ directories of the shards".into()));
+    }
+    shards.sort_by_key(|s| s.shard().index);
+    let (mut notes, mut incomplete) = check(&shards, partial)?;
+    let mut not_run = 0;
+    for s in &shards {
+        let (n, note) = unrecorded(s)?;
+        not_run += n;
+        notes.extend(note);
+        incomplete |= n > 0 && s.state.status != Status::Complete;
+    }
+    for w in warnings {
+        eprintln!("{w}");
+    }
+
+    // Write: the lock, a fresh last-run/, then each file.
+    let _lock = lock::acquire(&gates.dir).map_err(|e| Problem(e.exit(), e.to_string()))?;
+    gates
+        .rotate_last_run()
+        .map_err(|e| Problem(Exit::Internal, e))?;
+    let last_run = gates.last_run();
+    let mut store_errors: Vec<String> = Vec::new();
+    let records: Vec<TestRecord> = shards
+        .iter()
+        .flat_map(|s| {
+            s.records.iter().cloned().map(|mut r| {
+                r.shard = Some(s.shard());
+                r
+            })
+        })
+        .collect();
+    match run_log::RunLog::open(&gates.run_log()).and_then(|mut log| log.append(&records)) {
+        Ok(()) => {}
+        Err(e) => store_errors.push(e),
+    }
+    store_errors.extend(copy_bundles(&shards, &last_run.join("failures")));
+    if let Err(e) = junit(&shards, &last_run.join("junit.xml")) {
+        store_errors.push(e);
+    }
+
+    // History: each test's entry from the shard that ran it (it updated only its own).
+    let mut durations = Durations {
+        schema_version: 1,
+        ..Durations::default()
+    };
+    let startups: Vec<f64> = shards
+        .iter()
+        .filter_map(|s| s.durations.startup_s)
+        .collect();
+    durations.startup_s =
+        (!startups.is_empty()).then(|| startups.iter().sum::<f64>() / startups.len() as f64);
+    for s in &shards {
+        for (id, h) in &s.durations.tests {
+            durations
+                .tests
+                .entry(id.clone())
+                .or_insert_with(|| h.clone());
+        }
+    }
+    for s in &shards {
+        for r in &s.records {
+            if let Some(h) = s.durations.tests.get(&r.test_id) {
+                durations.tests.insert(r.test_id.clone(), h.clone());
+            }
+        }
+    }
+    if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
+        store_errors.push(e);
+    }
+    let mut quarantine = Quarantine {
+        schema_version: 1,
+        ..Quarantine::default()
+    };
+    for s in &shards {
+        for (id, entry) in &s.quarantine.tests {
+            quarantine
+                .tests
+                .entry(id.clone())
+                .or_insert_with(|| entry.clone());
+        }
+    }
+    let attempts: Vec<Attempt> = records.iter().map(Attempt::from).collect();
+    if incomplete {
+        notes.push("quarantine not updated: the merged run is incomplete".into());
+    } else {
+        match crate::quarantine::apply(host, root, project, &attempts, &durations, &mut quarantine)
+        {
+            Ok(changes) => notes.extend(changes),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
+        store_errors.push(e);
+    }
+
+    // Counts and the exit code, as a run's.
+    let mut stats = RunStats::default();
+    records.iter().for_each(|r| stats.record(r));
+    let flaky_fails = shards.iter().any(|s| s.state.options.flaky_fails);
+    let worst_shard = shards
+        .iter()
+        .filter_map(|s| s.state.exit_code)
+        .find(|c| *c == Exit::PytestBroken.code() || *c == Exit::Internal.code());
+    let exit = if let Some(code) = worst_shard {
+        notes.push(format!("a shard ended with exit code {code}"));
+        Exit::Code(code)
+    } else if !store_errors.is_empty() {
+        Exit::Internal
+    } else if stats.run_failures(flaky_fails) > 0 || incomplete {
+        Exit::Failures
+    } else {
+        Exit::Ok
+    };
+
+    let run_id = super::run::new_run_id();
+    let first = &shards[0];
+    let started_at = shards
+        .iter()
+        .map(|s| s.state.started_at.clone())
+        .min()
+        .unwrap_or_else(clock::now);
+    let command = format!(
+        "mtest merge {}",
+        dirs.iter()
+            .map(|d| d.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let selected: usize = shards.iter().map(|s| s.state.tests.len()).sum();
+    let mut reporters = Reporters::start(
+        host,
+        root,
+        project.mtest.reporters.as_deref(),
+        &last_run,
+        &RunStart {
+            run_id: run_id.clone(),
+            started_at: started_at.clone(),
+            selected: selected as u32,
+            command: command.clone(),
+        },
+    );
+    reporters.tests(&records, true);
+    let walls: Vec<String> = shards
+        .iter()
+        .map(|s| {
+            format!(
+                "shard {}: {} test(s) in {}",
+                s.shard(),
+                s.records.len(),
+                s.wall_s()
+                    .map(|w| clock::human(clock::secs(w)))
+                    .unwrap_or_else(|| "?".into())
+            )
+        })
+        .collect();
+    notes.insert(0, walls.join("; "));
+    let duration_s = shards
+        .iter()
+        .filter_map(ShardDir::wall_s)
+        .fold(0.0, f64::max);
+    reporters.end(&run_summary(
+        run_id.clone(),
+        duration_s,
+        &stats,
+        exit.code(),
+        notes.clone(),
+    ));
+    let lines = reporters.take_lines();
+
+    let state = RunState {
+        schema_version: STATE_SCHEMA,
+        run_id: run_id.clone(),
+        status: Status::Complete,
+        started_at,
+        updated_at: clock::now(),
+        command,
+        options: crate::store::state::RunOptions {
+            shard: None,
+            ..first.state.options.clone()
+        },
+        notes: notes.clone(),
+        tests: shards
+            .iter()
+            .flat_map(|s| s.state.tests.iter().cloned())
+            .collect(),
+        collected_files: first.state.collected_files.clone(),
+        shard_plan: None,
+        exit_code: Some(exit.code()),
+    };
+    if let Err(e) = store::atomic_write_json(&gates.state(), &state) {
+        store_errors.push(e);
+    }
+
+    for line in lines {
+        eprintln!("{line}");
+    }
+    if let Some(e) = store_errors.first() {
+        eprintln!(
+            "error: the merged run could not be written whole ({} write(s) failed; first: {e})",
+            store_errors.len()
+        );
+    }
+    eprintln!(
+        "mtest merge: {} from {} of {} shard(s) in {} (run {run_id})",
+        stats.counts_text(),
+        shards.len(),
+        first.plan.shard.count,
+        clock::human(started.elapsed()),
+    );
+    for note in &notes {
+        eprintln!("  {note}");
+    }
+    if not_run > 0 {
+        eprintln!("  {not_run} selected test(s) did not run");
+    }
+    let quarantined = stats.quarantined_failing();
+    if quarantined > 0 {
+        eprintln!("  {quarantined} failure(s) of quarantined tests do not fail the run");
+    }
+    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    eprintln!(
+        "  records: {}   summary: {}   junit: {}",
+        rel(&gates.run_log()),
+        rel(&last_run.join("summary.md")),
+        rel(&last_run.join("junit.xml"))
+    );
+    Ok(if store_errors.is_empty() {
+        exit
+    } else {
+        Exit::Internal
+    })
+}
+
+/// Copies every shard's failure bundles into `to`; returns what could not be copied.
+fn copy_bundles(shards: &[ShardDir], to: &Path) -> Vec<String> {
+    let mut errors = Vec::new();
+    for s in shards {
+        let from = s.dir.join("last-run").join("failures");
+        let Ok(entries) = std::fs::read_dir(&from) else {
+            continue; // no failures
+        };
+        if let Err(e) = std::fs::create_dir_all(to) {
+            errors.push(format!("cannot create {}: {e}", to.display()));
+            return errors;
+        }
+        for entry in entries.flatten() {
+            let target = to.join(entry.file_name());
+            if let Err(e) = std::fs::copy(entry.path(), &target) {
+                errors.push(format!(
+                    "cannot copy {} to {}: {e}",
+                    entry.path().display(),
+                    target.display()
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// One `junit.xml`: a `testsuite` per shard, each the shard's own test cases unchanged,
+/// under a `testsuites` element with the totals.
+fn junit(shards: &[ShardDir], path: &Path) -> Result<(), String> {
+    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
+    const TOTALS: [&str; 4] = ["tests", "failures", "errors", "skipped"];
+    let mut totals = [0u64; 4];
+    let mut time = 0f64;
+    let mut body = quick_xml::Writer::new(Vec::new());
+    for s in shards {
+        let file = s.dir.join("last-run").join("junit.xml");
+        let xml = match std::fs::read(&file) {
+            Ok(xml) => xml,
+            Err(_) if s.records.is_empty() => continue,
+            Err(e) => {
+                eprintln!(
+                    "warning: {}: cannot read {} ({e}): its tests are not in the merged junit.xml",
+                    s.label(),
+                    file.display()
+                );
+                continue;
+            }
+        };
+        let (attrs, inner) = suite_of(&xml)
+            .map_err(|e| format!("{}: {} does not parse: {e}", s.label(), file.display()))?;
+        let mut suite = BytesStart::new("testsuite");
+        suite.push_attribute(("name", format!("mtest shard {}", s.shard()).as_str()));
+        for (i, key) in TOTALS.iter().enumerate() {
+            let n: u64 = attrs.get(*key).and_then(|v| v.parse().ok()).unwrap_or(0);
+            totals[i] += n;
+            suite.push_attribute((*key, n.to_string().as_str()));
+        }
+        let t: f64 = attrs
+            .get("time")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        time += t;
+        suite.push_attribute(("time", format!("{t:.3}").as_str()));
+        body.get_mut().extend_from_slice(b"\n  ");
+        body.write_event(Event::Start(suite))
+            .map_err(|e| e.to_string())?;
+        body.get_mut().extend_from_slice(inner);
+        body.write_event(Event::End(BytesEnd::new("testsuite")))
+            .map_err(|e| e.to_string())?;
+    }
+    let mut out = quick_xml::Writer::new(Vec::new());
+    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    out.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
+        .map_err(|e| fail(&e))?;
+    out.get_mut().push(b'\n');
+    let mut suites = BytesStart::new("testsuites");
+    suites.push_attribute(("name", "mtest"));
+    for (i, key) in TOTALS.iter().enumerate() {
+        suites.push_attribute((*key, totals[i].to_string().as_str()));
+    }
+    suites.push_attribute(("time", format!("{time:.3}").as_str()));
+    out.write_event(Event::Start(suites))
+        .map_err(|e| fail(&e))?;
+    out.get_mut().extend_from_slice(&body.into_inner());
+    out.get_mut().push(b'\n');
+    out.write_event(Event::End(BytesEnd::new("testsuites")))
+        .map_err(|e| fail(&e))?;
+    out.get_mut().push(b'\n');
+    store::atomic_write(path, &out.into_inner())
+}
+
+/// The attributes of the first `testsuite` element of a JUnit file and the bytes inside it.
+fn suite_of(xml: &[u8]) -> Result<(HashMap<String, String>, &[u8]), String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    let mut attrs = HashMap::new();
+    let mut start = None;
+    let mut depth = 0usize;
+    loop {
+        let before = reader.buffer_position() as usize;
+        match reader.read_event().map_err(|e| e.to_string())? {
+            Event::Start(e) if start.is_none() && e.name().as_ref() == b"testsuite" => {
+                for a in e.attributes().flatten() {
+                    let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
+                    let value = a
+                        .unescape_value()
+                        .map(|v| v.into_owned())
+                        .unwrap_or_default();
+                    attrs.insert(key, value);
+                }
+                start = Some(reader.buffer_position() as usize);
+            }
+            Event::Empty(e) if start.is_none() && e.name().as_ref() == b"testsuite" => {
+                return Ok((attrs, &[]));
+            }
+            Event::Start(_) if start.is_some() => depth += 1,
+            Event::End(e) if start.is_some() => {
+                if depth == 0 && e.name().as_ref() == b"testsuite" {
+                    let from = start.unwrap_or(before);
+                    return Ok((attrs, &xml[from..before]));
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Event::Eof => return Err("no complete <testsuite> element".into()),
+            _ => {}
+        }
+    }
+}
