@@ -343,3 +343,78 @@ fn a_shard_says_what_every_shard_would_run() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected K/N with 1 <= K <= N"));
 }
+
+/// `examples/github-actions/tests.yml` parses as YAML and is the workflow the README
+/// describes: a matrix of N shards each running `mtest --shard K/N` from the same history,
+/// uploading its hidden `.gates/`, and a merge job that runs `mtest merge` and saves the
+/// merged history under the key the shards restore from.
+#[test]
+fn the_github_actions_example_is_a_workflow_that_shards_and_merges() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let path = common::repo_root().join("examples/github-actions/tests.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs = YamlLoader::load_from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let wf = &docs[0];
+    let jobs = &wf["jobs"];
+    let steps = |job: &str| -> Vec<Yaml> { jobs[job]["steps"].as_vec().unwrap().clone() };
+    let runs = |job: &str| -> Vec<String> {
+        steps(job)
+            .iter()
+            .filter_map(|s| s["run"].as_str().map(str::to_string))
+            .collect()
+    };
+    let uses = |step: &Yaml| step["uses"].as_str().unwrap_or("").to_string();
+
+    let shards = jobs["test"]["strategy"]["matrix"]["shard"]
+        .as_vec()
+        .unwrap();
+    let n = wf["env"]["SHARDS"].as_i64().unwrap();
+    assert_eq!(shards.len() as i64, n, "the matrix and SHARDS disagree");
+    let ks: Vec<i64> = shards.iter().map(|k| k.as_i64().unwrap()).collect();
+    assert_eq!(ks, (1..=n).collect::<Vec<_>>());
+    assert!(runs("test")
+        .iter()
+        .any(|r| r.trim() == "mtest --shard ${{ matrix.shard }}/${{ env.SHARDS }}"));
+    assert_eq!(jobs["test"]["needs"].as_str(), Some("history"));
+    // Every upload of .gates/ includes hidden files (upload-artifact@v4 skips them).
+    for job in ["history", "test"] {
+        let upload = steps(job)
+            .into_iter()
+            .find(|s| uses(s).starts_with("actions/upload-artifact@"))
+            .unwrap();
+        assert_eq!(upload["with"]["path"].as_str(), Some(".gates/"));
+        assert_eq!(upload["with"]["include-hidden-files"].as_bool(), Some(true));
+    }
+    // The shards download the history the history job uploaded.
+    let history_download = steps("test")
+        .into_iter()
+        .find(|s| uses(s).starts_with("actions/download-artifact@"))
+        .unwrap();
+    assert_eq!(
+        history_download["with"]["name"].as_str(),
+        Some("mtest-history")
+    );
+
+    assert_eq!(jobs["merge"]["needs"].as_str(), Some("test"));
+    assert_eq!(jobs["merge"]["if"].as_str(), Some("always()"));
+    assert!(runs("merge")
+        .iter()
+        .any(|r| r.trim() == "mtest merge shards/mtest-shard-*"));
+    let restore = steps("history")
+        .into_iter()
+        .find(|s| uses(s).starts_with("actions/cache/restore@"))
+        .unwrap();
+    let save = steps("merge")
+        .into_iter()
+        .find(|s| uses(s).starts_with("actions/cache/save@"))
+        .unwrap();
+    assert_eq!(restore["with"]["path"], save["with"]["path"]);
+    let key = save["with"]["key"].as_str().unwrap();
+    let prefix = restore["with"]["restore-keys"]
+        .as_str()
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap();
+    assert!(key.starts_with(prefix), "{key} is not restored by {prefix}");
+}
