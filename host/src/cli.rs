@@ -166,6 +166,11 @@ pub struct RunArgs {
     /// Re-run a failed test up to N times, each time in a fresh pytest process.
     #[arg(long, value_name = "N")]
     pub retries: Option<u32>,
+    /// Run every selected test N times, each time in a fresh worker, and report each
+    /// test's pass rate: a test that fails in some runs and passes in others is flaky and
+    /// fails the run (flake hunting; nextest calls it stress).
+    #[arg(long, value_name = "N", conflicts_with = "retries")]
+    pub repeat: Option<u32>,
     /// A test that failed and then passed on a retry (flaky) fails the run.
     #[arg(long)]
     pub flaky_fails: bool,

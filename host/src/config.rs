@@ -21,6 +21,10 @@ pub struct Config {
     pub retries: Option<u32>,
     /// Re-run a crashed test alone, unbuffered, for its bundle's last output (default true).
     pub rerun_crashed: Option<bool>,
+    /// Early flake detection: a test with no history (a new test) runs this many times,
+    /// each in a fresh worker; a new test that is already flaky fails the run (default 0:
+    /// off).
+    pub new_test_repeats: Option<u32>,
     /// The Python interpreter that runs pytest (`--python`).
     pub python: Option<String>,
     /// Selection plugin: a built-in name, a plugin name in `.mtest/plugins/`, or a path.

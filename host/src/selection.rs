@@ -36,6 +36,17 @@ pub struct PlannedTest {
     /// repeat crash costs one start-up and takes no other test's chunk down with it.
     #[serde(default)]
     pub isolate: bool,
+    /// How many times it runs, each in a fresh worker (`--repeat`, `new-test-repeats`).
+    #[serde(default = "once", skip_serializing_if = "is_once")]
+    pub runs: u32,
+}
+
+fn once() -> u32 {
+    1
+}
+
+fn is_once(runs: &u32) -> bool {
+    *runs == 1
 }
 
 pub struct Selected {
@@ -265,6 +276,7 @@ pub fn select(
                 timeout_s: item.timeout,
                 quarantined: c.quarantined,
                 isolate: c.last_outcome == Some(WitOutcome::Crashed),
+                runs: 1,
             }
         })
         .collect();

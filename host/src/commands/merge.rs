@@ -384,8 +384,13 @@ fn execute(
                 .or_insert_with(|| entry.clone());
         }
     }
+    let mut stats = RunStats::default();
+    records.iter().for_each(|r| stats.record(r));
+    let selected: usize = shards.iter().map(|s| s.state.tests.len()).sum();
     let attempts: Vec<Attempt> = records.iter().map(Attempt::from).collect();
-    if incomplete {
+    if let Some(why) = stats.mostly_failing(selected) {
+        notes.push(why);
+    } else if incomplete {
         notes.push("quarantine not updated: the merged run is incomplete".into());
     } else {
         match crate::quarantine::apply(host, root, project, &attempts, &durations, &mut quarantine)
@@ -398,9 +403,7 @@ fn execute(
         store_errors.push(e);
     }
 
-    // Counts and the exit code, as a run's.
-    let mut stats = RunStats::default();
-    records.iter().for_each(|r| stats.record(r));
+    // The exit code, as a run's.
     let flaky_fails = shards.iter().any(|s| s.state.options.flaky_fails);
     let worst_shard = shards
         .iter()
@@ -431,7 +434,6 @@ fn execute(
             .collect::<Vec<_>>()
             .join(" ")
     );
-    let selected: usize = shards.iter().map(|s| s.state.tests.len()).sum();
     let mut reporters = Reporters::start(
         host,
         root,

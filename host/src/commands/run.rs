@@ -19,6 +19,7 @@ use crate::report::enrich::Enricher;
 use crate::report::junit::Junit;
 use crate::report::progress::{self, Plan, Progress};
 use crate::report::reporters::{self, Reporters};
+use crate::report::stats::RunStats;
 use crate::report::Recorder;
 use crate::selection::{self, PlannedTest};
 use crate::store::durations::Durations;
@@ -131,6 +132,11 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .unwrap_or_else(crate::store::state::collect_timeout),
         gc_freeze: c.gc_freeze.unwrap_or(true),
         shard: args.shard,
+        repeat: match args.repeat {
+            Some(0) => return Err(usage("--repeat must be at least 1".into())),
+            n => n.unwrap_or(1),
+        },
+        new_test_repeats: c.new_test_repeats.unwrap_or(0),
     })
 }
 
@@ -577,7 +583,25 @@ fn execute(
     // quarantine, state.
     rec.enricher.release_history();
     let history = Arc::make_mut(&mut durations);
-    history.update(per_test(&rec.records[first_new..], true));
+    // One entry per test per run; every run of a repeated test (`--repeat`,
+    // new-test-repeats), so its flakiness reaches the quarantine policy.
+    let repeated: HashSet<&str> = state
+        .tests
+        .iter()
+        .filter(|t| t.runs > 1)
+        .map(|t| t.id.as_str())
+        .collect();
+    let this_run = &rec.records[first_new..];
+    let mut folded: Vec<&Attempt> = per_test(this_run, true)
+        .into_iter()
+        .filter(|a| !repeated.contains(a.test_id.as_str()))
+        .collect();
+    folded.extend(
+        this_run
+            .iter()
+            .filter(|a| repeated.contains(a.test_id.as_str())),
+    );
+    history.update(folded);
     history.note_startup(&startups);
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
@@ -599,6 +623,8 @@ fn execute(
         notes.push(format!(
             "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
         ));
+    } else if let Some(why) = broken_run(&finish, &rec.progress.stats, state.tests.len()) {
+        notes.push(why);
     } else if status == Status::Complete {
         match quarantine::apply(
             host,
@@ -641,8 +667,21 @@ fn execute(
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure only with --flaky-fails.
     let stats = &rec.progress.stats;
-    let failures = stats.run_failures(opts.flaky_fails);
-    let flaky = stats.flaky();
+    // A repeated test that is flaky fails the run: finding those is why it was repeated.
+    let flaky_repeated = stats
+        .flaky_tests()
+        .filter(|id| repeated.contains(id))
+        .count();
+    let failures =
+        stats.run_failures(opts.flaky_fails) + if opts.flaky_fails { 0 } else { flaky_repeated };
+    let rates = stats.pass_rates();
+    for (id, passed, runs) in rates.iter().take(20) {
+        notes.push(format!("flaky: {id} passed {passed} of {runs} runs"));
+    }
+    if rates.len() > 20 {
+        notes.push(format!("… and {} more flaky test(s)", rates.len() - 20));
+    }
+    let flaky = stats.flaky() - flaky_repeated;
     if flaky > 0 {
         notes.push(format!(
             "{flaky} flaky test(s) failed, then passed on a retry{}",
@@ -734,6 +773,15 @@ fn execute(
         _ => {}
     }
     Ok(exit)
+}
+
+/// Why the quarantine policy must not learn from this run, if it must not: pytest could
+/// not run, or most of the selected tests failed.
+pub(crate) fn broken_run(finish: &Finish, stats: &RunStats, selected: usize) -> Option<String> {
+    if matches!(finish, Finish::Broken(_)) {
+        return Some("quarantine not consulted: pytest could not run".into());
+    }
+    stats.mostly_failing(selected)
 }
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the
@@ -957,6 +1005,27 @@ fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
         ));
         first.extend(rest);
         selected.tests = first;
+    }
+    // --repeat and new-test-repeats: how many times each test runs.
+    let mut new_repeated = 0;
+    for t in &mut selected.tests {
+        t.runs = opts.repeat.max(1);
+        if opts.new_test_repeats > t.runs && !env.durations.tests.contains_key(&t.id) {
+            t.runs = opts.new_test_repeats;
+            new_repeated += 1;
+        }
+    }
+    if opts.repeat > 1 {
+        notes.push(format!(
+            "--repeat {}: every test runs {} times, each time in a fresh worker",
+            opts.repeat, opts.repeat
+        ));
+    }
+    if new_repeated > 0 {
+        notes.push(format!(
+            "new-test-repeats: {new_repeated} new test(s) run {} times",
+            opts.new_test_repeats
+        ));
     }
     notes.extend(selected.notes.iter().cloned());
     if selector.source != Source::Builtin {

@@ -12,6 +12,9 @@ struct Last {
     outcome: Outcome,
     quarantined: bool,
     flaky: bool,
+    /// Attempts so far, and how many of them failed.
+    attempts: u32,
+    failed: u32,
 }
 
 #[derive(Default)]
@@ -29,14 +32,19 @@ fn slot(o: Outcome) -> usize {
 impl RunStats {
     pub fn record(&mut self, r: &TestRecord) {
         self.attempts += 1;
-        let now = Last {
+        let mut now = Last {
             outcome: r.outcome,
             quarantined: r.quarantined,
             flaky: r.flaky,
+            attempts: 1,
+            failed: u32::from(r.outcome.is_failure()),
         };
-        if let Some(before) = self.last.insert(r.test_id.clone(), now) {
+        if let Some(before) = self.last.get(&r.test_id) {
             self.counts[slot(before.outcome)] -= 1;
+            now.attempts += before.attempts;
+            now.failed += before.failed;
         }
+        self.last.insert(r.test_id.clone(), now);
         self.counts[slot(r.outcome)] += 1;
     }
 
@@ -64,6 +72,39 @@ impl RunStats {
     /// Tests that failed, then passed on a retry.
     pub fn flaky(&self) -> usize {
         self.last.values().filter(|l| l.flaky).count()
+    }
+
+    /// Tests that both failed and passed in this run, with (passed, attempts), sorted by
+    /// test id: the pass rates `--repeat` reports.
+    pub fn pass_rates(&self) -> Vec<(&str, u32, u32)> {
+        let mut rates: Vec<(&str, u32, u32)> = self
+            .last
+            .iter()
+            .filter(|(_, l)| l.failed > 0 && l.failed < l.attempts)
+            .map(|(id, l)| (id.as_str(), l.attempts - l.failed, l.attempts))
+            .collect();
+        rates.sort_unstable();
+        rates
+    }
+
+    /// The flaky tests' ids.
+    pub fn flaky_tests(&self) -> impl Iterator<Item = &str> {
+        self.last
+            .iter()
+            .filter(|(_, l)| l.flaky)
+            .map(|(id, _)| id.as_str())
+    }
+
+    /// Why the run is too broken for the quarantine policy to learn from, if it is: more
+    /// than half of its `selected` tests failing (a database that is down is not 500 flaky
+    /// tests).
+    pub fn mostly_failing(&self, selected: usize) -> Option<String> {
+        let failing = self.failing() + self.quarantined_failing();
+        (failing * 2 > selected).then(|| {
+            format!(
+                "quarantine not consulted: {failing} of {selected} selected test(s) failed (a broken run, not that many flaky tests)"
+            )
+        })
     }
 
     /// What fails the run: failing tests, and with `--flaky-fails` flaky ones too.
@@ -134,5 +175,7 @@ mod tests {
         assert_eq!(s.run_failures(false), 1);
         assert_eq!(s.run_failures(true), 2);
         assert_eq!(s.failing(), 1);
+        // a: 1 of 2 passed; b failed both (not flaky); c passed its only run.
+        assert_eq!(s.pass_rates(), vec![("a", 1, 2)]);
     }
 }

@@ -64,6 +64,12 @@ pub struct RunOptions {
     /// `--shard K/N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
+    /// `--repeat N` (1: once).
+    #[serde(default = "one")]
+    pub repeat: u32,
+    /// `new-test-repeats` (0: off).
+    #[serde(default)]
+    pub new_test_repeats: u32,
 }
 
 impl RunOptions {
@@ -90,6 +96,10 @@ impl Default for Isolation {
 
 fn yes() -> bool {
     true
+}
+
+fn one() -> u32 {
+    1
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug)]

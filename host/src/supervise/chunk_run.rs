@@ -926,7 +926,6 @@ impl ChunkRun {
     ) -> TestRecord {
         let (outcome, details) = outcome_of(&f.reports);
         let mut r = self.record_at(ctx, f.test, outcome.outcome, clock::rfc3339(finished_at));
-        r.flaky = self.attempt > 1 && !outcome.outcome.is_failure();
         r.started_at = clock::rfc3339(f.started_at);
         // Wall time of the whole test protocol (setup, call, teardown and pytest's own
         // work around them): what the test costs a run, which is what budgets need.

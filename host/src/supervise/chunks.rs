@@ -183,6 +183,7 @@ mod tests {
             timeout_s: None,
             quarantined: false,
             isolate: false,
+            runs: 1,
         }
     }
 

@@ -163,8 +163,11 @@ struct Loop<'s, 'a> {
     stopping: Option<Finish>,
     /// Failing records so far (quarantined ones aside), for --max-fail.
     failing: u32,
-    /// Failed tests of this attempt, to retry when their chunk ends (test, attempt).
+    /// Tests to run again when their chunk ends (test, attempt): failures with
+    /// `--retries`, every run of a repeated test.
     retry: Vec<(usize, u32)>,
+    /// Tests with a failing attempt so far: a later pass is flaky.
+    failed_before: HashSet<usize>,
     not_run: usize,
     /// Estimated ms of the tests recorded so far (for the time left).
     done_estimate_ms: u64,
@@ -188,9 +191,23 @@ impl Loop<'_, '_> {
                 return;
             }
         }
-        // A stopping run starts nothing new: a retry queued now would never run.
-        if r.outcome.is_failure() && r.attempt <= self.options.retries && self.stopping.is_none() {
-            if let Some(test) = test {
+        let mut r = r;
+        if let Some(test) = test {
+            // Flaky: it passed now and failed in an earlier attempt of this run.
+            if r.outcome.is_failure() {
+                self.failed_before.insert(test);
+                r.flaky = false;
+            } else {
+                r.flaky = self.failed_before.contains(&test);
+            }
+            // A stopping run starts nothing new: a run queued now would never start.
+            let runs = ctx.tests[test].runs.max(1);
+            let again = if runs > 1 {
+                r.attempt < runs
+            } else {
+                r.outcome.is_failure() && r.attempt <= self.options.retries
+            };
+            if again && self.stopping.is_none() {
                 self.retry.push((test, r.attempt + 1));
             }
         }
@@ -275,6 +292,7 @@ fn turns(
         stopping: None,
         failing: 0,
         retry: Vec::new(),
+        failed_before: HashSet::new(),
         not_run: 0,
         done_estimate_ms: 0,
         sink,

@@ -1,0 +1,180 @@
+//! Flake hunting: `--repeat N`, early flake detection (`new-test-repeats`), and the guard
+//! that keeps a broken run out of quarantine.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::{mtest_run, project, records};
+
+/// A test that fails on every other run (a counter file beside it), one that always
+/// passes and one that always fails.
+const SUITE: &str = r#"
+import pathlib
+COUNTER = pathlib.Path(__file__).with_name("counter.txt")
+
+def test_alternating():
+    n = int(COUNTER.read_text()) if COUNTER.exists() else 0
+    COUNTER.write_text(str(n + 1))
+    assert n % 2 == 1, f"run {n} fails"
+
+def test_steady():
+    pass
+"#;
+
+fn attempts(root: &Path) -> BTreeMap<String, Vec<(String, u64)>> {
+    let mut by_test: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
+    for r in records(root) {
+        by_test
+            .entry(r["test_id"].as_str().unwrap().to_string())
+            .or_default()
+            .push((
+                r["outcome"].as_str().unwrap().to_string(),
+                r["chunk"].as_u64().unwrap(),
+            ));
+    }
+    by_test
+}
+
+#[test]
+fn repeat_runs_every_test_n_times_in_fresh_workers_and_a_flaky_one_fails_the_run() {
+    let p = project(&[
+        ("pyproject.toml", "[tool.pytest.ini_options]\n"),
+        ("tests/test_f.py", SUITE),
+    ]);
+    let out = mtest_run(p.path())
+        .args(["--repeat", "4", "-j", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let by_test = attempts(p.path());
+    let alternating = &by_test["tests/test_f.py::test_alternating"];
+    let outcomes: Vec<&str> = alternating.iter().map(|(o, _)| o.as_str()).collect();
+    assert_eq!(outcomes, ["failed", "passed", "failed", "passed"]);
+    let chunks: BTreeSet<u64> = alternating.iter().map(|(_, c)| *c).collect();
+    assert_eq!(
+        chunks.len(),
+        4,
+        "each run in its own worker: {alternating:?}"
+    );
+    assert_eq!(by_test["tests/test_f.py::test_steady"].len(), 4);
+    assert!(
+        stderr.contains("flaky: tests/test_f.py::test_alternating passed 2 of 4 runs"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--repeat 4: every test runs 4 times"),
+        "{stderr}"
+    );
+    // Every run is history: the flaky test's 2 failures of its last 4 runs reach the
+    // policy (3 of 5 quarantines it after one more failing run).
+    let history: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(p.path().join(".gates/durations.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        history["tests"]["tests/test_f.py::test_alternating"]["outcomes"],
+        serde_json::json!(["failed", "passed", "failed", "passed"])
+    );
+
+    // --repeat and --retries do not mix.
+    let both = mtest_run(p.path())
+        .args(["--repeat", "2", "--retries", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2));
+}
+
+#[test]
+fn a_new_test_that_is_already_flaky_fails_the_run_and_old_tests_run_once() {
+    let p = project(&[
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\n[tool.mtest]\nnew-test-repeats = 3\n",
+        ),
+        ("tests/test_old.py", "def test_old():\n    pass\n"),
+    ]);
+    // First run: test_old is new, runs 3 times, passes.
+    let out = mtest_run(p.path()).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(attempts(p.path())["tests/test_old.py::test_old"].len(), 3);
+
+    // Second run: a new, flaky test beside it.
+    std::fs::write(p.path().join("tests/test_f.py"), SUITE).unwrap();
+    let out = mtest_run(p.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a new flaky test passed the run:\n{stderr}"
+    );
+    let by_test = attempts(p.path());
+    assert_eq!(
+        by_test["tests/test_old.py::test_old"].len(),
+        1,
+        "an old test repeated"
+    );
+    assert_eq!(by_test["tests/test_f.py::test_alternating"].len(), 3);
+    assert_eq!(by_test["tests/test_f.py::test_steady"].len(), 3);
+    assert!(
+        stderr.contains("new-test-repeats: 2 new test(s) run 3 times"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("flaky: tests/test_f.py::test_alternating passed 1 of 3 runs"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_run_where_most_tests_fail_does_not_teach_quarantine() {
+    // Six tests that all fail while "the database is down", then pass.
+    let mut suite = String::from("import os\n");
+    for i in 0..6 {
+        suite.push_str(&format!(
+            "def test_{i}():\n    assert os.environ.get('DB') == 'up'\n"
+        ));
+    }
+    let p = project(&[
+        ("pyproject.toml", "[tool.pytest.ini_options]\n"),
+        ("tests/test_db.py", &suite),
+    ]);
+    for _ in 0..3 {
+        let out = mtest_run(p.path()).env_remove("DB").output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("quarantine not consulted: 6 of 6 selected test(s) failed"),
+            "{stderr}"
+        );
+    }
+    let quarantine =
+        std::fs::read_to_string(p.path().join(".gates/quarantine.json")).unwrap_or_default();
+    assert!(
+        !quarantine.contains("test_db.py"),
+        "a broken run quarantined tests: {quarantine}"
+    );
+    // Without the guard three failing runs quarantine a test: one failing test among
+    // six passing ones is quarantined on its third failure.
+    let mut mixed = String::from("import os\n");
+    for i in 0..6 {
+        mixed.push_str(&format!("def test_ok_{i}():\n    pass\n"));
+    }
+    mixed.push_str("def test_bad():\n    assert False\n");
+    std::fs::write(p.path().join("tests/test_db.py"), mixed).unwrap();
+    for _ in 0..3 {
+        mtest_run(p.path()).output().unwrap();
+    }
+    let quarantine = std::fs::read_to_string(p.path().join(".gates/quarantine.json")).unwrap();
+    assert!(
+        quarantine.contains("tests/test_db.py::test_bad"),
+        "{quarantine}"
+    );
+}
