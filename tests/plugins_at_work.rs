@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -541,21 +540,7 @@ fn bundle_of(root: &Path, id: &str) -> String {
 
 #[test]
 fn bundles_of_a_failure_a_hang_and_a_crash_have_every_section_and_probe_state() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            use std::io::{BufRead, BufReader, Write};
-            let mut line = String::new();
-            let _ = BufReader::new(&stream).read_line(&mut line);
-            let _ = (&stream).write_all(b"+PONG\n");
-        }
-    });
-    // A port nothing listens on: bound, then released.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (addr, closed) = common::pong_daemon_and_dead_port();
     let dir = tempfile::tempdir().unwrap();
     let demo = common::repo_root().join("examples/demo-project");
     for entry in std::fs::read_dir(demo.join("tests")).unwrap() {

@@ -107,7 +107,13 @@ pub struct ReporterTable {
 #[serde(rename_all = "kebab-case")]
 pub struct ProbeSpec {
     /// The probe plugin (built-in name or path).
-    pub plugin: String,
+    pub plugin: Option<String>,
+    /// A trusted native probe instead: a shared library with mtest's probe C ABI
+    /// (relative to the project root); needs `trusted = true`.
+    pub native: Option<String>,
+    /// Consent to load `native` code, which runs with mtest's rights (in a helper process).
+    #[serde(default)]
+    pub trusted: bool,
     /// Time limit of one probe call, in seconds (default 5).
     pub timeout: Option<f64>,
     /// Settings handed to the plugin; `address` (host:port) is also what it may connect to.
@@ -235,6 +241,26 @@ fn validate(c: &Config) -> Result<(), String> {
     {
         if let Some(v) = v {
             crate::clock::checked_secs(v).map_err(|e| format!("{key}: {e}"))?;
+        }
+    }
+    for (name, p) in &c.probes {
+        match (&p.plugin, &p.native) {
+            (Some(_), Some(_)) => {
+                return Err(format!(
+                    "probes.{name}: give either `plugin` (WebAssembly) or `native` (a shared library), not both"
+                ))
+            }
+            (None, None) => {
+                return Err(format!(
+                    "probes.{name}: needs `plugin` (e.g. \"tcp\") or `native = \"path.so\"`"
+                ))
+            }
+            (None, Some(lib)) if !p.trusted => {
+                return Err(format!(
+                    "probes.{name}: native = {lib:?} runs native code with mtest's rights: add `trusted = true` to allow it"
+                ))
+            }
+            _ => {}
         }
     }
     if c.plugin_memory_mb == Some(0) {

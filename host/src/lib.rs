@@ -53,6 +53,9 @@ impl Exit {
 /// Runs mtest with the process's arguments; returns the exit code.
 pub fn main() -> Exit {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(plugin_host::native::HELPER) {
+        return plugin_host::native::helper_main(&args[2..]);
+    }
     if let Some(external) = cli::external_subcommand(&args) {
         return commands::external::run(external);
     }
@@ -81,7 +84,13 @@ pub fn run(cli: Cli) -> Exit {
             action: PluginsCommand::List { json },
         }) => {
             let paths: Vec<_> = project.mtest.plugins.iter().map(|p| root.join(p)).collect();
-            commands::plugins::list(&host, &root, &paths, json)
+            let native: Vec<_> = project
+                .mtest
+                .probes
+                .iter()
+                .filter_map(|(name, p)| Some((name.clone(), root.join(p.native.as_ref()?))))
+                .collect();
+            commands::plugins::list(&host, &root, &paths, &native, json)
         }
         Some(Command::Plugins {
             action: PluginsCommand::Check { path },

@@ -176,3 +176,22 @@ pub fn skip(why: &str) {
         .to_string();
     let _ = writeln!(std::io::stderr().lock(), "SKIPPED {name}: {why}");
 }
+
+/// A daemon on localhost that answers each line with `+PONG` (what the probes' tests
+/// probe), and a port nothing listens on (bound, then released).
+pub fn pong_daemon_and_dead_port() -> (std::net::SocketAddr, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let live = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut line = String::new();
+            let _ = BufReader::new(&stream).read_line(&mut line);
+            let _ = (&stream).write_all(b"+PONG\r\n");
+        }
+    });
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind");
+    (live, dead)
+}

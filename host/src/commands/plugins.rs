@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::plugin_host::bindings::{WIT_PACKAGE, WIT_VERSION};
 use crate::plugin_host::discovery::{self, Found};
-use crate::plugin_host::{LoadError, PluginHost, Source};
+use crate::plugin_host::{native, LoadError, PluginHost, Source};
 use crate::Exit;
 
 /// One row of the listing; the JSON form is the same fields.
@@ -76,10 +76,37 @@ fn row(found: Found) -> Row {
     }
 }
 
-pub fn list(host: &PluginHost, root: &Path, config_paths: &[PathBuf], json: bool) -> Exit {
+/// A trusted native probe of `[tool.mtest.probes]`, loaded in a helper process to check it.
+fn native_row(name: &str, lib: PathBuf) -> Row {
+    let answer = native::info(&lib, std::time::Duration::from_secs(10));
+    Row {
+        name: name.to_string(),
+        kind: "probe".into(),
+        version: "-".into(),
+        wit_version: format!("abi {}", native::ABI_VERSION),
+        source: "native, trusted",
+        path: Some(lib),
+        status: if answer.is_ok() { "ok" } else { "broken" },
+        reason: answer.err(),
+        description: "trusted native probe (a shared library, run in a helper process)".into(),
+    }
+}
+
+pub fn list(
+    host: &PluginHost,
+    root: &Path,
+    config_paths: &[PathBuf],
+    native_probes: &[(String, PathBuf)],
+    json: bool,
+) -> Exit {
     let rows: Vec<Row> = discovery::discover(host, root, config_paths)
         .into_iter()
         .map(row)
+        .chain(
+            native_probes
+                .iter()
+                .map(|(name, lib)| native_row(name, lib.clone())),
+        )
         .collect();
     if json {
         match serde_json::to_string_pretty(&rows) {

@@ -11,6 +11,7 @@ pub mod builtins;
 mod cache;
 pub mod discovery;
 mod kind;
+pub mod native;
 mod sandbox;
 pub mod session;
 

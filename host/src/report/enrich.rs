@@ -9,14 +9,20 @@ use std::time::Duration;
 
 use crate::config::ProbeSpec;
 use crate::plugin_host::session::{FailureContext, ProbeSession};
-use crate::plugin_host::{discovery, LoadedPlugin, PluginHost, Source};
+use crate::plugin_host::{discovery, native, LoadedPlugin, PluginHost, Source};
 use crate::record::TestRecord;
 use crate::store::durations::Durations;
 use std::sync::Arc;
 
+/// What answers a probe: a WebAssembly plugin, or a trusted native library.
+enum Kind {
+    Plugin(Result<LoadedPlugin, String>),
+    Native(PathBuf),
+}
+
 struct Probe {
     name: String,
-    plugin: Result<LoadedPlugin, String>,
+    kind: Kind,
     settings: Vec<(String, String)>,
     addresses: Vec<SocketAddr>,
     timeout: Duration,
@@ -65,7 +71,13 @@ impl<'h> Enricher<'h> {
                     .collect();
                 Probe {
                     name: name.clone(),
-                    plugin: discovery::resolve(host, root, &spec.plugin, Source::Config),
+                    kind: match (&spec.native, &spec.plugin) {
+                        (Some(lib), _) => Kind::Native(root.join(lib)),
+                        (None, Some(plugin)) => {
+                            Kind::Plugin(discovery::resolve(host, root, plugin, Source::Config))
+                        }
+                        (None, None) => Kind::Plugin(Err("no plugin configured".into())),
+                    },
                     settings,
                     addresses,
                     timeout: crate::clock::secs(spec.timeout.unwrap_or(5.0).max(0.01)),
@@ -129,9 +141,20 @@ impl<'h> Enricher<'h> {
         };
         let mut out = Vec::new();
         for p in &self.probes {
-            let text = match &p.plugin {
-                Err(e) => format!("not probed: {e}"),
-                Ok(plugin) => {
+            let text = match &p.kind {
+                Kind::Native(lib) => match native::check(
+                    lib,
+                    &p.settings,
+                    &context.test_id,
+                    &context.outcome,
+                    &context.message,
+                    p.timeout,
+                ) {
+                    Ok(text) => text,
+                    Err(e) => format!("probe failed: {e}"),
+                },
+                Kind::Plugin(Err(e)) => format!("not probed: {e}"),
+                Kind::Plugin(Ok(plugin)) => {
                     match ProbeSession::start(self.host, plugin, p.addresses.clone(), p.timeout)
                         .and_then(|mut s| s.check(&p.settings, &context))
                     {
