@@ -306,6 +306,28 @@ fn merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
     );
     assert!(stderr.contains("quarantine not updated"), "{stderr}");
     assert!(target.join(".gates/last-run/run.jsonl").is_file());
+
+    // Shards as archives of their .gates/ (as CI keeps artifacts): .tar.gz and .tar.
+    let tgz = tmp.path().join("s1.tgz");
+    let plain_tar = tmp.path().join("s2.tar");
+    for (archive, flags, dir) in [(&tgz, "czf", a), (&plain_tar, "cf", b)] {
+        let status = std::process::Command::new("tar")
+            .arg(flags)
+            .arg(archive)
+            .arg("-C")
+            .arg(dir.parent().unwrap())
+            .arg(".gates")
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let out = merge(&target, &[&tgz, &plain_tar, c], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("from 3 of 3 shard(s)"), "{stderr}");
+    let (merged, count) = last_outcomes(&target);
+    assert_eq!(merged.len(), 3 * 4 + 24 * 10 + 3 + 1);
+    assert!(count.values().all(|&n| n == 1));
 }
 
 fn copy_dir(from: &Path, to: &Path) {

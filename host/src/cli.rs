@@ -57,7 +57,8 @@ pub enum Command {
     /// run in this project's .gates/: records, junit.xml, bundles, reports, history and
     /// quarantine. Exit code as a run's.
     Merge {
-        /// Each shard's `.gates/` directory (or a directory holding one).
+        /// Each shard's `.gates/` directory (or a directory holding one, or a .tar,
+        /// .tar.gz or .tgz archive of it).
         #[arg(required = true, value_name = "DIR")]
         dirs: Vec<PathBuf>,
         /// Merge even if shards are missing or unfinished (the exit code then fails).

@@ -8,6 +8,7 @@
 //! inputs, a shard given twice, a test in two shards, a shard whose records do not cover
 //! its tests are errors that name what is wrong, and nothing is merged. A missing or
 //! unfinished shard is an error too, or with `--partial` a warning and a failing exit.
+//! A shard may also be given as a `.tar`, `.tar.gz` or `.tgz` archive of its `.gates/`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -75,9 +76,23 @@ pub fn merge(
     }
 }
 
-/// `DIR` is a `.gates/` directory, or a directory holding one.
+/// `DIR` is a `.gates/` directory, or a directory holding one (or, for an unpacked
+/// archive, a directory holding a single directory that is or holds one).
 fn gates_dir(dir: &Path) -> Result<PathBuf, Problem> {
-    for candidate in [dir.to_path_buf(), dir.join(".gates")] {
+    let mut candidates = vec![dir.to_path_buf(), dir.join(".gates")];
+    let subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    if let [only] = subdirs.as_slice() {
+        candidates.extend([only.clone(), only.join(".gates")]);
+    }
+    for candidate in candidates {
         if candidate.join("state.json").is_file() {
             return Ok(candidate);
         }
@@ -87,6 +102,28 @@ fn gates_dir(dir: &Path) -> Result<PathBuf, Problem> {
         dir.display(),
         dir.display()
     )))
+}
+
+/// A shard's `.gates/` packed as `.tar`, `.tar.gz` or `.tgz` (as CI systems keep
+/// artifacts) is unpacked into `into` first.
+fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, Problem> {
+    let name = archive.to_string_lossy();
+    let fail = |e: std::io::Error| usage(format!("{}: cannot unpack it: {e}", archive.display()));
+    let file = std::fs::File::open(archive).map_err(fail)?;
+    std::fs::create_dir_all(into).map_err(fail)?;
+    if name.ends_with(".tar.gz") || name.ends_with(".tgz") {
+        tar::Archive::new(flate2::read::GzDecoder::new(file))
+            .unpack(into)
+            .map_err(fail)?;
+    } else if name.ends_with(".tar") {
+        tar::Archive::new(file).unpack(into).map_err(fail)?;
+    } else {
+        return Err(usage(format!(
+            "{}: not a directory, nor a .tar, .tar.gz or .tgz archive (unzip a .zip first)",
+            archive.display()
+        )));
+    }
+    Ok(into.to_path_buf())
 }
 
 fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Problem> {
@@ -292,12 +329,21 @@ fn execute(
     let own = gates.dir.canonicalize().ok();
     let mut warnings = Vec::new();
     let mut shards = Vec::new();
-    for dir in dirs {
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Problem(Exit::Internal, format!("cannot make a temp dir: {e}")))?;
+    for (i, given) in dirs.iter().enumerate() {
+        let unpacked;
+        let dir = if given.is_file() {
+            unpacked = unpack(given, &scratch.path().join(i.to_string()))?;
+            &unpacked
+        } else {
+            given
+        };
         let shard = read_shard(dir, &mut warnings)?;
         if own.is_some() && shard.dir.canonicalize().ok() == own {
             return Err(usage(format!(
                 "{} is this project's own .gates/, which the merge writes: merge copies of the shards' .gates/",
-                dir.display()
+                given.display()
             )));
         }
         shards.push(shard);
