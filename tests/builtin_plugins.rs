@@ -228,6 +228,7 @@ fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {
             ("Captured stdout".into(), "".into()),
         ],
         replayed: false,
+        shard: None,
     }
 }
 

@@ -155,6 +155,15 @@ fn four_shards_merged_are_the_single_run_and_balanced_once_warm() {
     assert_eq!(bundles.len(), 2, "{bundles:?}"); // test_fails and the collection error
     let summary = std::fs::read_to_string(merged.join(".gates/last-run/summary.md")).unwrap();
     assert!(summary.contains("| passed | 252 |"), "{summary}");
+    // report.html's timeline tells the shards' chunks apart (each shard has a chunk 1).
+    let html = std::fs::read_to_string(merged.join(".gates/last-run/report.html")).unwrap();
+    let shards_drawn = (1..=4)
+        .filter(|k| html.contains(&format!("shard {k}/4 chunk ")))
+        .count();
+    assert!(
+        shards_drawn >= 2,
+        "bars of {shards_drawn} shard(s) in report.html"
+    );
     // The merged durations.json has the history the single run has, test for test.
     let history = |root: &Path| -> BTreeMap<String, Value> {
         let v: Value = serde_json::from_str(

@@ -243,5 +243,6 @@ fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
         bundle: r.bundle.clone(),
         details,
         replayed,
+        shard: r.shard.map(|s| s.to_string()),
     }
 }

@@ -27,11 +27,22 @@ const WIDTH: f64 = 1200.0;
 const LANE: f64 = 22.0;
 const SLOWEST: usize = 20;
 
+/// A chunk: (its shard, `""` outside a sharded run; its number in that shard).
+type Chunk = (String, u32);
+
+fn chunk_label((shard, n): &Chunk) -> String {
+    if shard.is_empty() {
+        format!("chunk {n}")
+    } else {
+        format!("shard {shard} chunk {n}")
+    }
+}
+
 struct Bar {
     test_id: String,
     start_ms: i64,
     end_ms: i64,
-    chunk: u32,
+    chunk: Chunk,
     outcome: Outcome,
     quarantined: bool,
     message: String,
@@ -42,7 +53,7 @@ struct Bar {
 struct State {
     start: Option<RunStart>,
     /// Each chunk's (first start, last end).
-    chunks: BTreeMap<u32, (i64, i64)>,
+    chunks: BTreeMap<Chunk, (i64, i64)>,
     /// The run so far: first start, last end.
     span: Option<(i64, i64)>,
     /// Bars that may be wide enough to draw, and every failing attempt.
@@ -105,8 +116,8 @@ fn color(o: Outcome) -> &'static str {
 }
 
 /// A lane per worker: chunks in start order, each in the first lane free by then.
-fn lanes(spans: &BTreeMap<u32, (i64, i64)>) -> (BTreeMap<u32, usize>, usize) {
-    let mut order: Vec<(u32, (i64, i64))> = spans.iter().map(|(c, s)| (*c, *s)).collect();
+fn lanes(spans: &BTreeMap<Chunk, (i64, i64)>) -> (BTreeMap<&Chunk, usize>, usize) {
+    let mut order: Vec<(&Chunk, (i64, i64))> = spans.iter().map(|(c, s)| (c, *s)).collect();
     order.sort_by_key(|(chunk, (start, _))| (*start, *chunk));
     let mut lane_ends: Vec<i64> = Vec::new();
     let mut lane_of = BTreeMap::new();
@@ -163,7 +174,7 @@ fn timeline(out: &mut String, state: &State) {
     let _ = writeln!(out, "</g><g>");
     // Each chunk busy on its lane (the bars too thin to draw are in there).
     for (chunk, (start, end)) in &state.chunks {
-        let lane = lane_of.get(chunk).copied().unwrap_or(0);
+        let lane = lane_of.get(&chunk).copied().unwrap_or(0);
         let _ = writeln!(
             out,
             "<rect class=\"chunk\" x=\"{:.2}\" y=\"{:.1}\" width=\"{:.2}\" height=\"{:.1}\" \
@@ -184,7 +195,7 @@ fn timeline(out: &mut String, state: &State) {
         let _ = writeln!(
             out,
             "<rect class=\"test {}\" x=\"{:.2}\" y=\"{:.1}\" width=\"{w:.2}\" height=\"{:.1}\" \
-             fill=\"{}\"><title>{} — {} in {:.3}s (worker lane {}, chunk {})</title></rect>",
+             fill=\"{}\"><title>{} — {} in {:.3}s (worker lane {}, {})</title></rect>",
             name(b.outcome),
             40.0 + x0,
             LANE * lane as f64 + 1.0,
@@ -194,7 +205,7 @@ fn timeline(out: &mut String, state: &State) {
             name(b.outcome),
             (b.end_ms - b.start_ms) as f64 / 1000.0,
             lane + 1,
-            b.chunk
+            chunk_label(&b.chunk)
         );
     }
     let _ = writeln!(out, "</g></svg>");
@@ -390,7 +401,8 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
     let end_ms = end_ms.max(start_ms);
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        let chunk = s.chunks.entry(r.chunk).or_insert((start_ms, end_ms));
+        let key: Chunk = (r.shard.clone().unwrap_or_default(), r.chunk);
+        let chunk = s.chunks.entry(key.clone()).or_insert((start_ms, end_ms));
         *chunk = (chunk.0.min(start_ms), chunk.1.max(end_ms));
         let (t0, t1) = s.span.get_or_insert((start_ms, end_ms));
         (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
@@ -410,7 +422,7 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
             test_id: r.test_id,
             start_ms,
             end_ms,
-            chunk: r.chunk,
+            chunk: key,
             outcome: r.outcome,
             quarantined: r.quarantined,
             message: r.message.unwrap_or_default(),
