@@ -178,6 +178,43 @@ fn knapsack_shards_partition_every_test_once_whatever_the_order() {
     );
 }
 
+/// The budget is per shard: it picks among this shard's tests only, and a test it leaves
+/// out is excluded for the budget, the other shards' tests for the shard.
+#[test]
+fn knapsack_applies_the_budget_within_the_shard() {
+    let host = host();
+    let plugin = builtin(&host, "greedy-knapsack");
+    let candidates: Vec<Candidate> = (0..200u32).map(|i| candidate(i, 1, 100)).collect();
+    let ask = |budget_ms: Option<u64>| {
+        let mut req = request(candidates.clone(), 0b1111, budget_ms);
+        req.shard = Some(Shard { index: 2, count: 4 });
+        req.startup_ms = 0;
+        SelectionSession::start(&host, &plugin)
+            .unwrap()
+            .select(&req)
+            .unwrap()
+    };
+    let whole = ask(None);
+    assert_eq!(whole.selected.len(), 50);
+    let tight = ask(Some(2_000)); // 20 of this shard's 50 tests
+    assert_eq!(tight.selected.len(), 20, "{:?}", tight.notes);
+    assert!(tight.selected.iter().all(|i| whole.selected.contains(i)));
+    let budget: Vec<u32> = tight
+        .excluded
+        .iter()
+        .filter(|x| x.reason == ExclusionReason::Budget)
+        .map(|x| x.index)
+        .collect();
+    assert_eq!(budget.len(), 30);
+    assert!(budget.iter().all(|i| whole.selected.contains(i)));
+    let others = tight
+        .excluded
+        .iter()
+        .filter(|x| x.reason == ExclusionReason::Shard)
+        .count();
+    assert_eq!(others, 150);
+}
+
 fn history(id: &str, recent: &[WitOutcome], quarantined: bool) -> TestHistory {
     TestHistory {
         test_id: id.into(),
