@@ -10,7 +10,7 @@
 //! unfinished shard is an error too, or with `--partial` a warning and a failing exit.
 //! A shard may also be given as a `.tar`, `.tar.gz` or `.tgz` archive of its `.gates/`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::clock;
@@ -451,6 +451,14 @@ fn execute(
 
     // The exit code, as a run's.
     let flaky_fails = shards.iter().any(|s| s.state.options.flaky_fails);
+    // As in a run: a flaky test the shards repeated (`--repeat`, new-test-repeats) fails.
+    let repeated: HashSet<&str> = shards
+        .iter()
+        .flat_map(|s| &s.state.tests)
+        .filter(|t| t.runs > 1)
+        .map(|t| t.id.as_str())
+        .collect();
+    notes.extend(stats.pass_rate_notes());
     let worst_shard = shards
         .iter()
         .filter_map(|s| s.state.exit_code)
@@ -460,7 +468,7 @@ fn execute(
         Exit::Code(code)
     } else if !store_errors.is_empty() {
         Exit::Internal
-    } else if stats.run_failures(flaky_fails) > 0 || incomplete {
+    } else if stats.run_failures(flaky_fails, &repeated) > 0 || incomplete {
         Exit::Failures
     } else {
         Exit::Ok

@@ -667,20 +667,13 @@ fn execute(
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure only with --flaky-fails.
     let stats = &rec.progress.stats;
-    // A repeated test that is flaky fails the run: finding those is why it was repeated.
+    // Flaky tests that were repeated are called out by their pass rates below.
     let flaky_repeated = stats
         .flaky_tests()
         .filter(|id| repeated.contains(id))
         .count();
-    let failures =
-        stats.run_failures(opts.flaky_fails) + if opts.flaky_fails { 0 } else { flaky_repeated };
-    let rates = stats.pass_rates();
-    for (id, passed, runs) in rates.iter().take(20) {
-        notes.push(format!("flaky: {id} passed {passed} of {runs} runs"));
-    }
-    if rates.len() > 20 {
-        notes.push(format!("… and {} more flaky test(s)", rates.len() - 20));
-    }
+    let failures = stats.run_failures(opts.flaky_fails, &repeated);
+    notes.extend(stats.pass_rate_notes());
     let flaky = stats.flaky() - flaky_repeated;
     if flaky > 0 {
         notes.push(format!(
@@ -777,7 +770,7 @@ fn execute(
 
 /// Why the quarantine policy must not learn from this run, if it must not: pytest could
 /// not run, or most of the selected tests failed.
-pub(crate) fn broken_run(finish: &Finish, stats: &RunStats, selected: usize) -> Option<String> {
+fn broken_run(finish: &Finish, stats: &RunStats, selected: usize) -> Option<String> {
     if matches!(finish, Finish::Broken(_)) {
         return Some("quarantine not consulted: pytest could not run".into());
     }

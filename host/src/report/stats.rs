@@ -3,7 +3,7 @@
 //! console line, `summary.md` and the reporters' run summary, and the exit code all read
 //! these counts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::record::{Outcome, TestRecord};
 
@@ -107,11 +107,32 @@ impl RunStats {
         })
     }
 
-    /// What fails the run: failing tests, and with `--flaky-fails` flaky ones too.
-    pub fn run_failures(&self, flaky_fails: bool) -> usize {
+    /// The summary's lines for [`pass_rates`](Self::pass_rates): the first 20, then how
+    /// many more.
+    pub fn pass_rate_notes(&self) -> Vec<String> {
+        let rates = self.pass_rates();
+        let mut notes: Vec<String> = rates
+            .iter()
+            .take(20)
+            .map(|(id, passed, runs)| format!("flaky: {id} passed {passed} of {runs} runs"))
+            .collect();
+        if rates.len() > 20 {
+            notes.push(format!("… and {} more flaky test(s)", rates.len() - 20));
+        }
+        notes
+    }
+
+    /// What fails the run: failing tests; flaky ones with `--flaky-fails`, and those that
+    /// were `repeated` (`--repeat`, new-test-repeats: finding flaky tests is why they ran
+    /// again). Quarantined tests never do.
+    pub fn run_failures(&self, flaky_fails: bool, repeated: &HashSet<&str>) -> usize {
         self.last
-            .values()
-            .filter(|l| !l.quarantined && (l.outcome.is_failure() || (l.flaky && flaky_fails)))
+            .iter()
+            .filter(|(id, l)| {
+                !l.quarantined
+                    && (l.outcome.is_failure()
+                        || (l.flaky && (flaky_fails || repeated.contains(id.as_str()))))
+            })
             .count()
     }
 
@@ -172,8 +193,12 @@ mod tests {
         assert_eq!(s.attempts, 5);
         assert_eq!(s.counts(), vec![(Outcome::Passed, 2), (Outcome::Failed, 1)]);
         assert_eq!(s.counts_text(), "2 passed, 1 failed (1 flaky)");
-        assert_eq!(s.run_failures(false), 1);
-        assert_eq!(s.run_failures(true), 2);
+        let none = HashSet::new();
+        assert_eq!(s.run_failures(false, &none), 1);
+        assert_eq!(s.run_failures(true, &none), 2);
+        // A flaky test that was repeated to find flakes fails the run without --flaky-fails.
+        assert_eq!(s.run_failures(false, &HashSet::from(["a"])), 2);
+        assert_eq!(s.run_failures(false, &HashSet::from(["c"])), 1);
         assert_eq!(s.failing(), 1);
         // a: 1 of 2 passed; b failed both (not flaky); c passed its only run.
         assert_eq!(s.pass_rates(), vec![("a", 1, 2)]);
