@@ -178,3 +178,86 @@ fn a_run_where_most_tests_fail_does_not_teach_quarantine() {
         "{quarantine}"
     );
 }
+
+/// A run killed while a failure's retry ran: the failure is recorded, the retry is not.
+/// `--resume` runs the retry it still owed, and its pass is flaky — not a failure, not a
+/// plain pass.
+#[test]
+fn resume_runs_the_retry_a_killed_run_still_owed() {
+    let p = project(&[
+        ("pyproject.toml", "[tool.pytest.ini_options]\n"),
+        (
+            "tests/test_r.py",
+            r#"
+import pathlib, time
+HERE = pathlib.Path(__file__).parent
+
+def test_first():
+    count = HERE / "count.txt"
+    n = int(count.read_text()) if count.exists() else 0
+    count.write_text(str(n + 1))
+    assert n >= 1, "fails on its first run"
+    while (HERE / "hold").exists():  # its retry waits here until the test says go
+        time.sleep(0.05)
+
+def test_other():
+    pass
+"#,
+        ),
+    ]);
+    let tests = p.path().join("tests");
+    std::fs::write(tests.join("hold"), "").unwrap();
+    let mut child = mtest_run(p.path())
+        .args(["--retries", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let failed_recorded = |root: &Path| {
+        records(root)
+            .iter()
+            .any(|r| r["test_id"] == "tests/test_r.py::test_first" && r["outcome"] == "failed")
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(std::fs::read_to_string(tests.join("count.txt")).is_ok_and(|n| n == "2")
+        && failed_recorded(p.path()))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the retry never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.kill().unwrap(); // SIGKILL, while the retry runs
+    child.wait().unwrap();
+    std::fs::remove_file(tests.join("hold")).unwrap();
+
+    let out = mtest_run(p.path()).arg("--resume").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("1 run(s) of recorded tests still owed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("1 flaky test(s) failed, then passed on a retry"),
+        "{stderr}"
+    );
+    let first: Vec<serde_json::Value> = records(p.path())
+        .into_iter()
+        .filter(|r| r["test_id"] == "tests/test_r.py::test_first")
+        .collect();
+    let seen: Vec<(&str, u64, bool)> = first
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap(),
+                r["attempt"].as_u64().unwrap(),
+                r["flaky"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect();
+    assert_eq!(seen, [("failed", 1, false), ("passed", 2, true)]);
+    let junit = std::fs::read_to_string(p.path().join(".gates/last-run/junit.xml")).unwrap();
+    assert_eq!(junit.matches("<flakyFailure").count(), 1, "{junit}");
+}

@@ -334,6 +334,12 @@ fn execute(
         .filter(|t| !recorded.contains(t.id.as_str()))
         .cloned()
         .collect();
+    // A resumed run also runs the attempts its tests were still owed: a failure's retry,
+    // the next run of a repeated test. They go after the tests never started.
+    let owed = owed_attempts(&state.tests, &earlier, opts.retries);
+    let first_runs = todo.len();
+    todo.extend(owed.iter().map(|(t, _)| t.clone()));
+    let owed: HashMap<String, u32> = owed.into_iter().map(|(t, a)| (t.id, a)).collect();
     let collect_ms: HashMap<String, u64> = collection
         .as_ref()
         .map(|c| {
@@ -351,12 +357,17 @@ fn execute(
         &mut fresh_records,
     );
     if args.resume {
+        let again = if owed.is_empty() {
+            String::new()
+        } else {
+            format!(", and {} run(s) of recorded tests still owed", owed.len())
+        };
         eprintln!(
-            "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run",
+            "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run{again}",
             state.run_id,
-            state.tests.len() - todo.len(),
+            state.tests.len() - first_runs,
             state.tests.len(),
-            todo.len()
+            first_runs,
         );
     }
 
@@ -419,6 +430,11 @@ fn execute(
         Junit::new(&gates.last_run(), opts.retries),
     );
     rec.flush_lines();
+    let failed_earlier: Vec<String> = earlier
+        .iter()
+        .filter(|r| r.outcome.is_failure())
+        .map(|r| r.test_id.clone())
+        .collect();
     rec.replay(earlier);
     rec.shard = opts.shard;
     rec.record(fresh_records);
@@ -446,8 +462,11 @@ fn execute(
         ctx.stop_file = Some(stop);
     }
     let startup_ms = durations.startup_ms();
-    let order: Vec<usize> = (0..todo.len()).collect();
-    let work = match launcher {
+    // (launcher_for may have dropped tests not collected any more: owed ones are told
+    // apart by id, not by position.)
+    let (owed_jobs, order): (Vec<usize>, Vec<usize>) =
+        (0..todo.len()).partition(|&i| owed.contains_key(&todo[i].id));
+    let mut work = match launcher {
         Launcher::Fork(_) => {
             // Tests that crashed last time first, each alone; the rest in batches, files
             // kept together in the order of their first selected test.
@@ -459,6 +478,7 @@ fn execute(
                     .map(|i| Job::first(&ctx, vec![i]))
                     .collect(),
                 pool: chunks::by_file(&todo, &rest),
+                failed_before: Vec::new(),
             }
         }
         Launcher::Process => Work {
@@ -476,8 +496,18 @@ fn execute(
             .map(|tests| Job::first(&ctx, tests))
             .collect(),
             pool: Vec::new(),
+            failed_before: Vec::new(),
         },
     };
+    for i in owed_jobs {
+        let mut job = Job::first(&ctx, vec![i]);
+        job.attempt = owed[&todo[i].id];
+        work.jobs.push(job);
+    }
+    work.failed_before = failed_earlier
+        .iter()
+        .filter_map(|id| ctx.index.get(id.as_str()).copied())
+        .collect();
     let first_new = rec.records.len();
     let supervise_options = supervise::Options {
         jobs: opts.jobs,
@@ -1203,6 +1233,34 @@ fn explain(env: &Env) -> Result<Exit> {
         return Ok(Exit::NothingSelected);
     }
     Ok(Exit::Ok)
+}
+
+/// The attempts a resumed run still owes its recorded tests, by their last record: a
+/// failure's retry (`--retries`), the next run of a repeated test.
+fn owed_attempts(
+    planned: &[PlannedTest],
+    earlier: &[TestRecord],
+    retries: u32,
+) -> Vec<(PlannedTest, u32)> {
+    let mut last: HashMap<&str, &TestRecord> = HashMap::new();
+    for r in earlier {
+        let e = last.entry(r.test_id.as_str()).or_insert(r);
+        if r.attempt >= e.attempt {
+            *e = r;
+        }
+    }
+    planned
+        .iter()
+        .filter_map(|t| {
+            let r = last.get(t.id.as_str())?;
+            let again = if t.runs > 1 {
+                r.attempt < t.runs
+            } else {
+                r.outcome.is_failure() && r.attempt <= retries
+            };
+            again.then(|| (t.clone(), r.attempt + 1))
+        })
+        .collect()
 }
 
 /// The interrupted run to resume and what it already recorded.

@@ -3,6 +3,7 @@
 
 pub mod collect;
 pub mod events;
+pub mod outcome;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

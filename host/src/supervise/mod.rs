@@ -79,6 +79,9 @@ pub struct Work {
     pub jobs: Vec<Job>,
     /// Fork mode: the tests to hand out in batches, in this order.
     pub pool: Vec<usize>,
+    /// Tests that failed in an earlier invocation of this run (`--resume`): a pass now
+    /// is flaky.
+    pub failed_before: Vec<usize>,
 }
 
 /// The smallest batch worth a fork, in estimated milliseconds of tests.
@@ -294,7 +297,7 @@ fn turns(
         stopping: None,
         failing: 0,
         retry: Vec::new(),
-        failed_before: HashSet::new(),
+        failed_before: work.failed_before.into_iter().collect(),
         not_run: 0,
         done_estimate_ms: 0,
         sink,

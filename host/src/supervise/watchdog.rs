@@ -184,6 +184,66 @@ pub fn in_flight_end(test: usize, dog: &Watchdog, timeout_in_output: bool) -> In
     }
 }
 
+/// What the worker showed before it exited, for the tests of its batch that never ended.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Exit {
+    /// pytest refused its options (`--setup-plan`…): nothing can be recorded.
+    pub refused: bool,
+    /// mtest was interrupted (Ctrl-C).
+    pub interrupted: bool,
+    /// mtest asked the session to stop after a test (budget, `--fail-fast`).
+    pub soft_stopped: bool,
+    /// A test ended pytest's run loop (`pytest.exit()`, KeyboardInterrupt in a test).
+    pub aborted: bool,
+    pub session_started: bool,
+    pub session_finished: bool,
+    /// A test of the batch started.
+    pub any_test_started: bool,
+}
+
+/// What becomes of the tests of a batch that never ended, first reason first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rest {
+    /// pytest refused the options: the run is broken.
+    Refused,
+    /// No record: `--resume` runs them.
+    LeftForResume,
+    /// Not run and not recorded: the budget or `--fail-fast` stopped the run.
+    Dropped,
+    /// Run them in a new worker, same attempt.
+    Requeue,
+    /// pytest never started: the run is broken.
+    NotStarted,
+    /// The session ended without running them: each gets a record saying why.
+    NotRun,
+    /// The worker died before any test started, loading one of their files: run each
+    /// file again on its own; a lone file's tests crashed.
+    DiedLoading,
+}
+
+/// Classifies the rest of a worker's batch once it has exited (the test in flight is
+/// [`in_flight_end`]'s).
+pub fn rest_after_exit(e: Exit) -> Rest {
+    if e.refused {
+        Rest::Refused
+    } else if e.interrupted {
+        Rest::LeftForResume
+    } else if e.soft_stopped && e.session_finished {
+        Rest::Dropped
+    } else if e.aborted {
+        Rest::Requeue
+    } else if !e.session_started {
+        Rest::NotStarted
+    } else if e.session_finished {
+        Rest::NotRun
+    } else if e.any_test_started {
+        // Died in or between tests.
+        Rest::Requeue
+    } else {
+        Rest::DiedLoading
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,5 +338,52 @@ mod tests {
             InFlightEnd::Crashed,
             "stopped for another test"
         );
+    }
+
+    #[test]
+    fn exits_classify_the_rest_of_the_batch() {
+        let died = Exit {
+            session_started: true,
+            ..Exit::default()
+        };
+        assert_eq!(rest_after_exit(died), Rest::DiedLoading);
+        let died_mid = Exit {
+            any_test_started: true,
+            ..died
+        };
+        assert_eq!(rest_after_exit(died_mid), Rest::Requeue);
+        let ended = Exit {
+            session_finished: true,
+            ..died_mid
+        };
+        assert_eq!(rest_after_exit(ended), Rest::NotRun);
+        assert_eq!(rest_after_exit(Exit::default()), Rest::NotStarted);
+        // A stop asked for counts only if the session did end: a crash after the
+        // request still sends the rest to a new worker, never to "not run".
+        let stop_then_crash = Exit {
+            soft_stopped: true,
+            ..died_mid
+        };
+        assert_eq!(rest_after_exit(stop_then_crash), Rest::Requeue);
+        let stopped = Exit {
+            soft_stopped: true,
+            ..ended
+        };
+        assert_eq!(rest_after_exit(stopped), Rest::Dropped);
+        let aborted = Exit {
+            aborted: true,
+            ..ended
+        };
+        assert_eq!(rest_after_exit(aborted), Rest::Requeue);
+        let interrupted = Exit {
+            interrupted: true,
+            ..stopped
+        };
+        assert_eq!(rest_after_exit(interrupted), Rest::LeftForResume);
+        let refused = Exit {
+            refused: true,
+            ..interrupted
+        };
+        assert_eq!(rest_after_exit(refused), Rest::Refused);
     }
 }
