@@ -196,28 +196,49 @@ impl EventTail {
         let Some(last_newline) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Vec::new();
         };
-        let complete: Vec<u8> = self.partial.drain(..=last_newline).collect();
-        complete
+        let events = self.partial[..last_newline]
             .split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
             .map(parse_line)
-            .collect()
+            .collect();
+        // Only the line in the making is moved.
+        self.partial.drain(..=last_newline);
+        events
     }
 }
 
-/// `start` and `finish`, two lines per test, parsed as plain structs: an internally
-/// tagged enum buffers every field first, which costs twice as much.
+/// `start` and `finish` (two lines per test) and `item` (one per collected test, all at
+/// once when collection ends), parsed as plain structs: an internally tagged enum buffers
+/// every field first, which costs twice as much.
 fn parse_hot(line: &[u8]) -> Option<Event> {
     #[derive(Deserialize)]
     struct Start {
         id: String,
         t: f64,
     }
+    #[derive(Deserialize)]
+    struct Item {
+        id: String,
+        file: String,
+        line: Option<u32>,
+        #[serde(default)]
+        markers: Vec<String>,
+        timeout: Option<f64>,
+    }
     if line.starts_with(br#"{"e":"start","#) {
         let s: Start = serde_json::from_slice(line).ok()?;
         Some(Event::Start { id: s.id, t: s.t })
     } else if line.starts_with(br#"{"e":"finish","#) {
         serde_json::from_slice(line).ok().map(Event::Finish)
+    } else if line.starts_with(br#"{"e":"item","#) {
+        let i: Item = serde_json::from_slice(line).ok()?;
+        Some(Event::Item {
+            id: i.id,
+            file: i.file,
+            line: i.line,
+            markers: i.markers,
+            timeout: i.timeout,
+        })
     } else {
         None
     }
@@ -259,6 +280,8 @@ mod tests {
             &br#"{"e":"start","id":"t.py::a[x]","t":1.5}"#[..],
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1}"#,
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":0,"leaked":[{"pid":7,"cmd":"sleep 1","owner":null}],"threads":["x"]}"#,
+            br#"{"e":"item","id":"t.py::a[1]","file":"t.py","line":3,"markers":["parametrize"],"timeout":null}"#,
+            br#"{"e":"item","id":"t.py::b","file":"t.py","line":null,"markers":[],"timeout":2.5}"#,
         ] {
             assert_eq!(parse_hot(line), serde_json::from_slice::<Event>(line).ok());
             assert!(parse_hot(line).is_some());

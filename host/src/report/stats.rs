@@ -3,7 +3,7 @@
 //! console line, `summary.md` and the reporters' run summary, and the exit code all read
 //! these counts.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use crate::record::{Outcome, TestRecord};
 
@@ -19,7 +19,7 @@ struct Last {
 
 #[derive(Default)]
 pub struct RunStats {
-    last: HashMap<String, Last>,
+    last: crate::FastMap<String, Last>,
     counts: [usize; 8],
     /// Records seen, every attempt.
     pub attempts: usize,
@@ -39,12 +39,17 @@ impl RunStats {
             attempts: 1,
             failed: u32::from(r.outcome.is_failure()),
         };
-        if let Some(before) = self.last.get(&r.test_id) {
-            self.counts[slot(before.outcome)] -= 1;
-            now.attempts += before.attempts;
-            now.failed += before.failed;
+        match self.last.get_mut(&r.test_id) {
+            Some(before) => {
+                self.counts[slot(before.outcome)] -= 1;
+                now.attempts += before.attempts;
+                now.failed += before.failed;
+                *before = now;
+            }
+            None => {
+                self.last.insert(r.test_id.clone(), now);
+            }
         }
-        self.last.insert(r.test_id.clone(), now);
         self.counts[slot(r.outcome)] += 1;
     }
 

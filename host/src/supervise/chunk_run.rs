@@ -6,7 +6,7 @@
 //! (stack dump → SIGTERM to the group → SIGKILL to the group) → hung, or started → the
 //! process died → crashed. Tests the chunk never reached go back to the dispatcher.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -27,7 +27,7 @@ use crate::selection::PlannedTest;
 pub struct RunContext<'a> {
     pub pytest: &'a Pytest,
     pub tests: &'a [PlannedTest],
-    pub index: HashMap<&'a str, usize>,
+    pub index: crate::FastMap<&'a str, usize>,
     /// Every file the collection found tests in (chunks pass directories when complete).
     pub universe: BTreeSet<String>,
     pub run_id: String,
