@@ -461,49 +461,13 @@ fn execute(
         let _ = std::fs::remove_file(&stop);
         ctx.stop_file = Some(stop);
     }
-    let startup_ms = durations.startup_ms();
-    // (launcher_for may have dropped tests not collected any more: owed ones are told
-    // apart by id, not by position.)
-    let (owed_jobs, order): (Vec<usize>, Vec<usize>) =
-        (0..todo.len()).partition(|&i| owed.contains_key(&todo[i].id));
-    let mut work = match launcher {
-        Launcher::Fork(_) => {
-            // Tests that crashed last time first, each alone; the rest in batches, files
-            // kept together in the order of their first selected test.
-            let (alone, rest): (Vec<usize>, Vec<usize>) =
-                order.iter().partition(|&&i| todo[i].isolate);
-            Work {
-                jobs: alone
-                    .into_iter()
-                    .map(|i| Job::first(&ctx, vec![i]))
-                    .collect(),
-                pool: chunks::by_file(&todo, &rest),
-                failed_before: Vec::new(),
-            }
-        }
-        Launcher::Process => Work {
-            jobs: chunks::plan(
-                &todo,
-                &order,
-                opts.jobs,
-                &chunks::Costs {
-                    startup_ms,
-                    collect_ms: &collect_ms,
-                    cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
-                },
-            )
-            .into_iter()
-            .map(|tests| Job::first(&ctx, tests))
-            .collect(),
-            pool: Vec::new(),
-            failed_before: Vec::new(),
-        },
+    let costs = chunks::Costs {
+        startup_ms: durations.startup_ms(),
+        collect_ms: &collect_ms,
+        cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
     };
-    for i in owed_jobs {
-        let mut job = Job::first(&ctx, vec![i]);
-        job.attempt = owed[&todo[i].id];
-        work.jobs.push(job);
-    }
+    let fork = matches!(launcher, Launcher::Fork(_));
+    let mut work = work_for(&ctx, fork, opts.jobs, &costs, &owed);
     work.failed_before = failed_earlier
         .iter()
         .filter_map(|id| ctx.index.get(id.as_str()).copied())
@@ -517,88 +481,12 @@ fn execute(
         rerun_crashed: opts.rerun_crashed,
         deadline,
     };
-    // Records go to the store, the reporters (and the probes of failure bundles) and the
-    // console on a thread of their own: a slow reporter or probe never delays a watchdog
-    // or the budget check.
-    let (finish, recorded) = std::thread::scope(|scope| {
-        // One message a loop turn (the events up to its `Tick`): a wake-up of this thread
-        // per record cost more than recording it.
-        let (tx, rx) = std::sync::mpsc::channel::<Vec<RunEvent>>();
-        let recorder = scope.spawn(move || {
-            let mut startups = Vec::new();
-            let mut versions = None;
-            let mut records = Vec::new();
-            for message in rx.into_iter().flatten() {
-                if let RunEvent::Record(r) = message {
-                    records.push(*r);
-                    continue;
-                }
-                // What a turn recorded is stored in one write, before what follows it.
-                if !records.is_empty() {
-                    rec.record(std::mem::take(&mut records));
-                }
-                match message {
-                    RunEvent::Record(_) => {}
-                    RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
-                    RunEvent::ChunkEnded {
-                        chunk,
-                        startup,
-                        versions: v,
-                    } => {
-                        if let Err(e) = rec.junit.finish(chunk) {
-                            rec.progress.line(&format!("warning: {e}"));
-                            rec.write_error.get_or_insert(e);
-                        }
-                        startups.extend(startup);
-                        if versions.is_none() {
-                            versions = v;
-                        }
-                    }
-                    RunEvent::Tick {
-                        running,
-                        done_estimate_ms,
-                        ..
-                    } => rec.progress.tick(running, done_estimate_ms),
-                }
-            }
-            if !records.is_empty() {
-                rec.record(records);
-            }
-            (rec, startups, versions)
-        });
-        let mut turn = Vec::new();
-        let finish = supervise::run(
-            &ctx,
-            work,
-            &mut launcher,
-            &supervise_options,
-            &mut |event| {
-                let turn_ends = matches!(event, RunEvent::Tick { .. });
-                turn.push(event);
-                if turn_ends {
-                    // The recorder ends only when this sender is dropped: a send cannot
-                    // fail before then.
-                    let _ = tx.send(std::mem::take(&mut turn));
-                }
-            },
-        );
-        let _ = tx.send(turn);
-        // No more forks: the zygote ends its session while the recorder catches up.
-        if let Launcher::Fork(zygote) = &mut launcher {
-            zygote.ask_quit();
-        }
-        drop(tx);
-        (finish, recorder.join())
-    });
-    let (mut rec, startups, versions) =
-        match recorded {
-            Ok(recorded) => recorded,
-            Err(_) => return Err(Stop(
-                Exit::Internal,
-                "the recorder thread panicked; .gates/last-run/run.jsonl holds what was recorded"
-                    .into(),
-            )),
-        };
+    let Supervised {
+        finish,
+        mut rec,
+        startups,
+        versions,
+    } = supervise_and_record(rec, &ctx, work, &mut launcher, &supervise_options)?;
     rec.progress.clear();
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk) {
@@ -609,30 +497,20 @@ fn execute(
         rec.progress.line(&format!("warning: {e}"));
     }
 
-    // Store: history (one entry per test per run: a flaky test counts as failing),
-    // quarantine, state.
+    // Store: history, quarantine, state.
     rec.enricher.release_history();
-    let history = Arc::make_mut(&mut durations);
-    // One entry per test per run; every run of a repeated test (`--repeat`,
-    // new-test-repeats), so its flakiness reaches the quarantine policy.
     let repeated: HashSet<&str> = state
         .tests
         .iter()
         .filter(|t| t.runs > 1)
         .map(|t| t.id.as_str())
         .collect();
-    let this_run = &rec.records[first_new..];
-    let mut folded: Vec<&Attempt> = per_test(this_run, true)
-        .into_iter()
-        .filter(|a| !repeated.contains(a.test_id.as_str()))
-        .collect();
-    folded.extend(
-        this_run
-            .iter()
-            .filter(|a| repeated.contains(a.test_id.as_str())),
+    learn(
+        Arc::make_mut(&mut durations),
+        &rec.records[first_new..],
+        &repeated,
+        &startups,
     );
-    history.update(folded);
-    history.note_startup(&startups);
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
     // and one line saying so, never quietly.
@@ -672,28 +550,7 @@ fn execute(
         }
     }
 
-    if let Launcher::Fork(zygote) = &mut launcher {
-        // pytest's own session end in the zygote, asked for when the last worker ended:
-        // plugins finish (pytest-cov combines the workers' coverage data here, as under
-        // xdist).
-        let how = zygote.quit(Duration::from_secs(300));
-        for notice in zygote.notices.drain(..) {
-            rec.progress.line(&format!("warning: {notice}"));
-        }
-        if how.starts_with("killed") {
-            rec.progress
-                .line(&format!("warning: the zygote's session end was {how}"));
-        }
-        if let Some(report) = coverage_report(&zygote.log) {
-            eprintln!("{report}");
-        }
-    }
-    if matches!(launcher, Launcher::Process) && pytest.coverage {
-        match crate::pytest::combine_coverage(&pytest, &gates.chunks()) {
-            Ok(report) => eprintln!("{report}"),
-            Err(e) => rec.progress.line(&format!("warning: coverage: {e}")),
-        }
-    }
+    end_executor(&mut launcher, &pytest, &gates, &mut rec);
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure only with --flaky-fails.
     let stats = &rec.progress.stats;
@@ -742,60 +599,280 @@ fn execute(
     rec.reporters.end(&summary);
     rec.flush_lines();
 
-    // The summary.
-    if let Finish::Broken(text) = &finish {
+    print_summary(&Ending {
+        finish: &finish,
+        store_errors: &store_errors,
+        progress: &rec.progress,
+        state: &final_state,
+        notes: &notes,
+        versions,
+        root,
+        gates: &gates,
+        max_fail,
+    });
+    Ok(exit)
+}
+
+/// What the supervision loop and the recorder leave when the run is over.
+struct Supervised<'h> {
+    finish: Finish,
+    rec: Recorder<'h>,
+    /// Each worker's start-up (spawn to first test), for the history.
+    startups: Vec<Duration>,
+    /// (Python, pytest) versions, as the first worker reported them.
+    versions: Option<(String, String)>,
+}
+
+/// Runs the supervision loop; records go to the store, the reporters (and the probes of
+/// failure bundles) and the console on a thread of their own: a slow reporter or probe
+/// never delays a watchdog or the budget check.
+fn supervise_and_record<'h>(
+    mut rec: Recorder<'h>,
+    ctx: &RunContext,
+    work: Work,
+    launcher: &mut Launcher,
+    options: &supervise::Options,
+) -> Result<Supervised<'h>> {
+    let (finish, recorded) = std::thread::scope(|scope| {
+        // One message a loop turn (the events up to its `Tick`): a wake-up of this thread
+        // per record cost more than recording it.
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<RunEvent>>();
+        let recorder = scope.spawn(move || {
+            let mut startups = Vec::new();
+            let mut versions = None;
+            let mut records = Vec::new();
+            for message in rx.into_iter().flatten() {
+                if let RunEvent::Record(r) = message {
+                    records.push(*r);
+                    continue;
+                }
+                // What a turn recorded is stored in one write, before what follows it.
+                if !records.is_empty() {
+                    rec.record(std::mem::take(&mut records));
+                }
+                match message {
+                    RunEvent::Record(_) => {}
+                    RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+                    RunEvent::ChunkEnded {
+                        chunk,
+                        startup,
+                        versions: v,
+                    } => {
+                        if let Err(e) = rec.junit.finish(chunk) {
+                            rec.progress.line(&format!("warning: {e}"));
+                            rec.write_error.get_or_insert(e);
+                        }
+                        startups.extend(startup);
+                        if versions.is_none() {
+                            versions = v;
+                        }
+                    }
+                    RunEvent::Tick {
+                        running,
+                        done_estimate_ms,
+                        ..
+                    } => rec.progress.tick(running, done_estimate_ms),
+                }
+            }
+            if !records.is_empty() {
+                rec.record(records);
+            }
+            (rec, startups, versions)
+        });
+        let mut turn = Vec::new();
+        let finish = supervise::run(ctx, work, launcher, options, &mut |event| {
+            let turn_ends = matches!(event, RunEvent::Tick { .. });
+            turn.push(event);
+            if turn_ends {
+                // The recorder ends only when this sender is dropped: a send cannot
+                // fail before then.
+                let _ = tx.send(std::mem::take(&mut turn));
+            }
+        });
+        let _ = tx.send(turn);
+        // No more forks: the zygote ends its session while the recorder catches up.
+        if let Launcher::Fork(zygote) = launcher {
+            zygote.ask_quit();
+        }
+        drop(tx);
+        (finish, recorder.join())
+    });
+    match recorded {
+        Ok((rec, startups, versions)) => Ok(Supervised {
+            finish,
+            rec,
+            startups,
+            versions,
+        }),
+        Err(_) => Err(Stop(
+            Exit::Internal,
+            "the recorder thread panicked; .gates/last-run/run.jsonl holds what was recorded"
+                .into(),
+        )),
+    }
+}
+
+/// Adds this invocation's attempts to the history: one entry per test (a flaky test
+/// counts as failing), every run of a repeated test (so its flakiness reaches the
+/// quarantine policy); and the workers' start-ups.
+fn learn(
+    history: &mut Durations,
+    this_run: &[Attempt],
+    repeated: &HashSet<&str>,
+    startups: &[Duration],
+) {
+    let mut folded: Vec<&Attempt> = per_test(this_run, true)
+        .into_iter()
+        .filter(|a| !repeated.contains(a.test_id.as_str()))
+        .collect();
+    folded.extend(
+        this_run
+            .iter()
+            .filter(|a| repeated.contains(a.test_id.as_str())),
+    );
+    history.update(folded);
+    history.note_startup(startups);
+}
+
+/// The run's work. Fork mode: tests that crashed last time first, each alone; the rest
+/// a pool handed out in batches, files kept together in the order of their first
+/// selected test. Process mode: every planned chunk. Then the attempts a resumed run
+/// owes (told apart by id: `launcher_for` may have dropped tests not collected any more).
+fn work_for(
+    ctx: &RunContext,
+    fork: bool,
+    jobs: u32,
+    costs: &chunks::Costs,
+    owed: &HashMap<String, u32>,
+) -> Work {
+    let todo = ctx.tests;
+    let (owed_tests, order): (Vec<usize>, Vec<usize>) =
+        (0..todo.len()).partition(|&i| owed.contains_key(&todo[i].id));
+    let mut work = if fork {
+        let (alone, rest): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| todo[i].isolate);
+        Work {
+            jobs: alone
+                .into_iter()
+                .map(|i| Job::first(ctx, vec![i]))
+                .collect(),
+            pool: chunks::by_file(todo, &rest),
+            failed_before: Vec::new(),
+        }
+    } else {
+        Work {
+            jobs: chunks::plan(todo, &order, jobs, costs)
+                .into_iter()
+                .map(|tests| Job::first(ctx, tests))
+                .collect(),
+            pool: Vec::new(),
+            failed_before: Vec::new(),
+        }
+    };
+    for i in owed_tests {
+        let mut job = Job::first(ctx, vec![i]);
+        job.attempt = owed[&todo[i].id];
+        work.jobs.push(job);
+    }
+    work
+}
+
+/// pytest's own session end in the zygote, asked for when the last worker ended: plugins
+/// finish (pytest-cov combines the workers' coverage data there, as under xdist); in
+/// process mode, the chunks' coverage data combined.
+fn end_executor(launcher: &mut Launcher, pytest: &Pytest, gates: &Gates, rec: &mut Recorder) {
+    if let Launcher::Fork(zygote) = launcher {
+        let how = zygote.quit(Duration::from_secs(300));
+        for notice in zygote.notices.drain(..) {
+            rec.progress.line(&format!("warning: {notice}"));
+        }
+        if how.starts_with("killed") {
+            rec.progress
+                .line(&format!("warning: the zygote's session end was {how}"));
+        }
+        if let Some(report) = coverage_report(&zygote.log) {
+            eprintln!("{report}");
+        }
+    }
+    if matches!(launcher, Launcher::Process) && pytest.coverage {
+        match crate::pytest::combine_coverage(pytest, &gates.chunks()) {
+            Ok(report) => eprintln!("{report}"),
+            Err(e) => rec.progress.line(&format!("warning: coverage: {e}")),
+        }
+    }
+}
+
+/// How the run ended, for the console.
+struct Ending<'a> {
+    finish: &'a Finish,
+    store_errors: &'a [String],
+    progress: &'a Progress,
+    state: &'a RunState,
+    notes: &'a [String],
+    versions: Option<(String, String)>,
+    root: &'a Path,
+    gates: &'a Gates,
+    max_fail: Option<u32>,
+}
+
+/// The run's last lines on the console: errors, the counts, notes, where things are.
+fn print_summary(e: &Ending) {
+    if let Finish::Broken(text) = e.finish {
         eprintln!("error: {text}");
     }
-    if let Some(first) = store_errors.first() {
+    if let Some(first) = e.store_errors.first() {
         eprintln!(
             "error: the store could not be written ({} write(s) failed; first: {first}); the outcomes above stand, but .gates/ is incomplete: free space or fix permissions and run again",
-            store_errors.len()
+            e.store_errors.len()
         );
     }
-    let stats = &rec.progress.stats;
+    let stats = &e.progress.stats;
     let quarantined_failures = stats.quarantined_failing();
     eprintln!(
         "mtest: {} (run {}{})",
-        rec.progress.counts_line(),
-        final_state.run_id,
-        opts.shard
+        e.progress.counts_line(),
+        e.state.run_id,
+        e.state
+            .options
+            .shard
             .map(|s| format!(", shard {s}"))
             .unwrap_or_default()
     );
-    for note in &notes {
+    for note in e.notes {
         eprintln!("  {note}");
     }
     if quarantined_failures > 0 {
         eprintln!("  {quarantined_failures} failure(s) of quarantined tests do not fail the run");
     }
-    if let Some((python, pytest)) = versions {
-        eprintln!("  Python {python}, pytest {pytest}, -j {}", opts.jobs);
+    if let Some((python, pytest)) = &e.versions {
+        eprintln!(
+            "  Python {python}, pytest {pytest}, -j {}",
+            e.state.options.jobs
+        );
     }
-    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
+    let rel = |p: &Path| p.strip_prefix(e.root).unwrap_or(p).display().to_string();
     eprintln!(
         "  records: {}   summary: {}",
-        rel(&gates.run_log()),
-        rel(&gates.last_run().join("summary.md"))
+        rel(&e.gates.run_log()),
+        rel(&e.gates.last_run().join("summary.md"))
     );
     if stats.failing() + quarantined_failures > 0 {
         eprintln!(
             "  failure bundles: {}/",
-            rel(&gates.last_run().join("failures"))
+            rel(&e.gates.last_run().join("failures"))
         );
     }
-    match finish {
+    match e.finish {
         Finish::Interrupted => eprintln!(
             "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
-            final_state.tests.len().saturating_sub(stats.tests())
+            e.state.tests.len().saturating_sub(stats.tests())
         ),
         Finish::FailedFast { not_run } => eprintln!(
             "  stopped early (--max-fail {}) after {} failing test(s): {not_run} selected test(s) did not run",
-            max_fail.unwrap_or(1),
+            e.max_fail.unwrap_or(1),
             stats.failing(),
         ),
         _ => {}
     }
-    Ok(exit)
 }
 
 /// Why the quarantine policy must not learn from this run, if it must not: pytest could
