@@ -1403,3 +1403,65 @@ fn next_chunk_id(chunks_dir: &Path) -> u32 {
         .max()
         .map_or(1, |n| n + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(id: &str, runs: u32) -> PlannedTest {
+        PlannedTest {
+            id: id.into(),
+            file: "t.py".into(),
+            line: None,
+            markers: Vec::new(),
+            tier: 1,
+            estimate_ms: 1,
+            timeout_s: None,
+            quarantined: false,
+            isolate: false,
+            runs,
+        }
+    }
+
+    fn record(id: &str, outcome: &str, attempt: u32) -> TestRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "run_id": "r", "test_id": id, "outcome": outcome,
+            "duration_s": 0.0, "tier": 1, "markers": [], "file": "t.py", "line": null,
+            "chunk": 1, "attempt": attempt, "quarantined": false,
+            "started_at": "2026-11-26T00:00:00Z", "finished_at": "2026-11-26T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_resumed_run_owes_retries_and_repeats_by_the_last_record() {
+        let planned = [
+            planned("failed_once", 1),
+            planned("retried_already", 1),
+            planned("passed", 1),
+            planned("repeated", 3),
+            planned("repeated_done", 2),
+            planned("never_ran", 1),
+        ];
+        let earlier = [
+            record("failed_once", "failed", 1),
+            record("retried_already", "failed", 1),
+            record("retried_already", "crashed", 2),
+            record("passed", "passed", 1),
+            record("repeated", "passed", 1),
+            record("repeated_done", "failed", 1),
+            record("repeated_done", "passed", 2),
+        ];
+        let owed: Vec<(String, u32)> = owed_attempts(&planned, &earlier, 1)
+            .into_iter()
+            .map(|(t, a)| (t.id, a))
+            .collect();
+        assert_eq!(
+            owed,
+            [("failed_once".to_string(), 2), ("repeated".to_string(), 2)]
+        );
+        assert!(owed_attempts(&planned, &earlier, 0)
+            .iter()
+            .all(|(t, _)| t.id == "repeated"));
+    }
+}
