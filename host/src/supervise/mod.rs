@@ -196,17 +196,16 @@ impl Loop<'_, '_> {
         }
         let mut r = r;
         if let Some(test) = test {
-            let runs = ctx.tests[test].runs.max(1);
-            // Flaky: it passed now and failed in an earlier attempt of this run. A retry
-            // (attempt > 1 of a test that runs once) only ever follows a failure, also
-            // one recorded before a `--resume`.
+            // Flaky: it passed now and failed in an earlier attempt of this run (also one
+            // recorded before a `--resume`: the work says which).
             if r.outcome.is_failure() {
                 self.failed_before.insert(test);
                 r.flaky = false;
             } else {
-                r.flaky = self.failed_before.contains(&test) || (runs == 1 && r.attempt > 1);
+                r.flaky = self.failed_before.contains(&test);
             }
             // A stopping run starts nothing new: a run queued now would never start.
+            let runs = ctx.tests[test].runs.max(1);
             let again = if runs > 1 {
                 r.attempt < runs
             } else {
