@@ -19,11 +19,11 @@ pub mod supervise;
 pub mod tiers;
 
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
+use plugin_host::{ArtifactCache, Limits, PluginHost};
 
 /// A hash map for the per-test lookups of a run (test ids → index, counts): foldhash
 /// instead of SipHash, whose DoS resistance buys nothing for ids read from our own files.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-use plugin_host::{ArtifactCache, Limits, PluginHost};
 
 /// mtest's exit codes, as documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -552,7 +552,7 @@ fn execute(
 
     end_executor(&mut launcher, &pytest, &gates, &mut rec);
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
-    // counts as a failure only with --flaky-fails.
+    // counts as a failure with --flaky-fails, or when the test was repeated.
     let stats = &rec.progress.stats;
     // Flaky tests that were repeated are called out by their pass rates below.
     let flaky_repeated = stats

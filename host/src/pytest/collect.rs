@@ -19,6 +19,7 @@ pub struct Item {
     pub id: String,
     pub file: String,
     pub line: Option<u32>,
+    #[serde(default)]
     pub markers: Vec<String>,
     /// From a `@pytest.mark.timeout(N)` marker.
     pub timeout: Option<f64>,
@@ -191,19 +192,7 @@ fn watch(
         }
         for event in events.into_iter().flatten() {
             match event {
-                Event::Item {
-                    id,
-                    file,
-                    line,
-                    markers,
-                    timeout,
-                } => collected.items.push(Item {
-                    id,
-                    file,
-                    line,
-                    markers,
-                    timeout,
-                }),
+                Event::Item(item) => collected.items.push(item),
                 Event::CollectError { .. }
                 | Event::CollectStart { .. }
                 | Event::CollectDone { .. } => progress.apply(event, &mut collected),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::collect::Item;
+
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(tag = "e", rename_all = "snake_case")]
 pub enum Event {
@@ -14,14 +16,7 @@ pub enum Event {
         pytest: String,
         python: String,
     },
-    Item {
-        id: String,
-        file: String,
-        line: Option<u32>,
-        #[serde(default)]
-        markers: Vec<String>,
-        timeout: Option<f64>,
-    },
+    Item(Item),
     CollectError {
         id: String,
         text: String,
@@ -216,29 +211,13 @@ fn parse_hot(line: &[u8]) -> Option<Event> {
         id: String,
         t: f64,
     }
-    #[derive(Deserialize)]
-    struct Item {
-        id: String,
-        file: String,
-        line: Option<u32>,
-        #[serde(default)]
-        markers: Vec<String>,
-        timeout: Option<f64>,
-    }
     if line.starts_with(br#"{"e":"start","#) {
         let s: Start = serde_json::from_slice(line).ok()?;
         Some(Event::Start { id: s.id, t: s.t })
     } else if line.starts_with(br#"{"e":"finish","#) {
         serde_json::from_slice(line).ok().map(Event::Finish)
     } else if line.starts_with(br#"{"e":"item","#) {
-        let i: Item = serde_json::from_slice(line).ok()?;
-        Some(Event::Item {
-            id: i.id,
-            file: i.file,
-            line: i.line,
-            markers: i.markers,
-            timeout: i.timeout,
-        })
+        serde_json::from_slice(line).ok().map(Event::Item)
     } else {
         None
     }
