@@ -215,15 +215,6 @@ fn a_test_started(root: &Path) -> bool {
         })
 }
 
-/// Polls `what` for up to 30 s.
-fn wait_until(what: &dyn Fn() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !what() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    what()
-}
-
 /// Four files of slow tests (one failing each): long enough for the display to draw.
 fn slow_suite() -> tempfile::TempDir {
     let mut files = vec![(
@@ -328,7 +319,9 @@ fn sigusr1_prints_every_running_test() {
         .unwrap();
     // Ask once the test is running.
     assert!(
-        wait_until(&|| a_test_started(dir.path())),
+        common::wait_until(std::time::Duration::from_secs(30), &|| a_test_started(
+            dir.path()
+        )),
         "the test never started"
     );
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -368,7 +361,7 @@ fn a_test_paused_longer_than_its_timeout_is_not_hung() {
         .unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     assert!(
-        wait_until(&|| a_test_started(dir.path())),
+        common::wait_until(Duration::from_secs(30), &|| a_test_started(dir.path())),
         "the test never started"
     );
     let state = |pid: i32| {
@@ -378,7 +371,8 @@ fn a_test_paused_longer_than_its_timeout_is_not_hung() {
     };
     kill(pid, Signal::SIGTSTP).unwrap();
     assert!(
-        wait_until(&|| state(pid.as_raw()) == Some('T')),
+        common::wait_until(Duration::from_secs(30), &|| state(pid.as_raw())
+            == Some('T')),
         "mtest did not stop"
     );
     std::thread::sleep(Duration::from_millis(3500)); // past the 2 s timeout

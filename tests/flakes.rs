@@ -218,16 +218,13 @@ def test_other():
             .iter()
             .any(|r| r["test_id"] == "tests/test_r.py::test_first" && r["outcome"] == "failed")
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !(std::fs::read_to_string(tests.join("count.txt")).is_ok_and(|n| n == "2")
-        && failed_recorded(p.path()))
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the retry never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    assert!(
+        common::wait_until(std::time::Duration::from_secs(60), &|| {
+            std::fs::read_to_string(tests.join("count.txt")).is_ok_and(|n| n == "2")
+                && failed_recorded(p.path())
+        }),
+        "the retry never started"
+    );
     child.kill().unwrap(); // SIGKILL, while the retry runs
     child.wait().unwrap();
     std::fs::remove_file(tests.join("hold")).unwrap();

@@ -195,3 +195,12 @@ pub fn pong_daemon_and_dead_port() -> (std::net::SocketAddr, std::net::SocketAdd
         .expect("bind");
     (live, dead)
 }
+
+/// Polls `what` every 20 ms for up to `limit`; says whether it came true.
+pub fn wait_until(limit: std::time::Duration, what: &dyn Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !what() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    what()
+}
