@@ -488,25 +488,54 @@ def test_after():
         stderr.contains("(started by tests/test_leak.py::test_leaks_a_daemon (call))"),
         "{stderr}"
     );
-    // Killed processes are reaped by whoever is their parent by then (init, for one that
-    // outlived mtest): give that a few seconds, then name what is left, with its state.
-    let alive = || {
-        let out = std::process::Command::new("pgrep")
-            .args(["-f", "sleep 30[01]"])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    // The processes mtest says it killed (by pid: a system-wide search would also see
+    // another run's) are gone within a few seconds: killed processes are reaped by
+    // whoever is their parent by then (init, for one that outlived mtest); a zombie is dead.
+    let daemon = stderr
+        .split("left 1 process(es) running, killed: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the warning names the daemon's pid");
+    let child_pid = leaked.split_whitespace().next().unwrap_or_default();
+    assert!(
+        daemon.parse::<u32>().is_ok() && child_pid.parse::<u32>().is_ok(),
+        "pids {child_pid:?} and {daemon:?}: {stderr}"
+    );
+    let running = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().unwrap_or_default();
+        (String::from_utf8_lossy(&cmd).starts_with("sleep") && !state.starts_with('Z'))
+            .then_some(stat)
     };
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !alive().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let left = alive();
-    let states: Vec<String> = left
-        .lines()
-        .map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default())
-        .collect();
-    assert!(left.is_empty(), "still running 5 s after mtest: {states:?}");
+    // Nor is anything else of this run (a worker, the zygote): nothing runs in its directory.
+    let root = dir
+        .path()
+        .canonicalize()
+        .unwrap_or(dir.path().to_path_buf());
+    let here = |pid: &str| {
+        let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let state = stat.rsplit(") ").next().unwrap_or_default();
+        (cwd.starts_with(&root) && !state.starts_with('Z')).then_some(stat)
+    };
+    let left = || -> Vec<String> {
+        let ours = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name.parse::<u32>().is_ok())
+            .filter_map(|pid| here(&pid));
+        [child_pid, daemon]
+            .into_iter()
+            .filter_map(running)
+            .chain(ours)
+            .collect()
+    };
+    common::wait_until(Duration::from_secs(5), &|| left().is_empty());
+    let left = left();
+    assert!(left.is_empty(), "still running 5 s after mtest: {left:?}");
 }
 
 #[test]
