@@ -10,6 +10,7 @@ pub mod bindings;
 pub mod builtins;
 mod cache;
 pub mod discovery;
+mod epoch;
 mod kind;
 pub mod native;
 mod sandbox;
@@ -28,9 +29,6 @@ pub use kind::Kind;
 pub use sandbox::Grants;
 use sandbox::PluginState;
 pub use session::{ProbeSession, QuarantineSession, ReporterSession, SelectionSession};
-
-/// How often the engine's epoch advances; the CPU deadline is counted in these ticks.
-const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Resource limits for one plugin call / instance.
 #[derive(Clone, Copy, Debug)]
@@ -151,6 +149,7 @@ pub struct PluginHost {
     linker: Arc<Linker<PluginState>>,
     cache: ArtifactCache,
     runtime: Arc<tokio::runtime::Runtime>,
+    ticker: epoch::Ticker,
     pub limits: Limits,
 }
 
@@ -175,20 +174,14 @@ impl PluginHost {
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the plugin runtime: {e}"))?;
-        let ticker = engine.clone();
-        std::thread::Builder::new()
-            .name("mtest-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(EPOCH_TICK);
-                ticker.increment_epoch();
-            })
-            .map_err(|e| format!("cannot start the plugin deadline timer: {e}"))?;
+        let ticker = epoch::Ticker::start(&engine)?;
         let cache = ArtifactCache::new(&engine, cache_dir);
         Ok(PluginHost {
             engine,
             linker: Arc::new(linker),
             cache,
             runtime: Arc::new(runtime),
+            ticker,
             limits,
         })
     }
@@ -257,7 +250,7 @@ impl PluginHost {
     }
 
     fn deadline_ticks(&self) -> u64 {
-        (self.limits.call_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+        epoch::Ticker::ticks(self.limits.call_timeout)
     }
 }
 

@@ -25,6 +25,7 @@ struct Session<B> {
     store: Store<PluginState>,
     bindings: B,
     runtime: Arc<tokio::runtime::Runtime>,
+    ticker: super::epoch::Ticker,
     deadline_ticks: u64,
     timeout: std::time::Duration,
     memory_bytes: usize,
@@ -40,6 +41,7 @@ macro_rules! guarded {
         }
         $s.store.set_epoch_deadline($s.deadline_ticks);
         let outcome = {
+            let _timed = $s.ticker.busy();
             let $b = &$s.bindings;
             let $st = &mut $s.store;
             $s.runtime
@@ -61,6 +63,7 @@ impl<B> Session<B> {
             store,
             bindings,
             runtime: host.runtime.clone(),
+            ticker: host.ticker.clone(),
             deadline_ticks: host.deadline_ticks(),
             timeout: host.limits.call_timeout,
             memory_bytes: host.limits.memory_bytes,
@@ -165,6 +168,7 @@ macro_rules! instantiate {
             plugin: label.clone(),
             what: format!("does not match its world: {e}"),
         })?;
+        let _timed = $host.ticker.busy();
         let instance = $host.runtime.block_on(async {
             tokio::time::timeout($host.limits.call_timeout, pre.instantiate_async(&mut store)).await
         });
@@ -399,8 +403,7 @@ impl ProbeSession {
         let (store, bindings) = instantiate!(host, plugin, &grants, probe::ProbePluginPre)?;
         let mut session = Session::new(host, plugin, store, bindings);
         session.timeout = timeout;
-        session.deadline_ticks =
-            (timeout.as_millis() / super::EPOCH_TICK.as_millis()).max(1) as u64;
+        session.deadline_ticks = super::epoch::Ticker::ticks(timeout);
         Ok(ProbeSession(session))
     }
 

@@ -180,17 +180,7 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in candidates(pgid) {
         let Some(ProcStat { state, ppid, pgrp }) = proc_stat(pid) else {
             continue;
         };
@@ -225,6 +215,43 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
         }
     }
     out
+}
+
+/// The pids that may be strays: every process when group `pgid` still has a member
+/// (only a scan of /proc finds them); otherwise mtest's own children, which orphans
+/// reparented to mtest are (a few reads instead of a scan: this runs at every chunk end).
+fn candidates(pgid: Option<i32>) -> Vec<i32> {
+    let group_alive = pgid.is_some_and(|g| {
+        g > 1 && signal::killpg(Pid::from_raw(g), None) != Err(nix::errno::Errno::ESRCH)
+    });
+    let numbers = |names: std::fs::ReadDir| -> Vec<String> {
+        names
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.parse::<i32>().is_ok())
+            .collect()
+    };
+    if !group_alive {
+        // Children are listed per thread (the one that forked them, or the one an orphan
+        // was handed to); without the `children` files (an older kernel), scan.
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            let lists: Option<Vec<String>> = numbers(tasks)
+                .iter()
+                .map(|t| std::fs::read_to_string(format!("/proc/self/task/{t}/children")).ok())
+                .collect();
+            if let Some(lists) = lists {
+                return lists
+                    .iter()
+                    .flat_map(|l| l.split_whitespace())
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+            }
+        }
+    }
+    match std::fs::read_dir("/proc") {
+        Ok(all) => numbers(all).iter().filter_map(|p| p.parse().ok()).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 /// Kills the strays [`strays`] finds and returns the live ones' descriptions (zombies were
