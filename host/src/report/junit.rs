@@ -13,6 +13,7 @@
 //! cases go to a part file as their chunk ends (only failures that may yet be retried wait
 //! in memory), so a 100k-test run does not hold 100k cases.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -23,56 +24,98 @@ use quick_xml::Writer;
 
 use crate::record::{Outcome, TestRecord};
 
+/// One attempt, as the files need it.
 struct Case {
     test_id: String,
-    classname: String,
-    name: String,
-    file: String,
-    line: Option<u32>,
-    time: f64,
     outcome: Outcome,
     attempt: u32,
     quarantined: bool,
-    message: String,
-    text: String,
-    stdout: String,
-    stderr: String,
+    time: f64,
+    /// Its `testcase` element alone: rendered once, for its chunk's file and the run's.
+    xml: Vec<u8>,
+    /// Its text, kept where the run's file may render it with other attempts: a failure
+    /// (an earlier attempt of a test run again) and a later attempt (which may have some).
+    text: Option<Text<'static>>,
 }
 
 impl Case {
     fn new(r: &TestRecord) -> Case {
-        let name = r
-            .test_id
-            .strip_prefix(&format!("{}::", r.file))
-            .unwrap_or(&r.test_id)
-            .to_string();
-        let text = if r.details.failure.is_empty() {
-            r.details.last_output.clone()
-        } else {
-            r.details.failure.clone()
-        };
+        let text = Text::new(r);
+        let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
+        // Into a Vec: writing cannot fail.
+        let _ = write_case(&mut w, &text, &[]);
+        let mut xml = w.into_inner();
+        xml.push(b'\n');
+        let keep = r.outcome.is_failure() || r.attempt > 1;
         Case {
             test_id: r.test_id.clone(),
-            classname: r.file.trim_end_matches(".py").replace('/', "."),
-            name,
-            file: r.file.clone(),
-            line: r.line,
-            time: r.duration_s,
             outcome: r.outcome,
             attempt: r.attempt,
             quarantined: r.quarantined,
-            message: r.message.clone().unwrap_or_default(),
-            text,
-            stdout: r.details.stdout.clone(),
-            stderr: r.details.stderr.clone(),
+            time: r.duration_s,
+            xml,
+            text: keep.then(|| text.into_owned()),
+        }
+    }
+}
+
+/// What a `testcase` element says, borrowed from its record while it is rendered alone.
+struct Text<'a> {
+    classname: String,
+    name: Cow<'a, str>,
+    file: Cow<'a, str>,
+    line: Option<u32>,
+    time: f64,
+    outcome: Outcome,
+    quarantined: bool,
+    message: Cow<'a, str>,
+    text: Cow<'a, str>,
+    stdout: Cow<'a, str>,
+    stderr: Cow<'a, str>,
+}
+
+impl<'a> Text<'a> {
+    fn new(r: &'a TestRecord) -> Text<'a> {
+        let name = r
+            .test_id
+            .strip_prefix(r.file.as_str())
+            .and_then(|rest| rest.strip_prefix("::"))
+            .unwrap_or(&r.test_id);
+        let text = if r.details.failure.is_empty() {
+            &r.details.last_output
+        } else {
+            &r.details.failure
+        };
+        Text {
+            classname: r.file.trim_end_matches(".py").replace('/', "."),
+            name: Cow::Borrowed(name),
+            file: Cow::Borrowed(&r.file),
+            line: r.line,
+            time: r.duration_s,
+            outcome: r.outcome,
+            quarantined: r.quarantined,
+            message: Cow::Borrowed(r.message.as_deref().unwrap_or_default()),
+            text: Cow::Borrowed(text),
+            stdout: Cow::Borrowed(&r.details.stdout),
+            stderr: Cow::Borrowed(&r.details.stderr),
         }
     }
 
-    fn is_failure(&self) -> bool {
-        matches!(
-            self.outcome,
-            Outcome::Failed | Outcome::Hung | Outcome::Crashed | Outcome::Error
-        )
+    fn into_owned(self) -> Text<'static> {
+        let own = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+        Text {
+            classname: self.classname,
+            name: own(self.name),
+            file: own(self.file),
+            line: self.line,
+            time: self.time,
+            outcome: self.outcome,
+            quarantined: self.quarantined,
+            message: own(self.message),
+            text: own(self.text),
+            stdout: own(self.stdout),
+            stderr: own(self.stderr),
+        }
     }
 
     /// `hung: …` and `crashed: …` say what happened; a failure's message is pytest's.
@@ -81,7 +124,7 @@ impl Case {
             Outcome::Hung | Outcome::Crashed => {
                 format!("{}: {}", self.outcome.as_str(), self.message)
             }
-            _ => self.message.clone(),
+            _ => self.message.to_string(),
         }
     }
 }
@@ -100,7 +143,7 @@ impl Totals {
     fn add(&mut self, c: &Case) {
         self.tests += 1;
         self.time += c.time;
-        if c.quarantined && c.is_failure() {
+        if c.quarantined && c.outcome.is_failure() {
             self.skipped += 1;
             return;
         }
@@ -116,7 +159,7 @@ impl Totals {
 /// The run's `junit.xml` in the making.
 struct Merged {
     part: PathBuf,
-    body: Option<Writer<BufWriter<File>>>,
+    body: Option<BufWriter<File>>,
     /// Failed attempts that may be run again, by test id: written with the last attempt.
     held: HashMap<String, Vec<Case>>,
     retries: u32,
@@ -201,7 +244,7 @@ impl Junit {
 
     fn merge(&mut self, cases: Vec<Case>) {
         for case in cases {
-            let may_run_again = case.is_failure() && case.attempt <= self.merged.retries;
+            let may_run_again = case.outcome.is_failure() && case.attempt <= self.merged.retries;
             if may_run_again {
                 self.merged
                     .held
@@ -222,9 +265,7 @@ impl Junit {
         let part = &self.merged.part;
         if self.merged.body.is_none() {
             match File::create(part) {
-                Ok(f) => {
-                    self.merged.body = Some(Writer::new_with_indent(BufWriter::new(f), b' ', 2))
-                }
+                Ok(f) => self.merged.body = Some(BufWriter::new(f)),
                 Err(e) => {
                     self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
                     return;
@@ -235,7 +276,18 @@ impl Junit {
             return;
         };
         self.merged.totals.add(&last);
-        if let Err(e) = write_case(w, &last, &earlier) {
+        let written = match (&last.text, earlier.is_empty()) {
+            (Some(text), false) => {
+                let earlier: Vec<&Text> = earlier.iter().filter_map(|c| c.text.as_ref()).collect();
+                let mut xml = Writer::new_with_indent(Vec::new(), b' ', 2);
+                write_case(&mut xml, text, &earlier)
+                    .and_then(|()| w.write_all(&xml.into_inner()))
+                    .and_then(|()| w.write_all(b"\n"))
+            }
+            // Alone (or, never by construction, without its text: as it was).
+            _ => w.write_all(&last.xml),
+        };
+        if let Err(e) = written {
             self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
         }
     }
@@ -246,7 +298,10 @@ impl Junit {
         let path = self.dir.join("junit.xml");
         let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
         if let Some(body) = self.merged.body.take() {
-            body.into_inner().flush().map_err(|e| fail(&e))?;
+            body.into_inner()
+                .map_err(|e| fail(&e.into_error()))?
+                .flush()
+                .map_err(|e| fail(&e))?;
         }
         let t = &self.merged.totals;
         let mut head = Writer::new(Vec::new());
@@ -280,7 +335,7 @@ impl Junit {
             if let Ok(mut part) = File::open(&self.merged.part) {
                 std::io::copy(&mut part, &mut out)?;
             }
-            out.write_all(b"\n  </testsuite>\n</testsuites>\n")?;
+            out.write_all(b"  </testsuite>\n</testsuites>\n")?;
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
@@ -302,27 +357,26 @@ fn render_chunk(chunk: u32, cases: &[Case]) -> std::io::Result<Vec<u8>> {
     suite.push_attribute(("skipped", totals.skipped.to_string().as_str()));
     suite.push_attribute(("time", format!("{:.3}", totals.time).as_str()));
     w.write_event(Event::Start(suite))?;
-    for c in cases {
-        write_case(&mut w, c, &[])?;
-    }
-    w.write_event(Event::End(BytesEnd::new("testsuite")))?;
-    w.write_event(Event::End(BytesEnd::new("testsuites")))?;
     let mut out = w.into_inner();
     out.push(b'\n');
+    for c in cases {
+        out.extend_from_slice(&c.xml);
+    }
+    out.extend_from_slice(b"  </testsuite>\n</testsuites>\n");
     Ok(out)
 }
 
 /// One `testcase`: the last attempt `c`, with the failed attempts before it.
-fn write_case<W: Write>(w: &mut Writer<W>, c: &Case, earlier: &[Case]) -> std::io::Result<()> {
+fn write_case<W: Write>(w: &mut Writer<W>, c: &Text, earlier: &[&Text]) -> std::io::Result<()> {
     let mut case = BytesStart::new("testcase");
     case.push_attribute(("classname", c.classname.as_str()));
-    case.push_attribute(("name", c.name.as_str()));
-    case.push_attribute(("file", c.file.as_str()));
+    case.push_attribute(("name", c.name.as_ref()));
+    case.push_attribute(("file", c.file.as_ref()));
     if let Some(line) = c.line {
         case.push_attribute(("line", line.to_string().as_str()));
     }
     case.push_attribute(("time", format!("{:.3}", c.time).as_str()));
-    let quarantined = c.quarantined && c.is_failure();
+    let quarantined = c.quarantined && c.outcome.is_failure();
     let element = if quarantined {
         Some("skipped")
     } else {
@@ -362,7 +416,7 @@ fn write_case<W: Write>(w: &mut Writer<W>, c: &Case, earlier: &[Case]) -> std::i
         w.write_event(Event::End(BytesEnd::new(element)))?;
     }
     // Surefire's names: a pass after failures is flaky; a failure after failures, reruns.
-    let again = if c.is_failure() {
+    let again = if c.outcome.is_failure() {
         "rerunFailure"
     } else {
         "flakyFailure"

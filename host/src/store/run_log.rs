@@ -14,6 +14,9 @@ pub struct RunLog {
     /// (device, inode) of the file written: if the path stops naming it, the store was
     /// deleted or replaced during the run.
     identity: (u64, u64),
+    /// The lines of a batch, reused: a fresh buffer for each batch is fresh pages (a
+    /// zeroed huge page, often) from the kernel each time.
+    lines: Vec<u8>,
 }
 
 fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
@@ -36,6 +39,7 @@ impl RunLog {
             .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
         Ok(RunLog {
             identity: identity(&meta),
+            lines: Vec::new(),
             file,
             path: path.to_path_buf(),
         })
@@ -71,14 +75,15 @@ impl RunLog {
 
     /// Appends records, a line each, in one `write`.
     pub fn append(&mut self, records: &[TestRecord]) -> Result<(), String> {
-        let mut lines = Vec::with_capacity(512 * records.len());
+        let lines = &mut self.lines;
+        lines.clear();
         for record in records {
-            serde_json::to_writer(&mut lines, record)
+            serde_json::to_writer(&mut *lines, record)
                 .map_err(|e| format!("cannot encode a record: {e}"))?;
             lines.push(b'\n');
         }
         self.file
-            .write_all(&lines)
+            .write_all(lines)
             .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
     }
 }
