@@ -73,18 +73,13 @@ fn epoch_ms(t: &str) -> Option<i64> {
     let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
     let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
     let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let frac = t
-        .get(19..)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .map(|rest| {
-            let digits: String = rest
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .take(3)
-                .collect();
-            format!("{digits:0<3}").parse::<i64>().unwrap_or(0)
-        })
-        .unwrap_or(0);
+    // Milliseconds: the first three digits after the point, missing ones zero.
+    let mut frac = 0;
+    if let Some(rest) = t.get(19..).and_then(|rest| rest.strip_prefix('.')) {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).take(3);
+        let (value, n) = digits.fold((0i64, 0), |(v, n), d| (v * 10 + i64::from(d - b'0'), n + 1));
+        frac = value * 10i64.pow(3 - n);
+    }
     // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

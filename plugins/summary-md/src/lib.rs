@@ -10,10 +10,13 @@ wit_bindgen::generate!({
 });
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::BuildHasherDefault;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use rustc_hash::FxHasher;
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{cell, is_failure, name, Slowest, OUTCOMES};
 
@@ -33,7 +36,7 @@ struct State {
     /// [tier][outcome] counts; tiers 0..=3. Each test once, by its last attempt.
     per_tier: [[u32; 8]; 4],
     /// Each test's (tier, outcome) so far: a retry replaces its earlier attempt's count.
-    last: std::collections::HashMap<String, (usize, usize)>,
+    last: HashMap<String, (usize, usize), BuildHasherDefault<FxHasher>>,
     /// The slowest tests (test ids).
     slowest: Slowest<String, SLOWEST>,
     failures: Vec<Failure>,
@@ -171,20 +174,20 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
         let now = ((r.tier as usize).min(3), slot(r.outcome));
-        if let Some((tier, outcome)) = s.last.insert(r.test_id.clone(), now) {
-            s.per_tier[tier][outcome] -= 1;
-        }
-        s.per_tier[now.0][now.1] += 1;
         s.slowest.offer(r.duration_s, || r.test_id.clone());
         if is_failure(r.outcome) {
             s.failures.push(Failure {
-                test_id: r.test_id,
+                test_id: r.test_id.clone(),
                 outcome: r.outcome,
                 message: r.message.unwrap_or_default(),
                 bundle: r.bundle,
                 quarantined: r.quarantined,
             });
         }
+        if let Some((tier, outcome)) = s.last.insert(r.test_id, now) {
+            s.per_tier[tier][outcome] -= 1;
+        }
+        s.per_tier[now.0][now.1] += 1;
     });
     Ok(Vec::new())
 }
