@@ -671,7 +671,11 @@ fn supervise_and_record<'h>(
                         running,
                         done_estimate_ms,
                         ..
-                    } => rec.progress.tick(running, done_estimate_ms),
+                    } => {
+                        rec.reporters.flush_if_due();
+                        rec.flush_lines();
+                        rec.progress.tick(running, done_estimate_ms)
+                    }
                 }
             }
             if !records.is_empty() {

@@ -3,6 +3,7 @@
 //! reported once and dropped for the rest of the run; the run itself goes on.
 
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::config::ReporterSpec;
 use crate::plugin_host::discovery;
@@ -13,6 +14,10 @@ use crate::record::TestRecord;
 /// Records per `on-tests` call at most (a `--resume` replays a whole earlier invocation;
 /// a plugin's memory is bounded).
 const BATCH: usize = 1000;
+
+/// How long records wait for more before they go to the reporters: a call per loop turn
+/// (a dozen records at 2,400 turns a minute) cost more in calls than in records.
+const GATHER: Duration = Duration::from_millis(250);
 
 struct Active {
     name: String,
@@ -25,6 +30,9 @@ pub struct Reporters {
     active: Vec<Active>,
     /// Console lines and warnings for the caller to print.
     pub lines: Vec<String>,
+    /// Records gathered for the next `on-tests` call, and when the last call was made.
+    pending: Vec<WitRecord>,
+    sent: Instant,
 }
 
 /// (plugin, output dir relative to last-run) for the configured or default reporters.
@@ -82,6 +90,8 @@ impl Reporters {
         let mut reporters = Reporters {
             active: Vec::new(),
             lines: Vec::new(),
+            pending: Vec::new(),
+            sent: Instant::now(),
         };
         for (spec, output) in specs(configured) {
             let plugin = match discovery::resolve(host, root, &spec, Source::Config) {
@@ -149,21 +159,42 @@ impl Reporters {
         }
     }
 
-    /// One call per reporter for a batch of records (one turn of the supervision loop):
-    /// a call into a plugin costs more than lowering one record into it.
+    /// Records for the reporters, in order: gathered, and sent in one call per reporter
+    /// when [`BATCH`] are waiting or [`GATHER`] has passed (see [`Reporters::flush_if_due`]).
     pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
-        if records.is_empty() || self.active.iter().all(|a| a.session.is_none()) {
+        if self.active.iter().all(|a| a.session.is_none()) {
             return;
         }
-        for batch in records.chunks(BATCH) {
-            let wit: Vec<WitRecord> = batch.iter().map(|r| to_wit_record(r, replayed)).collect();
-            self.each(|s| s.tests(&wit));
+        for r in records {
+            self.pending.push(to_wit_record(r, replayed));
+            if self.pending.len() >= BATCH {
+                self.flush();
+            }
         }
+        self.flush_if_due();
+    }
+
+    /// Sends what waits if it has waited [`GATHER`] (called every loop turn, too).
+    pub fn flush_if_due(&mut self) {
+        if self.sent.elapsed() >= GATHER {
+            self.flush();
+        }
+    }
+
+    /// Sends every record that waits.
+    pub fn flush(&mut self) {
+        self.sent = Instant::now();
+        if self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.each(|s| s.tests(&batch));
     }
 
     /// Ends every reporter. A reporter that wrote `step-summary.md` on GitHub Actions has
     /// it appended to `$GITHUB_STEP_SUMMARY` (plugins see only their own directory).
     pub fn end(&mut self, summary: &RunSummary) {
+        self.flush();
         self.each(|s| s.run_end(summary));
         let Some(target) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|t| !t.is_empty()) else {
             return;
