@@ -160,16 +160,23 @@ impl Reporters {
     }
 
     /// Records for the reporters, in order: gathered, and sent in one call per reporter
-    /// when [`BATCH`] are waiting or [`GATHER`] has passed (see [`Reporters::flush_if_due`]).
+    /// when [`BATCH`] are waiting or [`GATHER`] has passed (see [`Reporters::flush_if_due`]),
+    /// and at once when one needs a bundle: a kill of mtest must not take with it a bundle
+    /// that its record, already in `run.jsonl`, names (a resumed run does not write it).
     pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
         if self.active.iter().all(|a| a.session.is_none()) {
             return;
         }
+        let mut bundle = false;
         for r in records {
+            bundle |= r.bundle.is_some() && !replayed;
             self.pending.push(to_wit_record(r, replayed));
             if self.pending.len() >= BATCH {
                 self.flush();
             }
+        }
+        if bundle {
+            self.flush();
         }
         self.flush_if_due();
     }
