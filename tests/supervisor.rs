@@ -501,12 +501,15 @@ def test_after():
         daemon.parse::<u32>().is_ok() && child_pid.parse::<u32>().is_ok(),
         "pids {child_pid:?} and {daemon:?}: {stderr}"
     );
-    let running = |pid: &str| {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    // A process's stat line, if it is alive and not a zombie (which is dead).
+    let live = |pid: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         let state = stat.rsplit(") ").next().unwrap_or_default();
-        (String::from_utf8_lossy(&cmd).starts_with("sleep") && !state.starts_with('Z'))
-            .then_some(stat)
+        (!state.starts_with('Z')).then_some(stat)
+    };
+    let running = |pid: &str| {
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        live(pid).filter(|_| String::from_utf8_lossy(&cmd).starts_with("sleep"))
     };
     // Nor is anything else of this run (a worker, the zygote): nothing runs in its directory.
     let root = dir
@@ -515,9 +518,7 @@ def test_after():
         .unwrap_or(dir.path().to_path_buf());
     let here = |pid: &str| {
         let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?;
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let state = stat.rsplit(") ").next().unwrap_or_default();
-        (cwd.starts_with(&root) && !state.starts_with('Z')).then_some(stat)
+        live(pid).filter(|_| cwd.starts_with(&root))
     };
     let left = || -> Vec<String> {
         let ours = std::fs::read_dir("/proc")

@@ -335,31 +335,26 @@ impl<'a> Cursor<'a> {
 
     /// Decimal digits, up to (not taking) `stop`.
     fn count(&mut self, stop: u8) -> Option<u32> {
-        let end = self.0.iter().position(|b| *b == stop)?;
-        let digits = &self.0[..end];
-        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
-        self.0 = &self.0[end..];
-        Some(n)
+        self.token(stop, u8::is_ascii_digit)
     }
 
     /// A plain decimal number, up to (not taking) `stop`.
     fn number(&mut self, stop: u8) -> Option<f64> {
+        self.token(stop, |b| {
+            matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
+        })
+    }
+
+    /// The bytes up to (not taking) `stop`, all of them `allowed`, parsed.
+    fn token<T: std::str::FromStr>(&mut self, stop: u8, allowed: fn(&u8) -> bool) -> Option<T> {
         let end = self.0.iter().position(|b| *b == stop)?;
-        let digits = &self.0[..end];
-        let plain = !digits.is_empty()
-            && digits
-                .iter()
-                .all(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'));
-        let n = std::str::from_utf8(digits)
-            .ok()?
-            .parse()
-            .ok()
-            .filter(|_| plain)?;
+        let token = &self.0[..end];
+        if token.is_empty() || !token.iter().all(allowed) {
+            return None;
+        }
+        let value = std::str::from_utf8(token).ok()?.parse().ok()?;
         self.0 = &self.0[end..];
-        Some(n)
+        Some(value)
     }
 }
 

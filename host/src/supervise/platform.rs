@@ -224,11 +224,10 @@ fn candidates(pgid: Option<i32>) -> Vec<i32> {
     let group_alive = pgid.is_some_and(|g| {
         g > 1 && signal::killpg(Pid::from_raw(g), None) != Err(nix::errno::Errno::ESRCH)
     });
-    let numbers = |names: std::fs::ReadDir| -> Vec<String> {
+    let numbers = |names: std::fs::ReadDir| -> Vec<i32> {
         names
             .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| n.parse::<i32>().is_ok())
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
             .collect()
     };
     if !group_alive {
@@ -248,10 +247,7 @@ fn candidates(pgid: Option<i32>) -> Vec<i32> {
             }
         }
     }
-    match std::fs::read_dir("/proc") {
-        Ok(all) => numbers(all).iter().filter_map(|p| p.parse().ok()).collect(),
-        Err(_) => Vec::new(),
-    }
+    std::fs::read_dir("/proc").map(numbers).unwrap_or_default()
 }
 
 /// Kills the strays [`strays`] finds and returns the live ones' descriptions (zombies were
