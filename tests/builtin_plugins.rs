@@ -5,9 +5,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use mtest::plugin_host::session::{
-    Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, ReporterSession,
-    RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory, TestRecord,
-    Verdict,
+    Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, RecordFilter,
+    ReporterSession, RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory,
+    TestRecord, Verdict,
 };
 use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
 
@@ -256,8 +256,9 @@ fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {
         chunk: 1,
         attempt: 1,
         quarantined: false,
-        started_at: "2026-01-01T00:00:00Z".into(),
-        finished_at: "2026-01-01T00:00:01Z".into(),
+        // 2026-01-01T00:00:00Z and a second later.
+        started_ms: Some(1_767_225_600_000),
+        finished_ms: Some(1_767_225_601_000),
         message: bundle.map(|_| "AssertionError: assert 1 == 2".into()),
         bundle: bundle.map(Into::into),
         details: vec![
@@ -274,6 +275,8 @@ fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
     let host = host();
     let out = tempfile::tempdir().unwrap();
     let mut s = ReporterSession::start(&host, &builtin(&host, "txt-bundles"), out.path()).unwrap();
+    // It writes only about failures, and says so: passing records are not sent to it.
+    assert_eq!(s.wants().unwrap(), RecordFilter::Failures);
     s.tests(&[
         record("tests/test_a.py::test_ok", WitOutcome::Passed, None),
         record(
@@ -296,6 +299,14 @@ fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
     );
     assert!(text.contains("outcome:     failed\n"), "{text}");
     assert!(text.contains("location:    tests/test_a.py:12\n"), "{text}");
+    assert!(
+        text.contains("started:     2026-01-01T00:00:00.000Z\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("finished:    2026-01-01T00:00:01.000Z\n"),
+        "{text}"
+    );
     assert!(
         text.contains("== Failure ==\ndef test_x():\n>   assert 1 == 2\n"),
         "{text}"

@@ -8,7 +8,7 @@ the only place it may write).
 import json
 
 from wit_world import exports
-from wit_world.exports.reporter import RunStart, RunSummary, TestRecord
+from wit_world.exports.reporter import RecordFilter, RunStart, RunSummary, TestRecord
 from wit_world.imports.types import Outcome, PluginInfo, PluginKind
 
 FAILURES = {Outcome.FAILED, Outcome.ERROR, Outcome.HUNG, Outcome.CRASHED}
@@ -31,6 +31,10 @@ class Identity(exports.Identity):
 
 
 class Reporter(exports.Reporter):
+    def wants(self) -> RecordFilter:
+        # Annotations and the digest are about failures: passing records are not sent.
+        return RecordFilter.FAILURES
+
     def on_run_start(self, start: RunStart) -> list[str]:
         _state["run_id"] = start.run_id
         _state["failures"] = []

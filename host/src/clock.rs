@@ -12,6 +12,58 @@ pub fn now() -> String {
     rfc3339(SystemTime::now())
 }
 
+/// A record's wall-clock time, to the millisecond: RFC 3339 text in `run.jsonl`
+/// (`2026-11-26T04:30:54.123Z`), milliseconds since the Unix epoch for plugins. Kept as a
+/// number, so the text is made only where it is written. A record whose text is not a
+/// time (written by hand, or damaged) has none, and is written back with `""`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Stamp(Option<u64>);
+
+impl Stamp {
+    /// A time before the epoch is the epoch.
+    pub fn at(t: SystemTime) -> Stamp {
+        let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
+        Stamp(Some(u64::try_from(ms).unwrap_or(u64::MAX)))
+    }
+
+    pub fn now() -> Stamp {
+        Stamp::at(SystemTime::now())
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn ms(self) -> Option<u64> {
+        self.0
+    }
+
+    fn time(self) -> Option<SystemTime> {
+        UNIX_EPOCH.checked_add(Duration::from_millis(self.0?))
+    }
+
+    fn parse(text: &str) -> Stamp {
+        let ms = humantime::parse_rfc3339_weak(text)
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .and_then(|d| u64::try_from(d.as_millis()).ok());
+        Stamp(ms)
+    }
+}
+
+impl serde::Serialize for Stamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.time() {
+            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(t)),
+            None => s.serialize_str(""),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Stamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Stamp, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Stamp::parse(&text))
+    }
+}
+
 /// Parses `90s`, `5m`, `1h30m`, `2h`, `1m30s` (humantime's forms), or plain seconds (`45`).
 pub fn parse_duration(spec: &str) -> Result<Duration, String> {
     let spec = spec.trim();
@@ -81,6 +133,23 @@ mod tests {
             rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
             "2000-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn stamps_are_rfc3339_text_and_milliseconds() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_764_131_454_123);
+        let stamp = Stamp::at(t);
+        assert_eq!(stamp.ms(), Some(1_764_131_454_123));
+        let text = serde_json::to_string(&stamp).unwrap();
+        assert_eq!(text, r#""2025-11-26T04:30:54.123Z""#);
+        assert_eq!(serde_json::from_str::<Stamp>(&text).unwrap(), stamp);
+        // Older records (seconds only) and nonsense: read, never refused.
+        let whole: Stamp = serde_json::from_str(r#""2025-11-26T04:30:54Z""#).unwrap();
+        assert_eq!(whole.ms(), Some(1_764_131_454_000));
+        let none: Stamp = serde_json::from_str(r#""not a time""#).unwrap();
+        assert_eq!(none.ms(), None);
+        assert_eq!(serde_json::to_string(&none).unwrap(), r#""""#);
+        assert_eq!(Stamp::at(UNIX_EPOCH - Duration::from_secs(5)).ms(), Some(0));
     }
 
     #[test]

@@ -69,8 +69,8 @@ pub struct TestRecord {
     pub chunk: u32,
     pub attempt: u32,
     pub quarantined: bool,
-    pub started_at: String,
-    pub finished_at: String,
+    pub started_at: crate::clock::Stamp,
+    pub finished_at: crate::clock::Stamp,
     pub message: Option<String>,
     pub bundle: Option<String>,
     /// Processes the test left running, which mtest killed (`pid cmdline`).

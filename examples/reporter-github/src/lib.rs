@@ -8,7 +8,9 @@ wit_bindgen::generate!({ world: "reporter-plugin", path: "../../wit" });
 use std::cell::RefCell;
 
 use exports::mtest::plugin::identity::Guest as Identity;
-use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use exports::mtest::plugin::reporter::{
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+};
 use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
 use serde_json::{json, Value};
 
@@ -78,6 +80,11 @@ impl Identity for Github {
 }
 
 impl Reporter for Github {
+    /// Annotations and the digest are about failures: passing records are not sent.
+    fn wants() -> RecordFilter {
+        RecordFilter::Failures
+    }
+
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
         STATE.with(|s| {
             *s.borrow_mut() = State {

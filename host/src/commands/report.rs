@@ -104,16 +104,14 @@ fn trace_json(gates: &Gates) -> Result<String, String> {
         ));
     }
     let records = run_log::read(&path)?.records;
-    let micros = |t: &str| {
-        humantime::parse_rfc3339(t)
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_micros() as i64)
+    let micros = |t: crate::clock::Stamp| {
+        let ms = i64::try_from(t.ms()?).ok()?;
+        Some(ms.saturating_mul(1000))
     };
     // (record, start µs, end µs) of the records that have times (not collection errors).
     let timed: Vec<_> = records
         .iter()
-        .filter_map(|r| Some((r, micros(&r.started_at)?, micros(&r.finished_at)?)))
+        .filter_map(|r| Some((r, micros(r.started_at)?, micros(r.finished_at)?)))
         .collect();
     let t0 = timed.iter().map(|(_, s, _)| *s).min().unwrap_or(0);
     let mut spans: std::collections::BTreeMap<u32, (i64, i64)> = Default::default();

@@ -238,7 +238,7 @@ fn collection_error_record(
     id: &str,
     text: &str,
 ) -> TestRecord {
-    let now = clock::now();
+    let now = clock::Stamp::now();
     let last = text
         .lines()
         .rev()
@@ -257,7 +257,7 @@ fn collection_error_record(
         chunk: 0,
         attempt: 1,
         quarantined: false,
-        started_at: now.clone(),
+        started_at: now,
         finished_at: now,
         message: Some(format!("collection error: {}", one_line(last))),
         bundle: None,

@@ -15,7 +15,9 @@ use super::{Kind, LoadedPlugin, PluginError, PluginHost, PluginInfo};
 
 pub use probe::exports::mtest::plugin::probe::FailureContext;
 pub use quarantine::exports::mtest::plugin::quarantine::{Decision, TestHistory, Verdict};
-pub use reporter::exports::mtest::plugin::reporter::{RunStart, RunSummary, TestRecord};
+pub use reporter::exports::mtest::plugin::reporter::{
+    RecordFilter, RunStart, RunSummary, TestRecord,
+};
 pub use selection::exports::mtest::plugin::selector::{
     Candidate, Exclusion, ExclusionReason, Selection, SelectionRequest, Shard,
 };
@@ -357,6 +359,11 @@ impl ReporterSession {
         };
         let (store, bindings) = instantiate!(host, plugin, &grants, reporter::ReporterPluginPre)?;
         Ok(ReporterSession(Session::new(host, plugin, store, bindings)))
+    }
+
+    pub fn wants(&mut self) -> Result<RecordFilter, PluginError> {
+        let s = &mut self.0;
+        guarded!(s, "wants", |b, st| b.mtest_plugin_reporter().call_wants(st))
     }
 
     pub fn run_start(&mut self, start: &RunStart) -> Result<Vec<String>, PluginError> {

@@ -6,8 +6,11 @@ use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::ReporterSpec;
+use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::discovery;
-use crate::plugin_host::session::{ReporterSession, RunStart, RunSummary, TestRecord as WitRecord};
+use crate::plugin_host::session::{
+    RecordFilter, ReporterSession, RunStart, RunSummary, TestRecord as WitRecord,
+};
 use crate::plugin_host::{builtins, PluginHost, Source};
 use crate::record::TestRecord;
 
@@ -24,13 +27,16 @@ struct Active {
     session: Option<ReporterSession>,
     /// Its output directory.
     dir: PathBuf,
+    /// Which records it is sent.
+    wants: RecordFilter,
 }
 
 pub struct Reporters {
     active: Vec<Active>,
     /// Console lines and warnings for the caller to print.
     pub lines: Vec<String>,
-    /// Records gathered for the next `on-tests` call, and when the last call was made.
+    /// Records gathered for the next `on-tests` call (every record if a reporter wants
+    /// them all, else only failures), and when the last call was made.
     pending: Vec<WitRecord>,
     sent: Instant,
 }
@@ -121,18 +127,21 @@ impl Reporters {
                 ));
                 continue;
             }
-            match ReporterSession::start(host, &plugin, &dir) {
-                Ok(session) => reporters.active.push(Active {
+            let started = ReporterSession::start(host, &plugin, &dir)
+                .and_then(|mut session| Ok((session.wants()?, session)));
+            match started {
+                Ok((wants, session)) => reporters.active.push(Active {
                     name: plugin.label(),
                     session: Some(session),
                     dir,
+                    wants,
                 }),
                 Err(e) => reporters
                     .lines
                     .push(format!("warning: {e}; reporter skipped")),
             }
         }
-        reporters.each(|s| s.run_start(start));
+        reporters.each(|s, _| s.run_start(start));
         reporters
     }
 
@@ -140,13 +149,14 @@ impl Reporters {
         &mut self,
         mut call: impl FnMut(
             &mut ReporterSession,
+            RecordFilter,
         ) -> Result<Vec<String>, crate::plugin_host::PluginError>,
     ) {
         for active in &mut self.active {
             let Some(session) = active.session.as_mut() else {
                 continue;
             };
-            match call(session) {
+            match call(session, active.wants) {
                 Ok(lines) => self.lines.extend(lines),
                 Err(e) => {
                     self.lines.push(format!(
@@ -164,11 +174,14 @@ impl Reporters {
     /// and at once when one needs a bundle: a kill of mtest must not take with it a bundle
     /// that its record, already in `run.jsonl`, names (a resumed run does not write it).
     pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
-        if self.active.iter().all(|a| a.session.is_none()) {
+        let Some(wants) = self.wanted() else {
             return;
-        }
+        };
         let mut bundle = false;
         for r in records {
+            if wants == RecordFilter::Failures && !r.outcome.is_failure() {
+                continue;
+            }
             bundle |= r.bundle.is_some() && !replayed;
             self.pending.push(to_wit_record(r, replayed));
             if self.pending.len() >= BATCH {
@@ -188,21 +201,52 @@ impl Reporters {
         }
     }
 
-    /// Sends every record that waits.
+    /// What the live reporters want together: every record if one wants them all; `None`
+    /// if none is left.
+    fn wanted(&self) -> Option<RecordFilter> {
+        let live = self.active.iter().filter(|a| a.session.is_some());
+        live.map(|a| a.wants).reduce(|a, b| {
+            if a == RecordFilter::All || b == RecordFilter::All {
+                RecordFilter::All
+            } else {
+                RecordFilter::Failures
+            }
+        })
+    }
+
+    /// Sends every record that waits, to each reporter those it wants.
     pub fn flush(&mut self) {
         self.sent = Instant::now();
         if self.pending.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.pending);
-        self.each(|s| s.tests(&batch));
+        // Failures out of a batch of every record, for the reporters that want only those
+        // (made once, and only if one of them gets a call: a batch may hold none).
+        let mut failures: Option<Vec<WitRecord>> = None;
+        self.each(|s, wants| {
+            let records = match wants {
+                RecordFilter::All => &batch,
+                RecordFilter::Failures => failures.get_or_insert_with(|| {
+                    batch
+                        .iter()
+                        .filter(|r| failure(r.outcome))
+                        .cloned()
+                        .collect()
+                }),
+            };
+            if records.is_empty() {
+                return Ok(Vec::new());
+            }
+            s.tests(records)
+        });
     }
 
     /// Ends every reporter. A reporter that wrote `step-summary.md` on GitHub Actions has
     /// it appended to `$GITHUB_STEP_SUMMARY` (plugins see only their own directory).
     pub fn end(&mut self, summary: &RunSummary) {
         self.flush();
-        self.each(|s| s.run_end(summary));
+        self.each(|s, _| s.run_end(summary));
         let Some(target) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|t| !t.is_empty()) else {
             return;
         };
@@ -252,6 +296,11 @@ pub fn run_summary(
     }
 }
 
+fn failure(o: WitOutcome) -> bool {
+    use WitOutcome as O;
+    matches!(o, O::Failed | O::Error | O::Hung | O::Crashed)
+}
+
 fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
     let mut details = if replayed || !r.outcome.is_failure() {
         Vec::new()
@@ -275,8 +324,8 @@ fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
         chunk: r.chunk,
         attempt: r.attempt,
         quarantined: r.quarantined,
-        started_at: r.started_at.clone(),
-        finished_at: r.finished_at.clone(),
+        started_ms: r.started_at.ms(),
+        finished_ms: r.finished_at.ms(),
         message: r.message.clone(),
         bundle: r.bundle.clone(),
         details,

@@ -15,7 +15,7 @@ use super::path_args::path_args;
 use super::platform::{self, Sig};
 use super::watchdog::{self, in_flight_end, Action, Exit, InFlightEnd, Rest, Seen, Watchdog, Why};
 use super::zygote::{ForkRequest, Zygote};
-use crate::clock;
+use crate::clock::{self, Stamp};
 use crate::pytest::collect::tail_of;
 use crate::pytest::events::{Event, EventTail, Finish, Report};
 use crate::pytest::outcome::outcome_of;
@@ -836,11 +836,11 @@ impl ChunkRun {
     }
 
     fn blank_record(&self, ctx: &RunContext, t: usize, outcome: Outcome) -> TestRecord {
-        self.record_at(ctx, t, outcome, clock::now())
+        self.record_at(ctx, t, outcome, Stamp::now())
     }
 
     /// A record of test `t` with both times `at` (callers set what they know better).
-    fn record_at(&self, ctx: &RunContext, t: usize, outcome: Outcome, at: String) -> TestRecord {
+    fn record_at(&self, ctx: &RunContext, t: usize, outcome: Outcome, at: Stamp) -> TestRecord {
         let test = &ctx.tests[t];
         let now = at;
         TestRecord {
@@ -856,7 +856,7 @@ impl ChunkRun {
             chunk: self.id,
             attempt: self.attempt,
             quarantined: test.quarantined,
-            started_at: now.clone(),
+            started_at: now,
             finished_at: now,
             message: None,
             bundle: None,
@@ -878,7 +878,7 @@ impl ChunkRun {
 
     fn unfinished_record(&self, ctx: &RunContext, f: &InFlight, outcome: Outcome) -> TestRecord {
         let mut r = self.blank_record(ctx, f.test, outcome);
-        r.started_at = clock::rfc3339(f.started_at);
+        r.started_at = Stamp::at(f.started_at);
         r.duration_s = f.started.elapsed().as_secs_f64();
         let (_, details) = outcome_of(&f.reports);
         r.details.failure = details.failure;
@@ -930,8 +930,8 @@ impl ChunkRun {
         finished_at: SystemTime,
     ) -> TestRecord {
         let (outcome, details) = outcome_of(&f.reports);
-        let mut r = self.record_at(ctx, f.test, outcome.outcome, clock::rfc3339(finished_at));
-        r.started_at = clock::rfc3339(f.started_at);
+        let mut r = self.record_at(ctx, f.test, outcome.outcome, Stamp::at(finished_at));
+        r.started_at = Stamp::at(f.started_at);
         // Wall time of the whole test protocol (setup, call, teardown and pytest's own
         // work around them): what the test costs a run, which is what budgets need.
         r.duration_s = finished_at

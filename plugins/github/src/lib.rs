@@ -9,7 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.2.0": shared::types },
+    with: { "mtest:plugin/types@0.3.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
-use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use exports::mtest::plugin::reporter::{
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+};
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{cell, is_failure, name, Slowest};
 
@@ -182,6 +184,10 @@ fn step_summary(
 }
 
 impl Reporter for Github {
+    fn wants() -> RecordFilter {
+        RecordFilter::All
+    }
+
     fn on_run_start(_start: RunStart) -> Result<Vec<String>, String> {
         STATE.with(|s| *s.borrow_mut() = State::default());
         Ok(Vec::new())

@@ -11,7 +11,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.2.0": shared::types },
+    with: { "mtest:plugin/types@0.3.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -19,7 +19,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
-use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use exports::mtest::plugin::reporter::{
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+};
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{is_failure, name, Slowest};
 
@@ -66,29 +68,6 @@ struct State {
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
-}
-
-/// `2026-11-26T17:29:05.123Z` as milliseconds since the Unix epoch.
-fn epoch_ms(t: &str) -> Option<i64> {
-    let num = |a: usize, b: usize| t.get(a..b)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    // Milliseconds: the first three digits after the point, missing ones zero.
-    let mut frac = 0;
-    if let Some(rest) = t.get(19..).and_then(|rest| rest.strip_prefix('.')) {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).take(3);
-        let (value, n) = digits.fold((0i64, 0), |(v, n), d| (v * 10 + i64::from(d - b'0'), n + 1));
-        frac = value * 10i64.pow(3 - n);
-    }
-    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + frac)
 }
 
 fn esc(s: &str) -> String {
@@ -362,6 +341,10 @@ impl Identity for HtmlReport {
 }
 
 impl Reporter for HtmlReport {
+    fn wants() -> RecordFilter {
+        RecordFilter::All
+    }
+
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
         STATE.with(|s| {
             *s.borrow_mut() = State {
@@ -390,7 +373,8 @@ impl Reporter for HtmlReport {
 
 /// One record, as `on-tests` gets them.
 fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-    let (Some(start_ms), Some(end_ms)) = (epoch_ms(&r.started_at), epoch_ms(&r.finished_at)) else {
+    let ms = |t: Option<u64>| i64::try_from(t?).ok();
+    let (Some(start_ms), Some(end_ms)) = (ms(r.started_ms), ms(r.finished_ms)) else {
         return Ok(Vec::new()); // a record with no times (a collection error)
     };
     let end_ms = end_ms.max(start_ms);

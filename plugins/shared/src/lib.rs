@@ -3,7 +3,7 @@
 //! reporters use for outcomes.
 
 wit_bindgen::generate!({
-    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.2.0; }",
+    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.3.0; }",
     path: "../../wit",
     generate_all,
 });
@@ -43,6 +43,27 @@ pub fn is_failure(o: Outcome) -> bool {
         o,
         Outcome::Failed | Outcome::Error | Outcome::Hung | Outcome::Crashed
     )
+}
+
+/// Milliseconds since the Unix epoch as RFC 3339 text, `2026-11-26T17:29:05.123Z`, the
+/// form `run.jsonl` writes; `""` for no time.
+pub fn rfc3339(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return String::new();
+    };
+    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's civil_from_days).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
 }
 
 /// Text for a Markdown table cell: no `|`, no line breaks.
@@ -87,5 +108,16 @@ impl<const N: usize> Slowest<String, N> {
             md.push_str(&format!("| `{}` | {d:.3}s |\n", cell(id)));
         }
         md
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_matches_run_jsonl() {
+        assert_eq!(super::rfc3339(Some(1_764_131_454_123)), "2025-11-26T04:30:54.123Z");
+        assert_eq!(super::rfc3339(Some(0)), "1970-01-01T00:00:00.000Z");
+        assert_eq!(super::rfc3339(Some(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(super::rfc3339(None), "");
     }
 }

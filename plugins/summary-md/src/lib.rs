@@ -6,7 +6,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.2.0": shared::types },
+    with: { "mtest:plugin/types@0.3.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -15,7 +15,9 @@ use std::fmt::Write as _;
 use std::hash::BuildHasherDefault;
 
 use exports::mtest::plugin::identity::Guest as Identity;
-use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
+use exports::mtest::plugin::reporter::{
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+};
 use rustc_hash::FxHasher;
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{cell, is_failure, name, Slowest, OUTCOMES};
@@ -144,6 +146,10 @@ fn render(state: &State, summary: &RunSummary) -> String {
 }
 
 impl Reporter for SummaryMd {
+    fn wants() -> RecordFilter {
+        RecordFilter::All
+    }
+
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
         STATE.with(|s| {
             *s.borrow_mut() = State {

@@ -7,14 +7,16 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.2.0": shared::types },
+    with: { "mtest:plugin/types@0.3.0": shared::types },
 });
 
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
-use exports::mtest::plugin::reporter::{Guest as Reporter, RunStart, RunSummary, TestRecord};
-use shared::name as outcome_name;
+use exports::mtest::plugin::reporter::{
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+};
+use shared::{name as outcome_name, rfc3339};
 use shared::types::{PluginInfo, PluginKind};
 
 struct TxtBundles;
@@ -59,8 +61,8 @@ fn render(r: &TestRecord) -> String {
         "quarantined:",
         if r.quarantined { "yes" } else { "no" },
     );
-    field(&mut out, "started:", &r.started_at);
-    field(&mut out, "finished:", &r.finished_at);
+    field(&mut out, "started:", &rfc3339(r.started_ms));
+    field(&mut out, "finished:", &rfc3339(r.finished_ms));
     for (heading, text) in &r.details {
         let _ = writeln!(out, "\n== {heading} ==");
         let text = text.trim_end();
@@ -70,6 +72,10 @@ fn render(r: &TestRecord) -> String {
 }
 
 impl Reporter for TxtBundles {
+    fn wants() -> RecordFilter {
+        RecordFilter::Failures
+    }
+
     fn on_run_start(_start: RunStart) -> Result<Vec<String>, String> {
         Ok(Vec::new())
     }
