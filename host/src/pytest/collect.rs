@@ -304,7 +304,8 @@ fn watch(
                 ))),
             };
         }
-        std::thread::sleep(Duration::from_millis(5));
+        // Woken by what the zygote writes; the rest (its end, a hang) is seen on the tick.
+        zygote.wait(Duration::from_millis(20));
     }
 }
 

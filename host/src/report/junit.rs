@@ -40,23 +40,25 @@ struct Case {
 
 impl Case {
     fn new(r: &TestRecord) -> Case {
-        let text = Text::new(r);
         let mut xml = Vec::with_capacity(192);
-        // Into a Vec, writing cannot fail.
+        let keep = r.outcome.is_failure() || r.attempt > 1;
+        let mut text = None;
         if matches!(r.outcome, Outcome::Passed | Outcome::Xpassed)
-            && text.stdout.is_empty()
-            && text.stderr.is_empty()
+            && r.details.stdout.is_empty()
+            && r.details.stderr.is_empty()
+            && !keep
         {
-            // Most cases of a big run: one empty element, written directly (quick_xml's
-            // writer cost a third of mtest's JUnit time for these).
-            let _ = write_plain_case(&mut xml, &text);
+            // Most cases of a big run: one empty element, written directly from the record.
+            write_plain_case(&mut xml, r);
         } else {
+            let t = Text::new(r);
             let mut w = Writer::new_with_indent(xml, b' ', 2);
-            let _ = write_case(&mut w, &text, &[]);
+            // Into a Vec, writing cannot fail.
+            let _ = write_case(&mut w, &t, &[]);
             xml = w.into_inner();
+            text = keep.then(|| t.into_owned());
         }
         xml.push(b'\n');
-        let keep = r.outcome.is_failure() || r.attempt > 1;
         Case {
             test_id: r.test_id.clone(),
             outcome: r.outcome,
@@ -64,9 +66,22 @@ impl Case {
             quarantined: r.quarantined,
             time: r.duration_s,
             xml,
-            text: keep.then(|| text.into_owned()),
+            text,
         }
     }
+}
+
+/// The test's name in its file: its id without the file (`TestK::test_c[x]`).
+fn case_name(r: &TestRecord) -> &str {
+    r.test_id
+        .strip_prefix(r.file.as_str())
+        .and_then(|rest| rest.strip_prefix("::"))
+        .unwrap_or(&r.test_id)
+}
+
+/// JUnit's class name of a file: `tests/test_x.py` is `tests.test_x`.
+fn classname(file: &str) -> String {
+    file.trim_end_matches(".py").replace('/', ".")
 }
 
 /// What a `testcase` element says, borrowed from its record while it is rendered alone.
@@ -86,18 +101,14 @@ struct Text<'a> {
 
 impl<'a> Text<'a> {
     fn new(r: &'a TestRecord) -> Text<'a> {
-        let name = r
-            .test_id
-            .strip_prefix(r.file.as_str())
-            .and_then(|rest| rest.strip_prefix("::"))
-            .unwrap_or(&r.test_id);
+        let name = case_name(r);
         let text = if r.details.failure.is_empty() {
             &r.details.last_output
         } else {
             &r.details.failure
         };
         Text {
-            classname: r.file.trim_end_matches(".py").replace('/', "."),
+            classname: classname(&r.file),
             name: Cow::Borrowed(name),
             file: Cow::Borrowed(&r.file),
             line: r.line,
@@ -377,20 +388,63 @@ fn render_chunk(chunk: u32, cases: &[Case]) -> std::io::Result<Vec<u8>> {
 }
 
 /// `<testcase classname=".." name=".." file=".." line=".." time=".."/>`, as quick_xml
-/// writes it (the same escaping): a passed test without output.
-fn write_plain_case(out: &mut Vec<u8>, c: &Text) -> std::io::Result<()> {
-    use quick_xml::escape::escape;
-    write!(
-        out,
-        "<testcase classname=\"{}\" name=\"{}\" file=\"{}\"",
-        escape(c.classname.as_str()),
-        escape(c.name.as_ref()),
-        escape(c.file.as_ref())
-    )?;
-    if let Some(line) = c.line {
-        write!(out, " line=\"{line}\"")?;
+/// writes it (the same escaping), straight from the record: a passed test without output.
+fn write_plain_case(out: &mut Vec<u8>, r: &TestRecord) {
+    out.extend_from_slice(b"<testcase classname=\"");
+    let from = out.len();
+    push_escaped(out, r.file.trim_end_matches(".py"));
+    // `/` is not escaped: the class name's dots go in place.
+    out[from..]
+        .iter_mut()
+        .filter(|b| **b == b'/')
+        .for_each(|b| *b = b'.');
+    out.extend_from_slice(b"\" name=\"");
+    push_escaped(out, case_name(r));
+    out.extend_from_slice(b"\" file=\"");
+    push_escaped(out, &r.file);
+    if let Some(line) = r.line {
+        out.extend_from_slice(b"\" line=\"");
+        out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes());
     }
-    write!(out, " time=\"{:.3}\"/>", c.time)
+    out.extend_from_slice(b"\" time=\"");
+    push_secs(out, r.duration_s);
+    out.extend_from_slice(b"\"/>");
+}
+
+/// `text` escaped as quick_xml escapes attribute values; copied as it is when it needs none.
+fn push_escaped(out: &mut Vec<u8>, text: &str) {
+    if text
+        .bytes()
+        .any(|b| matches!(b, b'&' | b'<' | b'>' | b'"' | b'\''))
+    {
+        out.extend_from_slice(quick_xml::escape::escape(text).as_bytes());
+    } else {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// Seconds with three decimals (`0.013`), as `{:.3}` writes them.
+fn push_secs(out: &mut Vec<u8>, secs: f64) {
+    if !(secs.is_finite() && (0.0..1e12).contains(&secs)) {
+        let _ = write!(out, "{secs:.3}");
+        return;
+    }
+    let ms = (secs * 1000.0).round() as u64;
+    out.extend_from_slice(itoa::Buffer::new().format(ms / 1000).as_bytes());
+    let frac = ms % 1000;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+}
+
+/// [`push_secs`] as a string.
+fn secs3(secs: f64) -> String {
+    let mut out = Vec::with_capacity(16);
+    push_secs(&mut out, secs);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// One `testcase`: the last attempt `c`, with the failed attempts before it.
@@ -402,7 +456,7 @@ fn write_case<W: Write>(w: &mut Writer<W>, c: &Text, earlier: &[&Text]) -> std::
     if let Some(line) = c.line {
         case.push_attribute(("line", line.to_string().as_str()));
     }
-    case.push_attribute(("time", format!("{:.3}", c.time).as_str()));
+    case.push_attribute(("time", secs3(c.time).as_str()));
     let quarantined = c.quarantined && c.outcome.is_failure();
     let element = if quarantined {
         Some("skipped")
@@ -499,10 +553,14 @@ mod tests {
             ("tests/test_x.py::test_b[<a & 'b' \"c\">]", None),
             ("tests/test_x.py::TestK::test_c[é]", Some(0)),
         ] {
-            let r = passed(id, line);
+            let mut r = passed(id, line);
+            if id.contains('é') {
+                r.file = "a&b/<c>.py.py".into();
+                r.test_id = format!("a&b/<c>.py.py::{id}");
+            }
             let text = Text::new(&r);
             let mut plain = Vec::new();
-            write_plain_case(&mut plain, &text).unwrap();
+            write_plain_case(&mut plain, &r);
             let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
             write_case(&mut w, &text, &[]).unwrap();
             assert_eq!(
@@ -510,5 +568,18 @@ mod tests {
                 String::from_utf8(w.into_inner()).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn seconds_have_three_decimals() {
+        for secs in [0.0, 0.0004, 0.0006, 0.0125, 1.0, 2.5, 59.9999, 123_456.789] {
+            assert_eq!(
+                secs3(secs),
+                format!("{:.3}", (secs * 1000.0f64).round() / 1000.0)
+            );
+        }
+        assert_eq!(secs3(0.25), "0.250");
+        assert_eq!(secs3(f64::NAN), "NaN");
+        assert_eq!(secs3(-1.0), "-1.000");
     }
 }

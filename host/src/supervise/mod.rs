@@ -157,6 +157,11 @@ pub struct Options {
 /// 2-core machine the workers share a core with mtest; each wake-up costs them).
 const POLL: Duration = Duration::from_millis(5);
 const POLL_IDLE: Duration = Duration::from_millis(50);
+/// In fork mode the loop also wakes when the zygote writes (a worker forked or ended), so
+/// a worker waits for its next batch no longer than in process mode while the records of
+/// quick tests are read in fewer, larger turns (each turn costs mtest a few system calls
+/// and a wake-up of its recorder thread).
+const POLL_FORK: Duration = Duration::from_millis(20);
 
 struct Loop<'s, 'a> {
     queue: VecDeque<Job>,
@@ -526,12 +531,15 @@ fn turns(
                 None => Finish::Completed,
             };
         }
-        pause = if busy {
-            POLL
-        } else {
-            (pause * 2).min(POLL_IDLE)
+        pause = match (busy, &*launcher) {
+            (true, Launcher::Fork(_)) => POLL_FORK,
+            (true, Launcher::Process) => POLL,
+            (false, _) => (pause * 2).min(POLL_IDLE),
         };
-        std::thread::sleep(pause);
+        match launcher {
+            Launcher::Fork(zygote) => zygote.wait(pause),
+            Launcher::Process => std::thread::sleep(pause),
+        }
     }
 }
 

@@ -276,3 +276,48 @@ pub fn kill_and_reap(pid: i32) {
         }
     }
 }
+
+/// Sleeps until a file is written to or a time has passed: the supervision loop waits on
+/// the zygote's event file, so a worker's exit (or fork) is seen at once, while the
+/// workers' own event files are read at the loop's pace. Where inotify cannot be had, a
+/// plain sleep.
+pub struct FileWaker {
+    #[cfg(target_os = "linux")]
+    inotify: Option<nix::sys::inotify::Inotify>,
+}
+
+impl FileWaker {
+    pub fn watch(path: &std::path::Path) -> FileWaker {
+        #[cfg(target_os = "linux")]
+        {
+            use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+            let inotify = Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                .ok()
+                .filter(|i| i.add_watch(path, AddWatchFlags::IN_MODIFY).is_ok());
+            FileWaker { inotify }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = path;
+            FileWaker {}
+        }
+    }
+
+    /// Returns when the file was written to since the last call, or after `pause`.
+    pub fn wait(&self, pause: std::time::Duration) {
+        #[cfg(target_os = "linux")]
+        if let Some(inotify) = &self.inotify {
+            use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+            use std::os::fd::AsFd;
+            let ms = u16::try_from(pause.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+            // An error (EINTR: a signal) ends the wait early, which is what a signal wants.
+            if poll(&mut fds, PollTimeout::from(ms)).is_ok_and(|n| n > 0) {
+                // Drain what is pending, so the next wait sleeps until the next write.
+                while inotify.read_events().is_ok_and(|events| !events.is_empty()) {}
+            }
+            return;
+        }
+        std::thread::sleep(pause);
+    }
+}

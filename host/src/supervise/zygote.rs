@@ -58,6 +58,8 @@ pub struct Zygote {
     exits: HashMap<i32, ExitStatus>,
     /// Notices (options mtest changed), said once.
     pub notices: Vec<String>,
+    /// Wakes the supervision loop when the zygote writes (a worker forked or exited).
+    waker: platform::FileWaker,
 }
 
 impl Zygote {
@@ -74,8 +76,10 @@ impl Zygote {
         let events = work.join(format!("{name}.events"));
         let log = work.join(format!("{name}.log"));
         let stacks = work.join(format!("{name}.stacks"));
-        let _ = std::fs::remove_file(&events);
         let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
+        // Made here (the plugin appends to it), so it can be watched from the start.
+        std::fs::File::create(&events).map_err(|e| io(&events, e))?;
+        let waker = platform::FileWaker::watch(&events);
         let out = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
         let err = out.try_clone().map_err(|e| io(&log, e))?;
         let mut cmd = pytest.command(&events);
@@ -112,7 +116,13 @@ impl Zygote {
             command,
             exits: HashMap::new(),
             notices: Vec::new(),
+            waker,
         })
+    }
+
+    /// Sleeps for `pause`, or until the zygote writes an event.
+    pub fn wait(&self, pause: Duration) {
+        self.waker.wait(pause);
     }
 
     /// New events. `exited` statuses are kept for [`Zygote::take_exit`]; the rest are
