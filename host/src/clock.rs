@@ -20,10 +20,15 @@ pub fn now() -> String {
 pub struct Stamp(Option<u64>);
 
 impl Stamp {
-    /// A time before the epoch is the epoch.
+    /// A time before the epoch is the epoch; one after the year 9999 is its last instant
+    /// (a nonsense timestamp from pytest or a plugin, never a panic).
     pub fn at(t: SystemTime) -> Stamp {
         let ms = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        Stamp(Some(u64::try_from(ms).unwrap_or(u64::MAX)))
+        Stamp(Some(
+            u64::try_from(ms)
+                .unwrap_or(u64::MAX)
+                .min(crate::civil::LAST_MS),
+        ))
     }
 
     pub fn now() -> Stamp {
@@ -35,10 +40,6 @@ impl Stamp {
         self.0
     }
 
-    fn time(self) -> Option<SystemTime> {
-        UNIX_EPOCH.checked_add(Duration::from_millis(self.0?))
-    }
-
     fn parse(text: &str) -> Stamp {
         let ms = humantime::parse_rfc3339_weak(text)
             .ok()
@@ -46,14 +47,22 @@ impl Stamp {
             .and_then(|d| u64::try_from(d.as_millis()).ok());
         Stamp(ms)
     }
+
+    /// The RFC 3339 text, `2026-11-26T04:30:54.123Z`, into `out` (24 bytes; nothing
+    /// without a time).
+    pub fn write(self, out: &mut Vec<u8>) {
+        let Some(ms) = self.0 else {
+            return;
+        };
+        out.extend_from_slice(&crate::civil::rfc3339_millis(ms));
+    }
 }
 
 impl serde::Serialize for Stamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.time() {
-            Some(t) => s.collect_str(&humantime::format_rfc3339_millis(t)),
-            None => s.serialize_str(""),
-        }
+        let mut text = Vec::with_capacity(32);
+        self.write(&mut text);
+        s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
     }
 }
 
@@ -150,6 +159,23 @@ mod tests {
         assert_eq!(none.ms(), None);
         assert_eq!(serde_json::to_string(&none).unwrap(), r#""""#);
         assert_eq!(Stamp::at(UNIX_EPOCH - Duration::from_secs(5)).ms(), Some(0));
+        // Written as humantime writes it, every day of four centuries and a few instants.
+        for day in (0..146_097u64 * 4).step_by(1) {
+            for ms in [0, 1, 86_399_999, 45_296_789] {
+                let t = UNIX_EPOCH + Duration::from_millis(day * 86_400_000 + ms);
+                let mut text = Vec::new();
+                Stamp::at(t).write(&mut text);
+                assert_eq!(
+                    String::from_utf8(text).unwrap(),
+                    humantime::format_rfc3339_millis(t).to_string()
+                );
+            }
+        }
+        // Past the year 9999 (RFC 3339's last), nonsense from pytest: its last instant.
+        let far = UNIX_EPOCH + Duration::from_secs(1_000_000_000_000);
+        let mut text = Vec::new();
+        Stamp::at(far).write(&mut text);
+        assert_eq!(String::from_utf8(text).unwrap(), "9999-12-31T23:59:59.999Z");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Data flows top to bottom: config → collect → select (plugin) → chunk → run & watch →
 //! records → store + reporters (plugins).
 
+mod civil;
 pub mod cli;
 pub mod clock;
 mod commands;

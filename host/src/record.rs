@@ -90,6 +90,85 @@ pub struct TestRecord {
     pub details: Details,
 }
 
+impl TestRecord {
+    /// The record as one `run.jsonl` line (newline included), exactly as serde writes it.
+    /// Most records of a big run (no message, no bundle, nothing extra) are written by
+    /// hand: serde's map serialiser cost more than everything else a record costs to write.
+    pub fn write_line(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let plain = self.message.is_none()
+            && self.bundle.is_none()
+            && self.leaked.is_empty()
+            && self.subtests.is_none()
+            && !self.flaky;
+        if !plain {
+            serde_json::to_writer(&mut *out, self)?;
+            out.push(b'\n');
+            return Ok(());
+        }
+        out.extend_from_slice(b"{\"schema_version\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.schema_version).as_bytes());
+        out.extend_from_slice(b",\"run_id\":");
+        json_str(out, &self.run_id)?;
+        out.extend_from_slice(b",\"test_id\":");
+        json_str(out, &self.test_id)?;
+        out.extend_from_slice(b",\"outcome\":\"");
+        out.extend_from_slice(self.outcome.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"duration_s\":");
+        if self.duration_s.is_finite() {
+            out.extend_from_slice(ryu::Buffer::new().format_finite(self.duration_s).as_bytes());
+        } else {
+            out.extend_from_slice(b"null");
+        }
+        out.extend_from_slice(b",\"tier\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.tier).as_bytes());
+        out.extend_from_slice(b",\"markers\":[");
+        for (i, marker) in self.markers.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_str(out, marker)?;
+        }
+        out.extend_from_slice(b"],\"file\":");
+        json_str(out, &self.file)?;
+        out.extend_from_slice(b",\"line\":");
+        match self.line {
+            Some(line) => out.extend_from_slice(itoa::Buffer::new().format(line).as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"chunk\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.chunk).as_bytes());
+        out.extend_from_slice(b",\"attempt\":");
+        out.extend_from_slice(itoa::Buffer::new().format(self.attempt).as_bytes());
+        out.extend_from_slice(if self.quarantined {
+            b",\"quarantined\":true,\"started_at\":\""
+        } else {
+            b",\"quarantined\":false,\"started_at\":\""
+        });
+        self.started_at.write(out);
+        out.extend_from_slice(b"\",\"finished_at\":\"");
+        self.finished_at.write(out);
+        out.extend_from_slice(b"\",\"message\":null,\"bundle\":null");
+        if let Some(shard) = self.shard {
+            out.extend_from_slice(b",\"shard\":\"");
+            out.extend_from_slice(shard.to_string().as_bytes());
+            out.push(b'"');
+        }
+        out.extend_from_slice(b"}\n");
+        Ok(())
+    }
+}
+
+/// A JSON string as serde_json writes it: copied as it is when nothing needs escaping.
+fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        return serde_json::to_writer(&mut *out, s);
+    }
+    out.push(b'"');
+    out.extend_from_slice(s.as_bytes());
+    out.push(b'"');
+    Ok(())
+}
+
 /// What the end of a run needs of each record (the history and the quarantine policy),
 /// kept for every attempt: a few words, where a whole record is ~0.5 KB.
 #[derive(Clone, Debug, PartialEq)]
@@ -177,5 +256,64 @@ pub fn one_line(text: &str) -> String {
         format!("{cut}...")
     } else {
         line.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> TestRecord {
+        serde_json::from_str(
+            r#"{"schema_version":1,"run_id":"20261127T000000Z-abc","test_id":"tests/test_x.py::test_a",
+                "outcome":"passed","duration_s":0.0023812,"tier":1,"markers":[],"file":"tests/test_x.py",
+                "line":7,"chunk":3,"attempt":1,"quarantined":false,
+                "started_at":"2026-11-27T04:30:54.123Z","finished_at":"2026-11-27T04:30:54.125Z",
+                "message":null,"bundle":null}"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_line_is_written_as_serde_writes_it() {
+        let mut cases = Vec::new();
+        cases.push(record());
+        let mut r = record();
+        r.test_id = "tests/test_x.py::test_b[\"q\" \\ \n \t \u{1} é \u{2028} </a>]".into();
+        r.markers = vec!["slow".into(), "odd \"one\"".into()];
+        r.line = None;
+        r.quarantined = true;
+        r.outcome = Outcome::Xfailed;
+        r.duration_s = 1e-9;
+        r.attempt = 2;
+        cases.push(r);
+        for (duration, tier) in [(f64::NAN, 0), (f64::INFINITY, 3), (0.0, 2), (12345.5, 1)] {
+            let mut r = record();
+            r.duration_s = duration;
+            r.tier = tier;
+            cases.push(r);
+        }
+        let mut r = record();
+        r.started_at = crate::clock::Stamp::default();
+        r.shard = Some("2/4".parse().unwrap());
+        cases.push(r);
+        // Not plain: serde writes them.
+        let mut r = record();
+        r.outcome = Outcome::Failed;
+        r.message = Some("assert 1 == 2".into());
+        r.bundle = Some("failures/x.txt".into());
+        r.leaked = vec!["123 sleep 30".into()];
+        r.flaky = true;
+        cases.push(r);
+        for r in cases {
+            let mut ours = Vec::new();
+            r.write_line(&mut ours).unwrap();
+            let mut theirs = serde_json::to_vec(&r).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+        }
     }
 }

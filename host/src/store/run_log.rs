@@ -78,9 +78,9 @@ impl RunLog {
         let lines = &mut self.lines;
         lines.clear();
         for record in records {
-            serde_json::to_writer(&mut *lines, record)
+            record
+                .write_line(lines)
                 .map_err(|e| format!("cannot encode a record: {e}"))?;
-            lines.push(b'\n');
         }
         self.file
             .write_all(lines)

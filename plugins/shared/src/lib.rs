@@ -45,25 +45,14 @@ pub fn is_failure(o: Outcome) -> bool {
     )
 }
 
+#[path = "../../../host/src/civil.rs"]
+mod civil;
+
 /// Milliseconds since the Unix epoch as RFC 3339 text, `2026-11-26T17:29:05.123Z`, the
-/// form `run.jsonl` writes; `""` for no time.
+/// form `run.jsonl` writes (the host's own code for it); `""` for no time.
 pub fn rfc3339(ms: Option<u64>) -> String {
-    let Some(ms) = ms else {
-        return String::new();
-    };
-    let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's civil_from_days).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + u64::from(m <= 2);
-    let (h, min, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{milli:03}Z")
+    ms.map(|ms| String::from_utf8_lossy(&civil::rfc3339_millis(ms)).into_owned())
+        .unwrap_or_default()
 }
 
 /// Text for a Markdown table cell: no `|`, no line breaks.
