@@ -115,7 +115,11 @@ impl TestRecord {
         out.extend_from_slice(self.outcome.as_str().as_bytes());
         out.extend_from_slice(b"\",\"duration_s\":");
         if self.duration_s.is_finite() {
-            out.extend_from_slice(ryu::Buffer::new().format_finite(self.duration_s).as_bytes());
+            out.extend_from_slice(
+                zmij::Buffer::new()
+                    .format_finite(self.duration_s)
+                    .as_bytes(),
+            );
         } else {
             out.extend_from_slice(b"null");
         }
@@ -287,7 +291,17 @@ mod tests {
         r.duration_s = 1e-9;
         r.attempt = 2;
         cases.push(r);
-        for (duration, tier) in [(f64::NAN, 0), (f64::INFINITY, 3), (0.0, 2), (12345.5, 1)] {
+        for (duration, tier) in [
+            (f64::NAN, 0),
+            (f64::INFINITY, 3),
+            (0.0, 2),
+            (12345.5, 1),
+            (1e-7, 1),
+            (1e16, 1),
+            (0.1 + 0.2, 1),
+            (5e-324, 1),
+            (123_456_789.123, 1),
+        ] {
             let mut r = record();
             r.duration_s = duration;
             r.tier = tier;

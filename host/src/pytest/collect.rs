@@ -190,6 +190,7 @@ fn watch(
         if !events.is_empty() {
             last_event = Instant::now();
         }
+        collected.items.reserve(events.len());
         for event in events.into_iter().flatten() {
             match event {
                 Event::Item(item) => collected.items.push(item),

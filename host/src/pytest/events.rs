@@ -173,6 +173,16 @@ impl EventTail {
     /// Text that is not UTF-8 (a lone surrogate a test put into its report) is decoded
     /// lossily: the event and its outcome survive.
     pub fn read(&mut self) -> Vec<Result<Event, String>> {
+        let lines = self.read_lines();
+        let lines = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
+        let mut events = Vec::with_capacity(lines.clone().count());
+        events.extend(lines.map(parse_line));
+        events
+    }
+
+    /// The complete lines written since the last call, newline-separated (empty if none),
+    /// for a reader that parses them itself ([`Hot`], then [`parse_line`]).
+    pub fn read_lines(&mut self) -> Vec<u8> {
         if self.file.is_none() {
             match File::open(&self.path) {
                 Ok(f) => self.file = Some(f),
@@ -196,6 +206,12 @@ impl EventTail {
                     if n < self.scratch.len() {
                         break;
                     }
+                    // A big write (the zygote's items: megabytes at once): room for the
+                    // rest of the file, not a buffer doubled and copied a dozen times.
+                    if let Ok(meta) = file.metadata() {
+                        let rest = meta.len().saturating_sub(self.offset);
+                        self.partial.reserve(usize::try_from(rest).unwrap_or(0));
+                    }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => break,
@@ -204,14 +220,9 @@ impl EventTail {
         let Some(last_newline) = self.partial.iter().rposition(|b| *b == b'\n') else {
             return Vec::new();
         };
-        let events = self.partial[..last_newline]
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(parse_line)
-            .collect();
-        // Only the line in the making is moved.
-        self.partial.drain(..=last_newline);
-        events
+        // The line in the making stays; the complete ones go.
+        let rest = self.partial.split_off(last_newline + 1);
+        std::mem::replace(&mut self.partial, rest)
     }
 }
 
@@ -236,33 +247,61 @@ fn parse_hot(line: &[u8]) -> Option<Event> {
     }
 }
 
+/// A test's `start` or `finish` (with nothing more to say), its id borrowed from the line:
+/// two of these per test, read without allocating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Hot<'a> {
+    Start { id: &'a str, t: f64 },
+    Finish { id: &'a str, t: f64, n: u32 },
+}
+
+impl<'a> Hot<'a> {
+    /// The line exactly as mtest's plugin writes it, else `None` (see [`parse_plain`]).
+    pub fn parse(line: &'a [u8]) -> Option<Hot<'a>> {
+        let mut c = Cursor(line);
+        if c.tag(br#"{"e":"start","id":"#) {
+            let id = c.string()?;
+            c.expect(br#","t":"#)?;
+            let t = c.number(b'}')?;
+            c.end(b"}")?;
+            Some(Hot::Start { id, t })
+        } else if c.tag(br#"{"e":"finish","id":"#) {
+            let id = c.string()?;
+            c.expect(br#","t":"#)?;
+            let t = c.number(b',')?;
+            c.expect(br#","n":"#)?;
+            let n = c.count(b'}')?;
+            c.end(b"}")?;
+            Some(Hot::Finish { id, t, n })
+        } else {
+            None
+        }
+    }
+
+    pub fn into_event(self) -> Event {
+        match self {
+            Hot::Start { id, t } => Event::Start { id: id.into(), t },
+            Hot::Finish { id, t, n } => Event::Finish(Finish {
+                id: id.into(),
+                t,
+                n: Some(n),
+                leaked: Vec::new(),
+                threads: Vec::new(),
+            }),
+        }
+    }
+}
+
 /// The hot lines exactly as mtest's plugin writes them, read without a JSON parser (a
 /// third of mtest's event decoding on a big suite): `start`, `finish` of a test with
 /// nothing more to say, and `item` with plain markers. Anything else — an escape in a
 /// string, a field more, a number that is not plain — is `None`, for serde.
 fn parse_plain(line: &[u8]) -> Option<Event> {
+    if let Some(hot) = Hot::parse(line) {
+        return Some(hot.into_event());
+    }
     let mut c = Cursor(line);
-    if c.tag(br#"{"e":"start","id":"#) {
-        let id = c.string()?;
-        c.expect(br#","t":"#)?;
-        let t = c.number(b'}')?;
-        c.end(b"}")?;
-        Some(Event::Start { id: id.into(), t })
-    } else if c.tag(br#"{"e":"finish","id":"#) {
-        let id = c.string()?;
-        c.expect(br#","t":"#)?;
-        let t = c.number(b',')?;
-        c.expect(br#","n":"#)?;
-        let n = c.count(b'}')?;
-        c.end(b"}")?;
-        Some(Event::Finish(Finish {
-            id: id.into(),
-            t,
-            n: Some(n),
-            leaked: Vec::new(),
-            threads: Vec::new(),
-        }))
-    } else if c.tag(br#"{"e":"item","id":"#) {
+    if c.tag(br#"{"e":"item","id":"#) {
         let id = c.string()?;
         c.expect(br#","file":"#)?;
         let file = c.string()?;

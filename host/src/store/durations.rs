@@ -76,7 +76,11 @@ impl Durations {
     pub fn update<'r>(&mut self, records: impl IntoIterator<Item = &'r Attempt>) {
         self.schema_version = 1;
         for r in records {
-            let h = self.tests.entry(r.test_id.clone()).or_default();
+            // A known test (every test of a warm run) needs no copy of its id.
+            let h = match self.tests.get_mut(&r.test_id) {
+                Some(h) => h,
+                None => self.tests.entry(r.test_id.clone()).or_default(),
+            };
             h.failure_score /= 2.0;
             if r.outcome.is_failure() {
                 h.failure_score += 1.0;

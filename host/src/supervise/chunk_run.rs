@@ -17,7 +17,7 @@ use super::watchdog::{self, in_flight_end, Action, Exit, InFlightEnd, Rest, Seen
 use super::zygote::{ForkRequest, Zygote};
 use crate::clock::{self, Stamp};
 use crate::pytest::collect::tail_of;
-use crate::pytest::events::{Event, EventTail, Finish, Report};
+use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
 use crate::pytest::outcome::outcome_of;
 use crate::pytest::{render_command, Pytest};
 use crate::record::{one_line, Details, Outcome, TestRecord, SCHEMA_VERSION};
@@ -401,33 +401,83 @@ impl ChunkRun {
     }
 
     fn read_events(&mut self, ctx: &RunContext, out: &mut Vec<TestRecord>) -> bool {
-        let events = self.tail.read();
-        if events.is_empty() {
+        let lines = self.tail.read_lines();
+        if lines.is_empty() {
             return false;
         }
         self.last_event = Instant::now();
-        for event in events {
-            let event = match event {
-                Ok(event) => event,
-                Err(line) => {
-                    // Never dropped: the test in flight cannot pass with it unread.
-                    match self.in_flight.as_mut() {
-                        Some(f) => f.unreadable.push(line),
-                        None => self.warnings.push(format!(
-                            "chunk {}: an event line could not be read: {}",
-                            self.id,
-                            one_line(&line)
-                        )),
-                    }
-                    continue;
+        for line in lines.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            // A test's start and plain finish, read in place (two a test).
+            match Hot::parse(line) {
+                Some(Hot::Start { id, t }) => self.start(ctx, id, t),
+                Some(Hot::Finish { id, t, n }) => {
+                    self.finish(ctx, (id, t, Some(n)), Default::default(), out)
                 }
-            };
-            if self.first_test.is_none() && matches!(event, Event::Start { .. }) {
-                self.first_test = Some(self.spawned.elapsed());
+                None => match parse_line(line) {
+                    Ok(event) => self.apply(ctx, event, out),
+                    Err(line) => {
+                        // Never dropped: the test in flight cannot pass with it unread.
+                        match self.in_flight.as_mut() {
+                            Some(f) => f.unreadable.push(line),
+                            None => self.warnings.push(format!(
+                                "chunk {}: an event line could not be read: {}",
+                                self.id,
+                                one_line(&line)
+                            )),
+                        }
+                    }
+                },
             }
-            self.apply(ctx, event, out);
         }
         true
+    }
+
+    fn start(&mut self, ctx: &RunContext, id: &str, t: f64) {
+        if self.first_test.is_none() {
+            self.first_test = Some(self.spawned.elapsed());
+        }
+        if let Some(&test) = ctx.index.get(id) {
+            self.in_flight = Some(InFlight {
+                test,
+                started: Instant::now(),
+                started_at: clock::epoch(t),
+                reports: Vec::new(),
+                unreadable: Vec::new(),
+            });
+        }
+    }
+
+    /// A test's end; `left_behind`: the processes it leaked and the threads it started.
+    fn finish(
+        &mut self,
+        ctx: &RunContext,
+        (id, t, n): (&str, f64, Option<u32>),
+        (leaked, threads): (Vec<Leaked>, Vec<String>),
+        out: &mut Vec<TestRecord>,
+    ) {
+        let Some(f) = self.take_in_flight(ctx, id) else {
+            return;
+        };
+        let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
+        check_reports(&mut record, &f, n);
+        for l in leaked {
+            platform::kill_and_reap(l.pid);
+            let by = l
+                .owner
+                .map(|o| format!("; started by {o}"))
+                .unwrap_or_default();
+            record
+                .leaked
+                .push(format!("{} {} (killed by mtest{by})", l.pid, l.cmd));
+        }
+        if !threads.is_empty() {
+            self.thread_starters
+                .push(format!("{} ({})", record.test_id, threads.join(", ")));
+        }
+        self.any_failure |= record.outcome.is_failure();
+        self.done.insert(f.test);
+        self.with_command(&mut record);
+        out.push(record);
     }
 
     fn apply(&mut self, ctx: &RunContext, event: Event, out: &mut Vec<TestRecord>) {
@@ -436,18 +486,7 @@ impl ChunkRun {
                 self.session_started = true;
                 self.versions = Some((python, pytest));
             }
-            Event::Start { id, t } => {
-                if let Some(&test) = ctx.index.get(id.as_str()) {
-                    let started_at = clock::epoch(t);
-                    self.in_flight = Some(InFlight {
-                        test,
-                        started: Instant::now(),
-                        started_at,
-                        reports: Vec::new(),
-                        unreadable: Vec::new(),
-                    });
-                }
-            }
+            Event::Start { id, t } => self.start(ctx, &id, t),
             Event::Report(report) => {
                 if let Some(f) = self
                     .in_flight
@@ -463,34 +502,7 @@ impl ChunkRun {
                 n,
                 leaked,
                 threads,
-            }) => {
-                let Some(f) = self.take_in_flight(ctx, &id) else {
-                    return;
-                };
-                let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
-                check_reports(&mut record, &f, n);
-                for l in leaked {
-                    platform::kill_and_reap(l.pid);
-                    let by = l
-                        .owner
-                        .map(|o| format!("; started by {o}"))
-                        .unwrap_or_default();
-                    record
-                        .leaked
-                        .push(format!("{} {} (killed by mtest{by})", l.pid, l.cmd));
-                }
-                if !threads.is_empty() {
-                    self.thread_starters.push(format!(
-                        "{} ({})",
-                        record.test_id,
-                        threads.join(", ")
-                    ));
-                }
-                self.any_failure |= record.outcome.is_failure();
-                self.done.insert(f.test);
-                self.with_command(&mut record);
-                out.push(record);
-            }
+            }) => self.finish(ctx, (&id, t, n), (leaked, threads), out),
             Event::Aborted {
                 id,
                 kind,

@@ -128,17 +128,20 @@ impl Zygote {
     /// New events. `exited` statuses are kept for [`Zygote::take_exit`]; the rest are
     /// returned (unreadable lines as `Err`).
     pub fn read(&mut self) -> Vec<Result<Event, String>> {
-        let mut out = Vec::new();
-        for event in self.tail.read() {
-            match event {
-                Ok(Event::Exited { pid, status, .. }) => {
-                    self.exits.insert(pid, ExitStatus::from_raw(status));
-                }
-                Ok(Event::Notice { text }) => self.notices.push(text),
-                other => out.push(other),
+        let mut events = self.tail.read();
+        // In place: at the end of collection this is every collected item.
+        events.retain_mut(|event| match event {
+            Ok(Event::Exited { pid, status, .. }) => {
+                self.exits.insert(*pid, ExitStatus::from_raw(*status));
+                false
             }
-        }
-        out
+            Ok(Event::Notice { text }) => {
+                self.notices.push(std::mem::take(text));
+                false
+            }
+            _ => true,
+        });
+        events
     }
 
     /// The exit status of worker `pid`, once the zygote has reaped it.
