@@ -23,7 +23,7 @@ use crate::report::stats::RunStats;
 use crate::shard::{Shard, ShardPlan};
 use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
-use crate::store::state::{RunState, Status, STATE_SCHEMA};
+use crate::store::state::{self, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
 use crate::Exit;
 
@@ -129,7 +129,7 @@ fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, Problem> {
 fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Problem> {
     let dir = gates_dir(dir)?;
     let state_path = dir.join("state.json");
-    let state: RunState = match store::read_json(&state_path) {
+    let state: RunState = match state::read(&state_path) {
         Ok(Loaded::Ok(s)) => s,
         Ok(Loaded::Missing) => {
             return Err(usage(format!("{}: missing", state_path.display())));
@@ -548,7 +548,7 @@ fn execute(
         shard_plan: None,
         exit_code: Some(exit.code()),
     };
-    if let Err(e) = store::atomic_write_json(&gates.state(), &state) {
+    if let Err(e) = state::write_start(&gates.state(), &state) {
         store_errors.push(e);
     }
 

@@ -4,7 +4,6 @@
 use std::path::Path;
 
 use crate::report::stats::RunStats;
-use crate::store::state::RunState;
 use crate::store::{run_log, Gates, Loaded};
 use crate::Exit;
 
@@ -50,7 +49,7 @@ fn report_json(gates: &Gates) -> Result<String, String> {
         ));
     }
     let recorded = run_log::read(&path)?;
-    let state = match crate::store::read_json::<RunState>(&gates.state())? {
+    let state = match crate::store::state::read(&gates.state())? {
         Loaded::Ok(state) => Some(state),
         _ => None,
     };

@@ -24,7 +24,7 @@ use crate::report::Recorder;
 use crate::selection::{self, PlannedTest};
 use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
-use crate::store::state::{RunOptions, RunState, Status, STATE_SCHEMA};
+use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
 use crate::supervise::chunk_run::{Job, Launcher, RunContext};
 use crate::supervise::zygote::Mode;
@@ -585,7 +585,7 @@ fn execute(
         exit_code: Some(exit_for(&store_errors).code()),
         ..state
     };
-    if let Err(e) = store::atomic_write_json(&gates.state(), &final_state) {
+    if let Err(e) = state::write(&gates.state(), &final_state) {
         store_errors.push(e);
     }
     let exit = exit_for(&store_errors);
@@ -1230,7 +1230,7 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
         shard_plan: selected.shard_plan,
         exit_code: None,
     };
-    store::atomic_write_json(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
+    state::write_start(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors, collection))
 }
 
@@ -1346,7 +1346,7 @@ fn owed_attempts(
 
 /// The interrupted run to resume and what it already recorded.
 fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>)> {
-    let state = match store::read_json::<RunState>(&gates.state()) {
+    let state = match state::read(&gates.state()) {
         Ok(Loaded::Ok(s)) => s,
         Ok(Loaded::Missing) => {
             return Err(usage(format!(

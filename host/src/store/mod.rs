@@ -10,6 +10,7 @@
 //!   last-run/chunks/          each chunk's ids, events, output and stack dumps
 //!   previous-run/             the run before (one kept)
 //!   state.json                resume checkpoint (atomic)
+//!   plan.json                 the run's selected tests, written once at its start (atomic)
 //!   durations.json            per-test history (atomic)
 //!   quarantine.json           quarantine state (atomic)
 //!   collect/                  the zygote's events, output and stacks

@@ -1,13 +1,19 @@
-//! `state.json`: the resume checkpoint. Written when a run starts (what was selected, with
-//! which options) and when it ends or is interrupted. Progress itself is `run.jsonl`:
-//! `--resume` runs exactly the selected tests that have no record there yet.
+//! `state.json`: the resume checkpoint. Written when a run starts (with which options) and
+//! when it ends or is interrupted; what was selected is in `plan.json`, written once, when
+//! the run starts (100k selected tests are megabytes: the end of a run does not write them
+//! again). Progress itself is `run.jsonl`: `--resume` runs exactly the selected tests that
+//! have no record there yet.
+
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::Loaded;
 use crate::config::Isolation;
 use crate::selection::PlannedTest;
 
-pub const STATE_SCHEMA: u32 = 1;
+/// 2: the selected tests and collected files are in `plan.json` (1: in `state.json`).
+pub const STATE_SCHEMA: u32 = 2;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -114,10 +120,11 @@ pub struct RunState {
     /// Lines from the selection plugin, shown again in the summary.
     #[serde(default)]
     pub notes: Vec<String>,
-    /// The selected tests, in run order.
+    /// The selected tests, in run order (in `plan.json`; in this file before schema 2).
+    #[serde(default, skip_serializing)]
     pub tests: Vec<PlannedTest>,
-    /// Every file the collection found tests in, selected or not.
-    #[serde(default)]
+    /// Every file the collection found tests in, selected or not (the same).
+    #[serde(default, skip_serializing)]
     pub collected_files: Vec<String>,
     /// With `--shard`: the partition, for `mtest merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -125,4 +132,176 @@ pub struct RunState {
     /// The exit code, once the run has ended (`mtest merge` combines the shards').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
+}
+
+/// `plan.json` as written: the selected tests of run `run_id`.
+#[derive(Serialize)]
+struct PlanOut<'a> {
+    run_id: &'a str,
+    tests: &'a [PlannedTest],
+    collected_files: &'a [String],
+}
+
+#[derive(Deserialize)]
+struct Plan {
+    run_id: String,
+    tests: Vec<PlannedTest>,
+    #[serde(default)]
+    collected_files: Vec<String>,
+}
+
+/// `plan.json`, beside `state.json`.
+pub fn plan_path(state: &Path) -> PathBuf {
+    state.with_file_name("plan.json")
+}
+
+/// A run's start: `plan.json`, then `state.json` (a kill between the two leaves a plan
+/// of another run beside the old state, which [`read`] refuses by its run id).
+pub fn write_start(path: &Path, state: &RunState) -> Result<(), String> {
+    let plan = PlanOut {
+        run_id: &state.run_id,
+        tests: &state.tests,
+        collected_files: &state.collected_files,
+    };
+    super::atomic_write_json(&plan_path(path), &plan)?;
+    super::atomic_write_json(path, state)
+}
+
+/// `state.json` alone: the plan is the one written when the run started, unless it is
+/// gone (the store was deleted during the run), and then it is written again.
+pub fn write(path: &Path, state: &RunState) -> Result<(), String> {
+    if !plan_path(path).is_file() {
+        return write_start(path, state);
+    }
+    super::atomic_write_json(path, state)
+}
+
+/// `state.json` with its plan. A state whose plan is missing, does not parse or is of
+/// another run is corrupt: moved aside (with its plan), never half-read.
+pub fn read(path: &Path) -> Result<Loaded<RunState>, String> {
+    let mut state = match super::read_json::<RunState>(path)? {
+        Loaded::Ok(state) => state,
+        other => return Ok(other),
+    };
+    if state.schema_version < 2 {
+        return Ok(Loaded::Ok(state));
+    }
+    let plan_file = plan_path(path);
+    let why = match super::read_json::<Plan>(&plan_file)? {
+        Loaded::Ok(plan) if plan.run_id == state.run_id => {
+            state.tests = plan.tests;
+            state.collected_files = plan.collected_files;
+            return Ok(Loaded::Ok(state));
+        }
+        Loaded::Ok(plan) => format!(
+            "{} is of run {}, not of run {}",
+            plan_file.display(),
+            plan.run_id,
+            state.run_id
+        ),
+        Loaded::Missing => format!("{} is missing", plan_file.display()),
+        Loaded::Corrupt { why, aside } => {
+            format!(
+                "{} is corrupt ({why}; moved to {})",
+                plan_file.display(),
+                aside.display()
+            )
+        }
+    };
+    let aside = super::set_aside(path)?;
+    Ok(Loaded::Corrupt { why, aside })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(run_id: &str) -> RunState {
+        RunState {
+            schema_version: STATE_SCHEMA,
+            run_id: run_id.into(),
+            status: Status::Running,
+            started_at: "t0".into(),
+            updated_at: "t0".into(),
+            command: "mtest".into(),
+            options: RunOptions::default(),
+            notes: Vec::new(),
+            tests: vec![PlannedTest {
+                id: "t.py::a".into(),
+                file: "t.py".into(),
+                line: Some(1),
+                markers: Vec::new(),
+                tier: 1,
+                estimate_ms: 5,
+                timeout_s: None,
+                quarantined: false,
+                isolate: false,
+                runs: 1,
+            }],
+            collected_files: vec!["t.py".into()],
+            shard_plan: None,
+            exit_code: None,
+        }
+    }
+
+    fn loaded(path: &Path) -> Result<RunState, String> {
+        match read(path)? {
+            Loaded::Ok(s) => Ok(s),
+            Loaded::Missing => Err("missing".into()),
+            Loaded::Corrupt { why, .. } => Err(why),
+        }
+    }
+
+    #[test]
+    fn the_plan_is_written_once_and_read_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut s = state("run-1");
+        write_start(&path, &s).unwrap();
+        s.status = Status::Complete;
+        let tests = std::mem::take(&mut s.tests);
+        write(&path, &s).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("t.py::a"), "{text}");
+        let back = loaded(&path).unwrap();
+        assert_eq!(back.status, Status::Complete);
+        assert_eq!(back.tests.len(), 1);
+        assert_eq!(back.tests[0].id, "t.py::a");
+        assert_eq!(back.collected_files, vec!["t.py".to_string()]);
+        // The store deleted during the run: the end writes the plan again.
+        std::fs::remove_file(plan_path(&path)).unwrap();
+        s.tests = tests;
+        write(&path, &s).unwrap();
+        assert_eq!(loaded(&path).unwrap().tests.len(), 1);
+    }
+
+    #[test]
+    fn a_state_with_another_runs_plan_or_none_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_start(&path, &state("run-2")).unwrap();
+        // A kill between the two writes of the next run's start.
+        super::super::atomic_write_json(&path, &state("run-1")).unwrap();
+        let why = loaded(&path).unwrap_err();
+        assert!(why.contains("is of run run-2, not of run run-1"), "{why}");
+        assert!(!path.exists());
+        write_start(&path, &state("run-3")).unwrap();
+        std::fs::remove_file(plan_path(&path)).unwrap();
+        let why = loaded(&path).unwrap_err();
+        assert!(why.ends_with("plan.json is missing"), "{why}");
+    }
+
+    #[test]
+    fn a_schema_1_state_holds_its_own_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut v = serde_json::to_value(state("old")).unwrap();
+        v["schema_version"] = 1.into();
+        v["tests"] = serde_json::to_value(&state("old").tests).unwrap();
+        v["collected_files"] = serde_json::json!(["t.py"]);
+        std::fs::write(&path, v.to_string()).unwrap();
+        let back = loaded(&path).unwrap();
+        assert_eq!(back.tests.len(), 1);
+        assert_eq!(back.collected_files.len(), 1);
+    }
 }
