@@ -32,15 +32,39 @@ struct Case {
     quarantined: bool,
     time: f64,
     /// Its `testcase` element alone: rendered once, for its chunk's file and the run's.
-    xml: Vec<u8>,
+    xml: Xml,
     /// Its text, kept where the run's file may render it with other attempts: a failure
     /// (an earlier attempt of a test run again) and a later attempt (which may have some).
-    text: Option<Text<'static>>,
+    text: Option<Box<Text<'static>>>,
+}
+
+/// Where a case's element is: in its chunk's buffer (every case, while its chunk runs: one
+/// buffer, not an allocation a test), or its own bytes (a case held for its retry).
+enum Xml {
+    In(std::ops::Range<usize>),
+    Own(Vec<u8>),
+}
+
+impl Xml {
+    fn bytes<'b>(&'b self, buffer: &'b [u8]) -> &'b [u8] {
+        match self {
+            Xml::In(range) => buffer.get(range.clone()).unwrap_or_default(),
+            Xml::Own(bytes) => bytes,
+        }
+    }
+}
+
+/// A running chunk's cases, their elements one after another in `xml`.
+#[derive(Default)]
+struct ChunkCases {
+    xml: Vec<u8>,
+    cases: Vec<Case>,
 }
 
 impl Case {
-    fn new(r: &TestRecord) -> Case {
-        let mut xml = Vec::with_capacity(192);
+    /// Renders the case into `buffer`.
+    fn new(r: &TestRecord, buffer: &mut Vec<u8>) -> Case {
+        let from = buffer.len();
         let keep = r.outcome.is_failure() || r.attempt > 1;
         let mut text = None;
         if matches!(r.outcome, Outcome::Passed | Outcome::Xpassed)
@@ -49,23 +73,23 @@ impl Case {
             && !keep
         {
             // Most cases of a big run: one empty element, written directly from the record.
-            write_plain_case(&mut xml, r);
+            write_plain_case(buffer, r);
         } else {
             let t = Text::new(r);
-            let mut w = Writer::new_with_indent(xml, b' ', 2);
+            let mut w = Writer::new_with_indent(std::mem::take(buffer), b' ', 2);
             // Into a Vec, writing cannot fail.
             let _ = write_case(&mut w, &t, &[]);
-            xml = w.into_inner();
-            text = keep.then(|| t.into_owned());
+            *buffer = w.into_inner();
+            text = keep.then(|| Box::new(t.into_owned()));
         }
-        xml.push(b'\n');
+        buffer.push(b'\n');
         Case {
             test_id: r.test_id.clone(),
             outcome: r.outcome,
             attempt: r.attempt,
             quarantined: r.quarantined,
             time: r.duration_s,
-            xml,
+            xml: Xml::In(from..buffer.len()),
             text,
         }
     }
@@ -190,7 +214,7 @@ struct Merged {
 /// Test cases by chunk, until their chunk ends; then the run's file.
 pub struct Junit {
     dir: PathBuf,
-    chunks: BTreeMap<u32, Vec<Case>>,
+    chunks: BTreeMap<u32, ChunkCases>,
     merged: Merged,
     /// The first failure to write the run's file (it is then left out).
     merged_error: Option<String>,
@@ -214,14 +238,19 @@ impl Junit {
     }
 
     pub fn add(&mut self, r: &TestRecord) {
-        self.chunks.entry(r.chunk).or_default().push(Case::new(r));
+        let chunk = self.chunks.entry(r.chunk).or_default();
+        let case = Case::new(r, &mut chunk.xml);
+        chunk.cases.push(case);
     }
 
     /// A record of an earlier invocation of this run (`--resume`): its chunk's file was
     /// written then; the run's file has it too (its message, not its text, which is in
     /// its bundle).
     pub fn replay(&mut self, r: &TestRecord) {
-        self.merge(vec![Case::new(r)]);
+        let mut alone = ChunkCases::default();
+        let case = Case::new(r, &mut alone.xml);
+        alone.cases.push(case);
+        self.merge(alone);
     }
 
     /// Writes `junit-NNNN.xml` for `chunk`; its cases go on to the run's file.
@@ -252,7 +281,8 @@ impl Junit {
         held.sort_by(|a, b| a[0].test_id.cmp(&b[0].test_id));
         for mut attempts in held {
             if let Some(last) = attempts.pop() {
-                self.write_merged(last, attempts);
+                // Held cases have their own bytes.
+                self.write_merged(last, attempts, &[]);
             }
         }
         let result = match self.merged_error.take() {
@@ -263,10 +293,12 @@ impl Junit {
         result
     }
 
-    fn merge(&mut self, cases: Vec<Case>) {
-        for case in cases {
+    fn merge(&mut self, chunk: ChunkCases) {
+        for mut case in chunk.cases {
             let may_run_again = case.outcome.is_failure() && case.attempt <= self.merged.retries;
             if may_run_again {
+                // It outlives its chunk's buffer.
+                case.xml = Xml::Own(case.xml.bytes(&chunk.xml).to_vec());
                 self.merged
                     .held
                     .entry(case.test_id.clone())
@@ -274,12 +306,17 @@ impl Junit {
                     .push(case);
                 continue;
             }
-            let earlier = self.merged.held.remove(&case.test_id).unwrap_or_default();
-            self.write_merged(case, earlier);
+            let earlier = if self.merged.held.is_empty() {
+                Vec::new()
+            } else {
+                self.merged.held.remove(&case.test_id).unwrap_or_default()
+            };
+            self.write_merged(case, earlier, &chunk.xml);
         }
     }
 
-    fn write_merged(&mut self, last: Case, earlier: Vec<Case>) {
+    /// `buffer`: the chunk's, where `last`'s element may be.
+    fn write_merged(&mut self, last: Case, earlier: Vec<Case>, buffer: &[u8]) {
         if self.merged_error.is_some() {
             return;
         }
@@ -299,14 +336,15 @@ impl Junit {
         self.merged.totals.add(&last);
         let written = match (&last.text, earlier.is_empty()) {
             (Some(text), false) => {
-                let earlier: Vec<&Text> = earlier.iter().filter_map(|c| c.text.as_ref()).collect();
+                let earlier: Vec<&Text> =
+                    earlier.iter().filter_map(|c| c.text.as_deref()).collect();
                 let mut xml = Writer::new_with_indent(Vec::new(), b' ', 2);
                 write_case(&mut xml, text, &earlier)
                     .and_then(|()| w.write_all(&xml.into_inner()))
                     .and_then(|()| w.write_all(b"\n"))
             }
             // Alone (or, never by construction, without its text: as it was).
-            _ => w.write_all(&last.xml),
+            _ => w.write_all(last.xml.bytes(buffer)),
         };
         if let Err(e) = written {
             self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
@@ -364,9 +402,9 @@ impl Junit {
     }
 }
 
-fn render_chunk(chunk: u32, cases: &[Case]) -> std::io::Result<Vec<u8>> {
+fn render_chunk(chunk: u32, cases: &ChunkCases) -> std::io::Result<Vec<u8>> {
     let mut totals = Totals::default();
-    cases.iter().for_each(|c| totals.add(c));
+    cases.cases.iter().for_each(|c| totals.add(c));
     let mut w = Writer::new_with_indent(Vec::new(), b' ', 2);
     w.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))?;
     w.write_event(Event::Start(BytesStart::new("testsuites")))?;
@@ -380,9 +418,7 @@ fn render_chunk(chunk: u32, cases: &[Case]) -> std::io::Result<Vec<u8>> {
     w.write_event(Event::Start(suite))?;
     let mut out = w.into_inner();
     out.push(b'\n');
-    for c in cases {
-        out.extend_from_slice(&c.xml);
-    }
+    out.extend_from_slice(&cases.xml);
     out.extend_from_slice(b"  </testsuite>\n</testsuites>\n");
     Ok(out)
 }
