@@ -25,6 +25,7 @@ use plugin_host::{ArtifactCache, Limits, PluginHost};
 /// A hash map for the per-test lookups of a run (test ids → index, counts): foldhash
 /// instead of SipHash, whose DoS resistance buys nothing for ids read from our own files.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
 
 /// mtest's exit codes, as documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! The host side of quarantine: after a complete run, the quarantine plugin sees each
 //! test's recent outcomes and says who enters or leaves; `quarantine.json` keeps the result.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::clock;
@@ -40,16 +39,25 @@ pub fn apply(
     durations: &Durations,
     quarantine: &mut Quarantine,
 ) -> Result<Vec<String>, String> {
-    let tiers: BTreeMap<&str, u8> = records
-        .iter()
-        .map(|r| (r.test_id.as_str(), r.tier))
-        .collect();
+    // Each test once, in the order the run first recorded it, with its last tier.
+    let mut seen: crate::FastMap<&str, usize> = crate::FastMap::default();
+    seen.reserve(records.len());
+    let mut tiers: Vec<(&str, u8)> = Vec::with_capacity(records.len());
+    for r in records {
+        match seen.entry(r.test_id.as_str()) {
+            std::collections::hash_map::Entry::Occupied(at) => tiers[*at.get()].1 = r.tier,
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(tiers.len());
+                tiers.push((r.test_id.as_str(), r.tier));
+            }
+        }
+    }
     let histories: Vec<TestHistory> = tiers
         .iter()
-        .map(|(id, &tier)| {
+        .map(|&(id, tier)| {
             let recent = durations
                 .tests
-                .get(*id)
+                .get(id)
                 .map(|h| h.outcomes.iter().copied().map(Into::into).collect())
                 .unwrap_or_default();
             TestHistory {

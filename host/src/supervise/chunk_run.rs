@@ -6,7 +6,7 @@
 //! (stack dump → SIGTERM to the group → SIGKILL to the group) → hung, or started → the
 //! process died → crashed. Tests the chunk never reached go back to the dispatcher.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -179,7 +179,10 @@ pub struct ChunkRun {
     refused: Option<String>,
     warnings: Vec<String>,
     in_flight: Option<InFlight>,
-    done: HashSet<usize>,
+    done: crate::FastSet<usize>,
+    /// Where in `tests` the next test to start is expected (a worker runs its batch in
+    /// order): its id is compared, not looked up in the run's 100k-entry index.
+    next: usize,
     any_failure: bool,
     dog: Watchdog,
     interrupted: bool,
@@ -277,7 +280,8 @@ impl ChunkRun {
             refused: None,
             warnings: Vec::new(),
             in_flight: None,
-            done: HashSet::new(),
+            done: crate::FastSet::default(),
+            next: 0,
             any_failure: false,
             dog: Watchdog::default(),
             interrupted: false,
@@ -436,7 +440,15 @@ impl ChunkRun {
         if self.first_test.is_none() {
             self.first_test = Some(self.spawned.elapsed());
         }
-        if let Some(&test) = ctx.index.get(id) {
+        let expected = self.tests.get(self.next).copied();
+        let test = match expected.filter(|&t| ctx.tests[t].id == id) {
+            Some(t) => {
+                self.next += 1;
+                Some(t)
+            }
+            None => ctx.index.get(id).copied(),
+        };
+        if let Some(test) = test {
             self.in_flight = Some(InFlight {
                 test,
                 started: Instant::now(),
