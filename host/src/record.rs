@@ -88,6 +88,10 @@ pub struct TestRecord {
     /// The text a bundle needs; not part of `run.jsonl`.
     #[serde(skip)]
     pub details: Details,
+    /// The test's place in this run's plan, where the supervisor made the record (so the
+    /// loop need not look its id up again); not part of `run.jsonl`.
+    #[serde(skip)]
+    pub test: Option<usize>,
 }
 
 impl TestRecord {

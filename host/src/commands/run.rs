@@ -270,6 +270,7 @@ fn collection_error_record(
             command: collected.command.clone(),
             ..Details::default()
         },
+        test: None,
     }
 }
 

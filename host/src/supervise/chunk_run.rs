@@ -897,6 +897,7 @@ impl ChunkRun {
                 },
                 ..Details::default()
             },
+            test: Some(t),
         }
     }
 

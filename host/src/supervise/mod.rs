@@ -175,7 +175,7 @@ struct Loop<'s, 'a> {
     /// `--retries`, every run of a repeated test.
     retry: Vec<(usize, u32)>,
     /// Tests with a failing attempt so far: a later pass is flaky.
-    failed_before: HashSet<usize>,
+    failed_before: crate::FastSet<usize>,
     not_run: usize,
     /// Estimated ms of the tests recorded so far (for the time left).
     done_estimate_ms: u64,
@@ -187,7 +187,9 @@ impl Loop<'_, '_> {
     /// Passes a record on, or holds it back: a crash is re-run alone first; a failure is
     /// queued for a retry.
     fn record(&mut self, ctx: &RunContext, r: TestRecord, forensic_ok: bool) {
-        let test = ctx.index.get(r.test_id.as_str()).copied();
+        let test = r
+            .test
+            .or_else(|| ctx.index.get(r.test_id.as_str()).copied());
         if r.outcome == Outcome::Crashed && self.options.rerun_crashed && forensic_ok {
             if let Some(test) = test {
                 self.queue.push_front(Job {
