@@ -284,15 +284,50 @@ fn execute(
     platform::prepare_supervisor();
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
-    let mut warnings = Vec::new();
-    // Shared with the failure bundles' enricher while the run goes on (one copy: it is
-    // ~25 MB at 100k tests).
-    let mut durations: Arc<Durations> =
-        Arc::new(load_or_default(&gates.durations(), &mut warnings));
-    let mut quarantine: Quarantine = load_or_default(&gates.quarantine(), &mut warnings);
-    for w in warnings.drain(..) {
+    // The history is read while pytest starts and collects (at 100k tests durations.json
+    // is ~35 MB: a tenth of a second, which the collection need not wait for).
+    let history = {
+        let (d, q) = (gates.durations(), gates.quarantine());
+        std::thread::spawn(move || {
+            let mut warnings = Vec::new();
+            let durations: Durations = load_or_default(&d, &mut warnings);
+            let quarantine: Quarantine = load_or_default(&q, &mut warnings);
+            (durations, quarantine, warnings)
+        })
+    };
+    // Fresh run: collect, then select. Resume: the saved selection minus what is recorded.
+    enum Begin {
+        Explain,
+        Resume(Box<RunState>, Vec<TestRecord>, Option<Collection>),
+        Fresh(RunOptions, Collection),
+    }
+    let begin = if args.explain_selection {
+        Begin::Explain
+    } else if args.resume {
+        let (state, earlier) = resume_state(&gates)?;
+        // Fork mode forks from a collection: collect again (process mode needs none).
+        let collection = match state.options.isolation {
+            Isolation::Fork => Some(start_collection(&gates, root, &state.options)?),
+            Isolation::Process => None,
+        };
+        Begin::Resume(Box::new(state), earlier, collection)
+    } else {
+        let opts = options(args, root, project)?;
+        let collection = start_collection(&gates, root, &opts)?;
+        Begin::Fresh(opts, collection)
+    };
+    let (durations, mut quarantine, warnings) = history.join().map_err(|_| {
+        Stop(
+            Exit::Internal,
+            "reading .gates/durations.json and quarantine.json failed".into(),
+        )
+    })?;
+    for w in warnings {
         eprintln!("{w}");
     }
+    // Shared with the failure bundles' enricher while the run goes on (one copy: it is
+    // ~25 MB at 100k tests).
+    let mut durations = Arc::new(durations);
     let env = Env {
         gates: &gates,
         root,
@@ -302,23 +337,13 @@ fn execute(
         durations: &durations,
         quarantine: &quarantine,
     };
-    if args.explain_selection {
-        return explain(&env);
-    }
-
-    // Fresh run: collect and select. Resume: the saved selection minus what is recorded.
-    let (state, earlier, mut fresh_records, collection) = if args.resume {
-        let (state, earlier) = resume_state(&gates)?;
-        // Fork mode forks from a collection: collect again (process mode needs none).
-        let collection = match state.options.isolation {
-            Isolation::Fork => Some(start_collection(&env, &state.options)?),
-            Isolation::Process => None,
-        };
-        (state, earlier, Vec::new(), collection)
-    } else {
-        let opts = options(args, root, project)?;
-        let (state, errors, collection) = fresh_state(&env, opts)?;
-        (state, Vec::new(), errors, Some(collection))
+    let (state, earlier, mut fresh_records, collection) = match begin {
+        Begin::Explain => return explain(&env),
+        Begin::Resume(state, earlier, collection) => (*state, earlier, Vec::new(), collection),
+        Begin::Fresh(opts, collection) => {
+            let (state, errors, collection) = fresh_state(&env, opts, collection)?;
+            (state, Vec::new(), errors, Some(collection))
+        }
     };
     let opts = state.options.clone();
     let pytest = Pytest::new(
@@ -516,9 +541,6 @@ fn execute(
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
     // and one line saying so, never quietly.
     let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
-    if let Err(e) = store::atomic_write_json(&gates.durations(), &*durations) {
-        store_errors.push(e);
-    }
     let status = match finish {
         Finish::Interrupted => Status::Interrupted,
         _ => Status::Complete,
@@ -528,28 +550,41 @@ fn execute(
             "the --budget ran out: {not_run} selected test(s) did not run"
         ));
     }
-    if let Some(shard) = opts.shard {
-        notes.push(format!(
-            "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
-        ));
-    } else if let Some(why) = broken_run(&finish, &rec.progress.stats, state.tests.len()) {
-        notes.push(why);
-    } else if status == Status::Complete {
-        match quarantine::apply(
-            host,
-            root,
-            project,
-            &rec.records,
-            &durations,
-            &mut quarantine,
-        ) {
-            Ok(changes) => notes.extend(changes),
-            Err(e) => rec.progress.line(&format!("warning: {e}")),
+    // durations.json is written while the quarantine policy decides: both only read the
+    // history (~0.1 s each at 64k tests).
+    let (durations_written, quarantine_written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| store::atomic_write_json(&gates.durations(), &*durations));
+        let mut quarantine_written = Ok(());
+        if let Some(shard) = opts.shard {
+            notes.push(format!(
+                "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
+            ));
+        } else if let Some(why) = broken_run(&finish, &rec.progress.stats, state.tests.len()) {
+            notes.push(why);
+        } else if status == Status::Complete {
+            match quarantine::apply(
+                host,
+                root,
+                project,
+                &rec.records,
+                &durations,
+                &mut quarantine,
+            ) {
+                Ok(changes) => notes.extend(changes),
+                Err(e) => rec.progress.line(&format!("warning: {e}")),
+            }
+            quarantine_written = store::atomic_write_json(&gates.quarantine(), &quarantine);
         }
-        if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
-            store_errors.push(e);
-        }
-    }
+        let written = writer.join().unwrap_or_else(|_| {
+            Err(format!(
+                "cannot write {}: the writer failed",
+                gates.durations().display()
+            ))
+        });
+        (written, quarantine_written)
+    });
+    store_errors.extend(durations_written.err());
+    store_errors.extend(quarantine_written.err());
 
     end_executor(&mut launcher, &pytest, &gates, &mut rec);
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
@@ -921,10 +956,10 @@ struct Planned {
 
 /// Collects with the zygote (into `.gates/collect/`); in fork mode the zygote stays, ready
 /// to fork.
-fn start_collection(env: &Env, opts: &RunOptions) -> Result<Collection> {
+fn start_collection(gates: &Gates, root: &Path, opts: &RunOptions) -> Result<Collection> {
     let pytest = Pytest::new(
         opts.python.clone().into(),
-        env.root.to_path_buf(),
+        root.to_path_buf(),
         opts.pytest_args.clone(),
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
@@ -936,7 +971,7 @@ fn start_collection(env: &Env, opts: &RunOptions) -> Result<Collection> {
         selection_args.extend(["-m".to_string(), m.clone()]);
     }
     selection_args.extend(opts.paths.iter().cloned());
-    let work = env.gates.dir.join("collect");
+    let work = gates.dir.join("collect");
     std::fs::create_dir_all(&work).map_err(|e| {
         Stop(
             Exit::Internal,
@@ -1032,9 +1067,8 @@ fn coverage_report(log: &Path) -> Option<String> {
     Some(lines.join("\n").trim_end().to_string())
 }
 
-/// Collects and asks the selection plugin; writes nothing else.
-fn plan_selection(env: &Env, opts: &RunOptions) -> Result<Planned> {
-    let collection = start_collection(env, opts)?;
+/// Asks the selection plugin about a collection; writes nothing.
+fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Result<Planned> {
     let collected = &collection.collected;
 
     let selector_spec = env
@@ -1175,12 +1209,16 @@ fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
 
 /// Collects, selects, and writes the new run's state. Returns the state, the records of
 /// modules that failed to collect, and the collection (with the zygote in fork mode).
-fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>, Collection)> {
+fn fresh_state(
+    env: &Env,
+    opts: RunOptions,
+    collection: Collection,
+) -> Result<(RunState, Vec<TestRecord>, Collection)> {
     let Planned {
         collection,
         selected,
         notes,
-    } = plan_selection(env, &opts)?;
+    } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
     let run_id = new_run_id();
     // Every shard collects every module; a module's collection error is recorded by one
@@ -1238,11 +1276,12 @@ fn fresh_state(env: &Env, opts: RunOptions) -> Result<(RunState, Vec<TestRecord>
 /// `--explain-selection`: what would run, in order, and why the rest would not.
 fn explain(env: &Env) -> Result<Exit> {
     let opts = options(env.args, env.root, env.project)?;
+    let collection = start_collection(env.gates, env.root, &opts)?;
     let Planned {
         collection,
         selected,
         notes,
-    } = plan_selection(env, &opts)?;
+    } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
     let ms = |ms: u32| clock::human(std::time::Duration::from_millis(ms as u64));
     let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
