@@ -12,7 +12,7 @@ use crate::plugin_host::session::{
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::collect::Item;
 use crate::shard::{self, Shard, ShardPlan};
-use crate::store::durations::{median, Durations};
+use crate::store::durations::{median, Durations, History};
 use crate::store::quarantine::Quarantine;
 use crate::tiers::{tier_of, TAXONOMY};
 
@@ -75,10 +75,11 @@ pub struct Inputs<'a> {
 }
 
 /// Per-item estimates: own history, else the median of its file, else of the suite.
-pub fn estimates(items: &[Item], durations: &Durations) -> Vec<u32> {
-    let own: Vec<Option<u32>> = items
+/// `histories` are the items' own, in the same order.
+pub fn estimates(items: &[Item], histories: &[Option<&History>]) -> Vec<u32> {
+    let own: Vec<Option<u32>> = histories
         .iter()
-        .map(|i| durations.tests.get(&i.id).and_then(|h| h.median_ms()))
+        .map(|h| h.and_then(History::median_ms))
         .collect();
     let mut per_file: HashMap<&str, Vec<f64>> = HashMap::new();
     for (item, est) in items.iter().zip(&own) {
@@ -135,7 +136,10 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
         .map(|(i, m)| (m.as_str(), 1u64 << i))
         .collect();
 
-    let estimates = estimates(inputs.items, inputs.durations);
+    let histories = inputs
+        .durations
+        .histories(inputs.items.iter().map(|i| i.id.as_str()));
+    let estimates = estimates(inputs.items, &histories);
     let candidates = inputs
         .items
         .iter()
@@ -145,7 +149,7 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
                 files.push(item.file.clone());
                 (files.len() - 1) as u32
             });
-            let history = inputs.durations.tests.get(&item.id);
+            let history = histories[i];
             Candidate {
                 index: i as u32,
                 file,

@@ -443,9 +443,10 @@ fn execute(
             started,
             Plan {
                 estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
-                with_history: todo
+                with_history: durations
+                    .histories(todo.iter().map(|t| t.id.as_str()))
                     .iter()
-                    .filter(|t| durations.tests.contains_key(&t.id))
+                    .filter(|h| h.is_some())
                     .count()
                     + earlier.len(),
                 jobs: opts.jobs,
@@ -1327,7 +1328,10 @@ fn explain(env: &Env) -> Result<Exit> {
     }
     if !excluded.is_empty() {
         println!("would leave out {} test(s):", excluded.len());
-        let estimates = selection::estimates(&collected.items, env.durations);
+        let histories = env
+            .durations
+            .histories(collected.items.iter().map(|i| i.id.as_str()));
+        let estimates = selection::estimates(&collected.items, &histories);
         for &(i, reason) in excluded {
             let item = &collected.items[i];
             let reason = match reason {

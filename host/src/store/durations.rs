@@ -29,9 +29,20 @@ pub struct History {
 }
 
 impl History {
-    /// Median of the recorded durations, in milliseconds.
+    /// Median of the recorded durations, in milliseconds (sorted on the stack: this runs
+    /// for every collected test at the start of a run).
     pub fn median_ms(&self) -> Option<u32> {
-        median(&self.durations).map(|s| (s * 1000.0).round() as u32)
+        let mut kept = [0.0; KEEP];
+        let m = match self.durations.len() {
+            0 => return None,
+            n if n <= KEEP => {
+                kept[..n].copy_from_slice(&self.durations);
+                kept[..n].sort_by(f64::total_cmp);
+                kept[n / 2]
+            }
+            _ => median(&self.durations)?, // a file edited by hand
+        };
+        Some((m * 1000.0).round() as u32)
     }
 
     pub fn recent_failures(&self) -> u8 {
@@ -54,6 +65,28 @@ pub fn median(values: &[f64]) -> Option<f64> {
 }
 
 impl Durations {
+    /// The history of each id, found with one id comparison where the ids come in the
+    /// order this file keeps them (a run's collection, mostly: tests are added in the
+    /// order they first ran), by the hash otherwise.
+    pub fn histories<'a, 'i>(
+        &'a self,
+        ids: impl Iterator<Item = &'i str>,
+    ) -> Vec<Option<&'a History>> {
+        let mut next = 0;
+        ids.map(|id| {
+            if let Some((key, h)) = self.tests.get_index(next) {
+                if key == id {
+                    next += 1;
+                    return Some(h);
+                }
+            }
+            let (i, _, h) = self.tests.get_full(id)?;
+            next = i + 1;
+            Some(h)
+        })
+        .collect()
+    }
+
     /// What one pytest process costs before its first test here; 1 s until measured.
     pub fn startup_ms(&self) -> u32 {
         self.startup_s
@@ -99,6 +132,59 @@ impl Durations {
             h.outcomes.push(r.outcome);
             let excess = h.outcomes.len().saturating_sub(KEEP);
             h.outcomes.drain(..excess);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(ids: &[&str]) -> Durations {
+        let mut d = Durations::default();
+        for (n, id) in ids.iter().enumerate() {
+            d.tests.insert(
+                id.to_string(),
+                History {
+                    durations: vec![n as f64],
+                    ..History::default()
+                },
+            );
+        }
+        d
+    }
+
+    #[test]
+    fn histories_are_found_in_the_files_order_out_of_it_and_missing() {
+        let d = with(&["a", "b", "c", "d"]);
+        let found = |ids: &[&str]| -> Vec<Option<f64>> {
+            d.histories(ids.iter().copied())
+                .into_iter()
+                .map(|h| h.map(|h| h.durations[0]))
+                .collect()
+        };
+        assert_eq!(
+            found(&["a", "b", "c", "d"]),
+            [Some(0.0), Some(1.0), Some(2.0), Some(3.0)]
+        );
+        assert_eq!(
+            found(&["c", "x", "a", "b", "d", "d"]),
+            [Some(2.0), None, Some(0.0), Some(1.0), Some(3.0), Some(3.0)]
+        );
+        assert_eq!(found(&[]), []);
+        assert_eq!(Durations::default().histories(["a"].into_iter()), [None]);
+    }
+
+    #[test]
+    fn median_ms_is_the_median_of_any_number_of_durations() {
+        for n in 0..=KEEP + 3 {
+            let durations: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 / 100.0).collect();
+            let h = History {
+                durations: durations.clone(),
+                ..History::default()
+            };
+            let expected = median(&durations).map(|s| (s * 1000.0).round() as u32);
+            assert_eq!(h.median_ms(), expected, "{durations:?}");
         }
     }
 }
