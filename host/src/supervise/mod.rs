@@ -393,10 +393,14 @@ fn turns(
             pids.push(zygote.pid);
         }
         let mut i = 0;
+        // A chunk ended this turn: its worker's place is handed out at once, not after
+        // the next sleep (in fork mode 20 ms a batch during which a core idles).
+        let mut freed = false;
         while i < l.running.len() {
             busy |= l.running[i].poll(ctx, &mut out, &mut warnings) || l.running[i].winding_down();
             let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
             busy |= ended.is_some();
+            freed |= ended.is_some();
             let forensic_ok = !l.running[i].ran_alone();
             let chunk_failing = out
                 .iter()
@@ -532,6 +536,9 @@ fn turns(
                 Some(other) => other,
                 None => Finish::Completed,
             };
+        }
+        if freed {
+            continue;
         }
         pause = match (busy, &*launcher) {
             (true, Launcher::Fork(_)) => POLL_FORK,
