@@ -284,8 +284,8 @@ fn execute(
     platform::prepare_supervisor();
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
-    // The history is read while pytest starts and collects (at 100k tests durations.json
-    // is ~35 MB: a tenth of a second, which the collection need not wait for).
+    // The history is read while pytest starts and collects (durations.json is 22 MB at
+    // 64k tests: a tenth of a second, which the collection need not wait for).
     let history = {
         let (d, q) = (gates.durations(), gates.quarantine());
         std::thread::spawn(move || {
