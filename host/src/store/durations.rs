@@ -29,20 +29,9 @@ pub struct History {
 }
 
 impl History {
-    /// Median of the recorded durations, in milliseconds (sorted on the stack: this runs
-    /// for every collected test at the start of a run).
+    /// Median of the recorded durations, in milliseconds.
     pub fn median_ms(&self) -> Option<u32> {
-        let mut kept = [0.0; KEEP];
-        let m = match self.durations.len() {
-            0 => return None,
-            n if n <= KEEP => {
-                kept[..n].copy_from_slice(&self.durations);
-                kept[..n].sort_by(f64::total_cmp);
-                kept[n / 2]
-            }
-            _ => median(&self.durations)?, // a file edited by hand
-        };
-        Some((m * 1000.0).round() as u32)
+        median(&self.durations).map(|s| (s * 1000.0).round() as u32)
     }
 
     pub fn recent_failures(&self) -> u8 {
@@ -55,13 +44,24 @@ impl History {
     }
 }
 
+/// The upper median. Up to [`KEEP`] values (a test's history) are sorted on the stack:
+/// this runs for every collected test at the start of a run.
 pub fn median(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
+    let n = values.len();
+    if n == 0 {
         return None;
     }
-    let mut v = values.to_vec();
+    let mut kept = [0.0; KEEP];
+    let mut many = Vec::new();
+    let v = if n <= KEEP {
+        kept[..n].copy_from_slice(values);
+        &mut kept[..n]
+    } else {
+        many.extend_from_slice(values);
+        &mut many[..]
+    };
     v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
+    Some(v[n / 2])
 }
 
 impl Durations {
@@ -176,15 +176,18 @@ mod tests {
     }
 
     #[test]
-    fn median_ms_is_the_median_of_any_number_of_durations() {
+    fn median_is_the_upper_middle_of_any_number_of_values() {
         for n in 0..=KEEP + 3 {
-            let durations: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 / 100.0).collect();
+            let values: Vec<f64> = (0..n).map(|i| ((i * 7) % 5) as f64 / 100.0).collect();
+            let mut sorted = values.clone();
+            sorted.sort_by(f64::total_cmp);
+            assert_eq!(median(&values), sorted.get(n / 2).copied(), "{values:?}");
             let h = History {
-                durations: durations.clone(),
+                durations: values.clone(),
                 ..History::default()
             };
-            let expected = median(&durations).map(|s| (s * 1000.0).round() as u32);
-            assert_eq!(h.median_ms(), expected, "{durations:?}");
+            let ms = sorted.get(n / 2).map(|s| (s * 1000.0).round() as u32);
+            assert_eq!(h.median_ms(), ms, "{values:?}");
         }
     }
 }
