@@ -1,0 +1,213 @@
+#!/usr/bin/env python3
+"""Real projects' own suites, from their PyPI sdists: plain pytest and mtest on the same
+checkout, every test's outcome compared.
+
+    .venv/bin/python bench/realsuites.py [--only NAME,...] [--isolation fork,process] [-j 2]
+
+Each suite is downloaded once into ~/.cache/mtest-bench/real/ with a venv of its own (its
+test dependencies, pytest, pytest-timeout), then copied to a temporary directory for each
+run. Plain pytest runs with a small plugin that writes every test's outcome (as pytest's
+own reports decide it); mtest runs with the same interpreter and the project's own pytest
+configuration, and its `run.jsonl` is read back. A test whose outcomes differ is listed; a
+test that passed under mtest and did not under plain pytest is a **false green** and fails
+the check (exit 1), as does any difference.
+
+The suites are picked for what they exercise: packaging (64k parametrized tests), asgiref
+(async tests), pytest-httpserver (a session-scoped server), semver (doctests in modules and
+in `.rst` files, `--cov` and `--import-mode=importlib` in `addopts`), zipp (doctests,
+importlib mode, a namespace package).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MTEST = Path(os.environ.get("MTEST_BIN", REPO / "target" / "release" / "mtest"))
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtest-bench" / "real"
+BASE = ["pytest>=8,<10", "pytest-timeout>=2.3,<3"]
+
+# name: (sdist, extra to install the project with (or None), more requirements)
+SUITES = {
+    "packaging": ("packaging==26.4", None, ["coverage[toml]>=7.2", "hypothesis", "pretend", "tomli_w"]),
+    "asgiref": ("asgiref==3.8.1", "tests", []),
+    "pytest-httpserver": ("pytest_httpserver==1.1.0", None, ["requests", "werkzeug"]),
+    "semver": ("semver==3.1.2", None, ["pytest-cov", "packaging"]),
+    "zipp": ("zipp==4.1.2", "test", []),
+}
+
+# Tests left out of the comparison, and why: they fail or pass by the machine's speed under
+# plain pytest alone (fitted big-O curves of wall times).
+UNSTABLE = {
+    "zipp": ("tests/test_complexity.py::", "timing-based: each fails now and then under plain pytest alone"),
+}
+
+# Writes {node id: outcome} when the session ends, with the rules mtest applies to the
+# same reports: a failing setup or teardown is an error (unless the call failed), xfail
+# turns a skip into `xfailed` and a pass into `xpassed`; a module that fails to collect
+# is an `error` under its own node id.
+OUTCOME_PLUGIN = '''
+import json, os
+_out = {}
+
+def _set(nodeid, outcome):
+    _out[nodeid] = outcome
+
+def pytest_collectreport(report):
+    if report.failed:
+        _set(report.nodeid, "error")
+
+def pytest_runtest_logreport(report):
+    xfail = hasattr(report, "wasxfail")
+    now = _out.get(report.nodeid, "passed")
+    if report.when == "call":
+        if report.passed:
+            now = "xpassed" if xfail else "passed"
+        elif report.failed:
+            now = "failed"
+        else:
+            now = "xfailed" if xfail else "skipped"
+    elif report.failed:
+        if now != "failed":
+            now = "error"
+    elif report.skipped:
+        now = "xfailed" if xfail else "skipped"
+    _set(report.nodeid, now)
+
+def pytest_sessionfinish(session):
+    with open(os.environ["OUTCOMES_OUT"], "w") as f:
+        json.dump(_out, f)
+'''
+
+
+def sh(cmd, **kw):
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def prepare(name):
+    """The suite's source tree and its venv's python, made once and cached."""
+    spec, extra, more = SUITES[name]
+    home = CACHE / name
+    venv = home / "venv"
+    python = venv / "bin" / "python"
+    stamp = home / "ready"
+    if stamp.exists():
+        return Path(stamp.read_text().strip()), python
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    sh([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", spec, "-d", home])
+    archive = next(p for p in home.iterdir() if p.name.endswith((".tar.gz", ".zip")))
+    shutil.unpack_archive(archive, home)
+    src = next(p for p in home.iterdir() if p.is_dir())
+    sh([sys.executable, "-m", "venv", venv])
+    target = f"{src}[{extra}]" if extra else str(src)
+    sh([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BASE, *more, "-e", target])
+    stamp.write_text(str(src))
+    return src, python
+
+
+def plain(src, python, work):
+    plugin_dir = work / "plugin"
+    plugin_dir.mkdir()
+    (plugin_dir / "outcome_log.py").write_text(OUTCOME_PLUGIN)
+    out = work / "plain.json"
+    env = dict(os.environ, OUTCOMES_OUT=str(out))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), env.get("PYTHONPATH")]))
+    started = time.perf_counter()
+    proc = subprocess.run([python, "-m", "pytest", "-p", "outcome_log", "-p", "no:cacheprovider"],
+                          cwd=src, env=env, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if not out.exists():
+        sys.exit(f"plain pytest wrote no outcomes (exit {proc.returncode}):\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    return json.loads(out.read_text()), took, proc.stdout
+
+
+def mtest(src, python, isolation, jobs):
+    started = time.perf_counter()
+    proc = subprocess.run([MTEST, "--python", python, "-j", str(jobs), "--isolation", isolation],
+                          cwd=src, capture_output=True, text=True)
+    took = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        sys.exit(f"mtest exited {proc.returncode}:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
+    outcomes = {}
+    for line in (src / ".gates" / "last-run" / "run.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        outcomes[r["test_id"]] = r["outcome"]  # the last attempt wins
+    return outcomes, took, proc.stdout + proc.stderr
+
+
+def same(plain_outcome, mtest_outcome):
+    # pytest-timeout's failure is a hang to mtest.
+    return plain_outcome == mtest_outcome or (plain_outcome, mtest_outcome) == ("failed", "hung")
+
+
+def compare(name, want, got):
+    prefix, _why = UNSTABLE.get(name, (None, None))
+    if prefix:
+        want = {t: o for t, o in want.items() if not t.startswith(prefix)}
+        got = {t: o for t, o in got.items() if not t.startswith(prefix)}
+    differ = [(t, want[t], got.get(t, "missing")) for t in want if not same(want[t], got.get(t, "missing"))]
+    extra = [(t, "missing", got[t]) for t in got if t not in want]
+    green = [d for d in differ + extra if d[2] == "passed" and d[1] != "passed"]
+    return differ + extra, green
+
+
+def coverage_total(text):
+    for line in text.splitlines():
+        if line.startswith("TOTAL"):
+            return line.split()[-1]
+    return None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=",".join(SUITES))
+    parser.add_argument("--isolation", default="fork")
+    parser.add_argument("-j", type=int, default=2)
+    args = parser.parse_args()
+    if not MTEST.is_file():
+        sys.exit(f"{MTEST} is missing: run `cargo build --release` first")
+    failed = False
+    for name in args.only.split(","):
+        src, python = prepare(name)
+        for isolation in args.isolation.split(","):
+            work = Path(tempfile.mkdtemp(prefix=f"mtest-real-{name}-"))
+            try:
+                root = work / "src"
+                shutil.copytree(src, root, ignore=shutil.ignore_patterns(".gates", "__pycache__", ".pytest_cache"))
+                want, t_plain, out_plain = plain(root, python, work)
+                shutil.rmtree(root / ".gates", ignore_errors=True)
+                got, t_mtest, out_mtest = mtest(root, python, isolation, args.j)
+                diffs, green = compare(name, want, got)
+                counts = {}
+                for o in want.values():
+                    counts[o] = counts.get(o, 0) + 1
+                summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items()))
+                print(f"{name} ({SUITES[name][0]}), mtest -j{args.j} {isolation}: {len(want)} tests ({summary}); "
+                      f"plain {t_plain:.1f} s, mtest {t_mtest:.1f} s; {len(diffs)} difference(s), "
+                      f"{len(green)} false green(s)")
+                if name in UNSTABLE:
+                    print(f"  left out: {UNSTABLE[name][0]}* ({UNSTABLE[name][1]})")
+                cov = coverage_total(out_plain), coverage_total(out_mtest)
+                if cov[0] or cov[1]:
+                    print(f"  coverage TOTAL: plain {cov[0]}, mtest {cov[1]}")
+                    if cov[0] != cov[1]:
+                        failed = True
+                for t, a, b in diffs[:20]:
+                    print(f"  {t}: plain {a}, mtest {b}")
+                if len(diffs) > 20:
+                    print(f"  … and {len(diffs) - 20} more")
+                failed |= bool(diffs)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
