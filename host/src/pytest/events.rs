@@ -59,6 +59,11 @@ pub enum Event {
         w: u32,
         pid: i32,
     },
+    /// Worker `pid` is about to run the last test of its batch and asks for more:
+    /// mtest answers with a next batch or with its end ([`crate::supervise::zygote`]).
+    Want {
+        pid: i32,
+    },
     /// Worker `w` exited; `status` is the raw wait status.
     Exited {
         w: u32,

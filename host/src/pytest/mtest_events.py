@@ -711,8 +711,13 @@ def _on_alarm(signum, frame):
     fire(item, settings)
 
 
-def _run_items(session, items):
-    """pytest's run loop over `items`, with what a test can do to end it caught."""
+def _run_items(session, items, ask=None):
+    """pytest's run loop over `items`, with what a test can do to end it caught.
+
+    `ask` (a worker that may be given more): called before the last item, it returns the
+    next batch's command or None; the last item then runs with the next batch's first item
+    as its `nextitem`, so pytest keeps the fixtures both need (the session's, a module's)
+    as it does between any two tests. Returns that command when the batch ran to its end."""
     import signal
     import traceback
 
@@ -721,8 +726,13 @@ def _run_items(session, items):
     global _alarm
     hook = session.config.hook
     timer = _own_timer(session.config, items)
+    following = None
     for i, item in enumerate(items):
         nextitem = items[i + 1] if i + 1 < len(items) else None
+        if nextitem is None and ask is not None:
+            following = ask()
+            if following is not None:
+                nextitem = session.items[following["items"][0]]
         armed = False
         try:
             if timer is not None:
@@ -754,6 +764,7 @@ def _run_items(session, items):
         if session.shouldfail or session.shouldstop:
             _emit({"e": "stopped", "why": str(session.shouldfail or session.shouldstop)})
             return
+    return following
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -779,6 +790,8 @@ def pytest_runtestloop(session):
 
 _workers = {}  # pid -> worker number
 _pidfds = {}  # pid -> its pidfd (None where the platform has none)
+_links = {}  # pid -> the zygote's end of a worker's link (a worker that may be given more)
+_link = None  # in a worker: its end of that link
 
 
 def _serve(session):
@@ -805,7 +818,11 @@ def _serve(session):
         # A worker's pidfd becomes readable when it exits: reaped at once, not on a tick.
         pidfds = [fd for fd in _pidfds.values() if fd is not None]
         tick = 0.2 if len(pidfds) == len(_workers) else 0.01
-        readable, _, _ = select.select([stdin] + pidfds, [], [], tick)
+        links = list(_links.values())
+        readable, _, _ = select.select([stdin] + pidfds + links, [], [], tick)
+        for link in links:
+            if link in readable:
+                _relay_want(link)
         _reap()
         if stdin not in readable:
             continue
@@ -827,6 +844,28 @@ def _serve(session):
                 return
             if command.get("c") == "fork":
                 _fork(session, command)
+            elif command.get("c") in ("next", "done"):
+                # mtest's answer to a worker's `want`, passed on to it.
+                link = _links.get(command.get("pid"))
+                if link is not None:
+                    try:
+                        link.sendall(line + b"\n")
+                    except OSError:
+                        pass  # it died: its exit says so
+
+
+def _relay_want(link):
+    """A worker about to run the last test of its batch asks for more: mtest decides."""
+    pid = next((p for p, l in _links.items() if l is link), None)
+    try:
+        data = link.recv(4096)
+    except OSError:
+        data = b""
+    if not data:  # the worker is gone
+        _links.pop(pid, None)
+        link.close()
+        return
+    _emit({"e": "want", "pid": pid})
 
 
 def _wait_for_quit():
@@ -849,18 +888,30 @@ def _reap(block=False):
             fd = _pidfds.pop(pid, None)
             if fd is not None:
                 os.close(fd)
+            link = _links.pop(pid, None)
+            if link is not None:
+                link.close()
             _emit({"e": "exited", "w": worker, "pid": pid, "status": status})
             if block:
                 return
 
 
 def _fork(session, command):
+    global _link
     sys.stdout.flush()
     sys.stderr.flush()
+    pair = None
+    if command.get("more"):
+        import socket
+
+        pair = socket.socketpair()
     pid = os.fork()
     if pid == 0:
         code = 70
         try:
+            if pair is not None:
+                pair[0].close()
+                _link = pair[1]
             code = _worker(session, command)
         except BaseException:
             try:
@@ -876,6 +927,9 @@ def _fork(session, command):
     except OSError:
         pass  # the child did it first
     _workers[pid] = command["w"]
+    if pair is not None:
+        pair[1].close()
+        _links[pid] = pair[0]
     try:
         _pidfds[pid] = os.pidfd_open(pid)
     except (AttributeError, OSError):
@@ -892,8 +946,11 @@ def _on_sigint(signum, frame):
 def _worker(session, command):
     """A forked worker: its own process group, output, event file and stack file; runs
     its batch through pytest's run loop and exits without pytest's session end (the
-    zygote has that)."""
-    global _fd, _pending, _known_threads
+    zygote has that). A worker with a link to the zygote asks for more before the last
+    test of each batch and, given a next batch, goes on with it in the same process (its
+    session fixtures and imports stay, as in an xdist worker); each batch has its own
+    event file, log and stack file."""
+    global _pending, _known_threads
     import signal
 
     if not command.get("gc_freeze", True):
@@ -913,22 +970,63 @@ def _worker(session, command):
             os.close(fd)
     _pidfds.clear()
     _workers.clear()
+    for link in _links.values():  # the zygote's ends of the other workers' links
+        link.close()
+    _links.clear()
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
     _pending = []
+    _known_threads = None
+    # Orphans of this worker's tests carry the number of its first batch, whichever
+    # batch started them.
+    os.environ["MTEST_WORKER"] = str(command["w"])
+    config = session.config
+    ask = _ask_more if _link is not None else None
+    items = session.items
+    while True:
+        _begin_batch(session, command)
+        batch = [items[i] for i in command["items"]]
+        following = None
+        try:
+            following = _run_items(session, batch, ask)
+            if following is None:
+                # After a test ended the loop early, its fixtures are still set up.
+                session._setupstate.teardown_exact(None)
+        except KeyboardInterrupt:
+            _flush()
+            return 130
+        except Exception as e:
+            following = None
+            _emit({"e": "notice", "text": "worker %d: fixture teardown at its end failed: %s"
+                   % (command["w"], e)})
+        if following is None:
+            break
+        _emit({"e": "session_finish", "exitstatus": 0})
+        command = following
+    _save_coverage(config)
+    _emit({"e": "session_finish", "exitstatus": 0})
+    return 0
+
+
+def _begin_batch(session, command):
+    """Points the worker at a batch's own event file, log and stack file, and starts it."""
+    global _fd, _stop
+    config = session.config
+    _flush()
     os.close(_fd)
     _fd = os.open(command["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.environ["MTEST_EVENTS"] = command["events"]
-    os.environ["MTEST_WORKER"] = str(command["w"])
-    config = session.config
 
-    # Output: this worker's own log, and a capture of its own (the zygote's capture
-    # files are shared with every other fork).
+    # Output: the batch's own log, and a capture of the worker's own (the zygote's
+    # capture files are shared with every other fork); the capture is restarted so that
+    # it puts the new log back between tests.
     log = os.open(command["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     capman = config.pluginmanager.getplugin("capturemanager")
     if capman is not None:
         capman.stop_global_capturing()
+    sys.stdout.flush()
+    sys.stderr.flush()
     os.dup2(log, 1)
     os.dup2(log, 2)
     try:
@@ -938,6 +1036,7 @@ def _worker(session, command):
             os.dup2(log, config.stash[fault_handler_stderr_fd_key])
     except Exception:
         pass
+    os.close(log)
     if command.get("unbuffered"):
         # A crash loses captured output: tee it, unbuffered, into the log.
         import io
@@ -953,9 +1052,7 @@ def _worker(session, command):
         capman.suspend_global_capture()
     if command.get("stacks"):
         _register_stacks(command["stacks"])
-    global _stop
     _stop = command.get("stop") or None
-    _known_threads = None
 
     _emit({"e": "session_start", "pid": os.getpid(), "pytest": pytest.__version__,
            "python": sys.version.split()[0], "rootdir": str(config.rootpath)})
@@ -963,22 +1060,25 @@ def _worker(session, command):
     session.testsfailed = 0
     session.shouldfail = False
     session.shouldstop = False
-    items = session.items
-    batch = [items[i] for i in command["items"]]
-    exitstatus = 0
+
+
+def _ask_more():
+    """Asks mtest (through the zygote) for a next batch: its command, or None (end)."""
+    _flush()
+    buf = b""
     try:
-        _run_items(session, batch)
-        # After a test ended the loop early, its fixtures are still set up.
-        session._setupstate.teardown_exact(None)
-    except KeyboardInterrupt:
-        _flush()
-        return 130
-    except Exception as e:
-        _emit({"e": "notice", "text": "worker %d: fixture teardown at its end failed: %s"
-               % (command["w"], e)})
-    _save_coverage(config)
-    _emit({"e": "session_finish", "exitstatus": exitstatus})
-    return 0
+        _link.sendall(b"want\n")
+        while not buf.endswith(b"\n"):
+            chunk = _link.recv(1 << 20)
+            if not chunk:
+                return None
+            buf += chunk
+        command = json.loads(buf)
+    except (OSError, ValueError):
+        return None
+    if command.get("c") != "next" or not command.get("items"):
+        return None
+    return command
 
 
 def _save_coverage(config):

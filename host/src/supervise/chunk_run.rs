@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -184,16 +185,31 @@ pub struct ChunkRun {
     /// order): its id is compared, not looked up in the run's 100k-entry index.
     next: usize,
     any_failure: bool,
+    /// Fork mode, a batch from the pool: its worker asks for a next batch before its last
+    /// test, and may go on with it in the same process.
+    more: bool,
+    /// Its worker went on with a next batch: this chunk ends when its session does, not
+    /// when the process does.
+    handed_over: bool,
+    /// It continues a worker that is still running the last test of its previous batch
+    /// (whose chunk watches it): no watchdog and no signals of its own until that ends.
+    awaiting: bool,
+    /// The worker's mark on the processes its tests start (`MTEST_WORKER`): the number
+    /// of its first batch.
+    mark: u32,
     dog: Watchdog,
     interrupted: bool,
 }
 
 impl ChunkRun {
+    /// Starts batch `job` as chunk `id`: a new worker, or with `continues` (a worker's
+    /// pid and its chunk's mark, fork mode) the next batch of a worker that asked for one.
     pub fn spawn(
         ctx: &RunContext,
         id: u32,
         job: Job,
         launcher: &mut Launcher,
+        continues: Option<(i32, u32)>,
     ) -> Result<ChunkRun, String> {
         let Job {
             tests,
@@ -223,11 +239,13 @@ impl ChunkRun {
         std::fs::write(&ids, id_list).map_err(|e| io(&ids, e))?;
         let tail = EventTail::create(&events).map_err(|e| io(&events, e))?;
         let unbuffered = forensic.is_some() || isolated;
+        let more = matches!(launcher, Launcher::Fork(_)) && !unbuffered;
         let (proc, pid, command) = match launcher {
             Launcher::Fork(zygote) => {
                 let items: Vec<u32> = tests.iter().map(|&t| ctx.item_index[t]).collect();
-                let pid = zygote.fork(&ForkRequest {
-                    c: "fork",
+                let request = ForkRequest {
+                    c: if continues.is_some() { "next" } else { "fork" },
+                    pid: continues.map(|(pid, _)| pid),
                     w: id,
                     items: &items,
                     events: &events,
@@ -236,10 +254,16 @@ impl ChunkRun {
                     stop: ctx.stop_file.as_deref(),
                     unbuffered,
                     gc_freeze: ctx.gc_freeze,
-                })?;
+                    more,
+                };
+                let pid = match continues {
+                    Some((pid, _)) => zygote.answer(pid, Some(&request)).map(|()| pid)?,
+                    None => zygote.fork(&request)?,
+                };
                 let command = format!(
-                    "{} # forked worker {id}, its tests in {}",
+                    "{} # forked worker {}, its tests in {}",
                     zygote.command,
+                    continues.map_or(id, |(_, mark)| mark),
                     ids.display()
                 );
                 (Proc::Forked { status: None }, pid, command)
@@ -283,6 +307,10 @@ impl ChunkRun {
             done: crate::FastSet::default(),
             next: 0,
             any_failure: false,
+            more,
+            handed_over: false,
+            awaiting: continues.is_some(),
+            mark: continues.map_or(id, |(_, mark)| mark),
             dog: Watchdog::default(),
             interrupted: false,
         })
@@ -347,6 +375,36 @@ impl ChunkRun {
         matches!(self.proc, Proc::Forked { .. })
     }
 
+    /// Its worker asked for a next batch and may be given one: a pool batch whose worker
+    /// has not gone on already and is not being stopped.
+    pub fn may_go_on(&self) -> bool {
+        self.more && !self.handed_over && !self.soft_stopped && !self.interrupted
+    }
+
+    /// Its worker goes on with a next batch: the chunk ends with its session.
+    pub fn hand_over(&mut self) {
+        self.handed_over = true;
+    }
+
+    /// The mark its worker puts on the processes its tests start.
+    pub fn mark(&self) -> u32 {
+        self.mark
+    }
+
+    /// The chunk before it on the same worker has ended: its own clocks start now.
+    pub fn predecessor_ended(&mut self) {
+        if self.awaiting {
+            self.awaiting = false;
+            self.spawned = Instant::now();
+            self.last_event = self.spawned;
+        }
+    }
+
+    /// It continues a worker whose previous batch is still running.
+    pub fn awaiting(&self) -> bool {
+        self.awaiting
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }
@@ -355,7 +413,9 @@ impl ChunkRun {
     /// Ctrl-Z: asks the worker to pause (its event plugin puts pytest-timeout's timer
     /// aside and stops its process group).
     pub fn pause(&self) {
-        platform::signal_pid(self.pid, Sig::SIGTSTP);
+        if !self.awaiting {
+            platform::signal_pid(self.pid, Sig::SIGTSTP);
+        }
     }
 
     /// Stops the worker's group outright (a worker that did not pause itself in time).
@@ -589,6 +649,9 @@ impl ChunkRun {
     }
 
     fn watch(&mut self, ctx: &RunContext) {
+        if self.awaiting {
+            return;
+        }
         let seen = Seen {
             in_flight: self
                 .in_flight
@@ -636,6 +699,9 @@ impl ChunkRun {
     /// recorded, so `--resume` runs it.
     pub fn interrupt(&mut self) {
         self.interrupted = true;
+        if self.awaiting {
+            return; // the chunk before it on the same worker signals it
+        }
         if let Some(action) = self.dog.interrupt(Instant::now()) {
             self.signal(action);
         }
@@ -676,7 +742,14 @@ impl ChunkRun {
         warnings: &mut Vec<String>,
     ) -> Option<Ended> {
         let status = match &mut self.proc {
-            Proc::Forked { status } => (*status)?,
+            Proc::Forked { status: Some(status) } => *status,
+            // Its worker went on with the next batch: the session's end is the chunk's.
+            Proc::Forked { status: None } if self.handed_over => {
+                self.read_events(ctx, out);
+                self.session_finished?;
+                ExitStatus::from_raw(0)
+            }
+            Proc::Forked { status: None } => return None,
             Proc::Spawned(child) => match child.try_wait() {
                 Ok(Some(status)) => status,
                 Ok(None) => return None,
@@ -699,7 +772,11 @@ impl ChunkRun {
         };
         self.read_events(ctx, out);
         warnings.append(&mut self.warnings);
-        self.clean_up_strays(running, warnings);
+        if !self.handed_over || self.proc_status().is_some() {
+            // A worker that went on keeps its processes (its fixtures' servers); what its
+            // tests leaked was killed test by test, the rest goes at its last chunk's end.
+            self.clean_up_strays(running, warnings);
+        }
         let how = platform::describe_exit(status);
         let log_tail = tail_of(&self.log, 80);
 
@@ -770,6 +847,7 @@ impl ChunkRun {
             session_started: self.session_started,
             session_finished: self.session_finished.is_some(),
             any_test_started: in_flight.is_some() || remaining.len() < self.tests.len(),
+            continued: self.mark != self.id,
         });
         match rest {
             Rest::Refused => broken = refused,
@@ -847,8 +925,15 @@ impl ChunkRun {
 
     /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
     /// that it started (marked `MTEST_WORKER`); never what another chunk started.
+    fn proc_status(&self) -> Option<ExitStatus> {
+        match self.proc {
+            Proc::Forked { status } => status,
+            Proc::Spawned(_) => None,
+        }
+    }
+
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
-        let list = platform::kill_strays(Some(self.pid), Some(self.id), running);
+        let list = platform::kill_strays(Some(self.pid), Some(self.mark), running);
         if !list.is_empty() {
             warnings.push(format!(
                 "chunk {} left {} process(es) running, killed: {}",

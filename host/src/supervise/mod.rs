@@ -243,6 +243,34 @@ impl Loop<'_, '_> {
         self.running.iter_mut().for_each(ChunkRun::stop_soft);
     }
 
+    /// Worker `pid` is about to run the last test of its batch and asks for more: the
+    /// next batch from the pool, unless the run is stopping or has jobs waiting (retries
+    /// and re-runs start in fresh forks), in which case it finishes and exits.
+    fn go_on(&mut self, ctx: &RunContext, pid: i32, launcher: &mut Launcher) -> Result<(), String> {
+        let asking = self
+            .running
+            .iter()
+            .position(|c| c.pid() == pid && c.may_go_on());
+        let job = match asking {
+            Some(_) if self.stopping.is_none() && self.queue.is_empty() => {
+                self.pool.next(ctx, self.options.jobs)
+            }
+            _ => None,
+        };
+        let (Some(i), Some(job)) = (asking, job) else {
+            return match launcher {
+                Launcher::Fork(zygote) => zygote.answer(pid, None),
+                Launcher::Process => Ok(()),
+            };
+        };
+        let mark = self.running[i].mark();
+        let next = ChunkRun::spawn(ctx, self.next_id, job, launcher, Some((pid, mark)))?;
+        self.next_id += 1;
+        self.running[i].hand_over();
+        self.running.push(next);
+        Ok(())
+    }
+
     fn stop(&mut self, why: Finish) {
         if self.stopping.is_none() {
             self.stopping = Some(why);
@@ -315,6 +343,7 @@ fn turns(
     let mut said: HashSet<String> = HashSet::new();
     let mut internal_seen: HashMap<String, u32> = HashMap::new();
     let mut pause = POLL;
+    let mut wants: Vec<i32> = Vec::new();
 
     loop {
         // Whether this round found anything to do (see POLL).
@@ -349,7 +378,7 @@ fn turns(
             else {
                 break;
             };
-            match ChunkRun::spawn(ctx, l.next_id, job, launcher) {
+            match ChunkRun::spawn(ctx, l.next_id, job, launcher, None) {
                 Ok(chunk) => {
                     l.running.push(chunk);
                     busy = true;
@@ -368,11 +397,23 @@ fn turns(
             for text in zygote.notices.drain(..) {
                 warnings.push(text);
             }
-            for chunk in l.running.iter_mut().filter(|c| c.is_forked()) {
-                if let Some(status) = zygote.take_exit(chunk.pid()) {
-                    chunk.exited(status);
+            // A worker that went on with a next batch is the process of two chunks.
+            let mut forked: Vec<i32> = l
+                .running
+                .iter()
+                .filter(|c| c.is_forked())
+                .map(ChunkRun::pid)
+                .collect();
+            forked.sort_unstable();
+            forked.dedup();
+            for pid in forked {
+                if let Some(status) = zygote.take_exit(pid) {
+                    for chunk in l.running.iter_mut().filter(|c| c.pid() == pid) {
+                        chunk.exited(status);
+                    }
                 }
             }
+            wants = zygote.take_wants();
             if let Some(status) = zygote.ended() {
                 // Its workers died with it (PDEATHSIG): their tests in flight crashed, and
                 // the rest goes on in process mode.
@@ -385,6 +426,13 @@ fn turns(
                     chunk.exited(std::process::ExitStatus::from_raw(libc_sigkill()));
                 }
                 *launcher = Launcher::Process;
+            }
+        }
+
+        for pid in std::mem::take(&mut wants) {
+            busy = true;
+            if let Err(e) = l.go_on(ctx, pid, launcher) {
+                l.stopping = Some(Finish::Broken(e));
             }
         }
 
@@ -424,7 +472,10 @@ fn turns(
                 i += 1;
                 continue;
             };
-            l.running.swap_remove(i);
+            let done = l.running.swap_remove(i);
+            for next in l.running.iter_mut().filter(|c| c.pid() == done.pid()) {
+                next.predecessor_ended();
+            }
             (l.sink)(RunEvent::ChunkEnded {
                 chunk: ended.chunk,
                 startup: ended.startup,

@@ -201,6 +201,9 @@ pub struct Exit {
     pub session_finished: bool,
     /// A test of the batch started.
     pub any_test_started: bool,
+    /// The batch was the next one of a worker that had run another: it may have died in
+    /// that one's last test, before this one's session began.
+    pub continued: bool,
 }
 
 /// What becomes of the tests of a batch that never ended, first reason first.
@@ -232,7 +235,7 @@ pub fn rest_after_exit(e: Exit) -> Rest {
         Rest::LeftForResume
     } else if e.soft_stopped && e.session_finished {
         Rest::Dropped
-    } else if e.aborted {
+    } else if e.aborted || (e.continued && !e.session_started) {
         Rest::Requeue
     } else if !e.session_started {
         Rest::NotStarted

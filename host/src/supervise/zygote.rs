@@ -29,10 +29,13 @@ pub enum Mode {
     Fork,
 }
 
-/// One worker's batch, as the zygote receives it.
+/// One worker's batch, as the zygote receives it: `fork` (a new worker) or `next` (the
+/// answer to worker `pid`'s `want`: its next batch, in the same process).
 #[derive(Serialize)]
 pub struct ForkRequest<'a> {
     pub c: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
     pub w: u32,
     /// Indices into the zygote's collected items.
     pub items: &'a [u32],
@@ -44,6 +47,8 @@ pub struct ForkRequest<'a> {
     pub unbuffered: bool,
     /// Leave the collected heap frozen in the worker (`gc-freeze`).
     pub gc_freeze: bool,
+    /// The worker asks for a next batch before its last test (a pool batch).
+    pub more: bool,
 }
 
 pub struct Zygote {
@@ -56,6 +61,8 @@ pub struct Zygote {
     pub command: String,
     /// Exit statuses the zygote reported, by worker pid, not yet taken.
     exits: HashMap<i32, ExitStatus>,
+    /// Workers that asked for a next batch, not yet answered.
+    wants: Vec<i32>,
     /// Notices (options mtest changed), said once.
     pub notices: Vec<String>,
     /// Wakes the supervision loop when the zygote writes (a worker forked or exited).
@@ -115,6 +122,7 @@ impl Zygote {
             stacks,
             command,
             exits: HashMap::new(),
+            wants: Vec::new(),
             notices: Vec::new(),
             waker,
         })
@@ -139,6 +147,10 @@ impl Zygote {
                 self.notices.push(std::mem::take(text));
                 false
             }
+            Ok(Event::Want { pid }) => {
+                self.wants.push(*pid);
+                false
+            }
             _ => true,
         });
         events
@@ -147,6 +159,34 @@ impl Zygote {
     /// The exit status of worker `pid`, once the zygote has reaped it.
     pub fn take_exit(&mut self, pid: i32) -> Option<ExitStatus> {
         self.exits.remove(&pid)
+    }
+
+    /// The workers that asked for a next batch since the last call.
+    pub fn take_wants(&mut self) -> Vec<i32> {
+        std::mem::take(&mut self.wants)
+    }
+
+    /// Answers worker `pid`'s `want`: a next batch (a `next` request), or none (it
+    /// finishes its batch and exits).
+    pub fn answer(&mut self, pid: i32, next: Option<&ForkRequest>) -> Result<(), String> {
+        let mut line = match next {
+            Some(request) => serde_json::to_vec(request)
+                .map_err(|e| format!("cannot encode a batch: {e}"))?,
+            None => format!("{{\"c\":\"done\",\"pid\":{pid}}}").into_bytes(),
+        };
+        line.push(b'\n');
+        self.send(&line)
+    }
+
+    fn send(&mut self, line: &[u8]) -> Result<(), String> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| "the zygote's command pipe is closed".to_string())?;
+        stdin
+            .write_all(line)
+            .and_then(|()| stdin.flush())
+            .map_err(|e| format!("cannot send a batch to the zygote (pid {}): {e}", self.pid))
     }
 
     /// The zygote's own exit status, if it has ended.
@@ -160,14 +200,7 @@ impl Zygote {
         let mut line = serde_json::to_vec(request)
             .map_err(|e| format!("cannot encode a fork request: {e}"))?;
         line.push(b'\n');
-        let stdin = self
-            .stdin
-            .as_mut()
-            .ok_or_else(|| "the zygote's command pipe is closed".to_string())?;
-        stdin
-            .write_all(&line)
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot send a batch to the zygote (pid {}): {e}", self.pid))?;
+        self.send(&line)?;
         let asked = Instant::now();
         loop {
             // Nothing but `forked`, `exited` and notices comes from the zygote now.
