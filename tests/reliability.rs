@@ -372,6 +372,64 @@ fn a_test_needing_another_modules_import_passes_as_under_pytest() {
 }
 
 #[test]
+fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
+    // As semver's suite: an autouse fixture of tests/ fills the session-scoped
+    // doctest_namespace, and the doctests of docs/ (collected last) rely on it; a session
+    // fixture counts its set-ups. 200 tests in 20 files at -j2 are many batches.
+    let mut files: Vec<(String, String)> = vec![
+        (
+            "conftest.py".into(),
+            "import os, pytest\n\n@pytest.fixture(scope='session')\ndef server():\n    with open(os.path.join(os.path.dirname(__file__), 'setups.txt'), 'a') as f:\n        f.write('%d\\n' % os.getpid())\n    yield 'up'\n".into(),
+        ),
+        (
+            "tests/conftest.py".into(),
+            "import pytest\n\n@pytest.fixture(autouse=True)\ndef fill(doctest_namespace):\n    doctest_namespace['answer'] = 42\n".into(),
+        ),
+        (
+            "docs/usage.rst".into(),
+            "Usage\n=====\n\n>>> answer\n42\n".into(),
+        ),
+        (
+            "pyproject.toml".into(),
+            "[tool.pytest.ini_options]\ntestpaths = [\"tests\", \"docs\"]\naddopts = \"--doctest-glob='*.rst'\"\n".into(),
+        ),
+    ];
+    for f in 0..20 {
+        let body: String = (0..10)
+            .map(|t| format!("def test_{t}(server):\n    assert server == 'up'\n"))
+            .collect();
+        files.push((format!("tests/test_f{f:02}.py"), body));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    let dir = project(&refs);
+    let (code, stderr) = run(dir.path(), &["-j", "2"]);
+    let got = outcomes(dir.path());
+    assert_eq!(got.len(), 201, "{stderr}");
+    let chunks: std::collections::HashSet<i64> = records(dir.path())
+        .iter()
+        .map(|r| r["chunk"].as_i64().unwrap())
+        .collect();
+    assert!(chunks.len() > 2, "expected many batches: {chunks:?}");
+    let setups = std::fs::read_to_string(dir.path().join("setups.txt")).unwrap();
+    if isolation() == "fork" {
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(got["docs/usage.rst::usage.rst"], "passed");
+        // Once per worker, not once per batch.
+        assert!(
+            setups.lines().count() <= 2,
+            "set up {} times",
+            setups.lines().count()
+        );
+    } else {
+        // Documented: in process mode every chunk is a pytest session of its own.
+        assert!(setups.lines().count() >= 2, "{setups}");
+    }
+}
+
+#[test]
 fn huge_output_is_capped_in_the_record_and_kept_whole_beside_it() {
     let dir = project(&[(
         "tests/test_big.py",

@@ -7,8 +7,8 @@
 //! process died → crashed. Tests the chunk never reached go back to the dispatcher.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -742,7 +742,9 @@ impl ChunkRun {
         warnings: &mut Vec<String>,
     ) -> Option<Ended> {
         let status = match &mut self.proc {
-            Proc::Forked { status: Some(status) } => *status,
+            Proc::Forked {
+                status: Some(status),
+            } => *status,
             // Its worker went on with the next batch: the session's end is the chunk's.
             Proc::Forked { status: None } if self.handed_over => {
                 self.read_events(ctx, out);

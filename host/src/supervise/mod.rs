@@ -264,7 +264,16 @@ impl Loop<'_, '_> {
             };
         };
         let mark = self.running[i].mark();
-        let next = ChunkRun::spawn(ctx, self.next_id, job, launcher, Some((pid, mark)))?;
+        let next = match ChunkRun::spawn(ctx, self.next_id, job, launcher, Some((pid, mark))) {
+            Ok(next) => next,
+            Err(e) => {
+                // The run stops; the worker waiting for an answer finishes its batch.
+                if let Launcher::Fork(zygote) = launcher {
+                    let _ = zygote.answer(pid, None);
+                }
+                return Err(e);
+            }
+        };
         self.next_id += 1;
         self.running[i].hand_over();
         self.running.push(next);

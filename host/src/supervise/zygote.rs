@@ -170,8 +170,9 @@ impl Zygote {
     /// finishes its batch and exits).
     pub fn answer(&mut self, pid: i32, next: Option<&ForkRequest>) -> Result<(), String> {
         let mut line = match next {
-            Some(request) => serde_json::to_vec(request)
-                .map_err(|e| format!("cannot encode a batch: {e}"))?,
+            Some(request) => {
+                serde_json::to_vec(request).map_err(|e| format!("cannot encode a batch: {e}"))?
+            }
             None => format!("{{\"c\":\"done\",\"pid\":{pid}}}").into_bytes(),
         };
         line.push(b'\n');
