@@ -2,9 +2,13 @@
 //! they finish, re-queues what a dying chunk never reached, re-runs a crashed test alone
 //! for its bundle, retries failures (`--retries`), keeps the budget, handles Ctrl-C.
 //!
-//! In fork mode work is handed out dynamically: when a worker ends, the next batch is cut
-//! from the pool, sized by guided self-scheduling (a share of what is left, so the last
-//! batches are small and every worker finishes at about the same time, history or not).
+//! In fork mode work is handed out dynamically: when a worker is about to run the last
+//! test of its batch it asks for more, and the next batch is cut from the pool, sized by
+//! guided self-scheduling (a share of what is left, so the last batches are small and
+//! every worker finishes at about the same time, history or not); the worker goes on with
+//! it in the same process, so its session fixtures stay up. Each batch is a chunk of its
+//! own (event file, log, records); a worker that is answered "no more" (the pool is empty,
+//! the run is stopping, or retries wait: those start in fresh forks) exits.
 //!
 //! Everything happens on this one thread (chunks are spawned here too, which matters:
 //! `PR_SET_PDEATHSIG` fires when the spawning *thread* ends).

@@ -1,10 +1,12 @@
 //! The zygote: one pytest process per run that configures pytest with the project's own
 //! configuration, collects every test once, and then only forks. Each worker is a `fork()`
-//! of it after collection, in a process group of its own, running one batch of items
+//! of it after collection, in a process group of its own, running batches of items
 //! through pytest's run loop (see `mtest_events.py`, `_serve` and `_worker`).
 //!
 //! mtest talks to it on its stdin (one JSON command a line) and reads its event file: the
-//! collected items, then `forked` (a worker's pid) and `exited` (its wait status). The
+//! collected items, then `forked` (a worker's pid), `want` (a worker about to run the last
+//! test of its batch asks for more: mtest answers `next` with a batch, or `done`, which
+//! the zygote passes on over the worker's socket) and `exited` (its wait status). The
 //! zygote runs no test; when mtest dies its stdin closes and it kills its workers.
 
 use std::collections::HashMap;
