@@ -400,11 +400,6 @@ impl ChunkRun {
         }
     }
 
-    /// It continues a worker whose previous batch is still running.
-    pub fn awaiting(&self) -> bool {
-        self.awaiting
-    }
-
     pub fn pid(&self) -> i32 {
         self.pid
     }

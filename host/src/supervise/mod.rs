@@ -356,7 +356,6 @@ fn turns(
     let mut said: HashSet<String> = HashSet::new();
     let mut internal_seen: HashMap<String, u32> = HashMap::new();
     let mut pause = POLL;
-    let mut wants: Vec<i32> = Vec::new();
 
     loop {
         // Whether this round found anything to do (see POLL).
@@ -404,7 +403,9 @@ fn turns(
             l.next_id += 1;
         }
 
-        // Fork mode: the zygote reaps the workers and says how they ended.
+        // Fork mode: the zygote reaps the workers and says how they ended, and which ask
+        // for a next batch.
+        let mut wants = Vec::new();
         if let Launcher::Fork(zygote) = launcher {
             busy |= !zygote.read().is_empty();
             for text in zygote.notices.drain(..) {
@@ -442,7 +443,7 @@ fn turns(
             }
         }
 
-        for pid in std::mem::take(&mut wants) {
+        for pid in wants {
             busy = true;
             if let Err(e) = l.go_on(ctx, pid, launcher) {
                 l.stopping = Some(Finish::Broken(e));

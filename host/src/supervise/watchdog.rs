@@ -363,6 +363,19 @@ mod tests {
         };
         assert_eq!(rest_after_exit(ended), Rest::NotRun);
         assert_eq!(rest_after_exit(Exit::default()), Rest::NotStarted);
+        // A worker's next batch whose session never began: the worker died in its previous
+        // batch's last test, which says nothing of this batch's tests: run them again.
+        let next_of_a_dead_worker = Exit {
+            continued: true,
+            ..Exit::default()
+        };
+        assert_eq!(rest_after_exit(next_of_a_dead_worker), Rest::Requeue);
+        // Once its session began, it is any batch.
+        let continued_and_ended = Exit {
+            continued: true,
+            ..ended
+        };
+        assert_eq!(rest_after_exit(continued_and_ended), Rest::NotRun);
         // A stop asked for counts only if the session did end: a crash after the
         // request still sends the rest to a new worker, never to "not run".
         let stop_then_crash = Exit {
