@@ -819,11 +819,11 @@ def _serve(session):
         # A worker's pidfd becomes readable when it exits: reaped at once, not on a tick.
         pidfds = [fd for fd in _pidfds.values() if fd is not None]
         tick = 0.2 if len(pidfds) == len(_workers) else 0.01
-        links = list(_links.values())
-        readable, _, _ = select.select([stdin] + pidfds + links, [], [], tick)
-        for link in links:
+        links = list(_links.items())
+        readable, _, _ = select.select([stdin] + pidfds + [l for _, l in links], [], [], tick)
+        for pid, link in links:
             if link in readable:
-                _relay_want(link)
+                _relay_want(pid, link)
         _reap()
         if stdin not in readable:
             continue
@@ -855,9 +855,9 @@ def _serve(session):
                         pass  # it died: its exit says so
 
 
-def _relay_want(link):
-    """A worker about to run the last test of its batch asks for more: mtest decides."""
-    pid = next((p for p, l in _links.items() if l is link), None)
+def _relay_want(pid, link):
+    """Worker `pid` is about to run the last test of its batch and asks for more: mtest
+    decides."""
     try:
         data = link.recv(4096)
     except OSError:
