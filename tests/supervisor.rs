@@ -709,8 +709,11 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
             "def test_a():\n    pass\n\ndef test_b():\n    assert False\n",
         ),
     ]);
+    // mtest's temp dirs (the plugin, the private caches) go here: none may be left.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     for _ in 0..2 {
-        let out = mtest_in(dir.path()).output().unwrap();
+        let out = mtest_in(dir.path()).env("TMPDIR", &tmp).output().unwrap();
         assert_eq!(
             out.status.code(),
             Some(1),
@@ -729,6 +732,12 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
         !dir.path().join(".pytest_cache").exists(),
         "chunks keep a private cache"
     );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "temp dirs left behind: {left:?}");
 }
 
 /// Fork mode keeps what collection built frozen in the workers (`gc.freeze()`: their

@@ -8,6 +8,7 @@ pub mod outcome;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 /// The event plugin; written next to nothing else, into a private temp dir on `PYTHONPATH`.
 const EVENT_PLUGIN: &str = include_str!("mtest_events.py");
@@ -17,8 +18,9 @@ const EVENT_PLUGIN_MODULE: &str = "mtest_events";
 pub struct Pytest {
     pub python: PathBuf,
     pub root: PathBuf,
-    /// Holds `mtest_events.py` for as long as this lives.
-    plugin_dir: tempfile::TempDir,
+    /// Holds `mtest_events.py` (and private pytest caches) for as long as this, or a
+    /// process started from it that may still write there (the zygote), lives.
+    plugin_dir: Arc<tempfile::TempDir>,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
     pub extra_args: Vec<String>,
     /// The project's options use pytest's cache (`--lf`, `--sw`…): keep the cacheprovider
@@ -131,7 +133,7 @@ impl Pytest {
             invocations: std::cell::Cell::new(0),
             python,
             root,
-            plugin_dir,
+            plugin_dir: Arc::new(plugin_dir),
             extra_args,
         })
     }
@@ -189,6 +191,13 @@ impl Pytest {
             .env_remove("MTEST_SELECT")
             .env_remove("MTEST_STACKS");
         cmd
+    }
+
+    /// Keeps the plugin dir for a process that outlives this value: the zygote spawned
+    /// for collection lives on as the run's pytest, and its session end writes its
+    /// private cache there.
+    pub fn dir_guard(&self) -> Arc<tempfile::TempDir> {
+        Arc::clone(&self.plugin_dir)
     }
 
     /// The user's extra pytest arguments come last, so they can override ours.

@@ -69,6 +69,9 @@ pub struct Zygote {
     pub notices: Vec<String>,
     /// Wakes the supervision loop when the zygote writes (a worker forked or exited).
     waker: platform::FileWaker,
+    /// The plugin dir on its `PYTHONPATH`, kept until it is gone (dropped after `Drop`
+    /// killed it).
+    _plugin_dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Zygote {
@@ -127,6 +130,7 @@ impl Zygote {
             wants: Vec::new(),
             notices: Vec::new(),
             waker,
+            _plugin_dir: pytest.dir_guard(),
         })
     }
 
