@@ -371,12 +371,50 @@ fn a_test_needing_another_modules_import_passes_as_under_pytest() {
     }
 }
 
+/// `files`, and 200 tests in 20 files (`tests/test_fNN.py`: `def test_N` + `rest`):
+/// many batches at `-j2`.
+fn with_many_tests(mut files: Vec<(String, String)>, rest: &str) -> tempfile::TempDir {
+    for f in 0..20 {
+        let body: String = (0..10).map(|t| format!("def test_{t}{rest}")).collect();
+        files.push((format!("tests/test_f{f:02}.py"), body));
+    }
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(a, b)| (a.as_str(), b.as_str()))
+        .collect();
+    project(&refs)
+}
+
+/// As zipp's `zipp/glob.py`: a doctest expects a plain `AssertionError` message from a
+/// module that is not a test file. pytest rewrites the asserts only of test files and of
+/// files named on its command line; a process-mode chunk names its files there, and the
+/// rewritten assert's message (with pytest's detail) failed the doctest.
+#[test]
+fn a_module_a_chunk_names_is_judged_as_in_the_runs_collection() {
+    let files: Vec<(String, String)> = vec![
+        (
+            "checks.py".into(),
+            "def positive(x):\n    \"\"\"\n    >>> positive(0)\n    Traceback (most recent call last):\n    ...\n    AssertionError: must be positive\n    \"\"\"\n    assert x > 0, 'must be positive'\n".into(),
+        ),
+        (
+            "pyproject.toml".into(),
+            "[tool.pytest.ini_options]\naddopts = \"--doctest-modules\"\n".into(),
+        ),
+    ];
+    let dir = with_many_tests(files, "():\n    pass\n");
+    let (code, stderr) = run(dir.path(), &["-j", "2"]);
+    let got = outcomes(dir.path());
+    assert_eq!(got.len(), 201, "{stderr}");
+    assert_eq!(got["checks.py::checks.positive"], "passed", "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
 #[test]
 fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
     // As semver's suite: an autouse fixture of tests/ fills the session-scoped
     // doctest_namespace, and the doctests of docs/ (collected last) rely on it; a session
     // fixture counts its set-ups. 200 tests in 20 files at -j2 are many batches.
-    let mut files: Vec<(String, String)> = vec![
+    let files: Vec<(String, String)> = vec![
         (
             "conftest.py".into(),
             "import os, pytest\n\n@pytest.fixture(scope='session')\ndef server():\n    with open(os.path.join(os.path.dirname(__file__), 'setups.txt'), 'a') as f:\n        f.write('%d\\n' % os.getpid())\n    yield 'up'\n".into(),
@@ -394,17 +432,7 @@ fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
             "[tool.pytest.ini_options]\ntestpaths = [\"tests\", \"docs\"]\naddopts = \"--doctest-glob='*.rst'\"\n".into(),
         ),
     ];
-    for f in 0..20 {
-        let body: String = (0..10)
-            .map(|t| format!("def test_{t}(server):\n    assert server == 'up'\n"))
-            .collect();
-        files.push((format!("tests/test_f{f:02}.py"), body));
-    }
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let dir = project(&refs);
+    let dir = with_many_tests(files, "(server):\n    assert server == 'up'\n");
     let (code, stderr) = run(dir.path(), &["-j", "2"]);
     let got = outcomes(dir.path());
     assert_eq!(got.len(), 201, "{stderr}");

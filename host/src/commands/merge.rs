@@ -545,6 +545,7 @@ fn execute(
             .flat_map(|s| s.state.tests.iter().cloned())
             .collect(),
         collected_files: first.state.collected_files.clone(),
+        initial_paths: first.state.initial_paths.clone(),
         shard_plan: None,
         exit_code: Some(exit.code()),
     };

@@ -479,6 +479,9 @@ fn execute(
     );
     ctx.item_index = item_index;
     ctx.gc_freeze = opts.gc_freeze;
+    if let Some(paths) = &state.initial_paths {
+        ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
+    }
     let deadline = opts
         .budget_s
         .and_then(|b| started.checked_add(clock::secs(b)));
@@ -751,6 +754,23 @@ fn supervise_and_record<'h>(
                 .into(),
         )),
     }
+}
+
+/// The collection's initial paths, one a line, for process-mode chunks (any chunk may be
+/// one: fork mode falls back to process mode when its zygote dies).
+fn write_initial_paths(chunks: &Path, paths: &[String]) -> Result<std::path::PathBuf> {
+    let file = chunks.join("initpaths");
+    let mut text = paths.join("\n");
+    text.push('\n');
+    std::fs::create_dir_all(chunks)
+        .and_then(|()| std::fs::write(&file, text))
+        .map_err(|e| {
+            Stop(
+                Exit::Internal,
+                format!("cannot write {}: {e}", file.display()),
+            )
+        })?;
+    Ok(file)
 }
 
 /// Adds this invocation's attempts to the history: one entry per test (a flaky test
@@ -1267,6 +1287,7 @@ fn fresh_state(
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
+        initial_paths: collected.initial_paths.clone(),
         shard_plan: selected.shard_plan,
         exit_code: None,
     };

@@ -41,6 +41,8 @@ pub struct Collected {
     pub errors: Vec<CollectError>,
     /// The command that collected, for bundles of collection errors.
     pub command: String,
+    /// pytest's initial paths in that collection (process-mode chunks are given them).
+    pub initial_paths: Option<Vec<String>>,
 }
 
 /// Why collection produced nothing usable.
@@ -197,7 +199,10 @@ fn watch(
                 Event::CollectError { .. }
                 | Event::CollectStart { .. }
                 | Event::CollectDone { .. } => progress.apply(event, &mut collected),
-                Event::Collected { .. } => items_done = true,
+                Event::Collected { initpaths, .. } => {
+                    collected.initial_paths = initpaths;
+                    items_done = true
+                }
                 Event::InternalError { text } => internal_error = Some(text),
                 Event::SessionFinish { .. } => finished = true,
                 Event::Refused { text } => return Err(CollectFailure::Refused(text)),

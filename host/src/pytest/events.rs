@@ -37,6 +37,10 @@ pub enum Event {
         count: usize,
         #[serde(default)]
         threads: Vec<String>,
+        /// pytest's initial paths (the arguments it collected), absolute; null where
+        /// this pytest has none to report.
+        #[serde(default)]
+        initpaths: Option<Vec<String>>,
     },
     /// Something mtest changed in pytest's options, said once.
     Notice {

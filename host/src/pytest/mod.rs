@@ -189,6 +189,7 @@ impl Pytest {
             .env("MTEST_EVENTS", events)
             .env_remove("MTEST_COLLECT")
             .env_remove("MTEST_SELECT")
+            .env_remove("MTEST_INITPATHS")
             .env_remove("MTEST_STACKS");
         cmd
     }

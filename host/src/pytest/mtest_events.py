@@ -24,6 +24,8 @@ Environment (set by mtest, read once):
   MTEST_SELECT   path of a file with one node id per line: run only those, in that order
   MTEST_STACKS   path where SIGUSR1 dumps all threads' stacks (faulthandler)
   MTEST_STOP     path of a file whose existence means: stop after the current test
+  MTEST_INITPATHS  process mode: path of a file with the run's collection's initial paths,
+                 one a line (see _as_collected)
 """
 
 import gc
@@ -340,9 +342,30 @@ def _is_file_collector(collector):
     )
 
 
+def _as_collected(session):
+    """A process-mode chunk names its files on pytest's command line, which would make
+    them "initial paths": pytest rewrites the asserts of such a module and collects it
+    even when it does not match `python_files`. The chunk's session takes the initial
+    paths of the run's own collection instead, so each file is judged as it was there
+    (and as under plain pytest)."""
+    path = os.environ.get("MTEST_INITPATHS")
+    if not path or not hasattr(session, "_initialpaths"):
+        return
+    from pathlib import Path
+
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        session._initialpaths = frozenset(Path(line.rstrip("\n")) for line in f if line.strip())
+
+
 def pytest_collectstart(collector):
     """Collection progress: a module that crashes or hangs on import is the last one
     started and not done."""
+    if isinstance(collector, pytest.Session):
+        # Its own collection starts after pytest has set its initial paths, before any
+        # file is collected.
+        if _fd is not None:
+            _as_collected(collector)
+        return
     if _fd is None or not _collect or not _is_file_collector(collector):
         return
     _emit({"e": "collect_start", "id": collector.nodeid, "path": str(collector.path),
@@ -391,8 +414,10 @@ def pytest_collection_finish(session):
             )
         )
     _marks_known = True
+    initial = getattr(session, "_initialpaths", None)
     _pending.append(_dumps({"e": "collected", "count": len(session.items),
-                            "threads": _other_threads()}))
+                            "threads": _other_threads(),
+                            "initpaths": None if initial is None else sorted(map(str, initial))}))
     _flush()
 
 

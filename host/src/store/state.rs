@@ -126,6 +126,9 @@ pub struct RunState {
     /// Every file the collection found tests in, selected or not (the same).
     #[serde(default, skip_serializing)]
     pub collected_files: Vec<String>,
+    /// pytest's initial paths in the collection (the same; none from an older plan).
+    #[serde(default, skip_serializing)]
+    pub initial_paths: Option<Vec<String>>,
     /// With `--shard`: the partition, for `mtest merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_plan: Option<crate::shard::ShardPlan>,
@@ -140,6 +143,8 @@ struct PlanOut<'a> {
     run_id: &'a str,
     tests: &'a [PlannedTest],
     collected_files: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    initial_paths: &'a Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +153,8 @@ struct Plan {
     tests: Vec<PlannedTest>,
     #[serde(default)]
     collected_files: Vec<String>,
+    #[serde(default)]
+    initial_paths: Option<Vec<String>>,
 }
 
 /// `plan.json`, beside `state.json`.
@@ -162,6 +169,7 @@ pub fn write_start(path: &Path, state: &RunState) -> Result<(), String> {
         run_id: &state.run_id,
         tests: &state.tests,
         collected_files: &state.collected_files,
+        initial_paths: &state.initial_paths,
     };
     super::atomic_write_json(&plan_path(path), &plan)?;
     super::atomic_write_json(path, state)
@@ -191,6 +199,7 @@ pub fn read(path: &Path) -> Result<Loaded<RunState>, String> {
         Loaded::Ok(plan) if plan.run_id == state.run_id => {
             state.tests = plan.tests;
             state.collected_files = plan.collected_files;
+            state.initial_paths = plan.initial_paths;
             return Ok(Loaded::Ok(state));
         }
         Loaded::Ok(plan) => format!(
@@ -239,6 +248,7 @@ mod tests {
                 runs: 1,
             }],
             collected_files: vec!["t.py".into()],
+            initial_paths: Some(vec!["/p/t.py".into()]),
             shard_plan: None,
             exit_code: None,
         }
@@ -268,6 +278,7 @@ mod tests {
         assert_eq!(back.tests.len(), 1);
         assert_eq!(back.tests[0].id, "t.py::a");
         assert_eq!(back.collected_files, vec!["t.py".to_string()]);
+        assert_eq!(back.initial_paths, Some(vec!["/p/t.py".to_string()]));
         // The store deleted during the run: the end writes the plan again.
         std::fs::remove_file(plan_path(&path)).unwrap();
         s.tests = tests;

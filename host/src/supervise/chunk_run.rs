@@ -44,6 +44,9 @@ pub struct RunContext<'a> {
     pub item_index: Vec<u32>,
     /// Fork mode: workers keep the collected heap frozen.
     pub gc_freeze: bool,
+    /// Process mode: a file holding the collection's initial paths (`MTEST_INITPATHS`):
+    /// a chunk's own path arguments must not make its files initial paths.
+    pub initial_paths: Option<PathBuf>,
 }
 
 impl<'a> RunContext<'a> {
@@ -71,6 +74,7 @@ impl<'a> RunContext<'a> {
             stop_file: None,
             item_index: Vec::new(),
             gc_freeze: true,
+            initial_paths: None,
         }
     }
 
@@ -340,6 +344,9 @@ impl ChunkRun {
             .args(["-q", "--continue-on-collection-errors"]);
         if let Some(stop) = &ctx.stop_file {
             cmd.env("MTEST_STOP", stop);
+        }
+        if let Some(initial) = &ctx.initial_paths {
+            cmd.env("MTEST_INITPATHS", initial);
         }
         if ctx.pytest.coverage {
             // pytest-cov erases and combines the data file at each session's start and
