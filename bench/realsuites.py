@@ -40,6 +40,9 @@ SUITES = {
     "pytest-httpserver": ("pytest_httpserver==1.1.0", None, ["requests", "werkzeug", "toml"]),
     "semver": ("semver==3.1.2", None, ["pytest-cov", "packaging"]),
     "zipp": ("zipp==4.1.2", "test", []),
+    "attrs": ("attrs==25.3.0", None, ["hypothesis", "pympler", "cloudpickle"]),
+    "more-itertools": ("more-itertools==10.7.0", None, []),
+    "dateutil": ("python-dateutil==2.9.0.post0", None, ["freezegun", "hypothesis", "pytest-cov"]),
 }
 
 # Tests left out of the comparison, and why: they fail or pass by the machine's speed under
