@@ -229,11 +229,7 @@ fn slow_suite() -> tempfile::TempDir {
         text.push_str("def test_fail():\n    assert 0, 'boom'\n");
         files.push((format!("tests/test_s{f}.py"), text));
     }
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    project(&refs)
+    project(&files)
 }
 
 /// On a terminal (a pseudo-terminal here): a bar with done/total, the failures so far, the

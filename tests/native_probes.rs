@@ -113,7 +113,7 @@ timeout = 1
         hang = lib(&hang),
     );
     let p = project(&[
-        ("pyproject.toml", &config),
+        ("pyproject.toml", config.as_str()),
         (
             "tests/test_x.py",
             "def test_fails():\n    assert 1 == 2\n\ndef test_ok():\n    pass\n",

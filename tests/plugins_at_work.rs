@@ -853,11 +853,7 @@ fn report_html_and_the_trace_show_the_timeline() {
         "tests/test_bad.py".into(),
         "def test_fails():\n    assert 1 == 2, 'wrong <value>'\n".into(),
     ));
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(p, t)| (p.as_str(), t.as_str()))
-        .collect();
-    let dir = project(&refs);
+    let dir = project(&files);
     let out = mtest_in(dir.path()).args(["-j", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 

@@ -373,16 +373,16 @@ fn a_test_needing_another_modules_import_passes_as_under_pytest() {
 
 /// `files`, and 200 tests in 20 files (`tests/test_fNN.py`: `def test_N` + `rest`):
 /// many batches at `-j2`.
-fn with_many_tests(mut files: Vec<(String, String)>, rest: &str) -> tempfile::TempDir {
+fn with_many_tests(files: &[(&str, &str)], rest: &str) -> tempfile::TempDir {
+    let mut all: Vec<(String, String)> = files
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
     for f in 0..20 {
         let body: String = (0..10).map(|t| format!("def test_{t}{rest}")).collect();
-        files.push((format!("tests/test_f{f:02}.py"), body));
+        all.push((format!("tests/test_f{f:02}.py"), body));
     }
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    project(&refs)
+    project(&all)
 }
 
 /// As zipp's `zipp/glob.py`: a doctest expects a plain `AssertionError` message from a
@@ -391,17 +391,17 @@ fn with_many_tests(mut files: Vec<(String, String)>, rest: &str) -> tempfile::Te
 /// rewritten assert's message (with pytest's detail) failed the doctest.
 #[test]
 fn a_module_a_chunk_names_is_judged_as_in_the_runs_collection() {
-    let files: Vec<(String, String)> = vec![
+    let files = [
         (
-            "checks.py".into(),
-            "def positive(x):\n    \"\"\"\n    >>> positive(0)\n    Traceback (most recent call last):\n    ...\n    AssertionError: must be positive\n    \"\"\"\n    assert x > 0, 'must be positive'\n".into(),
+            "checks.py",
+            "def positive(x):\n    \"\"\"\n    >>> positive(0)\n    Traceback (most recent call last):\n    ...\n    AssertionError: must be positive\n    \"\"\"\n    assert x > 0, 'must be positive'\n",
         ),
         (
-            "pyproject.toml".into(),
-            "[tool.pytest.ini_options]\naddopts = \"--doctest-modules\"\n".into(),
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\naddopts = \"--doctest-modules\"\n",
         ),
     ];
-    let dir = with_many_tests(files, "():\n    pass\n");
+    let dir = with_many_tests(&files, "():\n    pass\n");
     let (code, stderr) = run(dir.path(), &["-j", "2"]);
     let got = outcomes(dir.path());
     assert_eq!(got.len(), 201, "{stderr}");
@@ -414,25 +414,25 @@ fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
     // As semver's suite: an autouse fixture of tests/ fills the session-scoped
     // doctest_namespace, and the doctests of docs/ (collected last) rely on it; a session
     // fixture counts its set-ups. 200 tests in 20 files at -j2 are many batches.
-    let files: Vec<(String, String)> = vec![
+    let files = [
         (
-            "conftest.py".into(),
-            "import os, pytest\n\n@pytest.fixture(scope='session')\ndef server():\n    with open(os.path.join(os.path.dirname(__file__), 'setups.txt'), 'a') as f:\n        f.write('%d\\n' % os.getpid())\n    yield 'up'\n".into(),
+            "conftest.py",
+            "import os, pytest\n\n@pytest.fixture(scope='session')\ndef server():\n    with open(os.path.join(os.path.dirname(__file__), 'setups.txt'), 'a') as f:\n        f.write('%d\\n' % os.getpid())\n    yield 'up'\n",
         ),
         (
-            "tests/conftest.py".into(),
-            "import pytest\n\n@pytest.fixture(autouse=True)\ndef fill(doctest_namespace):\n    doctest_namespace['answer'] = 42\n".into(),
+            "tests/conftest.py",
+            "import pytest\n\n@pytest.fixture(autouse=True)\ndef fill(doctest_namespace):\n    doctest_namespace['answer'] = 42\n",
         ),
         (
-            "docs/usage.rst".into(),
-            "Usage\n=====\n\n>>> answer\n42\n".into(),
+            "docs/usage.rst",
+            "Usage\n=====\n\n>>> answer\n42\n",
         ),
         (
-            "pyproject.toml".into(),
-            "[tool.pytest.ini_options]\ntestpaths = [\"tests\", \"docs\"]\naddopts = \"--doctest-glob='*.rst'\"\n".into(),
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\ntestpaths = [\"tests\", \"docs\"]\naddopts = \"--doctest-glob='*.rst'\"\n",
         ),
     ];
-    let dir = with_many_tests(files, "(server):\n    assert server == 'up'\n");
+    let dir = with_many_tests(&files, "(server):\n    assert server == 'up'\n");
     let (code, stderr) = run(dir.path(), &["-j", "2"]);
     let got = outcomes(dir.path());
     assert_eq!(got.len(), 201, "{stderr}");
@@ -590,11 +590,7 @@ fn coverage_at_j2_equals_plain_pytest() {
         "pyproject.toml".into(),
         "[tool.pytest.ini_options]\npythonpath = [\".\"]\n".into(),
     ));
-    let refs: Vec<(&str, &str)> = files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect();
-    let dir = project(&refs);
+    let dir = project(&files);
     let total = |root: &Path| -> String {
         let out = std::process::Command::new(common::python())
             .current_dir(root)

@@ -171,13 +171,6 @@ fn trivial_suite(
         .collect()
 }
 
-fn as_refs(files: &[(String, String)]) -> Vec<(&str, &str)> {
-    files
-        .iter()
-        .map(|(a, b)| (a.as_str(), b.as_str()))
-        .collect()
-}
-
 #[test]
 fn five_segfaults_in_2000_tests_crash_alone() {
     let segv = "ctypes.string_at(0)";
@@ -189,7 +182,7 @@ fn five_segfaults_in_2000_tests_crash_alone() {
         (38, 12, segv),
     ];
     let files = trivial_suite(40, 50, &bad);
-    let dir = project(&as_refs(&files));
+    let dir = project(&files);
     let out = mtest_in(dir.path()).args(["-j", "2"]).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -301,7 +294,7 @@ fn runs(root: &Path) -> Vec<String> {
 #[test]
 fn sigkill_of_mtest_then_resume_records_each_test_once_and_reruns_none() {
     let files = counting_suite(4, 10, 0.1);
-    let dir = project(&as_refs(&files));
+    let dir = project(&files);
     let runs_file = dir.path().join("runs.txt");
     let mut child = mtest_in(dir.path())
         .args(["-j", "2"])
@@ -357,7 +350,7 @@ fn sigkill_of_mtest_then_resume_records_each_test_once_and_reruns_none() {
 #[test]
 fn ctrl_c_stops_gracefully_and_resume_finishes() {
     let files = counting_suite(4, 10, 0.1);
-    let dir = project(&as_refs(&files));
+    let dir = project(&files);
     let child = mtest_in(dir.path())
         .args(["-j", "2"])
         .env("RUNS_FILE", dir.path().join("runs.txt"))
@@ -629,7 +622,7 @@ fn tiers_keyword_and_nothing_selected() {
 #[test]
 fn a_second_mtest_on_the_same_project_is_refused() {
     let files = counting_suite(1, 10, 0.2);
-    let dir = project(&as_refs(&files));
+    let dir = project(&files);
     let mut first = mtest_in(dir.path())
         .env("RUNS_FILE", dir.path().join("runs.txt"))
         .stdout(Stdio::null())
@@ -750,7 +743,10 @@ fn gc_freeze_decides_whether_workers_see_the_collected_heap() {
                 def test_sees_kept():\n    assert any(o is KEPT for o in gc.get_objects())\n";
     for (config, want) in [("", "failed"), ("gc-freeze = false\n", "passed")] {
         let pyproject = format!("[tool.mtest]\n{config}");
-        let dir = project(&[("pyproject.toml", &pyproject), ("tests/test_gc.py", test)]);
+        let dir = project(&[
+            ("pyproject.toml", pyproject.as_str()),
+            ("tests/test_gc.py", test),
+        ]);
         // Fork mode in both passes of `./dev test` (the key means nothing to process mode).
         let out = common::mtest_in(dir.path())
             .args(["--isolation", "fork", "-j", "1"])

@@ -80,10 +80,11 @@ pub fn python() -> PathBuf {
     venv
 }
 
-/// A temp project: `files` are (relative path, contents).
-pub fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+/// A temp project: `files` are (relative path, contents), borrowed or owned.
+pub fn project<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     for (path, text) in files {
+        let (path, text) = (path.as_ref(), text.as_ref());
         let path = dir.path().join(path);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
