@@ -296,9 +296,13 @@ fn sigkill_of_mtest_then_resume_records_each_test_once_and_reruns_none() {
     let files = counting_suite(4, 10, 0.1);
     let dir = project(&files);
     let runs_file = dir.path().join("runs.txt");
+    // mtest's temp dirs go here: the killed run cannot remove its own, the next run must.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let mut child = mtest_in(dir.path())
         .args(["-j", "2"])
         .env("RUNS_FILE", &runs_file)
+        .env("TMPDIR", &tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -314,13 +318,19 @@ fn sigkill_of_mtest_then_resume_records_each_test_once_and_reruns_none() {
     assert!(before.len() < 40, "the kill came too late to test anything");
     let ran_before = runs(dir.path()).len();
 
+    let left_by_the_kill = std::fs::read_dir(&tmp).unwrap().count();
+    assert!(left_by_the_kill > 0, "the killed run removed its temp dirs");
+
     let out = mtest_in(dir.path())
         .args(["--resume", "-j", "2"])
         .env("RUNS_FILE", &runs_file)
+        .env("TMPDIR", &tmp)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+    assert!(left.is_empty(), "temp dirs left: {left:?}");
     assert!(
         stderr.contains(&format!("{} of 40 test(s) already recorded", before.len())),
         "{stderr}"

@@ -4,13 +4,16 @@
 pub mod collect;
 pub mod events;
 pub mod outcome;
+mod plugin_dir;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-/// The event plugin; written next to nothing else, into a private temp dir on `PYTHONPATH`.
+pub use plugin_dir::PluginDir;
+
+/// The event plugin; written into a private temp dir ([`PluginDir`]) on `PYTHONPATH`.
 const EVENT_PLUGIN: &str = include_str!("mtest_events.py");
 const EVENT_PLUGIN_MODULE: &str = "mtest_events";
 
@@ -20,7 +23,7 @@ pub struct Pytest {
     pub root: PathBuf,
     /// Holds `mtest_events.py` (and private pytest caches) for as long as this, or a
     /// process started from it that may still write there (the zygote), lives.
-    plugin_dir: Arc<tempfile::TempDir>,
+    plugin_dir: Arc<PluginDir>,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
     pub extra_args: Vec<String>,
     /// The project's options use pytest's cache (`--lf`, `--sw`…): keep the cacheprovider
@@ -118,10 +121,7 @@ pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Pat
 
 impl Pytest {
     pub fn new(python: PathBuf, root: PathBuf, extra_args: Vec<String>) -> Result<Self, String> {
-        let plugin_dir = tempfile::Builder::new()
-            .prefix("mtest-plugin-")
-            .tempdir()
-            .map_err(|e| format!("cannot create a temp dir for the pytest plugin: {e}"))?;
+        let plugin_dir = PluginDir::create()?;
         std::fs::write(
             plugin_dir.path().join(format!("{EVENT_PLUGIN_MODULE}.py")),
             EVENT_PLUGIN,
@@ -197,7 +197,7 @@ impl Pytest {
     /// Keeps the plugin dir for a process that outlives this value: the zygote spawned
     /// for collection lives on as the run's pytest, and its session end writes its
     /// private cache there.
-    pub fn dir_guard(&self) -> Arc<tempfile::TempDir> {
+    pub fn dir_guard(&self) -> Arc<PluginDir> {
         Arc::clone(&self.plugin_dir)
     }
 

@@ -71,7 +71,7 @@ pub struct Zygote {
     waker: platform::FileWaker,
     /// The plugin dir on its `PYTHONPATH`, kept until it is gone (dropped after `Drop`
     /// killed it).
-    _plugin_dir: std::sync::Arc<tempfile::TempDir>,
+    _plugin_dir: std::sync::Arc<crate::pytest::PluginDir>,
 }
 
 impl Zygote {
