@@ -44,6 +44,25 @@ impl Outcome {
         }
     }
 
+    /// One letter, as pytest's progress line prints outcomes (`.` passed, `F` failed,
+    /// `E` error, `s` skipped, `x` xfailed, `X` xpassed), and `H` hung, `C` crashed.
+    pub fn letter(self) -> char {
+        match self {
+            Outcome::Passed => '.',
+            Outcome::Failed => 'F',
+            Outcome::Error => 'E',
+            Outcome::Skipped => 's',
+            Outcome::Xfailed => 'x',
+            Outcome::Xpassed => 'X',
+            Outcome::Hung => 'H',
+            Outcome::Crashed => 'C',
+        }
+    }
+
+    pub fn from_letter(c: char) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.letter() == c)
+    }
+
     /// Outcomes that fail a run (unless the test is quarantined) and get a bundle.
     pub fn is_failure(self) -> bool {
         matches!(
@@ -185,6 +204,17 @@ pub struct Attempt {
     pub outcome: Outcome,
     pub duration_s: f64,
     pub tier: u8,
+}
+
+impl From<TestRecord> for Attempt {
+    fn from(r: TestRecord) -> Self {
+        Attempt {
+            test_id: r.test_id,
+            outcome: r.outcome,
+            duration_s: r.duration_s,
+            tier: r.tier,
+        }
+    }
 }
 
 impl From<&TestRecord> for Attempt {

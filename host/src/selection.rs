@@ -1,7 +1,7 @@
 //! The host side of selection: collected items + history → candidates → the selection
 //! plugin → the ordered tests to run. A failing user plugin falls back to the built-in.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,21 +20,25 @@ use crate::tiers::{tier_of, TAXONOMY};
 /// chunk target this gives the ~300 tests per chunk that suit unknown suites.
 pub const DEFAULT_ESTIMATE_MS: u32 = 50;
 
-/// A selected test, with everything the supervisor needs to run and record it.
+/// A selected test, with everything the supervisor needs to run and record it. In
+/// `plan.json` (100k of them for a big suite) fields at their defaults are left out.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PlannedTest {
     pub id: String,
     pub file: String,
     pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub markers: Vec<String>,
     pub tier: u8,
     pub estimate_ms: u32,
     /// Per-test timeout from a `timeout` marker, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub quarantined: bool,
     /// It crashed in its previous run: it runs alone, in its own pytest process, so a
     /// repeat crash costs one start-up and takes no other test's chunk down with it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub isolate: bool,
     /// How many times it runs, each in a fresh worker (`--repeat`, `new-test-repeats`).
     #[serde(default = "once", skip_serializing_if = "is_once")]
@@ -81,7 +85,7 @@ pub fn estimates(items: &[Item], histories: &[Option<&History>]) -> Vec<u32> {
         .iter()
         .map(|h| h.and_then(History::median_ms))
         .collect();
-    let mut per_file: HashMap<&str, Vec<f64>> = HashMap::new();
+    let mut per_file: FastMap<&str, Vec<f64>> = FastMap::default();
     for (item, est) in items.iter().zip(&own) {
         if let Some(ms) = est {
             per_file
@@ -112,9 +116,9 @@ pub fn estimates(items: &[Item], histories: &[Option<&History>]) -> Vec<u32> {
 /// Builds the request: files and markers become tables, candidates carry indices.
 pub fn request(inputs: &Inputs) -> SelectionRequest {
     let mut files: Vec<String> = Vec::new();
-    let mut file_index: HashMap<&str, u32> = HashMap::new();
+    let mut file_index: FastMap<&str, u32> = FastMap::default();
     let mut marker_names: Vec<String> = TAXONOMY.iter().map(|(m, _)| m.to_string()).collect();
-    let mut counts: HashMap<&str, usize> = HashMap::new();
+    let mut counts: FastMap<&str, usize> = FastMap::default();
     for item in inputs.items {
         for m in &item.markers {
             if !TAXONOMY.iter().any(|(t, _)| t == m) {
@@ -130,7 +134,7 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
             .take(64 - TAXONOMY.len())
             .map(|(m, _)| m.to_string()),
     );
-    let marker_bit: HashMap<&str, u64> = marker_names
+    let marker_bit: FastMap<&str, u64> = marker_names
         .iter()
         .enumerate()
         .map(|(i, m)| (m.as_str(), 1u64 << i))
@@ -195,7 +199,7 @@ fn shard_plan(
     req: &SelectionRequest,
     answer: &crate::plugin_host::session::Selection,
 ) -> ShardPlan {
-    let tier_or_policy: std::collections::HashSet<u32> = answer
+    let tier_or_policy: crate::FastSet<u32> = answer
         .excluded
         .iter()
         .filter(|x| matches!(x.reason, ExclusionReason::Tier | ExclusionReason::Policy))

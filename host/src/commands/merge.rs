@@ -10,7 +10,7 @@
 //! unfinished shard is an error too, or with `--partial` a warning and a failing exit.
 //! A shard may also be given as a `.tar`, `.tar.gz` or `.tgz` archive of its `.gates/`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use crate::clock;
@@ -452,7 +452,7 @@ fn execute(
     // The exit code, as a run's.
     let flaky_fails = shards.iter().any(|s| s.state.options.flaky_fails);
     // As in a run: a flaky test the shards repeated (`--repeat`, new-test-repeats) fails.
-    let repeated: HashSet<&str> = shards
+    let repeated: crate::FastSet<&str> = shards
         .iter()
         .flat_map(|s| &s.state.tests)
         .filter(|t| t.runs > 1)

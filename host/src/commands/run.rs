@@ -1,7 +1,7 @@
 //! `mtest [OPTIONS]`: a whole run, top to bottom: options → collect → select (plugin) →
 //! chunk → supervise → records → store + reporters → quarantine → summary.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,7 +29,7 @@ use crate::store::{self, lock, run_log, Gates, Loaded};
 use crate::supervise::chunk_run::{Job, Launcher, RunContext};
 use crate::supervise::zygote::Mode;
 use crate::supervise::{self, chunks, platform, Finish, RunEvent, Work};
-use crate::{quarantine, Exit};
+use crate::{quarantine, Exit, FastMap, FastSet};
 
 /// What every step of a run reads: where, with which arguments, configuration and host,
 /// and the history the selection is based on.
@@ -353,7 +353,7 @@ fn execute(
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
 
-    let recorded: HashSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
+    let recorded: FastSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
     let mut todo: Vec<PlannedTest> = state
         .tests
         .iter()
@@ -365,8 +365,8 @@ fn execute(
     let owed = owed_attempts(&state.tests, &earlier, opts.retries);
     let first_runs = todo.len();
     todo.extend(owed.iter().map(|(t, _)| t.clone()));
-    let owed: HashMap<String, u32> = owed.into_iter().map(|(t, a)| (t.id, a)).collect();
-    let collect_ms: HashMap<String, u64> = collection
+    let owed: FastMap<String, u32> = owed.into_iter().map(|(t, a)| (t.id, a)).collect();
+    let collect_ms: FastMap<String, u64> = collection
         .as_ref()
         .map(|c| {
             c.collect_s
@@ -468,7 +468,14 @@ fn execute(
 
     // Supervise.
     let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
-    universe.extend(state.tests.iter().map(|t| t.file.clone()));
+    // Tests come file by file: a file is looked up (and copied) once, not once a test.
+    let mut previous = "";
+    for t in &state.tests {
+        if t.file != previous && !universe.contains(&t.file) {
+            universe.insert(t.file.clone());
+        }
+        previous = &t.file;
+    }
     let mut ctx = RunContext::new(
         &pytest,
         &todo,
@@ -529,7 +536,7 @@ fn execute(
 
     // Store: history, quarantine, state.
     rec.enricher.release_history();
-    let repeated: HashSet<&str> = state
+    let repeated: FastSet<&str> = state
         .tests
         .iter()
         .filter(|t| t.runs > 1)
@@ -729,8 +736,9 @@ fn supervise_and_record<'h>(
             turn.push(event);
             if turn_ends {
                 // The recorder ends only when this sender is dropped: a send cannot
-                // fail before then.
-                let _ = tx.send(std::mem::take(&mut turn));
+                // fail before then. The next turn is likely as big as this one.
+                let next = Vec::with_capacity(turn.len());
+                let _ = tx.send(std::mem::replace(&mut turn, next));
             }
         });
         let _ = tx.send(turn);
@@ -779,7 +787,7 @@ fn write_initial_paths(chunks: &Path, paths: &[String]) -> Result<std::path::Pat
 fn learn(
     history: &mut Durations,
     this_run: &[Attempt],
-    repeated: &HashSet<&str>,
+    repeated: &FastSet<&str>,
     startups: &[Duration],
 ) {
     let mut folded: Vec<&Attempt> = per_test(this_run, true)
@@ -804,7 +812,7 @@ fn work_for(
     fork: bool,
     jobs: u32,
     costs: &chunks::Costs,
-    owed: &HashMap<String, u32>,
+    owed: &FastMap<String, u32>,
 ) -> Work {
     let todo = ctx.tests;
     let (owed_tests, order): (Vec<usize>, Vec<usize>) =
@@ -949,7 +957,7 @@ fn broken_run(finish: &Finish, stats: &RunStats, selected: usize) -> Option<Stri
 /// history: a flaky test failed this run), else the last attempt (what the run ends with).
 fn per_test(records: &[Attempt], first_failure: bool) -> Vec<&Attempt> {
     let mut order: Vec<&str> = Vec::new();
-    let mut chosen: HashMap<&str, &Attempt> = HashMap::new();
+    let mut chosen: FastMap<&str, &Attempt> = FastMap::default();
     for r in records {
         match chosen.get(r.test_id.as_str()) {
             None => {
@@ -1042,7 +1050,7 @@ fn launcher_for(
         return (Launcher::Process, Vec::new());
     };
     debug_assert_eq!(opts.isolation, Isolation::Fork);
-    let index: HashMap<&str, u32> = collection
+    let index: FastMap<&str, u32> = collection
         .collected
         .items
         .iter()
@@ -1388,7 +1396,7 @@ fn owed_attempts(
     earlier: &[TestRecord],
     retries: u32,
 ) -> Vec<(PlannedTest, u32)> {
-    let mut last: HashMap<&str, &TestRecord> = HashMap::new();
+    let mut last: FastMap<&str, &TestRecord> = FastMap::default();
     for r in earlier {
         let e = last.entry(r.test_id.as_str()).or_insert(r);
         if r.attempt >= e.attempt {

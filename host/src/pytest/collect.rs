@@ -2,7 +2,7 @@
 //! collects (in fork mode it then forks the workers from that very collection), watched
 //! like a test: a module that crashes or hangs on import is found and left out.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -66,7 +66,7 @@ pub struct Collection {
     /// Fork mode was asked for but the zygote cannot fork safely: why.
     pub no_fork: Option<String>,
     /// Per file: seconds its collection took (import and parametrization).
-    pub collect_s: HashMap<String, f64>,
+    pub collect_s: FastMap<String, f64>,
 }
 
 /// How long collection may go without progress (a collector starting or finishing)
@@ -79,7 +79,7 @@ pub struct CollectLimits {
 #[derive(Default)]
 struct Progress {
     open: Vec<(String, String, f64)>,
-    collect_s: HashMap<String, f64>,
+    collect_s: FastMap<String, f64>,
 }
 
 impl Progress {

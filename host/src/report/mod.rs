@@ -82,9 +82,10 @@ impl<'h> Recorder<'h> {
             self.write_error.get_or_insert(e);
         }
         self.reporters.tests(&records, false);
-        for record in &records {
-            self.junit.add(record);
-            self.progress.record(record, false);
+        self.records.reserve(records.len());
+        for record in records {
+            self.junit.add(&record);
+            self.progress.record(&record, false);
             self.flush_lines();
             self.records.push(Attempt::from(record));
         }

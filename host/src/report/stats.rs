@@ -3,8 +3,6 @@
 //! console line, `summary.md` and the reporters' run summary, and the exit code all read
 //! these counts.
 
-use std::collections::HashSet;
-
 use crate::record::{Outcome, TestRecord};
 
 #[derive(Clone, Copy)]
@@ -130,7 +128,7 @@ impl RunStats {
     /// What fails the run: failing tests; flaky ones with `--flaky-fails`, and those that
     /// were `repeated` (`--repeat`, new-test-repeats: finding flaky tests is why they ran
     /// again). Quarantined tests never do.
-    pub fn run_failures(&self, flaky_fails: bool, repeated: &HashSet<&str>) -> usize {
+    pub fn run_failures(&self, flaky_fails: bool, repeated: &crate::FastSet<&str>) -> usize {
         self.last
             .iter()
             .filter(|(id, l)| {
@@ -198,12 +196,12 @@ mod tests {
         assert_eq!(s.attempts, 5);
         assert_eq!(s.counts(), vec![(Outcome::Passed, 2), (Outcome::Failed, 1)]);
         assert_eq!(s.counts_text(), "2 passed, 1 failed (1 flaky)");
-        let none = HashSet::new();
+        let none = crate::FastSet::default();
         assert_eq!(s.run_failures(false, &none), 1);
         assert_eq!(s.run_failures(true, &none), 2);
         // A flaky test that was repeated to find flakes fails the run without --flaky-fails.
-        assert_eq!(s.run_failures(false, &HashSet::from(["a"])), 2);
-        assert_eq!(s.run_failures(false, &HashSet::from(["c"])), 1);
+        assert_eq!(s.run_failures(false, &crate::FastSet::from_iter(["a"])), 2);
+        assert_eq!(s.run_failures(false, &crate::FastSet::from_iter(["c"])), 1);
         assert_eq!(s.failing(), 1);
         // a: 1 of 2 passed; b failed both (not flaky); c passed its only run.
         assert_eq!(s.pass_rates(), vec![("a", 1, 2)]);

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Attempt, Outcome};
 
 pub const KEEP: usize = 10;
+/// 2: outcomes as letters. A file of schema 1 (outcomes as words) is read as well.
+const SCHEMA: u32 = 2;
 
 #[derive(Serialize, Deserialize, Default, Debug, Clone)]
 pub struct Durations {
@@ -22,7 +24,10 @@ pub struct Durations {
 pub struct History {
     /// Seconds, oldest first, at most 10.
     pub durations: Vec<f64>,
-    /// Outcomes, oldest first, at most 10.
+    /// Outcomes, oldest first, at most 10. In the file, a letter each, as pytest prints
+    /// them (`"...F..s"`; see [`Outcome::letter`]): 100k tests' lists of words cost a
+    /// warm run more to read and write than anything else in the file.
+    #[serde(with = "letters")]
     pub outcomes: Vec<Outcome>,
     /// A failure adds 1; every run halves it.
     pub failure_score: f64,
@@ -107,7 +112,7 @@ impl Durations {
     /// Folds one run's records in. Tests that did not run keep their history untouched;
     /// hung and crashed tests add no duration (it measures the kill, not the test).
     pub fn update<'r>(&mut self, records: impl IntoIterator<Item = &'r Attempt>) {
-        self.schema_version = 1;
+        self.schema_version = SCHEMA;
         for r in records {
             // A known test (every test of a warm run) needs no copy of its id.
             let h = match self.tests.get_mut(&r.test_id) {
@@ -125,7 +130,8 @@ impl Durations {
                 r.outcome,
                 Outcome::Hung | Outcome::Crashed | Outcome::Skipped
             ) {
-                h.durations.push(r.duration_s);
+                // Microseconds are plenty for an estimate, and short to write and read.
+                h.durations.push((r.duration_s * 1e6).round() / 1e6);
                 let excess = h.durations.len().saturating_sub(KEEP);
                 h.durations.drain(..excess);
             }
@@ -133,6 +139,47 @@ impl Durations {
             let excess = h.outcomes.len().saturating_sub(KEEP);
             h.outcomes.drain(..excess);
         }
+    }
+}
+
+/// `outcomes` as a string of letters; a list of words (schema 1) is read too.
+mod letters {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use crate::record::Outcome;
+
+    pub fn serialize<S: Serializer>(outcomes: &[Outcome], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&outcomes.iter().map(|o| o.letter()).collect::<String>())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, D::Error> {
+        struct Letters;
+        impl<'de> Visitor<'de> for Letters {
+            type Value = Vec<Outcome>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("outcome letters, or a list of outcomes")
+            }
+
+            fn visit_str<E: Error>(self, text: &str) -> Result<Self::Value, E> {
+                text.chars()
+                    .map(|c| {
+                        Outcome::from_letter(c)
+                            .ok_or_else(|| E::custom(format!("unknown outcome letter {c:?}")))
+                    })
+                    .collect()
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut outcomes = Vec::new();
+                while let Some(o) = seq.next_element()? {
+                    outcomes.push(o);
+                }
+                Ok(outcomes)
+            }
+        }
+        d.deserialize_any(Letters)
     }
 }
 
@@ -173,6 +220,46 @@ mod tests {
         );
         assert_eq!(found(&[]), []);
         assert_eq!(Durations::default().histories(["a"].into_iter()), [None]);
+    }
+
+    #[test]
+    fn outcomes_are_written_as_letters_and_read_as_letters_or_words() {
+        let mut d = Durations::default();
+        let attempt = |outcome, duration_s| Attempt {
+            test_id: "t.py::a".into(),
+            outcome,
+            duration_s,
+            tier: 1,
+        };
+        d.update([&attempt(Outcome::Passed, 0.001_234_56)]);
+        d.update([&attempt(Outcome::Failed, 0.5)]);
+        d.update([&attempt(Outcome::Crashed, 0.0)]);
+        let text = serde_json::to_string(&d).unwrap();
+        assert_eq!(
+            text,
+            r#"{"schema_version":2,"startup_s":null,"tests":{"t.py::a":{"durations":[0.001235,0.5],"outcomes":".FC","failure_score":1.5}}}"#
+        );
+        let back: Durations = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.tests["t.py::a"], d.tests["t.py::a"]);
+
+        let old = r#"{"schema_version":1,"tests":{"t.py::a":{"durations":[0.5],"outcomes":["passed","xfailed","hung"],"failure_score":0.0}}}"#;
+        let old: Durations = serde_json::from_str(old).unwrap();
+        assert_eq!(
+            old.tests["t.py::a"].outcomes,
+            [Outcome::Passed, Outcome::Xfailed, Outcome::Hung]
+        );
+        let bad = r#"{"schema_version":2,"tests":{"t.py::a":{"durations":[],"outcomes":".?","failure_score":0.0}}}"#;
+        let err = serde_json::from_str::<Durations>(bad)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown outcome letter '?'"), "{err}");
+    }
+
+    #[test]
+    fn every_outcome_has_its_own_letter() {
+        for o in Outcome::ALL {
+            assert_eq!(Outcome::from_letter(o.letter()), Some(o));
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! there should be at least one chunk per worker so `-j` has something to share; and a
 //! test file is kept whole where possible, because a chunk collects every file it touches.
 
-use std::collections::HashMap;
+use crate::FastMap;
 
 use crate::selection::PlannedTest;
 
@@ -28,7 +28,7 @@ const COLD_CHUNKS_PER_JOB: u64 = 4;
 pub struct Costs<'a> {
     pub startup_ms: u32,
     /// Each file's measured collection time.
-    pub collect_ms: &'a HashMap<String, u64>,
+    pub collect_ms: &'a FastMap<String, u64>,
     /// No test has a duration history: the estimates are placeholders.
     pub cold: bool,
 }
@@ -44,12 +44,19 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) ->
 /// `order` with each file's tests together, files in the order of their first test.
 pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
     let mut files: Vec<Vec<usize>> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut index: FastMap<&str, usize> = FastMap::default();
+    let mut last: Option<(&str, usize)> = None;
     for &i in order {
-        let slot = *index.entry(tests[i].file.as_str()).or_insert_with(|| {
-            files.push(Vec::new());
-            files.len() - 1
-        });
+        let file = tests[i].file.as_str();
+        // Tests come file by file: one string comparison, mostly, instead of a lookup.
+        let slot = match last {
+            Some((f, slot)) if f == file => slot,
+            _ => *index.entry(file).or_insert_with(|| {
+                files.push(Vec::new());
+                files.len() - 1
+            }),
+        };
+        last = Some((file, slot));
         files[slot].push(i);
     }
     files.concat()
@@ -66,7 +73,7 @@ fn plan_together(
     }
     // Group by file, in order of first appearance.
     let mut files: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut index: FastMap<&str, usize> = FastMap::default();
     for &i in order {
         let file = tests[i].file.as_str();
         let slot = *index.entry(file).or_insert_with(|| {
@@ -142,7 +149,7 @@ fn plan_together(
 mod tests {
     use super::*;
 
-    fn warm(startup_ms: u32, collect_ms: &HashMap<String, u64>) -> Costs<'_> {
+    fn warm(startup_ms: u32, collect_ms: &FastMap<String, u64>) -> Costs<'_> {
         Costs {
             startup_ms,
             collect_ms,
@@ -157,7 +164,7 @@ mod tests {
             .collect();
         tests.extend((0..45_000).map(|_| t("big.py", 50)));
         let order: Vec<usize> = (0..tests.len()).collect();
-        let none = HashMap::new();
+        let none = FastMap::default();
         let costs = Costs {
             startup_ms: 1000,
             collect_ms: &none,
@@ -194,7 +201,7 @@ mod tests {
             .collect();
         let order: Vec<usize> = (0..100).collect();
         assert_eq!(
-            plan(&tests, &order, 1, &warm(1000, &HashMap::new())).len(),
+            plan(&tests, &order, 1, &warm(1000, &FastMap::default())).len(),
             1
         );
     }
@@ -205,7 +212,7 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 10), 10))
             .collect();
         let order: Vec<usize> = (0..100).collect();
-        let chunks = plan(&tests, &order, 2, &warm(1000, &HashMap::new()));
+        let chunks = plan(&tests, &order, 2, &warm(1000, &FastMap::default()));
         assert_eq!(chunks.len(), 2);
         for chunk in &chunks {
             let files: std::collections::HashSet<_> =
@@ -221,7 +228,7 @@ mod tests {
             .map(|i| t(&format!("f{}.py", i / 50), 50))
             .collect();
         let order: Vec<usize> = (0..5000).collect();
-        let chunks = plan(&tests, &order, 1, &warm(1000, &HashMap::new()));
+        let chunks = plan(&tests, &order, 1, &warm(1000, &FastMap::default()));
         assert_eq!(
             chunks.len(),
             17,
@@ -244,7 +251,7 @@ mod tests {
         tests[13].isolate = true;
         tests[4].isolate = true;
         let order: Vec<usize> = (0..20).collect();
-        let chunks = plan(&tests, &order, 1, &warm(1000, &HashMap::new()));
+        let chunks = plan(&tests, &order, 1, &warm(1000, &FastMap::default()));
         assert_eq!(chunks[0], vec![4]);
         assert_eq!(chunks[1], vec![13]);
         assert_eq!(chunks[2].len(), 18);
@@ -255,7 +262,7 @@ mod tests {
         // 45,000 cases of 1 ms whose file takes 5 s to collect: 2 pieces at -j2, not 150.
         let tests: Vec<_> = (0..45_000).map(|_| t("big.py", 1)).collect();
         let order: Vec<usize> = (0..45_000).collect();
-        let collect = HashMap::from([("big.py".to_string(), 5_000)]);
+        let collect = FastMap::from_iter([("big.py".to_string(), 5_000)]);
         let chunks = plan(&tests, &order, 2, &warm(300, &collect));
         assert_eq!(
             chunks.len(),
@@ -264,7 +271,7 @@ mod tests {
             chunks.iter().map(Vec::len).collect::<Vec<_>>()
         );
         // Cheap to collect: cut by size.
-        let cheap = HashMap::from([("big.py".to_string(), 10)]);
+        let cheap = FastMap::from_iter([("big.py".to_string(), 10)]);
         assert!(plan(&tests, &order, 2, &warm(300, &cheap)).len() > 2);
     }
 
@@ -272,7 +279,7 @@ mod tests {
     fn a_huge_file_is_split() {
         let tests: Vec<_> = (0..1000).map(|_| t("big.py", 100)).collect();
         let order: Vec<usize> = (0..1000).collect();
-        let chunks = plan(&tests, &order, 4, &warm(1000, &HashMap::new()));
+        let chunks = plan(&tests, &order, 4, &warm(1000, &FastMap::default()));
         assert!(chunks.len() >= 4);
     }
 }
