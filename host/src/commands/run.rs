@@ -337,7 +337,7 @@ fn execute(
         durations: &durations,
         quarantine: &quarantine,
     };
-    let (state, earlier, mut fresh_records, collection) = match begin {
+    let (mut state, earlier, mut fresh_records, collection) = match begin {
         Begin::Explain => return explain(&env),
         Begin::Resume(state, earlier, collection) => (*state, earlier, Vec::new(), collection),
         Begin::Fresh(opts, collection) => {
@@ -353,16 +353,40 @@ fn execute(
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
 
-    let recorded: FastSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
-    let mut todo: Vec<PlannedTest> = state
+    let selected = state.tests.len();
+    let repeated: FastSet<String> = state
         .tests
         .iter()
-        .filter(|t| !recorded.contains(t.id.as_str()))
-        .cloned()
+        .filter(|t| t.runs > 1)
+        .map(|t| t.id.clone())
         .collect();
+    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
+    // Tests come file by file: a file is looked up (and copied) once, not once a test.
+    let mut previous = "";
+    for t in &state.tests {
+        if t.file != previous && !universe.contains(&t.file) {
+            universe.insert(t.file.clone());
+        }
+        previous = &t.file;
+    }
     // A resumed run also runs the attempts its tests were still owed: a failure's retry,
     // the next run of a repeated test. They go after the tests never started.
     let owed = owed_attempts(&state.tests, &earlier, opts.retries);
+    // A fresh run's work is its whole plan: the tests move into it, and back into the
+    // state at the end (100k of them are ~20 MB, not to be held twice). A resumed run
+    // works on those not yet recorded.
+    let moved = earlier.is_empty();
+    let mut todo: Vec<PlannedTest> = if moved {
+        std::mem::take(&mut state.tests)
+    } else {
+        let recorded: FastSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
+        state
+            .tests
+            .iter()
+            .filter(|t| !recorded.contains(t.id.as_str()))
+            .cloned()
+            .collect()
+    };
     let first_runs = todo.len();
     todo.extend(owed.iter().map(|(t, _)| t.clone()));
     let owed: FastMap<String, u32> = owed.into_iter().map(|(t, a)| (t.id, a)).collect();
@@ -391,8 +415,8 @@ fn execute(
         eprintln!(
             "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run{again}",
             state.run_id,
-            state.tests.len() - first_runs,
-            state.tests.len(),
+            selected - first_runs,
+            selected,
             first_runs,
         );
     }
@@ -401,7 +425,7 @@ fn execute(
     let start = RunStart {
         run_id: state.run_id.clone(),
         started_at: state.started_at.clone(),
-        selected: state.tests.len() as u32,
+        selected: selected as u32,
         command: state.command.clone(),
     };
     // `--reporter` of this invocation, else of the run being resumed, else the configured.
@@ -439,7 +463,7 @@ fn execute(
         log,
         reporters,
         Progress::new(
-            state.tests.len() + fresh_records.len(),
+            selected + fresh_records.len(),
             started,
             Plan {
                 estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
@@ -467,15 +491,6 @@ fn execute(
     rec.record(fresh_records);
 
     // Supervise.
-    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
-    // Tests come file by file: a file is looked up (and copied) once, not once a test.
-    let mut previous = "";
-    for t in &state.tests {
-        if t.file != previous && !universe.contains(&t.file) {
-            universe.insert(t.file.clone());
-        }
-        previous = &t.file;
-    }
     let mut ctx = RunContext::new(
         &pytest,
         &todo,
@@ -536,12 +551,7 @@ fn execute(
 
     // Store: history, quarantine, state.
     rec.enricher.release_history();
-    let repeated: FastSet<&str> = state
-        .tests
-        .iter()
-        .filter(|t| t.runs > 1)
-        .map(|t| t.id.as_str())
-        .collect();
+    let repeated: FastSet<&str> = repeated.iter().map(String::as_str).collect();
     learn(
         Arc::make_mut(&mut durations),
         &rec.records[first_new..],
@@ -570,7 +580,7 @@ fn execute(
             notes.push(format!(
                 "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
             ));
-        } else if let Some(why) = broken_run(&finish, &rec.progress.stats, state.tests.len()) {
+        } else if let Some(why) = broken_run(&finish, &rec.progress.stats, selected) {
             notes.push(why);
         } else if status == Status::Complete {
             match quarantine::apply(
@@ -626,6 +636,11 @@ fn execute(
         _ if failures > 0 => Exit::Failures,
         _ => Exit::Ok,
     };
+    if moved {
+        // The plan as it was selected (a fresh run collected it: no test was dropped).
+        drop(ctx);
+        state.tests = todo;
+    }
     let final_state = RunState {
         status,
         updated_at: clock::now(),

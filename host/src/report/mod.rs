@@ -39,8 +39,8 @@ impl<'h> Recorder<'h> {
         Recorder {
             log,
             reporters,
+            records: Vec::with_capacity(progress.total),
             progress,
-            records: Vec::new(),
             write_error: None,
             junit,
             enricher,

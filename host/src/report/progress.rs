@@ -34,7 +34,8 @@ pub struct Plan {
 }
 
 pub struct Progress {
-    total: usize,
+    /// Tests to record: the bar's length.
+    pub total: usize,
     /// The counts, per test.
     pub stats: RunStats,
     started: Instant,
@@ -72,7 +73,7 @@ impl Progress {
         });
         Progress {
             total,
-            stats: RunStats::default(),
+            stats: RunStats::with_capacity(total),
             started,
             plan,
             color,

@@ -28,6 +28,14 @@ fn slot(o: Outcome) -> usize {
 }
 
 impl RunStats {
+    /// Room for `tests` tests: a big run's map is not grown (and rehashed) a dozen times.
+    pub fn with_capacity(tests: usize) -> Self {
+        RunStats {
+            last: crate::FastMap::with_capacity_and_hasher(tests, Default::default()),
+            ..RunStats::default()
+        }
+    }
+
     pub fn record(&mut self, r: &TestRecord) {
         self.attempts += 1;
         let mut now = Last {
