@@ -374,8 +374,8 @@ fn execute(
     let owed = owed_attempts(&state.tests, &earlier, opts.retries);
     // A fresh run's work is its whole plan: the tests move into it, and back into the
     // state at the end (100k of them are ~20 MB, not to be held twice). A resumed run
-    // works on those not yet recorded.
-    let moved = earlier.is_empty();
+    // works on those not yet recorded (and may drop some its collection no longer has).
+    let moved = !args.resume;
     let mut todo: Vec<PlannedTest> = if moved {
         std::mem::take(&mut state.tests)
     } else {

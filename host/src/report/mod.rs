@@ -82,7 +82,6 @@ impl<'h> Recorder<'h> {
             self.write_error.get_or_insert(e);
         }
         self.reporters.tests(&records, false);
-        self.records.reserve(records.len());
         for record in records {
             self.junit.add(&record);
             self.progress.record(&record, false);
