@@ -7,7 +7,7 @@ use std::time::Duration;
 use mtest::plugin_host::session::{
     Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, RecordFilter,
     ReporterSession, RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory,
-    TestRecord, Verdict,
+    TestRecord, TestReport, Verdict,
 };
 use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
 
@@ -250,7 +250,7 @@ fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {
         outcome,
         duration_s: 0.25,
         tier: 1,
-        markers: vec!["regression".into()],
+        markers: Some(vec!["regression".into()]),
         file: "tests/test_a.py".into(),
         line: Some(12),
         chunk: 1,
@@ -259,12 +259,14 @@ fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {
         // 2026-01-01T00:00:00Z and a second later.
         started_ms: Some(1_767_225_600_000),
         finished_ms: Some(1_767_225_601_000),
-        message: bundle.map(|_| "AssertionError: assert 1 == 2".into()),
-        bundle: bundle.map(Into::into),
-        details: vec![
-            ("Failure".into(), "def test_x():\n>   assert 1 == 2".into()),
-            ("Captured stdout".into(), "".into()),
-        ],
+        report: bundle.map(|bundle| TestReport {
+            message: "AssertionError: assert 1 == 2".into(),
+            bundle: Some(bundle.into()),
+            details: vec![
+                ("Failure".into(), "def test_x():\n>   assert 1 == 2".into()),
+                ("Captured stdout".into(), "".into()),
+            ],
+        }),
         replayed: false,
         shard: None,
     }

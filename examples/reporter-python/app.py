@@ -46,12 +46,12 @@ class Reporter(exports.Reporter):
             if test.outcome not in FAILURES:
                 continue
             name = test.outcome.name.lower()
-            _state["failures"].append(
-                {"test_id": test.test_id, "outcome": name, "message": test.message, "bundle": test.bundle}
-            )
+            message = test.report.message if test.report else ""
+            bundle = test.report.bundle if test.report else None
+            _state["failures"].append({"test_id": test.test_id, "outcome": name, "message": message, "bundle": bundle})
             where = f"file={test.file}" + (f",line={test.line}" if test.line is not None else "")
             if not test.replayed:  # a replayed record was annotated by the run that ran it
-                lines.append(f"::error {where}::{_escape(test.message or name)}")
+                lines.append(f"::error {where}::{_escape(message or name)}")
         return lines
 
     def on_run_end(self, summary: RunSummary) -> list[str]:

@@ -61,11 +61,11 @@ fn annotation(r: &TestRecord) -> String {
         ",title={}",
         escape_property(&format!("{} {}", r.test_id, outcome(r.outcome)))
     ));
-    let message = r
-        .message
-        .clone()
-        .unwrap_or_else(|| outcome(r.outcome).to_string());
-    format!("::{level} {props}::{}", escape_data(&message))
+    let message = match &r.report {
+        Some(report) if !report.message.is_empty() => &report.message,
+        _ => outcome(r.outcome),
+    };
+    format!("::{level} {props}::{}", escape_data(message))
 }
 
 impl Identity for Github {
@@ -146,11 +146,11 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
         s.failures.push(json!({
             "test_id": r.test_id,
             "outcome": outcome(r.outcome),
-            "message": r.message,
+            "message": r.report.as_ref().map(|x| &x.message),
             "file": r.file,
             "line": r.line,
             "quarantined": r.quarantined,
-            "bundle": r.bundle,
+            "bundle": r.report.as_ref().and_then(|x| x.bundle.as_ref()),
         }));
     });
     // A replayed record was annotated by the invocation that ran it.

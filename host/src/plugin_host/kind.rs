@@ -65,7 +65,7 @@ impl fmt::Display for Kind {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Incompatible(pub String);
 
-/// Reads the component's export names (`mtest:plugin/selector@0.3.0`, …) and returns the
+/// Reads the component's export names (`mtest:plugin/selector@0.4.0`, …) and returns the
 /// kind it implements, or why it is not one this host accepts.
 pub fn detect(engine: &Engine, component: &Component) -> Result<Kind, Incompatible> {
     let ty = component.component_type();

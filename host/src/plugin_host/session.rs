@@ -16,7 +16,7 @@ use super::{Kind, LoadedPlugin, PluginError, PluginHost, PluginInfo};
 pub use probe::exports::mtest::plugin::probe::FailureContext;
 pub use quarantine::exports::mtest::plugin::quarantine::{Decision, TestHistory, Verdict};
 pub use reporter::exports::mtest::plugin::reporter::{
-    RecordFilter, RunStart, RunSummary, TestRecord,
+    RecordFilter, RunStart, RunSummary, TestRecord, TestReport,
 };
 pub use selection::exports::mtest::plugin::selector::{
     Candidate, Exclusion, ExclusionReason, Selection, SelectionRequest, Shard,

@@ -9,7 +9,7 @@ use crate::config::ReporterSpec;
 use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::discovery;
 use crate::plugin_host::session::{
-    RecordFilter, ReporterSession, RunStart, RunSummary, TestRecord as WitRecord,
+    RecordFilter, ReporterSession, RunStart, RunSummary, TestRecord as WitRecord, TestReport,
 };
 use crate::plugin_host::{builtins, PluginHost, Source};
 use crate::record::TestRecord;
@@ -313,12 +313,20 @@ fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
             r.leaked.join("\n"),
         ));
     }
+    // A plain pass lowers no text but its id and file into the plugin: every string and
+    // list handed over, empty or not, is a call into the plugin's allocator.
+    let report =
+        (r.message.is_some() || r.bundle.is_some() || !details.is_empty()).then(|| TestReport {
+            message: r.message.clone().unwrap_or_default(),
+            bundle: r.bundle.clone(),
+            details,
+        });
     WitRecord {
         test_id: r.test_id.clone(),
         outcome: r.outcome.into(),
         duration_s: r.duration_s,
         tier: r.tier,
-        markers: r.markers.clone(),
+        markers: (!r.markers.is_empty()).then(|| r.markers.clone()),
         file: r.file.clone(),
         line: r.line,
         chunk: r.chunk,
@@ -326,9 +334,7 @@ fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {
         quarantined: r.quarantined,
         started_ms: r.started_at.ms(),
         finished_ms: r.finished_at.ms(),
-        message: r.message.clone(),
-        bundle: r.bundle.clone(),
-        details,
+        report,
         replayed,
         shard: r.shard.map(|s| s.to_string()),
     }

@@ -9,7 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.3.0": shared::types },
+    with: { "mtest:plugin/types@0.4.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -222,15 +222,16 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
             s.last.insert(r.test_id.clone(), r.outcome);
         }
         if is_failure(r.outcome) {
+            let (message, bundle) = r.report.map(|x| (x.message, x.bundle)).unwrap_or_default();
             s.failures.push((
                 r.test_id,
                 Failure {
                     outcome: r.outcome,
                     file: r.file,
                     line: r.line,
-                    message: r.message.unwrap_or_default(),
+                    message,
                     quarantined: r.quarantined,
-                    bundle: r.bundle,
+                    bundle,
                 },
             ));
         }

@@ -11,7 +11,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.3.0": shared::types },
+    with: { "mtest:plugin/types@0.4.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -397,6 +397,7 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
         if !failure && ms as f64 / run_ms * WIDTH < 0.5 {
             return;
         }
+        let (message, bundle) = r.report.map(|x| (x.message, x.bundle)).unwrap_or_default();
         s.bars.push(Bar {
             test_id: r.test_id,
             start_ms,
@@ -404,8 +405,8 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
             chunk: key,
             outcome: r.outcome,
             quarantined: r.quarantined,
-            message: r.message.unwrap_or_default(),
-            bundle: r.bundle,
+            message,
+            bundle,
         })
     });
     Ok(Vec::new())

@@ -3,7 +3,7 @@
 //! reporters use for outcomes.
 
 wit_bindgen::generate!({
-    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.3.0; }",
+    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.4.0; }",
     path: "../../wit",
     generate_all,
 });
@@ -104,9 +104,15 @@ impl<const N: usize> Slowest<String, N> {
 mod tests {
     #[test]
     fn rfc3339_matches_run_jsonl() {
-        assert_eq!(super::rfc3339(Some(1_764_131_454_123)), "2025-11-26T04:30:54.123Z");
+        assert_eq!(
+            super::rfc3339(Some(1_764_131_454_123)),
+            "2025-11-26T04:30:54.123Z"
+        );
         assert_eq!(super::rfc3339(Some(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339(Some(951_782_400_000)), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            super::rfc3339(Some(951_782_400_000)),
+            "2000-02-29T00:00:00.000Z"
+        );
         assert_eq!(super::rfc3339(None), "");
     }
 }

@@ -6,7 +6,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.3.0": shared::types },
+    with: { "mtest:plugin/types@0.4.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -182,11 +182,12 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
         let now = ((r.tier as usize).min(3), slot(r.outcome));
         s.slowest.offer(r.duration_s, || r.test_id.clone());
         if is_failure(r.outcome) {
+            let (message, bundle) = r.report.map(|x| (x.message, x.bundle)).unwrap_or_default();
             s.failures.push(Failure {
                 test_id: r.test_id.clone(),
                 outcome: r.outcome,
-                message: r.message.unwrap_or_default(),
-                bundle: r.bundle,
+                message,
+                bundle,
                 quarantined: r.quarantined,
             });
         }

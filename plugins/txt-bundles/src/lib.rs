@@ -7,17 +7,17 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.3.0": shared::types },
+    with: { "mtest:plugin/types@0.4.0": shared::types },
 });
 
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord, TestReport,
 };
-use shared::{name as outcome_name, rfc3339};
 use shared::types::{PluginInfo, PluginKind};
+use shared::{name as outcome_name, rfc3339};
 
 struct TxtBundles;
 
@@ -32,7 +32,7 @@ impl Identity for TxtBundles {
     }
 }
 
-fn render(r: &TestRecord) -> String {
+fn render(r: &TestRecord, report: &TestReport) -> String {
     let mut out = String::new();
     let title = format!("mtest failure bundle: {}", r.test_id);
     let _ = writeln!(
@@ -45,7 +45,7 @@ fn render(r: &TestRecord) -> String {
     };
     field(&mut out, "test:", &r.test_id);
     field(&mut out, "outcome:", outcome_name(r.outcome));
-    field(&mut out, "message:", r.message.as_deref().unwrap_or(""));
+    field(&mut out, "message:", &report.message);
     field(&mut out, "duration:", &format!("{:.3}s", r.duration_s));
     let location = match r.line {
         Some(line) => format!("{}:{}", r.file, line),
@@ -53,7 +53,11 @@ fn render(r: &TestRecord) -> String {
     };
     field(&mut out, "location:", &location);
     field(&mut out, "tier:", &r.tier.to_string());
-    field(&mut out, "markers:", &r.markers.join(", "));
+    field(
+        &mut out,
+        "markers:",
+        &r.markers.as_deref().unwrap_or_default().join(", "),
+    );
     field(&mut out, "chunk:", &r.chunk.to_string());
     field(&mut out, "attempt:", &r.attempt.to_string());
     field(
@@ -63,7 +67,7 @@ fn render(r: &TestRecord) -> String {
     );
     field(&mut out, "started:", &rfc3339(r.started_ms));
     field(&mut out, "finished:", &rfc3339(r.finished_ms));
-    for (heading, text) in &r.details {
+    for (heading, text) in &report.details {
         let _ = writeln!(out, "\n== {heading} ==");
         let text = text.trim_end();
         let _ = writeln!(out, "{}", if text.is_empty() { "(empty)" } else { text });
@@ -95,7 +99,11 @@ impl Reporter for TxtBundles {
 
 /// One record, as `on-tests` gets them.
 fn on_test(record: TestRecord) -> Result<Vec<String>, String> {
-    let Some(bundle) = &record.bundle else {
+    let Some((report, bundle)) = record
+        .report
+        .as_ref()
+        .and_then(|report| Some((report, report.bundle.as_ref()?)))
+    else {
         return Ok(Vec::new());
     };
     if record.replayed {
@@ -106,7 +114,7 @@ fn on_test(record: TestRecord) -> Result<Vec<String>, String> {
         return Err(format!("refusing bundle name {bundle:?}"));
     }
     let path = format!("/out/{name}");
-    std::fs::write(&path, render(&record)).map_err(|e| format!("writing {path}: {e}"))?;
+    std::fs::write(&path, render(&record, report)).map_err(|e| format!("writing {path}: {e}"))?;
     Ok(Vec::new())
 }
 
