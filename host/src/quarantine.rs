@@ -1,5 +1,6 @@
-//! The host side of quarantine: after a complete run, the quarantine plugin sees each
-//! test's recent outcomes and says who enters or leaves; `quarantine.json` keeps the result.
+//! The host side of quarantine: after a complete run, the quarantine plugin sees the recent
+//! outcomes of each test that is quarantined or did not always pass, and says who enters or
+//! leaves; `quarantine.json` keeps the result.
 
 use std::path::Path;
 
@@ -7,7 +8,7 @@ use crate::clock;
 use crate::config::ProjectConfig;
 use crate::plugin_host::session::{QuarantineSession, TestHistory, Verdict};
 use crate::plugin_host::{builtins, discovery, LoadedPlugin, PluginHost, Source};
-use crate::record::Attempt;
+use crate::record::{Attempt, Outcome};
 use crate::store::durations::Durations;
 use crate::store::quarantine::{Entry, Quarantine};
 
@@ -29,8 +30,8 @@ fn policy(
     Ok((plugin, fallback))
 }
 
-/// Asks the policy about every test of this run and applies its verdicts. Returns one
-/// line per change, for the summary.
+/// Asks the policy about the tests of this run that failed lately or are quarantined, and
+/// applies its verdicts. Returns one line per change, for the summary.
 pub fn apply(
     host: &PluginHost,
     root: &Path,
@@ -39,35 +40,11 @@ pub fn apply(
     durations: &Durations,
     quarantine: &mut Quarantine,
 ) -> Result<Vec<String>, String> {
-    // Each test once, in the order the run first recorded it, with its last tier.
-    let mut seen: crate::FastMap<&str, usize> = crate::FastMap::default();
-    seen.reserve(records.len());
-    let mut tiers: Vec<(&str, u8)> = Vec::with_capacity(records.len());
-    for r in records {
-        match seen.entry(r.test_id.as_str()) {
-            std::collections::hash_map::Entry::Occupied(at) => tiers[*at.get()].1 = r.tier,
-            std::collections::hash_map::Entry::Vacant(at) => {
-                at.insert(tiers.len());
-                tiers.push((r.test_id.as_str(), r.tier));
-            }
-        }
+    let histories = histories(records, durations, quarantine);
+    quarantine.schema_version = 1;
+    if histories.is_empty() {
+        return Ok(Vec::new());
     }
-    let histories: Vec<TestHistory> = tiers
-        .iter()
-        .map(|&(id, tier)| {
-            let recent = durations
-                .tests
-                .get(id)
-                .map(|h| h.outcomes.iter().copied().map(Into::into).collect())
-                .unwrap_or_default();
-            TestHistory {
-                test_id: id.to_string(),
-                tier,
-                recent,
-                quarantined: quarantine.contains(id),
-            }
-        })
-        .collect();
     let (plugin, fallback) = policy(host, root, project)?;
     let ask =
         |p: &LoadedPlugin| QuarantineSession::start(host, p).and_then(|mut s| s.decide(&histories));
@@ -82,7 +59,6 @@ pub fn apply(
             None => return Err(e.to_string()),
         },
     };
-    quarantine.schema_version = 1;
     for d in decisions {
         let id = &histories[d.index as usize].test_id;
         match d.verdict {
@@ -105,4 +81,104 @@ pub fn apply(
         }
     }
     Ok(notes)
+}
+
+/// What the policy is asked about: each test of the run once, in the order the run first
+/// recorded it, with its last tier — unless it is not quarantined and every one of its
+/// recent runs passed (it has nothing to enter quarantine for; the WIT says so).
+fn histories(
+    records: &[Attempt],
+    durations: &Durations,
+    quarantine: &Quarantine,
+) -> Vec<TestHistory> {
+    let mut seen: crate::FastMap<&str, usize> = crate::FastMap::default();
+    seen.reserve(records.len());
+    let mut tiers: Vec<(&str, u8)> = Vec::with_capacity(records.len());
+    for r in records {
+        match seen.entry(r.test_id.as_str()) {
+            std::collections::hash_map::Entry::Occupied(at) => tiers[*at.get()].1 = r.tier,
+            std::collections::hash_map::Entry::Vacant(at) => {
+                at.insert(tiers.len());
+                tiers.push((r.test_id.as_str(), r.tier));
+            }
+        }
+    }
+    tiers
+        .iter()
+        .filter_map(|&(id, tier)| {
+            let quarantined = quarantine.contains(id);
+            let outcomes = durations.tests.get(id).map_or(&[][..], |h| &h.outcomes[..]);
+            if !quarantined && outcomes.iter().all(|o| *o == Outcome::Passed) {
+                return None;
+            }
+            Some(TestHistory {
+                test_id: id.to_string(),
+                tier,
+                recent: outcomes.iter().copied().map(Into::into).collect(),
+                quarantined,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin_host::bindings::WitOutcome;
+
+    fn attempt(id: &str, outcome: Outcome, tier: u8) -> Attempt {
+        Attempt {
+            test_id: id.into(),
+            outcome,
+            duration_s: 0.01,
+            tier,
+        }
+    }
+
+    #[test]
+    fn the_policy_is_asked_about_tests_that_did_not_always_pass_or_are_quarantined() {
+        use Outcome::{Failed, Passed, Skipped};
+        let records = [
+            attempt("t::always_passed", Passed, 1),
+            attempt("t::flaky", Failed, 1),
+            attempt("t::quarantined_passes", Passed, 1),
+            attempt("t::skipped", Skipped, 1),
+            attempt("t::failed_long_ago", Passed, 1),
+            attempt("t::flaky", Passed, 2), // a retry: once, with its last tier
+        ];
+        let mut durations = Durations::default();
+        durations.update(&records[..]);
+        // Earlier runs: one failure long ago, nothing but passes for the rest.
+        let old = &mut durations.tests["t::failed_long_ago"].outcomes;
+        *old = vec![Failed, Passed, Passed, Passed];
+        let mut quarantine = Quarantine::default();
+        quarantine.tests.insert(
+            "t::quarantined_passes".into(),
+            crate::store::quarantine::Entry {
+                since: "2026-11-27T00:00:00Z".into(),
+                reason: "manual".into(),
+                by: "manual".into(),
+            },
+        );
+        let asked: Vec<(String, u8, Vec<WitOutcome>, bool)> =
+            histories(&records, &durations, &quarantine)
+                .into_iter()
+                .map(|h| (h.test_id, h.tier, h.recent, h.quarantined))
+                .collect();
+        use WitOutcome as W;
+        assert_eq!(
+            asked,
+            vec![
+                ("t::flaky".into(), 2, vec![W::Failed, W::Passed], false),
+                ("t::quarantined_passes".into(), 1, vec![W::Passed], true),
+                ("t::skipped".into(), 1, vec![W::Skipped], false),
+                (
+                    "t::failed_long_ago".into(),
+                    1,
+                    vec![W::Failed, W::Passed, W::Passed, W::Passed],
+                    false
+                ),
+            ]
+        );
+    }
 }
