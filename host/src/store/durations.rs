@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Attempt, Outcome};
 
 pub const KEEP: usize = 10;
-/// 2: outcomes as letters. A file of schema 1 (outcomes as words) is read as well.
-const SCHEMA: u32 = 2;
+/// 2: outcomes as letters; 3: durations as whole microseconds (`us`). Files of schemas 1
+/// (outcomes as words) and 2 (durations as seconds) are read as well.
+const SCHEMA: u32 = 3;
 
 #[derive(Serialize, Deserialize, Default, Debug, Clone)]
 pub struct Durations {
@@ -22,7 +23,10 @@ pub struct Durations {
 
 #[derive(Serialize, Deserialize, Default, Debug, Clone, PartialEq)]
 pub struct History {
-    /// Seconds, oldest first, at most 10.
+    /// Seconds, oldest first, at most 10, to the microsecond. In the file, whole
+    /// microseconds (`"us": [1235, 500000]`): integers cost a warm run a fraction of what
+    /// decimals cost to write and read back, 100k tests by 10.
+    #[serde(rename = "us", alias = "durations", with = "micros")]
     pub durations: Vec<f64>,
     /// Outcomes, oldest first, at most 10. In the file, a letter each, as pytest prints
     /// them (`"...F..s"`; see [`Outcome::letter`]): 100k tests' lists of words cost a
@@ -142,6 +146,63 @@ impl Durations {
     }
 }
 
+/// `durations` as whole microseconds; seconds as decimals (schemas 1 and 2, under the name
+/// `durations`) are read too: serde_json writes every `f64` with a `.` or an exponent, so an
+/// integer in the file is always microseconds.
+mod micros {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(secs: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(secs.iter().map(|d| (d * 1e6).round().max(0.0) as u64))
+    }
+
+    /// One duration: an integer is microseconds, a decimal seconds.
+    struct Secs(f64);
+
+    impl<'de> Deserialize<'de> for Secs {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Number;
+            impl Visitor<'_> for Number {
+                type Value = Secs;
+
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a duration (microseconds, or seconds with a fraction)")
+                }
+
+                fn visit_u64<E: Error>(self, us: u64) -> Result<Secs, E> {
+                    Ok(Secs(us as f64 / 1e6))
+                }
+
+                fn visit_f64<E: Error>(self, secs: f64) -> Result<Secs, E> {
+                    Ok(Secs(secs))
+                }
+            }
+            d.deserialize_any(Number)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        struct List;
+        impl<'de> Visitor<'de> for List {
+            type Value = Vec<f64>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of durations")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f64>, A::Error> {
+                let mut secs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                while let Some(Secs(d)) = seq.next_element()? {
+                    secs.push(d);
+                }
+                Ok(secs)
+            }
+        }
+        d.deserialize_seq(List)
+    }
+}
+
 /// `outcomes` as a string of letters; a list of words (schema 1) is read too.
 mod letters {
     use serde::de::{Error, SeqAccess, Visitor};
@@ -150,7 +211,7 @@ mod letters {
     use crate::record::Outcome;
 
     pub fn serialize<S: Serializer>(outcomes: &[Outcome], s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&outcomes.iter().map(|o| o.letter()).collect::<String>())
+        s.serialize_str(&outcomes.iter().map(|o| o.letter()).collect::<String>())
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, D::Error> {
@@ -223,7 +284,7 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_are_written_as_letters_and_read_as_letters_or_words() {
+    fn outcomes_are_written_as_letters_and_durations_as_microseconds_and_older_forms_are_read() {
         let mut d = Durations::default();
         let attempt = |outcome, duration_s| Attempt {
             test_id: "t.py::a".into(),
@@ -237,7 +298,7 @@ mod tests {
         let text = serde_json::to_string(&d).unwrap();
         assert_eq!(
             text,
-            r#"{"schema_version":2,"startup_s":null,"tests":{"t.py::a":{"durations":[0.001235,0.5],"outcomes":".FC","failure_score":1.5}}}"#
+            r#"{"schema_version":3,"startup_s":null,"tests":{"t.py::a":{"us":[1235,500000],"outcomes":".FC","failure_score":1.5}}}"#
         );
         let back: Durations = serde_json::from_str(&text).unwrap();
         assert_eq!(back.tests["t.py::a"], d.tests["t.py::a"]);
@@ -248,6 +309,10 @@ mod tests {
             old.tests["t.py::a"].outcomes,
             [Outcome::Passed, Outcome::Xfailed, Outcome::Hung]
         );
+        assert_eq!(old.tests["t.py::a"].durations, [0.5]);
+        let two = r#"{"schema_version":2,"tests":{"t.py::a":{"durations":[0.001235,2.0,1e-6],"outcomes":".F.","failure_score":0.5}}}"#;
+        let two: Durations = serde_json::from_str(two).unwrap();
+        assert_eq!(two.tests["t.py::a"].durations, [0.001235, 2.0, 0.000001]);
         let bad = r#"{"schema_version":2,"tests":{"t.py::a":{"durations":[],"outcomes":".?","failure_score":0.0}}}"#;
         let err = serde_json::from_str::<Durations>(bad)
             .unwrap_err()
