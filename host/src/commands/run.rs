@@ -360,36 +360,13 @@ fn execute(
         .filter(|t| t.runs > 1)
         .map(|t| t.id.clone())
         .collect();
-    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
-    // Tests come file by file: a file is looked up (and copied) once, not once a test.
-    let mut previous = "";
-    for t in &state.tests {
-        if t.file != previous && !universe.contains(&t.file) {
-            universe.insert(t.file.clone());
-        }
-        previous = &t.file;
-    }
-    // A resumed run also runs the attempts its tests were still owed: a failure's retry,
-    // the next run of a repeated test. They go after the tests never started.
-    let owed = owed_attempts(&state.tests, &earlier, opts.retries);
-    // A fresh run's work is its whole plan: the tests move into it, and back into the
-    // state at the end (100k of them are ~20 MB, not to be held twice). A resumed run
-    // works on those not yet recorded (and may drop some its collection no longer has).
-    let moved = !args.resume;
-    let mut todo: Vec<PlannedTest> = if moved {
-        std::mem::take(&mut state.tests)
-    } else {
-        let recorded: FastSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
-        state
-            .tests
-            .iter()
-            .filter(|t| !recorded.contains(t.id.as_str()))
-            .cloned()
-            .collect()
-    };
-    let first_runs = todo.len();
-    todo.extend(owed.iter().map(|(t, _)| t.clone()));
-    let owed: FastMap<String, u32> = owed.into_iter().map(|(t, a)| (t.id, a)).collect();
+    let universe = file_universe(&state);
+    let Todo {
+        tests: mut todo,
+        first_runs,
+        owed,
+        moved,
+    } = todo_for(&mut state, &earlier, opts.retries, args.resume);
     let collect_ms: FastMap<String, u64> = collection
         .as_ref()
         .map(|c| {
@@ -421,65 +398,19 @@ fn execute(
         );
     }
 
-    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
-    let start = RunStart {
-        run_id: state.run_id.clone(),
-        started_at: state.started_at.clone(),
-        selected: selected as u32,
-        command: state.command.clone(),
-    };
-    // `--reporter` of this invocation, else of the run being resumed, else the configured.
-    let reporters_given = if args.reporters.is_empty() {
-        &opts.reporters
-    } else {
-        &args.reporters
-    };
-    let reporter_specs: Option<Vec<ReporterSpec>> = if reporters_given.is_empty() {
-        project.mtest.reporters.clone()
-    } else {
-        Some(
-            reporters_given
-                .iter()
-                .cloned()
-                .map(ReporterSpec::Name)
-                .collect(),
-        )
-    };
-    let reporters = Reporters::start(
+    let mut rec = start_recorder(
         host,
-        root,
-        reporter_specs.as_deref(),
-        &gates.last_run(),
-        &start,
-    );
-    let enricher = Enricher::new(
-        host,
-        Path::new(&opts.python),
-        root,
-        Arc::clone(&durations),
-        &project.mtest.probes,
-    );
-    let mut rec = Recorder::new(
-        log,
-        reporters,
-        Progress::new(
-            selected + fresh_records.len(),
-            started,
-            Plan {
-                estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
-                with_history: durations
-                    .histories(todo.iter().map(|t| t.id.as_str()))
-                    .iter()
-                    .filter(|h| h.is_some())
-                    .count()
-                    + earlier.len(),
-                jobs: opts.jobs,
-            },
-            progress::use_color(args.color),
-        ),
-        enricher,
-        Junit::new(&gates.last_run(), opts.retries),
-    );
+        &env,
+        &durations,
+        &state,
+        &todo,
+        Counts {
+            selected,
+            total: selected + fresh_records.len(),
+            recorded: earlier.len(),
+        },
+        started,
+    )?;
     rec.flush_lines();
     let failed_earlier: Vec<String> = earlier
         .iter()
@@ -571,64 +502,38 @@ fn execute(
             "the --budget ran out: {not_run} selected test(s) did not run"
         ));
     }
-    // durations.json is written while the quarantine policy decides: both only read the
-    // history (~0.1 s each at 64k tests).
-    let (durations_written, quarantine_written) = std::thread::scope(|scope| {
-        let writer = scope.spawn(|| store::atomic_write_json(&gates.durations(), &*durations));
-        let mut quarantine_written = Ok(());
-        if let Some(shard) = opts.shard {
-            notes.push(format!(
-                "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
-            ));
-        } else if let Some(why) = broken_run(&finish, &rec.progress.stats, selected) {
-            notes.push(why);
-        } else if status == Status::Complete {
-            match quarantine::apply(
-                host,
-                root,
-                project,
-                &rec.records,
-                &durations,
-                &mut quarantine,
-            ) {
-                Ok(changes) => notes.extend(changes),
-                Err(e) => rec.progress.line(&format!("warning: {e}")),
-            }
-            quarantine_written = store::atomic_write_json(&gates.quarantine(), &quarantine);
-        }
-        let written = writer.join().unwrap_or_else(|_| {
-            Err(format!(
-                "cannot write {}: the writer failed",
-                gates.durations().display()
-            ))
-        });
-        (written, quarantine_written)
+    // The quarantine policy learns from a whole, complete run only.
+    let consult = if let Some(shard) = opts.shard {
+        notes.push(format!(
+            "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
+        ));
+        false
+    } else if let Some(why) = broken_run(&finish, &rec.progress.stats, selected) {
+        notes.push(why);
+        false
+    } else {
+        status == Status::Complete
+    };
+    let policy = consult.then_some(PolicyInput {
+        host,
+        root,
+        project,
+        records: &rec.records,
     });
-    store_errors.extend(durations_written.err());
-    store_errors.extend(quarantine_written.err());
+    let (failed_writes, decided) = write_history(&gates, &durations, policy, &mut quarantine);
+    store_errors.extend(failed_writes);
+    match decided {
+        Some(Ok(changes)) => notes.extend(changes),
+        Some(Err(e)) => rec.progress.line(&format!("warning: {e}")),
+        None => {}
+    }
 
     end_executor(&mut launcher, &pytest, &gates, &mut rec);
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure with --flaky-fails, or when the test was repeated.
     let stats = &rec.progress.stats;
-    // Flaky tests that were repeated are called out by their pass rates below.
-    let flaky_repeated = stats
-        .flaky_tests()
-        .filter(|id| repeated.contains(id))
-        .count();
     let failures = stats.run_failures(opts.flaky_fails, &repeated);
-    notes.extend(stats.pass_rate_notes());
-    let flaky = stats.flaky() - flaky_repeated;
-    if flaky > 0 {
-        notes.push(format!(
-            "{flaky} flaky test(s) failed, then passed on a retry{}",
-            if opts.flaky_fails {
-                " (--flaky-fails: they fail the run)"
-            } else {
-                ""
-            }
-        ));
-    }
+    notes.extend(flakiness_notes(stats, &repeated, opts.flaky_fails));
     let exit_for = |store_errors: &[String]| match &finish {
         Finish::Interrupted => Exit::Interrupted,
         Finish::Broken(_) => Exit::PytestBroken,
@@ -673,6 +578,167 @@ fn execute(
         max_fail,
     });
     Ok(exit)
+}
+
+/// What the run says of flaky tests: a repeated test's pass rate, and how many others
+/// failed, then passed on a retry.
+fn flakiness_notes(stats: &RunStats, repeated: &FastSet<&str>, flaky_fails: bool) -> Vec<String> {
+    let mut notes = stats.pass_rate_notes();
+    // Flaky tests that were repeated are called out by their pass rates.
+    let flaky_repeated = stats
+        .flaky_tests()
+        .filter(|id| repeated.contains(id))
+        .count();
+    let flaky = stats.flaky() - flaky_repeated;
+    if flaky > 0 {
+        notes.push(format!(
+            "{flaky} flaky test(s) failed, then passed on a retry{}",
+            if flaky_fails {
+                " (--flaky-fails: they fail the run)"
+            } else {
+                ""
+            }
+        ));
+    }
+    notes
+}
+
+/// The files a run's chunks may name: every collected file, and every selected test's.
+fn file_universe(state: &RunState) -> BTreeSet<String> {
+    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
+    // Tests come file by file: a file is copied once, not once a test.
+    universe.extend(
+        state
+            .tests
+            .chunk_by(|a, b| a.file == b.file)
+            .map(|run| run[0].file.clone()),
+    );
+    universe
+}
+
+/// What this invocation runs.
+struct Todo {
+    /// First runs, then the attempts owed (a resumed run's).
+    tests: Vec<PlannedTest>,
+    first_runs: usize,
+    /// An owed test's id → the attempt it runs as.
+    owed: FastMap<String, u32>,
+    /// The plan moved out of the state into `tests` (a fresh run): it goes back at the end.
+    moved: bool,
+}
+
+/// A fresh run's work is its whole plan: the tests move into it, and back into the state
+/// at the end (100k of them are ~20 MB, not to be held twice). A resumed run works on
+/// those not yet recorded (and may drop some its collection no longer has), then on the
+/// attempts its recorded tests are still owed (a failure's retry, the next run of a
+/// repeated test).
+fn todo_for(state: &mut RunState, earlier: &[TestRecord], retries: u32, resume: bool) -> Todo {
+    let owed = owed_attempts(&state.tests, earlier, retries);
+    let moved = !resume;
+    let mut tests: Vec<PlannedTest> = if moved {
+        std::mem::take(&mut state.tests)
+    } else {
+        let recorded: FastSet<&str> = earlier.iter().map(|r| r.test_id.as_str()).collect();
+        state
+            .tests
+            .iter()
+            .filter(|t| !recorded.contains(t.id.as_str()))
+            .cloned()
+            .collect()
+    };
+    let first_runs = tests.len();
+    tests.extend(owed.iter().map(|(t, _)| t.clone()));
+    Todo {
+        tests,
+        first_runs,
+        owed: owed.into_iter().map(|(t, a)| (t.id, a)).collect(),
+        moved,
+    }
+}
+
+/// What the console counts toward.
+struct Counts {
+    /// The run's selected tests.
+    selected: usize,
+    /// Records the run will have: the selected tests and the modules that failed to collect.
+    total: usize,
+    /// Of those, the ones an earlier invocation made (`--resume`).
+    recorded: usize,
+}
+
+/// Opens `run.jsonl` and starts the reporters, the failure bundles' enricher and the
+/// console for a run. `host` comes apart from `env`: the recorder outlives `env`'s borrow
+/// of the history, which the run's end updates.
+fn start_recorder<'h>(
+    host: &'h PluginHost,
+    env: &Env,
+    durations: &Arc<Durations>,
+    state: &RunState,
+    todo: &[PlannedTest],
+    counts: Counts,
+    started: Instant,
+) -> Result<Recorder<'h>> {
+    let (gates, opts) = (env.gates, &state.options);
+    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let start = RunStart {
+        run_id: state.run_id.clone(),
+        started_at: state.started_at.clone(),
+        selected: counts.selected as u32,
+        command: state.command.clone(),
+    };
+    // `--reporter` of this invocation, else of the run being resumed, else the configured.
+    let reporters_given = if env.args.reporters.is_empty() {
+        &opts.reporters
+    } else {
+        &env.args.reporters
+    };
+    let reporter_specs: Option<Vec<ReporterSpec>> = if reporters_given.is_empty() {
+        env.project.mtest.reporters.clone()
+    } else {
+        Some(
+            reporters_given
+                .iter()
+                .cloned()
+                .map(ReporterSpec::Name)
+                .collect(),
+        )
+    };
+    let reporters = Reporters::start(
+        host,
+        env.root,
+        reporter_specs.as_deref(),
+        &gates.last_run(),
+        &start,
+    );
+    let enricher = Enricher::new(
+        host,
+        Path::new(&opts.python),
+        env.root,
+        Arc::clone(durations),
+        &env.project.mtest.probes,
+    );
+    let plan = Plan {
+        estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
+        with_history: durations
+            .histories(todo.iter().map(|t| t.id.as_str()))
+            .iter()
+            .filter(|h| h.is_some())
+            .count()
+            + counts.recorded,
+        jobs: opts.jobs,
+    };
+    Ok(Recorder::new(
+        log,
+        reporters,
+        Progress::new(
+            counts.total,
+            started,
+            plan,
+            progress::use_color(env.args.color),
+        ),
+        enricher,
+        Junit::new(&gates.last_run(), opts.retries),
+    ))
 }
 
 /// What the supervision loop and the recorder leave when the run is over.
@@ -816,6 +882,50 @@ fn learn(
     );
     history.update(folded);
     history.note_startup(startups);
+}
+
+/// What the quarantine policy decides from.
+struct PolicyInput<'a> {
+    host: &'a PluginHost,
+    root: &'a Path,
+    project: &'a ProjectConfig,
+    /// Every attempt of the run.
+    records: &'a [Attempt],
+}
+
+/// Writes `durations.json` while the quarantine policy, when there is one to ask, decides
+/// (both only read the history: ~0.1 s each at 64k tests), then `quarantine.json`.
+/// Returns the writes that failed and what the policy changed, or why it could not say.
+fn write_history(
+    gates: &Gates,
+    durations: &Durations,
+    policy: Option<PolicyInput>,
+    quarantine: &mut Quarantine,
+) -> (
+    Vec<String>,
+    Option<std::result::Result<Vec<String>, String>>,
+) {
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| store::atomic_write_json(&gates.durations(), durations));
+        let mut quarantine_written = Ok(());
+        let decided = policy.map(|p| {
+            let decided =
+                quarantine::apply(p.host, p.root, p.project, p.records, durations, quarantine);
+            quarantine_written = store::atomic_write_json(&gates.quarantine(), &*quarantine);
+            decided
+        });
+        let durations_written = writer.join().unwrap_or_else(|_| {
+            Err(format!(
+                "cannot write {}: the writer failed",
+                gates.durations().display()
+            ))
+        });
+        let failed = [durations_written, quarantine_written]
+            .into_iter()
+            .filter_map(std::result::Result::err)
+            .collect();
+        (failed, decided)
+    })
 }
 
 /// The run's work. Fork mode: tests that crashed last time first, each alone; the rest
