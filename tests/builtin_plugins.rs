@@ -5,9 +5,9 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use mtest::plugin_host::session::{
-    Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, RecordFilter,
-    ReporterSession, RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory,
-    TestRecord, TestReport, Verdict,
+    Candidate, ExclusionReason, FailureContext, ProbeSession, QuarantineSession, ReporterSession,
+    RunStart, RunSummary, SelectionRequest, SelectionSession, Shard, TestHistory, TestRecord,
+    TestReport, TierCounts, Verdict,
 };
 use mtest::plugin_host::{builtins, Limits, LoadedPlugin, PluginHost};
 
@@ -277,8 +277,13 @@ fn txt_bundles_writes_one_file_per_failure_and_nothing_for_passes() {
     let host = host();
     let out = tempfile::tempdir().unwrap();
     let mut s = ReporterSession::start(&host, &builtin(&host, "txt-bundles"), out.path()).unwrap();
-    // It writes only about failures, and says so: passing records are not sent to it.
-    assert_eq!(s.wants().unwrap(), RecordFilter::Failures);
+    // It writes only about failures, and asks for nothing more: passing records are not
+    // sent to it.
+    let wants = s.wants().unwrap();
+    assert_eq!(
+        (wants.every, wants.slowest, wants.min_share),
+        (false, 0, None)
+    );
     s.tests(&[
         record("tests/test_a.py::test_ok", WitOutcome::Passed, None),
         record(
@@ -321,6 +326,13 @@ fn summary_md_counts_outcomes_and_links_failures() {
     let host = host();
     let out = tempfile::tempdir().unwrap();
     let mut s = ReporterSession::start(&host, &builtin(&host, "summary-md"), out.path()).unwrap();
+    // It is sent the failures and the slowest 10, not every record: its counts per tier
+    // come with the summary.
+    let wants = s.wants().unwrap();
+    assert_eq!(
+        (wants.every, wants.slowest, wants.min_share),
+        (false, 10, None)
+    );
     let start = RunStart {
         run_id: "run-1".into(),
         started_at: "t0".into(),
@@ -345,6 +357,17 @@ fn summary_md_counts_outcomes_and_links_failures() {
         finished_at: "t1".into(),
         duration_s: 2.5,
         counts: vec![(WitOutcome::Passed, 2), (WitOutcome::Crashed, 1)],
+        tiers: vec![
+            TierCounts {
+                tier: 0,
+                counts: vec![(WitOutcome::Passed, 1)],
+            },
+            TierCounts {
+                tier: 1,
+                counts: vec![(WitOutcome::Passed, 1), (WitOutcome::Crashed, 1)],
+            },
+        ],
+        chunks: Vec::new(),
         exit_code: 1,
         notes: vec!["budget 30.0s: left out 4 test(s)".into()],
     };
@@ -353,7 +376,9 @@ fn summary_md_counts_outcomes_and_links_failures() {
     assert!(md.starts_with("# mtest run run-1\n"), "{md}");
     assert!(md.contains("| passed | 2 |\n| crashed | 1 |\n"), "{md}");
     assert!(
-        md.contains("| 1 | 2 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |\n"),
+        md.contains(
+            "| 0 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |\n| 1 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |\n"
+        ),
         "{md}"
     );
     assert!(md.contains("| `t::c\\|d` | crashed | AssertionError: assert 1 == 2 | [bundle](failures/t__c-1.txt) |"), "{md}");

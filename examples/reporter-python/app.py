@@ -8,7 +8,7 @@ the only place it may write).
 import json
 
 from wit_world import exports
-from wit_world.exports.reporter import RecordFilter, RunStart, RunSummary, TestRecord
+from wit_world.exports.reporter import RunStart, RunSummary, TestRecord, Wanted
 from wit_world.imports.types import Outcome, PluginInfo, PluginKind
 
 FAILURES = {Outcome.FAILED, Outcome.ERROR, Outcome.HUNG, Outcome.CRASHED}
@@ -31,9 +31,10 @@ class Identity(exports.Identity):
 
 
 class Reporter(exports.Reporter):
-    def wants(self) -> RecordFilter:
-        # Annotations and the digest are about failures: passing records are not sent.
-        return RecordFilter.FAILURES
+    def wants(self) -> Wanted:
+        # Annotations and the digest are about failures, which every reporter is sent (with
+        # the retries of failed tests): ask for nothing more, and passing records are not sent.
+        return Wanted(every=False, slowest=0, min_share=None)
 
     def on_run_start(self, start: RunStart) -> list[str]:
         _state["run_id"] = start.run_id

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+    Guest as Reporter, RunStart, RunSummary, TestRecord, Wanted,
 };
 use mtest::plugin::types::{Outcome, PluginInfo, PluginKind};
 use serde_json::{json, Value};
@@ -80,9 +80,15 @@ impl Identity for Github {
 }
 
 impl Reporter for Github {
-    /// Annotations and the digest are about failures: passing records are not sent.
-    fn wants() -> RecordFilter {
-        RecordFilter::Failures
+    /// Annotations and the digest are about failures, which every reporter is sent (with
+    /// the retries of failed tests): it asks for nothing more, so passing records are not
+    /// sent.
+    fn wants() -> Wanted {
+        Wanted {
+            every: false,
+            slowest: 0,
+            min_share: None,
+        }
     }
 
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {

@@ -519,7 +519,7 @@ fn execute(
         .iter()
         .filter_map(ShardDir::wall_s)
         .fold(0.0, f64::max);
-    reporters.end(&run_summary(
+    reporters.end(run_summary(
         run_id.clone(),
         duration_s,
         &stats,

@@ -563,7 +563,7 @@ fn execute(
         exit.code(),
         notes.clone(),
     );
-    rec.reporters.end(&summary);
+    rec.reporters.end(summary);
     rec.flush_lines();
 
     print_summary(&Ending {

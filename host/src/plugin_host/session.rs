@@ -16,7 +16,7 @@ use super::{Kind, LoadedPlugin, PluginError, PluginHost, PluginInfo};
 pub use probe::exports::mtest::plugin::probe::FailureContext;
 pub use quarantine::exports::mtest::plugin::quarantine::{Decision, TestHistory, Verdict};
 pub use reporter::exports::mtest::plugin::reporter::{
-    RecordFilter, RunStart, RunSummary, TestRecord, TestReport,
+    ChunkSpan, RunStart, RunSummary, TestRecord, TestReport, TierCounts, Wanted,
 };
 pub use selection::exports::mtest::plugin::selector::{
     Candidate, Exclusion, ExclusionReason, Selection, SelectionRequest, Shard,
@@ -361,7 +361,7 @@ impl ReporterSession {
         Ok(ReporterSession(Session::new(host, plugin, store, bindings)))
     }
 
-    pub fn wants(&mut self) -> Result<RecordFilter, PluginError> {
+    pub fn wants(&mut self) -> Result<Wanted, PluginError> {
         let s = &mut self.0;
         guarded!(s, "wants", |b, st| b.mtest_plugin_reporter().call_wants(st))
     }

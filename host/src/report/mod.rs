@@ -5,6 +5,7 @@ pub mod bundle_name;
 pub mod enrich;
 pub mod junit;
 pub mod progress;
+pub mod record_filter;
 pub mod reporters;
 pub mod stats;
 

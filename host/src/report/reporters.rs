@@ -1,18 +1,19 @@
 //! Running the reporter plugins of a run: each gets its own output directory under
-//! `.gates/last-run/`, sees run start, every record, and run end. A reporter that fails is
+//! `.gates/last-run/`, sees run start, the records it wants (see [`crate::report::record_filter`]), and run
+//! end. A reporter that fails is
 //! reported once and dropped for the rest of the run; the run itself goes on.
 
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::ReporterSpec;
-use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::discovery;
 use crate::plugin_host::session::{
-    RecordFilter, ReporterSession, RunStart, RunSummary, TestRecord as WitRecord, TestReport,
+    ReporterSession, RunStart, RunSummary, TestRecord as WitRecord, TestReport, TierCounts,
 };
 use crate::plugin_host::{builtins, PluginHost, Source};
 use crate::record::TestRecord;
+use crate::report::record_filter::{Filter, RunSoFar};
 
 /// Records per `on-tests` call at most (a `--resume` replays a whole earlier invocation;
 /// a plugin's memory is bounded).
@@ -28,16 +29,17 @@ struct Active {
     /// Its output directory.
     dir: PathBuf,
     /// Which records it is sent.
-    wants: RecordFilter,
+    filter: Filter,
+    /// Records gathered for its next `on-tests` call.
+    pending: Vec<WitRecord>,
 }
 
 pub struct Reporters {
     active: Vec<Active>,
     /// Console lines and warnings for the caller to print.
     pub lines: Vec<String>,
-    /// Records gathered for the next `on-tests` call (every record if a reporter wants
-    /// them all, else only failures), and when the last call was made.
-    pending: Vec<WitRecord>,
+    so_far: RunSoFar,
+    /// When the last `on-tests` calls were made.
     sent: Instant,
 }
 
@@ -96,7 +98,7 @@ impl Reporters {
         let mut reporters = Reporters {
             active: Vec::new(),
             lines: Vec::new(),
-            pending: Vec::new(),
+            so_far: RunSoFar::default(),
             sent: Instant::now(),
         };
         for (spec, output) in specs(configured) {
@@ -134,7 +136,8 @@ impl Reporters {
                     name: plugin.label(),
                     session: Some(session),
                     dir,
-                    wants,
+                    filter: Filter::new(&wants),
+                    pending: Vec::new(),
                 }),
                 Err(e) => reporters
                     .lines
@@ -145,18 +148,20 @@ impl Reporters {
         reporters
     }
 
+    /// Calls each live reporter (with the records it has pending); one that fails is
+    /// dropped for the rest of the run.
     fn each(
         &mut self,
         mut call: impl FnMut(
             &mut ReporterSession,
-            RecordFilter,
+            Vec<WitRecord>,
         ) -> Result<Vec<String>, crate::plugin_host::PluginError>,
     ) {
         for active in &mut self.active {
             let Some(session) = active.session.as_mut() else {
                 continue;
             };
-            match call(session, active.wants) {
+            match call(session, std::mem::take(&mut active.pending)) {
                 Ok(lines) => self.lines.extend(lines),
                 Err(e) => {
                     self.lines.push(format!(
@@ -169,23 +174,31 @@ impl Reporters {
         }
     }
 
-    /// Records for the reporters, in order: gathered, and sent in one call per reporter
-    /// when [`BATCH`] are waiting or [`GATHER`] has passed (see [`Reporters::flush_if_due`]),
-    /// and at once when one needs a bundle: a kill of mtest must not take with it a bundle
-    /// that its record, already in `run.jsonl`, names (a resumed run does not write it).
+    /// Records for the reporters, in order: each reporter's gathered, and sent in one call
+    /// when [`BATCH`] wait for one or [`GATHER`] has passed (see
+    /// [`Reporters::flush_if_due`]), and at once when one needs a bundle: a kill of mtest
+    /// must not take with it a bundle that its record, already in `run.jsonl`, names (a
+    /// resumed run does not write it).
     pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
-        let Some(wants) = self.wanted() else {
+        if self.active.iter().all(|a| a.session.is_none()) {
             return;
-        };
+        }
         let mut bundle = false;
+        let mut full = false;
         for r in records {
-            if wants == RecordFilter::Failures && !r.outcome.is_failure() {
-                continue;
+            let must = self.so_far.note(r);
+            let mut wit: Option<WitRecord> = None;
+            for active in self.active.iter_mut().filter(|a| a.session.is_some()) {
+                if active.filter.wants(r, must, &self.so_far) {
+                    let w = wit.get_or_insert_with(|| to_wit_record(r, replayed));
+                    active.pending.push(w.clone());
+                    full |= active.pending.len() >= BATCH;
+                }
             }
-            bundle |= r.bundle.is_some() && !replayed;
-            self.pending.push(to_wit_record(r, replayed));
-            if self.pending.len() >= BATCH {
+            bundle |= wit.is_some() && r.bundle.is_some() && !replayed;
+            if full {
                 self.flush();
+                full = false;
             }
         }
         if bundle {
@@ -201,52 +214,24 @@ impl Reporters {
         }
     }
 
-    /// What the live reporters want together: every record if one wants them all; `None`
-    /// if none is left.
-    fn wanted(&self) -> Option<RecordFilter> {
-        let live = self.active.iter().filter(|a| a.session.is_some());
-        live.map(|a| a.wants).reduce(|a, b| {
-            if a == RecordFilter::All || b == RecordFilter::All {
-                RecordFilter::All
-            } else {
-                RecordFilter::Failures
-            }
-        })
-    }
-
-    /// Sends every record that waits, to each reporter those it wants.
+    /// Sends each reporter the records that wait for it.
     pub fn flush(&mut self) {
         self.sent = Instant::now();
-        if self.pending.is_empty() {
-            return;
-        }
-        let batch = std::mem::take(&mut self.pending);
-        // Failures out of a batch of every record, for the reporters that want only those
-        // (made once, and only if one of them gets a call: a batch may hold none).
-        let mut failures: Option<Vec<WitRecord>> = None;
-        self.each(|s, wants| {
-            let records = match wants {
-                RecordFilter::All => &batch,
-                RecordFilter::Failures => failures.get_or_insert_with(|| {
-                    batch
-                        .iter()
-                        .filter(|r| failure(r.outcome))
-                        .cloned()
-                        .collect()
-                }),
-            };
+        self.each(|s, records| {
             if records.is_empty() {
                 return Ok(Vec::new());
             }
-            s.tests(records)
+            s.tests(&records)
         });
     }
 
-    /// Ends every reporter. A reporter that wrote `step-summary.md` on GitHub Actions has
-    /// it appended to `$GITHUB_STEP_SUMMARY` (plugins see only their own directory).
-    pub fn end(&mut self, summary: &RunSummary) {
+    /// Ends every reporter, with `summary` and the chunks' spans. A reporter that wrote
+    /// `step-summary.md` on GitHub Actions has it appended to `$GITHUB_STEP_SUMMARY`
+    /// (plugins see only their own directory).
+    pub fn end(&mut self, mut summary: RunSummary) {
         self.flush();
-        self.each(|s, _| s.run_end(summary));
+        summary.chunks = self.so_far.chunk_spans();
+        self.each(|s, _| s.run_end(&summary));
         let Some(target) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|t| !t.is_empty()) else {
             return;
         };
@@ -274,7 +259,8 @@ impl Reporters {
     }
 }
 
-/// What reporters get at run end: the counts of `stats`, finished now.
+/// What reporters get at run end: the counts of `stats`, finished now ([`Reporters::end`]
+/// adds the chunks).
 pub fn run_summary(
     run_id: String,
     duration_s: f64,
@@ -291,14 +277,21 @@ pub fn run_summary(
             .into_iter()
             .map(|(o, c)| (o.into(), c as u32))
             .collect(),
+        tiers: stats
+            .tier_counts()
+            .into_iter()
+            .map(|(tier, counts)| TierCounts {
+                tier,
+                counts: counts
+                    .into_iter()
+                    .map(|(o, c)| (o.into(), c as u32))
+                    .collect(),
+            })
+            .collect(),
+        chunks: Vec::new(),
         exit_code,
         notes,
     }
-}
-
-fn failure(o: WitOutcome) -> bool {
-    use WitOutcome as O;
-    matches!(o, O::Failed | O::Error | O::Hung | O::Crashed)
 }
 
 fn to_wit_record(r: &TestRecord, replayed: bool) -> WitRecord {

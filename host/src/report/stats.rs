@@ -8,6 +8,8 @@ use crate::record::{Outcome, TestRecord};
 #[derive(Clone, Copy)]
 struct Last {
     outcome: Outcome,
+    /// 0 to 3.
+    tier: usize,
     quarantined: bool,
     flaky: bool,
     /// Attempts so far, and how many of them failed.
@@ -19,6 +21,8 @@ struct Last {
 pub struct RunStats {
     last: crate::FastMap<String, Last>,
     counts: [usize; 8],
+    /// The same, per tier.
+    tier_counts: [[usize; 8]; 4],
     /// Records seen, every attempt.
     pub attempts: usize,
 }
@@ -40,6 +44,7 @@ impl RunStats {
         self.attempts += 1;
         let mut now = Last {
             outcome: r.outcome,
+            tier: usize::from(r.tier.min(3)),
             quarantined: r.quarantined,
             flaky: r.flaky,
             attempts: 1,
@@ -48,6 +53,7 @@ impl RunStats {
         match self.last.get_mut(&r.test_id) {
             Some(before) => {
                 self.counts[slot(before.outcome)] -= 1;
+                self.tier_counts[before.tier][slot(before.outcome)] -= 1;
                 now.attempts += before.attempts;
                 now.failed += before.failed;
                 *before = now;
@@ -57,6 +63,7 @@ impl RunStats {
             }
         }
         self.counts[slot(r.outcome)] += 1;
+        self.tier_counts[now.tier][slot(r.outcome)] += 1;
     }
 
     /// Tests with a record.
@@ -156,6 +163,22 @@ impl RunStats {
             .collect()
     }
 
+    /// (tier, its [`counts`](Self::counts)) for every tier some test has.
+    pub fn tier_counts(&self) -> Vec<(u8, Vec<(Outcome, usize)>)> {
+        (0u8..)
+            .zip(&self.tier_counts)
+            .map(|(tier, counts)| {
+                let counts: Vec<(Outcome, usize)> = Outcome::ALL
+                    .iter()
+                    .map(|o| (*o, counts[slot(*o)]))
+                    .filter(|(_, c)| *c > 0)
+                    .collect();
+                (tier, counts)
+            })
+            .filter(|(_, counts)| !counts.is_empty())
+            .collect()
+    }
+
     /// `12 passed, 1 failed, 1 crashed` (`no tests ran`), with the flaky ones said.
     pub fn counts_text(&self) -> String {
         let parts: Vec<String> = self
@@ -199,10 +222,20 @@ mod tests {
         s.record(&r("a", Outcome::Passed, 2, true));
         s.record(&r("b", Outcome::Failed, 1, false));
         s.record(&r("b", Outcome::Failed, 2, false));
-        s.record(&r("c", Outcome::Passed, 1, false));
+        let mut c = r("c", Outcome::Passed, 1, false);
+        c.tier = 0;
+        s.record(&c);
         assert_eq!(s.tests(), 3);
         assert_eq!(s.attempts, 5);
         assert_eq!(s.counts(), vec![(Outcome::Passed, 2), (Outcome::Failed, 1)]);
+        // Per tier the same, by each test's last attempt: c is a smoke test.
+        assert_eq!(
+            s.tier_counts(),
+            vec![
+                (0, vec![(Outcome::Passed, 1)]),
+                (1, vec![(Outcome::Passed, 1), (Outcome::Failed, 1)])
+            ]
+        );
         assert_eq!(s.counts_text(), "2 passed, 1 failed (1 flaky)");
         let none = crate::FastSet::default();
         assert_eq!(s.run_failures(false, &none), 1);

@@ -9,7 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.4.0": shared::types },
+    with: { "mtest:plugin/types@0.5.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+    Guest as Reporter, RunStart, RunSummary, TestRecord, Wanted,
 };
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{cell, is_failure, name, Slowest};
@@ -184,8 +184,13 @@ fn step_summary(
 }
 
 impl Reporter for Github {
-    fn wants() -> RecordFilter {
-        RecordFilter::All
+    fn wants() -> Wanted {
+        // Failures and retries come anyway.
+        Wanted {
+            every: false,
+            slowest: SLOWEST as u32,
+            min_share: None,
+        }
     }
 
     fn on_run_start(_start: RunStart) -> Result<Vec<String>, String> {

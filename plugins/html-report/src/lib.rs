@@ -3,15 +3,16 @@
 //! marked, a tooltip on each), then the slowest tests, the failures with links to their
 //! bundles, the flaky and the quarantined tests.
 //!
-//! It keeps what the page shows, not every test: each chunk's span (the lanes, drawn as
-//! busy), the bars wide enough to see (the run only grows longer, so a bar narrower than
-//! half a pixel when it arrives stays so), every failing attempt, the slowest few. A 100k-
-//! test run keeps a few thousand bars.
+//! It asks only for what the page shows, not every test: the bars wide enough to see (a bar
+//! narrower than half a pixel when it arrives stays so: the run only grows longer), the
+//! slowest few, and what every reporter gets (every failing attempt, the retries); each
+//! chunk's span (the lanes, drawn as busy) comes with the run summary. A 100k-test run hands
+//! it a few thousand records.
 
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.4.0": shared::types },
+    with: { "mtest:plugin/types@0.5.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -20,7 +21,7 @@ use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+    Guest as Reporter, RunStart, RunSummary, TestRecord, Wanted,
 };
 use shared::types::{Outcome, PluginInfo, PluginKind};
 use shared::{is_failure, name, Slowest};
@@ -28,6 +29,8 @@ use shared::{is_failure, name, Slowest};
 const WIDTH: f64 = 1200.0;
 const LANE: f64 = 22.0;
 const SLOWEST: usize = 20;
+/// Half a pixel of the timeline: a bar thinner than that is not drawn.
+const MIN_SHARE: f64 = 0.5 / WIDTH;
 
 /// A chunk: (its shard, `""` outside a sharded run; its number in that shard).
 type Chunk = (String, u32);
@@ -54,10 +57,6 @@ struct Bar {
 #[derive(Default)]
 struct State {
     start: Option<RunStart>,
-    /// Each chunk's (first start, last end).
-    chunks: BTreeMap<Chunk, (i64, i64)>,
-    /// The run so far: first start, last end.
-    span: Option<(i64, i64)>,
     /// Bars that may be wide enough to draw, and every failing attempt.
     bars: Vec<Bar>,
     /// The slowest attempts: (test id, outcome).
@@ -109,14 +108,32 @@ fn lanes(spans: &BTreeMap<Chunk, (i64, i64)>) -> (BTreeMap<&Chunk, usize>, usize
     (lane_of, lane_ends.len())
 }
 
-fn timeline(out: &mut String, state: &State) {
-    let Some((t0, t1)) = state.span else {
+/// Each chunk's (first start, last end), from the run summary.
+fn chunk_spans(summary: &RunSummary) -> BTreeMap<Chunk, (i64, i64)> {
+    let ms = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+    summary
+        .chunks
+        .iter()
+        .map(|c| {
+            let key: Chunk = (c.shard.clone().unwrap_or_default(), c.chunk);
+            (
+                key,
+                (ms(c.started_ms), ms(c.finished_ms).max(ms(c.started_ms))),
+            )
+        })
+        .collect()
+}
+
+fn timeline(out: &mut String, state: &State, chunks: &BTreeMap<Chunk, (i64, i64)>) {
+    let t0 = chunks.values().map(|(start, _)| *start).min();
+    let t1 = chunks.values().map(|(_, end)| *end).max();
+    let (Some(t0), Some(t1)) = (t0, t1) else {
         let _ = writeln!(out, "<p>No test ran.</p>");
         return;
     };
     let span = (t1 - t0).max(1) as f64;
     let x = |t: i64| (t - t0) as f64 / span * WIDTH;
-    let (lane_of, n) = lanes(&state.chunks);
+    let (lane_of, n) = lanes(chunks);
     let height = LANE * n as f64 + 30.0;
     let _ = writeln!(
         out,
@@ -147,7 +164,7 @@ fn timeline(out: &mut String, state: &State) {
     }
     let _ = writeln!(out, "</g><g>");
     // Each chunk busy on its lane (the bars too thin to draw are in there).
-    for (chunk, (start, end)) in &state.chunks {
+    for (chunk, (start, end)) in chunks {
         let lane = lane_of.get(&chunk).copied().unwrap_or(0);
         let _ = writeln!(
             out,
@@ -255,7 +272,7 @@ fn render(state: &State, summary: &RunSummary) -> String {
         );
     }
     let _ = writeln!(out, "</p>");
-    timeline(&mut out, state);
+    timeline(&mut out, state, &chunk_spans(summary));
 
     table(
         &mut out,
@@ -341,8 +358,13 @@ impl Identity for HtmlReport {
 }
 
 impl Reporter for HtmlReport {
-    fn wants() -> RecordFilter {
-        RecordFilter::All
+    fn wants() -> Wanted {
+        // Failures and retries come anyway; the chunks' spans come with the summary.
+        Wanted {
+            every: false,
+            slowest: SLOWEST as u32,
+            min_share: Some(MIN_SHARE),
+        }
     }
 
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
@@ -373,36 +395,23 @@ impl Reporter for HtmlReport {
 
 /// One record, as `on-tests` gets them.
 fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
-    let ms = |t: Option<u64>| i64::try_from(t?).ok();
-    let (Some(start_ms), Some(end_ms)) = (ms(r.started_ms), ms(r.finished_ms)) else {
-        return Ok(Vec::new()); // a record with no times (a collection error)
-    };
-    let end_ms = end_ms.max(start_ms);
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        let key: Chunk = (r.shard.clone().unwrap_or_default(), r.chunk);
-        let chunk = s.chunks.entry(key.clone()).or_insert((start_ms, end_ms));
-        *chunk = (chunk.0.min(start_ms), chunk.1.max(end_ms));
-        let (t0, t1) = s.span.get_or_insert((start_ms, end_ms));
-        (*t0, *t1) = ((*t0).min(start_ms), (*t1).max(end_ms));
-        let run_ms = (*t1 - *t0).max(1) as f64;
-        let ms = end_ms - start_ms;
         s.slowest
-            .offer(ms as f64 / 1000.0, || (r.test_id.clone(), r.outcome));
-        let failure = is_failure(r.outcome);
-        if failure || s.last.contains_key(&r.test_id) {
+            .offer(r.duration_s, || (r.test_id.clone(), r.outcome));
+        if is_failure(r.outcome) || s.last.contains_key(&r.test_id) {
             s.last.insert(r.test_id.clone(), r.outcome);
         }
-        // Too thin to see now is too thin at the end: the run only grows longer.
-        if !failure && ms as f64 / run_ms * WIDTH < 0.5 {
-            return;
-        }
+        let ms = |t: Option<u64>| i64::try_from(t?).ok();
+        let (Some(start_ms), Some(end_ms)) = (ms(r.started_ms), ms(r.finished_ms)) else {
+            return; // a record with no times (a collection error): no bar
+        };
         let (message, bundle) = r.report.map(|x| (x.message, x.bundle)).unwrap_or_default();
         s.bars.push(Bar {
             test_id: r.test_id,
             start_ms,
-            end_ms,
-            chunk: key,
+            end_ms: end_ms.max(start_ms),
+            chunk: (r.shard.unwrap_or_default(), r.chunk),
             outcome: r.outcome,
             quarantined: r.quarantined,
             message,

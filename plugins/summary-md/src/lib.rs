@@ -1,12 +1,13 @@
 //! `summary-md`: writes `summary.md` at the end of a run: counts per outcome and per tier,
 //! the slowest tests, and every failure with a link to its bundle.
 //!
-//! It keeps only what the summary needs per test, so a 100k-test run stays small.
+//! It asks for the failures and the slowest few, and takes the counts per tier from the run
+//! summary: a 100k-test run that passes hands it about a hundred records.
 
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.4.0": shared::types },
+    with: { "mtest:plugin/types@0.5.0": shared::types },
 });
 
 use std::cell::RefCell;
@@ -16,7 +17,7 @@ use std::hash::BuildHasherDefault;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord,
+    Guest as Reporter, RunStart, RunSummary, TestRecord, Wanted,
 };
 use rustc_hash::FxHasher;
 use shared::types::{Outcome, PluginInfo, PluginKind};
@@ -35,10 +36,8 @@ struct Failure {
 #[derive(Default)]
 struct State {
     start: Option<RunStart>,
-    /// [tier][outcome] counts; tiers 0..=3. Each test once, by its last attempt.
-    per_tier: [[u32; 8]; 4],
-    /// Each test's (tier, outcome) so far: a retry replaces its earlier attempt's count.
-    last: HashMap<String, (usize, usize), BuildHasherDefault<FxHasher>>,
+    /// The last outcome of each test that failed at least once (flaky: it passed later).
+    last: HashMap<String, Outcome, BuildHasherDefault<FxHasher>>,
     /// The slowest tests (test ids).
     slowest: Slowest<String, SLOWEST>,
     failures: Vec<Failure>,
@@ -59,10 +58,6 @@ impl Identity for SummaryMd {
             description: "summary.md: counts per outcome and tier, slowest tests, failures".into(),
         }
     }
-}
-
-fn slot(o: Outcome) -> usize {
-    OUTCOMES.iter().position(|x| *x == o).unwrap_or(0)
 }
 
 fn render(state: &State, summary: &RunSummary) -> String {
@@ -95,12 +90,14 @@ fn render(state: &State, summary: &RunSummary) -> String {
         let _ = write!(md, "---:|");
     }
     let _ = writeln!(md);
-    for (tier, counts) in state.per_tier.iter().enumerate() {
-        if counts.iter().all(|c| *c == 0) {
-            continue;
-        }
-        let _ = write!(md, "| {tier} |");
-        for c in counts {
+    for tier in &summary.tiers {
+        let _ = write!(md, "| {} |", tier.tier);
+        for o in OUTCOMES {
+            let c = tier
+                .counts
+                .iter()
+                .find(|(x, _)| *x == o)
+                .map_or(0, |(_, c)| *c);
             let _ = write!(md, " {c} |");
         }
         let _ = writeln!(md);
@@ -126,7 +123,7 @@ fn render(state: &State, summary: &RunSummary) -> String {
             if state
                 .last
                 .get(&f.test_id)
-                .is_some_and(|(_, last)| !is_failure(OUTCOMES[*last]))
+                .is_some_and(|last| !is_failure(*last))
             {
                 outcome.push_str(", then passed on a retry (flaky)");
             }
@@ -146,8 +143,13 @@ fn render(state: &State, summary: &RunSummary) -> String {
 }
 
 impl Reporter for SummaryMd {
-    fn wants() -> RecordFilter {
-        RecordFilter::All
+    fn wants() -> Wanted {
+        // Failures and retries come anyway; the counts per tier come with the summary.
+        Wanted {
+            every: false,
+            slowest: SLOWEST as u32,
+            min_share: None,
+        }
     }
 
     fn on_run_start(start: RunStart) -> Result<Vec<String>, String> {
@@ -179,7 +181,6 @@ impl Reporter for SummaryMd {
 fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
     STATE.with(|s| {
         let mut s = s.borrow_mut();
-        let now = ((r.tier as usize).min(3), slot(r.outcome));
         s.slowest.offer(r.duration_s, || r.test_id.clone());
         if is_failure(r.outcome) {
             let (message, bundle) = r.report.map(|x| (x.message, x.bundle)).unwrap_or_default();
@@ -191,10 +192,9 @@ fn on_test(r: TestRecord) -> Result<Vec<String>, String> {
                 quarantined: r.quarantined,
             });
         }
-        if let Some((tier, outcome)) = s.last.insert(r.test_id, now) {
-            s.per_tier[tier][outcome] -= 1;
+        if is_failure(r.outcome) || s.last.contains_key(&r.test_id) {
+            s.last.insert(r.test_id, r.outcome);
         }
-        s.per_tier[now.0][now.1] += 1;
     });
     Ok(Vec::new())
 }

@@ -7,14 +7,14 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.4.0": shared::types },
+    with: { "mtest:plugin/types@0.5.0": shared::types },
 });
 
 use std::fmt::Write as _;
 
 use exports::mtest::plugin::identity::Guest as Identity;
 use exports::mtest::plugin::reporter::{
-    Guest as Reporter, RecordFilter, RunStart, RunSummary, TestRecord, TestReport,
+    Guest as Reporter, RunStart, RunSummary, TestRecord, TestReport, Wanted,
 };
 use shared::types::{PluginInfo, PluginKind};
 use shared::{name as outcome_name, rfc3339};
@@ -76,8 +76,13 @@ fn render(r: &TestRecord, report: &TestReport) -> String {
 }
 
 impl Reporter for TxtBundles {
-    fn wants() -> RecordFilter {
-        RecordFilter::Failures
+    fn wants() -> Wanted {
+        // Failures (and retries, which have no bundle) come anyway.
+        Wanted {
+            every: false,
+            slowest: 0,
+            min_share: None,
+        }
     }
 
     fn on_run_start(_start: RunStart) -> Result<Vec<String>, String> {
