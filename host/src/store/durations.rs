@@ -192,7 +192,8 @@ mod micros {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f64>, A::Error> {
-                let mut secs = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+                // serde_json gives no hint; a history holds up to KEEP: one allocation, not four.
+                let mut secs = Vec::with_capacity(seq.size_hint().unwrap_or(super::KEEP));
                 while let Some(Secs(d)) = seq.next_element()? {
                     secs.push(d);
                 }
