@@ -1,0 +1,285 @@
+//! How a chunk ends: what its process left (the test in flight, the tests it never reached)
+//! classified into records, re-queued jobs or a broken run, and its strays killed.
+
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+
+use super::{ChunkRun, Ended, InFlight, Job, Proc, RunContext};
+use crate::clock;
+use crate::pytest::collect::tail_of;
+use crate::record::{Outcome, TestRecord};
+use crate::supervise::platform::{self, Sig};
+use crate::supervise::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
+
+impl ChunkRun {
+    /// If the process has exited: classifies what is left, cleans up strays, and says
+    /// what the dispatcher must do next.
+    pub fn try_end(
+        &mut self,
+        ctx: &RunContext,
+        running: &[i32],
+        out: &mut Vec<TestRecord>,
+        warnings: &mut Vec<String>,
+    ) -> Option<Ended> {
+        let status = match &mut self.proc {
+            Proc::Forked {
+                status: Some(status),
+            } => *status,
+            // Its worker went on with the next batch: the session's end is the chunk's.
+            Proc::Forked { status: None } if self.handed_over => {
+                self.read_events(ctx, out);
+                self.session_finished?;
+                ExitStatus::from_raw(0)
+            }
+            Proc::Forked { status: None } => return None,
+            Proc::Spawned(child) => match child.try_wait() {
+                Ok(Some(status)) => status,
+                Ok(None) => return None,
+                Err(e) => {
+                    warnings.push(format!(
+                        "chunk {}: cannot wait for pytest (pid {}): {e}",
+                        self.id, self.pid
+                    ));
+                    platform::signal_group(self.pid, Sig::SIGKILL);
+                    let _ = child.wait();
+                    return None;
+                }
+            },
+        };
+        let mut mine = std::mem::take(&mut self.held);
+        let out: &mut Vec<TestRecord> = if self.forensic.is_some() {
+            &mut mine
+        } else {
+            out
+        };
+        self.read_events(ctx, out);
+        warnings.append(&mut self.warnings);
+        if !self.handed_over || self.proc_status().is_some() {
+            // A worker that went on keeps its processes (its fixtures' servers); what its
+            // tests leaked was killed test by test, the rest goes at its last chunk's end.
+            self.clean_up_strays(running, warnings);
+        }
+        let how = platform::describe_exit(status);
+        let log_tail = tail_of(&self.log, 80);
+
+        let mut requeue = Vec::new();
+        let mut broken = None;
+        let in_flight = self.in_flight.take();
+        if let Some(f) = &in_flight {
+            if let Some(r) = self.in_flight_record(ctx, f, &how, &log_tail) {
+                out.push(r);
+                self.done.insert(f.test);
+            }
+        }
+        for r in out.iter() {
+            self.any_failure |= r.outcome.is_failure();
+        }
+
+        let remaining: Vec<usize> = self
+            .tests
+            .iter()
+            .copied()
+            .filter(|t| !self.done.contains(t))
+            .collect();
+        let remaining: Vec<usize> = remaining
+            .into_iter()
+            .filter(|t| Some(*t) != in_flight.as_ref().map(|f| f.test))
+            .collect();
+        let mut dropped = 0;
+        let refused = self.refused.take();
+        let rest = watchdog::rest_after_exit(Exit {
+            refused: refused.is_some(),
+            interrupted: self.interrupted,
+            soft_stopped: self.soft_stopped,
+            aborted: self.aborted,
+            session_started: self.session_started,
+            session_finished: self.session_finished.is_some(),
+            any_test_started: in_flight.is_some() || remaining.len() < self.tests.len(),
+            continued: self.mark != self.id,
+        });
+        match rest {
+            Rest::Refused => broken = refused,
+            Rest::LeftForResume => {}
+            Rest::Dropped => dropped = remaining.len(),
+            Rest::Requeue => {
+                if !remaining.is_empty() {
+                    requeue.push(self.same_attempt(remaining));
+                }
+            }
+            Rest::NotStarted => {
+                broken = Some(format!(
+                    "pytest could not start ({how}): {}\n{}",
+                    self.command,
+                    log_tail.trim_end()
+                ))
+            }
+            Rest::NotRun => {
+                for t in remaining {
+                    out.push(self.not_run_record(ctx, t));
+                }
+            }
+            Rest::DiedLoading => {
+                self.died_loading(ctx, remaining, &how, &log_tail, out, &mut requeue)
+            }
+        }
+        let forensic = self
+            .forensic
+            .take()
+            .map(|held| verdict(*held, &mine, &how, &log_tail));
+        Some(Ended {
+            chunk: self.id,
+            dropped,
+            forensic,
+            requeue,
+            broken,
+            internal: self.internal.take(),
+            wall: self.spawned.elapsed(),
+            startup: self.first_test,
+            versions: self.versions.clone(),
+        })
+    }
+
+    /// The record of the test a worker was running when it exited: `hung` or `crashed`,
+    /// with what the watchdog, pytest-timeout or the output showed; none when mtest was
+    /// interrupted (`--resume` runs it).
+    fn in_flight_record(
+        &self,
+        ctx: &RunContext,
+        f: &InFlight,
+        how: &str,
+        log_tail: &str,
+    ) -> Option<TestRecord> {
+        let thread_timeout = log_tail.contains("+ Timeout +");
+        let end = match in_flight_end(f.test, &self.dog, thread_timeout) {
+            InFlightEnd::HungByWatchdog => InFlightEnd::HungByWatchdog,
+            _ if self.interrupted => InFlightEnd::LeftForResume,
+            end => end,
+        };
+        match end {
+            InFlightEnd::HungByWatchdog => {
+                let limit = ctx.limit_for(f.test);
+                let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
+                r.message = Some(format!(
+                    "hung: no result {} after it started; mtest's watchdog dumped its stacks and killed pytest ({how})",
+                    clock::human(limit)
+                ));
+                r.details.stacks = std::fs::read_to_string(&self.stacks).unwrap_or_default();
+                r.details.last_output = log_tail.to_string();
+                Some(r)
+            }
+            InFlightEnd::HungByTimeout => {
+                let mut r = self.unfinished_record(ctx, f, Outcome::Hung);
+                r.message = Some(format!(
+                    "Timeout from pytest-timeout, which ended the pytest process ({how})"
+                ));
+                r.details.stacks = log_tail.to_string();
+                Some(r)
+            }
+            InFlightEnd::Crashed => {
+                let mut r = self.unfinished_record(ctx, f, Outcome::Crashed);
+                r.message = Some(format!("pytest died ({how}) while this test ran"));
+                r.details.last_output = log_tail.to_string();
+                if self.isolated {
+                    r.details.rerun = format!(
+                        "it crashed in the previous run too, so this time it ran alone, unbuffered \
+                         (--capture=tee-sys): it crashed again ({how}); its output is above"
+                    );
+                }
+                Some(r)
+            }
+            InFlightEnd::LeftForResume => None,
+        }
+    }
+
+    /// The process died before its first test, while loading the tests' modules: with
+    /// tests of several files left, each file is tried again in a chunk of its own; with
+    /// one file left, that file is the culprit and its tests are `crashed`.
+    fn died_loading(
+        &self,
+        ctx: &RunContext,
+        remaining: Vec<usize>,
+        how: &str,
+        log_tail: &str,
+        out: &mut Vec<TestRecord>,
+        requeue: &mut Vec<Job>,
+    ) {
+        let mut by_file: Vec<(&str, Vec<usize>)> = Vec::new();
+        for t in remaining {
+            let file = ctx.tests[t].file.as_str();
+            match by_file.iter_mut().find(|(f, _)| *f == file) {
+                Some((_, v)) => v.push(t),
+                None => by_file.push((file, vec![t])),
+            }
+        }
+        if by_file.len() > 1 {
+            for (_, tests) in by_file {
+                requeue.push(self.same_attempt(tests));
+            }
+            return;
+        }
+        for (file, tests) in by_file {
+            for t in tests {
+                let mut r = self.blank_record(ctx, t, Outcome::Crashed);
+                r.message = Some(format!(
+                    "pytest died ({how}) before this test started, while loading {file}"
+                ));
+                r.details.last_output = log_tail.to_string();
+                out.push(r);
+            }
+        }
+    }
+
+    pub(super) fn same_attempt(&self, tests: Vec<usize>) -> Job {
+        Job {
+            tests,
+            isolated: false,
+            attempt: self.attempt,
+            forensic: None,
+        }
+    }
+
+    /// A forked worker's status, once the zygote has reaped it.
+    pub(super) fn proc_status(&self) -> Option<ExitStatus> {
+        match self.proc {
+            Proc::Forked { status } => status,
+            Proc::Spawned(_) => None,
+        }
+    }
+
+    /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
+    /// that it started (marked `MTEST_WORKER`); never what another chunk started.
+    pub(super) fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
+        let list = platform::kill_strays(Some(self.pid), Some(self.mark), running);
+        if !list.is_empty() {
+            warnings.push(format!(
+                "chunk {} left {} process(es) running, killed: {}",
+                self.id,
+                list.len(),
+                list.join("; ")
+            ));
+        }
+    }
+}
+
+/// Completes a crashed test's held-back record with what its re-run alone showed.
+fn verdict(mut crashed: TestRecord, rerun: &[TestRecord], how: &str, log_tail: &str) -> TestRecord {
+    let again = rerun.iter().find(|r| r.test_id == crashed.test_id);
+    let summary = match again.map(|r| r.outcome) {
+        Some(Outcome::Crashed) => {
+            format!("crashed again when re-run alone ({how}): the crash is the test's own")
+        }
+        Some(Outcome::Hung) => "hung when re-run alone".to_string(),
+        Some(o) if o.is_failure() => format!("{} when re-run alone", o.as_str()),
+        Some(o) => format!(
+            "{} when re-run alone: the crash needs the tests that ran before it in chunk {}",
+            o.as_str(),
+            crashed.chunk
+        ),
+        None => format!("did not run when re-run alone ({how})"),
+    };
+    crashed.details.rerun = format!(
+        "{summary}\n\nIts output, unbuffered (--capture=tee-sys):\n{}",
+        log_tail.trim_end()
+    );
+    crashed
+}
