@@ -225,7 +225,7 @@ fn history(id: &str, recent: &[WitOutcome], quarantined: bool) -> TestHistory {
 }
 
 #[test]
-fn quarantine_enters_at_3_of_5_and_leaves_after_3_passes() {
+fn quarantine_enters_a_flaky_test_at_3_of_5_and_leaves_after_3_passes_or_none() {
     use WitOutcome::{Failed as F, Passed as P, Skipped as S};
     let host = host();
     let mut s = QuarantineSession::start(&host, &builtin(&host, "quarantine-3of5")).unwrap();
@@ -235,13 +235,27 @@ fn quarantine_enters_at_3_of_5_and_leaves_after_3_passes() {
         history("three_long_ago", &[F, F, F, P, P, P, P, P], false),
         history("two_passes", &[F, F, F, P, P], true),
         history("three_passes_and_a_skip", &[F, P, S, P, P], true),
-        history("still_failing", &[F, F, F, F], true),
+        history("never_passed", &[F, F, F, F], true),
+        // Broken, not flaky: it never passed, so it never enters.
+        history("broken", &[F, S, F, F], false),
+        history("broken_since", &[P, F, F, F, F, F], false),
     ];
     let decisions = s.decide(&histories).unwrap();
     let got: Vec<(u32, Verdict)> = decisions.iter().map(|d| (d.index, d.verdict)).collect();
-    assert_eq!(got, vec![(1, Verdict::Enter), (4, Verdict::Leave)]);
+    assert_eq!(
+        got,
+        vec![
+            (1, Verdict::Enter),
+            (4, Verdict::Leave),
+            (5, Verdict::Leave)
+        ]
+    );
     assert_eq!(decisions[0].reason, "3 failures in the last 5 runs");
     assert_eq!(decisions[1].reason, "3 consecutive passes");
+    assert_eq!(
+        decisions[2].reason,
+        "no pass in the last 4 runs: broken, not flaky"
+    );
 }
 
 fn record(id: &str, outcome: WitOutcome, bundle: Option<&str>) -> TestRecord {

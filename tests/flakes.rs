@@ -161,16 +161,20 @@ fn a_run_where_most_tests_fail_does_not_teach_quarantine() {
         !quarantine.contains("test_db.py"),
         "a broken run quarantined tests: {quarantine}"
     );
-    // Without the guard three failing runs quarantine a test: one failing test among
-    // six passing ones is quarantined on its third failure.
+    // Without the guard three failing runs quarantine a flaky test: one failing test
+    // among six passing ones, which passed once, is quarantined on its third failure.
     let mut mixed = String::from("import os\n");
     for i in 0..6 {
         mixed.push_str(&format!("def test_ok_{i}():\n    pass\n"));
     }
-    mixed.push_str("def test_bad():\n    assert False\n");
+    mixed.push_str("def test_bad():\n    assert os.environ.get('BAD_PASSES') == '1'\n");
     std::fs::write(p.path().join("tests/test_db.py"), mixed).unwrap();
+    mtest_run(p.path()).env("BAD_PASSES", "1").output().unwrap();
     for _ in 0..3 {
-        mtest_run(p.path()).output().unwrap();
+        mtest_run(p.path())
+            .env_remove("BAD_PASSES")
+            .output()
+            .unwrap();
     }
     let quarantine = std::fs::read_to_string(p.path().join(".gates/quarantine.json")).unwrap();
     assert!(

@@ -334,6 +334,58 @@ fn quarantine_enters_on_the_third_failure_of_five_and_leaves_after_three_passes(
     assert!(stderr(&out).contains("is not quarantined"));
 }
 
+/// Quarantine is for flaky tests. One that fails every run is broken: it never enters, and
+/// one put there by hand that never passes fails the run every time (no false green).
+#[test]
+fn a_test_that_never_passes_is_never_forgiven_by_quarantine() {
+    let dir = project(&[(
+        "tests/test_broken.py",
+        "def test_broken():\n    assert False\n\ndef test_fine():\n    pass\n",
+    )]);
+    let id = "tests/test_broken.py::test_broken";
+    let quarantined = || {
+        std::fs::read_to_string(dir.path().join(".gates/quarantine.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|q| q["tests"].get(id).is_some())
+    };
+    for run in 1..=6 {
+        let out = mtest_in(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "run {run}: {}", stderr(&out));
+        assert!(
+            !quarantined(),
+            "run {run}: a broken test entered quarantine"
+        );
+    }
+    // By hand: still a failure of the run, said why; and the policy lets it go.
+    let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+        .arg("--root")
+        .arg(dir.path())
+        .args(["quarantine", "add", id])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = mtest_in(dir.path()).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{id} is quarantined but did not pass in its last 5 runs"
+        )),
+        "{err}"
+    );
+    let rec = records(dir.path())
+        .into_iter()
+        .find(|r| r["test_id"] == id)
+        .unwrap();
+    assert_eq!(rec["quarantined"], false);
+    assert!(
+        err.contains("no pass in the last 5 runs: broken, not flaky"),
+        "{err}"
+    );
+    assert!(!quarantined());
+}
+
 #[test]
 fn retries_mark_a_pass_after_a_failure_flaky() {
     let dir = project(&[(
@@ -686,7 +738,8 @@ def test_always_fails():
     assert False, "always <fails> & more"
 
 def test_quarantined():
-    assert False, "known bad"
+    if os.environ.get("QUARANTINED_PASSES") != "1":
+        assert False, "known bad"
 
 def test_skipped():
     import pytest
@@ -694,6 +747,14 @@ def test_skipped():
 "#,
     )]);
     let quarantined = "tests/test_j.py::test_quarantined";
+    // It passed once: flaky, so quarantine forgives its failure.
+    let earlier = tempfile::tempdir().unwrap();
+    let out = mtest_in(dir.path())
+        .env("STATE_DIR", earlier.path())
+        .env("QUARANTINED_PASSES", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let out = mtest_in(dir.path())
         .args(["quarantine", "add", quarantined])
         .output()
@@ -778,9 +839,18 @@ def test_flaky():
         assert False, "first time"
 
 def test_quarantined():
-    assert False, "known"
+    if os.environ.get("QUARANTINED_PASSES") != "1":
+        assert False, "known"
 "#,
     )]);
+    // It passed once: flaky, so quarantine forgives its failure.
+    let earlier = tempfile::tempdir().unwrap();
+    let out = mtest_in(dir.path())
+        .env("STATE_DIR", earlier.path())
+        .env("QUARANTINED_PASSES", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let out = mtest_in(dir.path())
         .args(["quarantine", "add", "tests/test_g.py::test_quarantined"])
         .output()

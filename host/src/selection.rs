@@ -12,7 +12,7 @@ use crate::plugin_host::session::{
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::collect::Item;
 use crate::shard::{self, Shard, ShardPlan};
-use crate::store::durations::{median, Durations, History};
+use crate::store::durations::{median, Durations, History, FLAKY_WINDOW};
 use crate::store::quarantine::Quarantine;
 use crate::tiers::{tier_of, TAXONOMY};
 
@@ -231,6 +231,11 @@ fn shard_plan(
     }
 }
 
+/// A quarantined test's failure is forgiven only if the test is flaky: it passed lately.
+fn forgiven(durations: &Durations, id: &str) -> bool {
+    durations.tests.get(id).is_some_and(History::passed_lately)
+}
+
 /// Asks `plugin`; if it fails and a `fallback` is given, asks that and says so.
 pub fn select(
     host: &PluginHost,
@@ -282,7 +287,7 @@ pub fn select(
                 tier: c.tier,
                 estimate_ms: c.estimate_ms,
                 timeout_s: item.timeout,
-                quarantined: c.quarantined,
+                quarantined: c.quarantined && forgiven(inputs.durations, &item.id),
                 isolate: c.last_outcome == Some(WitOutcome::Crashed),
                 runs: 1,
             }
@@ -312,10 +317,24 @@ pub fn select(
     let shard_plan = inputs
         .shard
         .map(|shard| shard_plan(shard, &used.info.name, &req, &answer));
+    let mut notes = answer.notes;
+    notes.extend(
+        answer
+            .selected
+            .iter()
+            .filter(|&&i| req.candidates[i as usize].quarantined)
+            .map(|&i| &inputs.items[i as usize].id)
+            .filter(|id| !forgiven(inputs.durations, id))
+            .map(|id| {
+                format!(
+                    "{id} is quarantined but did not pass in its last {FLAKY_WINDOW} runs: broken, not flaky, so a failure fails the run"
+                )
+            }),
+    );
     Ok(Selected {
         tests,
         excluded,
-        notes: answer.notes,
+        notes,
         left_out_by_budget: count(ExclusionReason::Budget),
         left_out_by_tier: count(ExclusionReason::Tier),
         shard_plan,

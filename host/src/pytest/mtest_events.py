@@ -686,13 +686,28 @@ def _aborted(item, kind, message, text):
            "text": _cap(text, "aborted"), "t": time.time(), "n": _reports})
 
 
-def _own_timer(config, items):
+# pytest-timeout's timer, once a worker has taken it over (see _own_timer): (the plugin,
+# the settings of a test without a marker, its handler); False: pytest-timeout keeps it.
+_timer = None
+
+
+def _own_timer(session):
     """pytest-timeout's per-test hooks cost ~4% of a quick test's run (its settings read
     twice, three hook calls, a handler installed and removed). Where its plain setup is in
-    use — the signal method over the whole test, no session timeout, no other plugin
-    timing tests — the run loop arms the same timer itself and those hooks go: a timeout
-    still ends in pytest-timeout's own handler (its stack dump, its message). Returns
-    each item's settings and the handler, or None (pytest-timeout then works as ever)."""
+    use for every test of the session -- the signal method over the whole test, no session
+    timeout, no debugger, no other plugin timing tests -- the run loop arms the same timer
+    itself and those hooks go: a timeout still ends in pytest-timeout's own handler (its
+    stack dump, its message). Decided once per process, for all its batches: a worker's
+    later batches find the plugin gone and must go on timing (see `_settings_of`).
+    Returns the timer, or None (pytest-timeout then works as ever)."""
+    global _timer
+    if _timer is None:
+        _timer = _take_timer(session) or False
+    return _timer or None
+
+
+def _take_timer(session):
+    config = session.config
     pm = config.pluginmanager
     plugin = pm.get_plugin("timeout")
     if plugin is None:
@@ -700,6 +715,7 @@ def _own_timer(config, items):
     try:
         if (config._env_timeout_method != "signal" or config._env_timeout_func_only
                 or config.stash.get(plugin.SESSION_EXPIRE_KEY, None)
+                or config.getoption("usepdb", False) or config.getoption("trace", False)
                 or threading.current_thread() is not threading.main_thread()):
             return None
         if any(impl.plugin is not plugin
@@ -707,25 +723,31 @@ def _own_timer(config, items):
             return None
         plain = plugin.Settings(config._env_timeout, "signal", False,
                                 config._env_timeout_disable_debugger_detection)
-        settings = []
-        for item in items:
-            # A worker's batch can be 15k tests: looking up each one's markers again
-            # (~5 us a test) kept its first test waiting ~0.07 s.
+        # Every test with a marker of its own, in every batch this process may run.
+        for item in session.items:
             if _marks_known and id(item) not in _timeout_marked:
-                settings.append(plain)
                 continue
             if item.get_closest_marker("timeout") is None:
-                settings.append(plain)
                 continue
             mine = plugin._get_item_settings(item)
             if mine.method != "signal" or mine.func_only:
                 return None
-            settings.append(mine)
         fire = plugin.timeout_sigalrm
     except Exception:
         return None  # another pytest-timeout than the one this was written against
     pm.unregister(plugin)
-    return settings, fire
+    return plugin, plain, fire
+
+
+def _settings_of(timer, item):
+    """A test's pytest-timeout settings under the run loop's own timer. A worker's batch
+    can be 15k tests: only those with a marker are looked at again (~5 us a test)."""
+    plugin, plain, _ = timer
+    if _marks_known and id(item) not in _timeout_marked:
+        return plain
+    if item.get_closest_marker("timeout") is None:
+        return plain
+    return plugin._get_item_settings(item)
 
 
 _alarm = None  # (item, its settings, pytest-timeout's handler) while its timer runs
@@ -751,7 +773,7 @@ def _run_items(session, items, ask=None):
 
     global _alarm
     hook = session.config.hook
-    timer = _own_timer(session.config, items)
+    timer = _own_timer(session)
     following = None
     for i, item in enumerate(items):
         nextitem = items[i + 1] if i + 1 < len(items) else None
@@ -762,9 +784,9 @@ def _run_items(session, items, ask=None):
         armed = False
         try:
             if timer is not None:
-                settings = timer[0][i]
+                settings = _settings_of(timer, item)
                 if settings.timeout is not None and settings.timeout > 0:
-                    _alarm = (item, settings, timer[1])
+                    _alarm = (item, settings, timer[2])
                     signal.signal(signal.SIGALRM, _on_alarm)
                     armed = True
                     signal.setitimer(signal.ITIMER_REAL, settings.timeout)
@@ -831,12 +853,7 @@ def _serve(session):
         _emit({"e": "no_fork", "why": "threads running after collection: %s" % ", ".join(threads)})
         _wait_for_quit()
         return
-    # Everything collection built goes out of the cyclic collector's sight (Python's docs
-    # advise this before forking): the zygote's session end does not scan it (pytest
-    # collects garbage there: ~1.4 s at 100k tests), and a worker's collections do not
-    # write to every object's header, which would copy the whole collected heap into each
-    # fork (~10% of a 64k-test run). `gc-freeze = false` makes workers unfreeze it.
-    gc.freeze()
+    _freeze()
     _emit({"e": "ready", "pid": os.getpid()})
     stdin = _commands
     buf = b""
@@ -878,6 +895,59 @@ def _serve(session):
                         link.sendall(line + b"\n")
                     except OSError:
                         pass  # it died: its exit says so
+
+
+# The heap walkers of `gc`: frozen objects are invisible to them, so each thaws first.
+_HEAP_WALKERS = ("get_objects", "get_referrers", "freeze", "unfreeze", "get_freeze_count")
+_gc_unfreeze = gc.unfreeze
+_frozen = False
+
+
+def _freeze():
+    """Everything collection built goes out of the cyclic collector's sight (Python's docs
+    advise this before forking): the zygote's session end does not scan it (pytest
+    collects garbage there: ~1.4 s at 100k tests), and a worker's collections do not
+    write to every object's header, which would copy the whole collected heap into each
+    fork (~10% of a 64k-test run).
+
+    A test must still see the heap plain pytest gives it: the first time anything in a
+    process walks it (`gc.get_objects`, `gc.get_referrers`: leak checks, hypothesis'
+    `register_random`) or freezes it itself, that process gives the frozen objects back
+    to the collector first. The walkers are replaced in `gc` and wherever a module took
+    one before (`from gc import get_objects`)."""
+    global _frozen
+    originals = {name: getattr(gc, name) for name in _HEAP_WALKERS if hasattr(gc, name)}
+    wrappers = {id(f): _thawing(f) for f in originals.values()}
+    for name, original in originals.items():
+        setattr(gc, name, wrappers[id(original)])
+    for module in list(sys.modules.values()):
+        names = getattr(module, "__dict__", None)
+        if module is gc or not isinstance(names, dict):
+            continue
+        for key, value in list(names.items()):
+            wrapper = wrappers.get(id(value))
+            if wrapper is not None and value is getattr(wrapper, "__wrapped__", None):
+                names[key] = wrapper
+    gc.freeze.__wrapped__()
+    _frozen = True
+
+
+def _thaw():
+    global _frozen
+    if _frozen:
+        _frozen = False
+        _gc_unfreeze()
+
+
+def _thawing(walker):
+    import functools
+
+    @functools.wraps(walker)
+    def thawed(*args, **kwargs):
+        _thaw()
+        return walker(*args, **kwargs)
+
+    return thawed
 
 
 def _relay_want(pid, link):
@@ -980,7 +1050,7 @@ def _worker(session, command):
     import signal
 
     if not command.get("gc_freeze", True):
-        gc.unfreeze()
+        _thaw()
     os.setpgid(0, 0)
     try:  # die with the zygote
         import ctypes

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use crate::record::{Attempt, Outcome};
 
 pub const KEEP: usize = 10;
+/// The runs in which a quarantined test must have passed for its failure to be forgiven.
+pub const FLAKY_WINDOW: usize = 5;
 /// 2: outcomes as letters; 3: durations as whole microseconds (`us`). Files of schemas 1
 /// (outcomes as words) and 2 (durations as seconds) are read as well.
 const SCHEMA: u32 = 3;
@@ -41,6 +43,18 @@ impl History {
     /// Median of the recorded durations, in milliseconds.
     pub fn median_ms(&self) -> Option<u32> {
         median(&self.durations).map(|s| (s * 1000.0).round() as u32)
+    }
+
+    /// Whether it passed in one of its last [`FLAKY_WINDOW`] runs that did not skip it: a
+    /// quarantined test's failure is forgiven only then. One that never passes is broken,
+    /// not flaky, and fails the run every time.
+    pub fn passed_lately(&self) -> bool {
+        self.outcomes
+            .iter()
+            .rev()
+            .filter(|o| **o != Outcome::Skipped)
+            .take(FLAKY_WINDOW)
+            .any(|o| matches!(o, Outcome::Passed | Outcome::Xfailed))
     }
 
     pub fn recent_failures(&self) -> u8 {

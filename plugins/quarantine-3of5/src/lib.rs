@@ -1,7 +1,9 @@
 //! `quarantine-3of5`: mtest's default quarantine policy.
 //!
-//! A test enters quarantine after 3 failures among its last 5 runs, and leaves after 3
-//! consecutive passes. Skips say nothing about flakiness and are ignored.
+//! A flaky test enters quarantine after 3 failures among its last 5 runs, and leaves after
+//! 3 consecutive passes. Flaky means seen both to pass and to fail: a test that did not
+//! pass once in its last 5 runs is broken, not flaky: it never enters, and leaves if it
+//! was in. Skips say nothing about flakiness and are ignored.
 
 wit_bindgen::generate!({
     world: "quarantine-plugin",
@@ -24,8 +26,9 @@ impl Identity for ThreeOfFive {
             name: "quarantine-3of5".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             kind: PluginKind::QuarantinePolicy,
-            description: "enter after 3 failures in the last 5 runs; leave after 3 passes in a row"
-                .into(),
+            description:
+                "enter after 3 failures and a pass in the last 5 runs; leave after 3 passes in a row, or no pass in 5"
+                    .into(),
         }
     }
 }
@@ -52,9 +55,19 @@ impl Quarantine for ThreeOfFive {
                 .filter(|o| *o != Outcome::Skipped)
                 .collect();
             let window = &runs[runs.len().saturating_sub(WINDOW)..];
+            let passed = window.iter().any(|o| is_pass(*o));
             if h.quarantined {
                 let streak = runs.iter().rev().take_while(|o| is_pass(**o)).count();
-                if streak >= PASSES_TO_LEAVE {
+                if !passed && !window.is_empty() {
+                    decisions.push(Decision {
+                        index: i as u32,
+                        verdict: Verdict::Leave,
+                        reason: format!(
+                            "no pass in the last {} runs: broken, not flaky",
+                            window.len()
+                        ),
+                    });
+                } else if streak >= PASSES_TO_LEAVE {
                     decisions.push(Decision {
                         index: i as u32,
                         verdict: Verdict::Leave,
@@ -63,7 +76,7 @@ impl Quarantine for ThreeOfFive {
                 }
             } else {
                 let failures = window.iter().filter(|o| is_failure(**o)).count();
-                if failures >= FAILURES_TO_ENTER {
+                if failures >= FAILURES_TO_ENTER && passed {
                     decisions.push(Decision {
                         index: i as u32,
                         verdict: Verdict::Enter,

@@ -75,15 +75,13 @@ impl ChunkRun {
             self.any_failure |= r.outcome.is_failure();
         }
 
+        // The tests it never reached: neither recorded nor in flight.
+        let in_flight_test = in_flight.as_ref().map(|f| f.test);
         let remaining: Vec<usize> = self
             .tests
             .iter()
             .copied()
-            .filter(|t| !self.done.contains(t))
-            .collect();
-        let remaining: Vec<usize> = remaining
-            .into_iter()
-            .filter(|t| Some(*t) != in_flight.as_ref().map(|f| f.test))
+            .filter(|t| !self.done.contains(t) && Some(*t) != in_flight_test)
             .collect();
         let mut dropped = 0;
         let refused = self.refused.take();
@@ -229,7 +227,7 @@ impl ChunkRun {
         }
     }
 
-    pub(super) fn same_attempt(&self, tests: Vec<usize>) -> Job {
+    fn same_attempt(&self, tests: Vec<usize>) -> Job {
         Job {
             tests,
             isolated: false,
@@ -239,7 +237,7 @@ impl ChunkRun {
     }
 
     /// A forked worker's status, once the zygote has reaped it.
-    pub(super) fn proc_status(&self) -> Option<ExitStatus> {
+    fn proc_status(&self) -> Option<ExitStatus> {
         match self.proc {
             Proc::Forked { status } => status,
             Proc::Spawned(_) => None,
@@ -248,7 +246,7 @@ impl ChunkRun {
 
     /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
     /// that it started (marked `MTEST_WORKER`); never what another chunk started.
-    pub(super) fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
+    fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
         let list = platform::kill_strays(Some(self.pid), Some(self.mark), running);
         if !list.is_empty() {
             warnings.push(format!(

@@ -14,13 +14,7 @@ impl ChunkRun {
     }
 
     /// A record of test `t` with both times `at` (callers set what they know better).
-    pub(super) fn record_at(
-        &self,
-        ctx: &RunContext,
-        t: usize,
-        outcome: Outcome,
-        at: Stamp,
-    ) -> TestRecord {
+    fn record_at(&self, ctx: &RunContext, t: usize, outcome: Outcome, at: Stamp) -> TestRecord {
         let test = &ctx.tests[t];
         let now = at;
         TestRecord {
