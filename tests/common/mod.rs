@@ -2,6 +2,8 @@
 //! projects, and the real `mtest` binary.
 #![allow(dead_code)]
 
+pub mod beside;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

@@ -546,6 +546,7 @@ fn execute(
             .collect(),
         collected_files: first.state.collected_files.clone(),
         initial_paths: first.state.initial_paths.clone(),
+        pytest_cache: None,
         shard_plan: None,
         exit_code: Some(exit.code()),
     };

@@ -232,6 +232,21 @@ fn command_line() -> String {
     std::env::args().collect::<Vec<_>>().join(" ")
 }
 
+/// The record of a module that skipped itself at collection (`pytest.importorskip` at
+/// module level): one skipped outcome under the module's id, as pytest counts it.
+fn collection_skip_record(
+    run_id: &str,
+    collected: &Collected,
+    id: &str,
+    reason: Option<&str>,
+) -> TestRecord {
+    let mut r = collection_error_record(run_id, collected, id, "");
+    r.outcome = Outcome::Skipped;
+    r.message = reason.map(one_line);
+    r.details = Details::default();
+    r
+}
+
 fn collection_error_record(
     run_id: &str,
     collected: &Collected,
@@ -432,6 +447,7 @@ fn execute(
     );
     ctx.item_index = item_index;
     ctx.gc_freeze = opts.gc_freeze;
+    ctx.jobs = opts.jobs;
     if let Some(paths) = &state.initial_paths {
         ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
     }
@@ -439,11 +455,10 @@ fn execute(
         .budget_s
         .and_then(|b| started.checked_add(clock::secs(b)));
     let max_fail = opts.stop_after_failures();
-    if deadline.is_some() || max_fail.is_some() {
-        let stop = gates.chunks().join("stop");
-        let _ = std::fs::remove_file(&stop);
-        ctx.stop_file = Some(stop);
-    }
+    // The budget, --max-fail and Ctrl-C speak to the workers through it.
+    let stop = gates.chunks().join("stop");
+    let _ = std::fs::remove_file(&stop);
+    ctx.stop_file = Some(stop);
     let costs = chunks::Costs {
         startup_ms: durations.startup_ms(),
         collect_ms: &collect_ms,
@@ -529,6 +544,12 @@ fn execute(
     }
 
     end_executor(&mut launcher, &pytest, &gates, &mut rec);
+    // After the zygote's session end: pytest's own `lastfailed`, as plain pytest leaves it.
+    if let Some(dir) = &state.pytest_cache {
+        if let Err(e) = crate::pytest::lastfailed::write(Path::new(dir), &rec.records) {
+            rec.progress.line(&format!("warning: pytest's cache: {e}"));
+        }
+    }
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure with --flaky-fails, or when the test was repeated.
     let stats = &rec.progress.stats;
@@ -1375,16 +1396,16 @@ fn fresh_state(
     } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
     let run_id = new_run_id();
-    // Every shard collects every module; a module's collection error is recorded by one
-    // of them (merged runs have it once).
-    let errors: Vec<TestRecord> = collected
+    // Every shard collects every module; a module's collection error (or skip) is
+    // recorded by one of them (merged runs have it once).
+    let ours = |id: &str| {
+        opts.shard
+            .is_none_or(|s| crate::shard::key(id) % u64::from(s.count) == u64::from(s.index - 1))
+    };
+    let mut errors: Vec<TestRecord> = collected
         .errors
         .iter()
-        .filter(|e| {
-            opts.shard.is_none_or(|s| {
-                crate::shard::key(&e.id) % u64::from(s.count) == u64::from(s.index - 1)
-            })
-        })
+        .filter(|e| ours(&e.id))
         .map(|e| {
             let mut r = collection_error_record(&run_id, collected, &e.id, &e.text);
             if let Some(m) = &e.message {
@@ -1393,6 +1414,13 @@ fn fresh_state(
             r
         })
         .collect();
+    errors.extend(
+        collected
+            .skipped
+            .iter()
+            .filter(|(id, _)| ours(id))
+            .map(|(id, reason)| collection_skip_record(&run_id, collected, id, reason.as_deref())),
+    );
     // A shard may have nothing to do (more shards than tests); it still runs, empty, so
     // that `mtest merge` finds every shard.
     let empty_shard = selected.shard_plan.as_ref().is_some_and(|p| p.eligible > 0);
@@ -1421,6 +1449,7 @@ fn fresh_state(
             .into_iter()
             .collect(),
         initial_paths: collected.initial_paths.clone(),
+        pytest_cache: collected.cache_dir.clone(),
         shard_plan: selected.shard_plan,
         exit_code: None,
     };

@@ -43,6 +43,12 @@ pub struct Collected {
     pub command: String,
     /// pytest's initial paths in that collection (process-mode chunks are given them).
     pub initial_paths: Option<Vec<String>>,
+    /// pytest's cache directory, where the run's end writes `lastfailed`.
+    #[serde(default)]
+    pub cache_dir: Option<String>,
+    /// Collectors that skipped themselves (a module's `pytest.importorskip`): (id, reason).
+    #[serde(default)]
+    pub skipped: Vec<(String, Option<String>)>,
 }
 
 /// Why collection produced nothing usable.
@@ -95,6 +101,7 @@ impl Progress {
                 text,
                 message: None,
             }),
+            Event::CollectSkip { id, message } => collected.skipped.push((id, message)),
             Event::CollectStart { id, path, t } => self.start(id, path, t),
             Event::CollectDone { id, t } => self.done(&id, t),
             _ => {}
@@ -197,10 +204,16 @@ fn watch(
             match event {
                 Event::Item(item) => collected.items.push(item),
                 Event::CollectError { .. }
+                | Event::CollectSkip { .. }
                 | Event::CollectStart { .. }
                 | Event::CollectDone { .. } => progress.apply(event, &mut collected),
-                Event::Collected { initpaths, .. } => {
+                Event::Collected {
+                    initpaths,
+                    cache_dir,
+                    ..
+                } => {
                     collected.initial_paths = initpaths;
+                    collected.cache_dir = cache_dir;
                     items_done = true
                 }
                 Event::InternalError { text } => internal_error = Some(text),

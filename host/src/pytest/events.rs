@@ -21,6 +21,12 @@ pub enum Event {
         id: String,
         text: String,
     },
+    /// A collector skipped itself (a module-level `pytest.importorskip`): pytest's reason.
+    CollectSkip {
+        id: String,
+        #[serde(default)]
+        message: Option<String>,
+    },
     /// A file or directory collector started (collection progress).
     CollectStart {
         id: String,
@@ -41,6 +47,9 @@ pub enum Event {
         /// this pytest has none to report.
         #[serde(default)]
         initpaths: Option<Vec<String>>,
+        /// pytest's cache directory (null without the cacheprovider plugin).
+        #[serde(default)]
+        cache_dir: Option<String>,
     },
     /// Something mtest changed in pytest's options, said once.
     Notice {

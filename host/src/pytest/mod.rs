@@ -3,6 +3,7 @@
 
 pub mod collect;
 pub mod events;
+pub mod lastfailed;
 pub mod outcome;
 mod plugin_dir;
 
@@ -26,37 +27,8 @@ pub struct Pytest {
     plugin_dir: Arc<PluginDir>,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
     pub extra_args: Vec<String>,
-    /// The project's options use pytest's cache (`--lf`, `--sw`…): keep the cacheprovider
-    /// plugin, with a private cache per invocation, instead of disabling it.
-    keep_cache: bool,
     /// pytest-cov is on (`--cov`): process-mode chunks each keep their own data file.
     pub coverage: bool,
-    invocations: std::cell::Cell<u32>,
-}
-
-/// Options that exist only while pytest's cacheprovider plugin is loaded.
-const CACHE_OPTIONS: &[&str] = &[
-    "--lf",
-    "--last-failed",
-    "--ff",
-    "--failed-first",
-    "--nf",
-    "--new-first",
-    "--sw",
-    "--stepwise",
-    "--sw-skip",
-    "--stepwise-skip",
-    "--lfnf",
-    "--last-failed-no-failures",
-    "--cache-show",
-    "--cache-clear",
-];
-
-/// Whether the project's pytest configuration, `PYTEST_ADDOPTS` or mtest's extra
-/// arguments mention an option of pytest's cache (a plain text search: a false positive
-/// only costs a private cache directory).
-fn uses_cache_options(root: &Path, extra_args: &[String]) -> bool {
-    mentions(root, extra_args, |word| CACHE_OPTIONS.contains(&word))
 }
 
 /// Whether pytest-cov's `--cov` appears in the configuration or the extra arguments.
@@ -128,9 +100,7 @@ impl Pytest {
         )
         .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
         Ok(Pytest {
-            keep_cache: uses_cache_options(&root, &extra_args),
             coverage: uses_coverage(&root, &extra_args),
-            invocations: std::cell::Cell::new(0),
             python,
             root,
             plugin_dir: Arc::new(plugin_dir),
@@ -168,25 +138,24 @@ impl Pytest {
         ))
     }
 
-    /// `python -m pytest -p mtest_events -p no:cacheprovider` in the project root, with the
-    /// plugin on `PYTHONPATH` and event file `events`. Parallel chunks must not share
-    /// `.pytest_cache`, so the cache is off, or private to this invocation when the project
-    /// relies on its options. Callers add their own arguments, then [`Pytest::finish_args`].
+    /// `python -m pytest -p mtest_events` in the project root, with the plugin on
+    /// `PYTHONPATH` and event file `events`. pytest's cache is the project's own, as under
+    /// plain pytest (the `cache` fixture, `--lf` at collection); the event plugin keeps
+    /// parallel chunks from writing pytest's own entries into it, and mtest writes
+    /// `lastfailed` at the end of a run. Callers add their own arguments, then
+    /// [`Pytest::finish_args`].
     pub fn command(&self, events: &Path) -> Command {
         let mut cmd = Command::new(&self.python);
         cmd.current_dir(&self.root)
             .args(["-m", "pytest", "-p", EVENT_PLUGIN_MODULE]);
-        if self.keep_cache {
-            let n = self.invocations.get() + 1;
-            self.invocations.set(n);
-            let dir = self.plugin_dir.path().join(format!("pytest-cache-{n}"));
-            cmd.arg("-o").arg(format!("cache_dir={}", dir.display()));
-        } else {
-            cmd.args(["-p", "no:cacheprovider"]);
-        }
+        // The plugin gives PYTHONPATH back as it was (MTEST_PYTHONPATH) once imported.
+        let was = std::env::var_os("PYTHONPATH").unwrap_or_default();
         cmd.env("PYTHONPATH", self.pythonpath())
-            .env_remove("MTEST_WORKER")
+            .env("MTEST_PYTHONPATH", was)
             .env("MTEST_EVENTS", events)
+            // A worker's own identity marks what its tests start; the zygote has none.
+            .env_remove("PYTEST_XDIST_WORKER")
+            .env_remove("PYTEST_XDIST_WORKER_COUNT")
             .env_remove("MTEST_COLLECT")
             .env_remove("MTEST_SELECT")
             .env_remove("MTEST_INITPATHS")

@@ -28,6 +28,7 @@ Environment (set by mtest, read once):
                  one a line (see _as_collected)
 """
 
+import faulthandler
 import gc
 import json
 import os
@@ -37,11 +38,39 @@ import time
 
 import pytest
 
+# What mtest tells this process, read once and then taken out of the environment: the tests
+# and every process they start see the environment plain pytest would give them (and, in a
+# worker, pytest-xdist's PYTEST_XDIST_WORKER and PYTEST_XDIST_WORKER_COUNT).
+_MTEST_VARS = ("MTEST_EVENTS", "MTEST_COLLECT", "MTEST_ZYGOTE", "MTEST_SELECT", "MTEST_STACKS",
+               "MTEST_STOP", "MTEST_INITPATHS", "MTEST_PYTHONPATH")
+_env = {name: os.environ.pop(name) for name in _MTEST_VARS if name in os.environ}
+
+
+def _give_back_the_path():
+    """mtest put this plugin's directory first on PYTHONPATH, and said what it was before
+    (MTEST_PYTHONPATH, empty for none): both go back as they were."""
+    was = _env.pop("MTEST_PYTHONPATH", None)
+    if was is None:
+        return
+    if was:
+        os.environ["PYTHONPATH"] = was
+    else:
+        os.environ.pop("PYTHONPATH", None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if not p or os.path.abspath(p) != here]
+
+
+_give_back_the_path()
+if _env.get("MTEST_EVENTS") and not faulthandler.is_enabled():
+    # A crash's stack, also before pytest's own faulthandler plugin (conftests, plugins,
+    # collection): into this process's stderr, which is mtest's log of it.
+    faulthandler.enable(all_threads=True)
+
 _fd = None
 _pending = []
 _collect = False
 _stacks = None
-_zygote = os.environ.get("MTEST_ZYGOTE")
+_zygote = _env.get("MTEST_ZYGOTE")
 # The zygote's pytest exit status, once its session has finished.
 _zygote_status = None
 # The zygote's command pipe (its stdin), kept before pytest's capture redirects fd 0.
@@ -49,9 +78,6 @@ _commands = os.dup(0) if _zygote == "fork" else None
 _notices = []
 # Reports written for the test in flight (`finish` carries the count).
 _reports = 0
-# Set when mtest itself sent SIGINT (Ctrl-C): a KeyboardInterrupt then ends the worker;
-# one a test raises on its own is that test's failure.
-_interrupted_by_mtest = False
 # Longest text kept in one field of an event: head and tail of this many characters each.
 _CAP = 64 * 1024
 _big_texts = 0
@@ -92,7 +118,7 @@ def _cap(text, what):
     if text is None or len(text) <= 2 * _CAP:
         return text
     _big_texts += 1
-    path = "%s.%d.%s.txt" % (os.environ.get("MTEST_EVENTS", "mtest"), _big_texts, what)
+    path = "%s.%d.%s.txt" % (_env.get("MTEST_EVENTS", "mtest"), _big_texts, what)
     try:
         with open(path, "w", encoding="utf-8", errors="surrogatepass") as f:
             f.write(text)
@@ -114,6 +140,16 @@ _META = [
     ("setupplan", "--setup-plan"),
     ("showfixtures", "--fixtures"),
     ("show_fixtures_per_test", "--fixtures-per-test"),
+    ("cacheshow", "--cache-show"),
+]
+
+# Options mtest cannot honour (yet): refused in one line, never ignored.
+_REFUSED = [
+    ("stepwise", "--sw/--stepwise is not supported by mtest yet: use mtest's -x (--max-fail 1), "
+     "then `mtest --resume` to go on from there"),
+    ("stepwise_skip", "--sw-skip is not supported by mtest yet: use mtest's --max-fail N"),
+    ("usepdb", "--pdb is not supported by mtest yet: run the failing test with plain pytest --pdb"),
+    ("trace", "--trace is not supported by mtest yet: run the test with plain pytest --trace"),
 ]
 
 
@@ -121,7 +157,7 @@ _META = [
 def pytest_cmdline_main(config):
     """Before xdist and junitxml see the options: mtest is the parallel runner and writes
     the JUnit XML, so several workers must neither start xdist nor write one file."""
-    if not os.environ.get("MTEST_EVENTS"):
+    if not _env.get("MTEST_EVENTS"):
         return None
     opt = config.option
     n = getattr(opt, "numprocesses", None)
@@ -134,6 +170,8 @@ def pytest_cmdline_main(config):
         opt.dist = "no"
         if hasattr(opt, "tx"):
             opt.tx = []
+    if not _zygote and getattr(opt, "cacheclear", False):
+        opt.cacheclear = False  # the run's collection cleared it: a chunk must not again
     if getattr(opt, "xmlpath", None):
         _notices.append(
             "pytest's --junitxml=%s is not written under mtest: its JUnit XML is in "
@@ -145,12 +183,12 @@ def pytest_cmdline_main(config):
 
 def pytest_configure(config):
     global _fd, _collect, _stacks
-    path = os.environ.get("MTEST_EVENTS")
+    path = _env.get("MTEST_EVENTS")
     if not path or _fd is not None:
         return
     _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    _collect = os.environ.get("MTEST_COLLECT") == "1"
-    stacks = os.environ.get("MTEST_STACKS")
+    _collect = _env.get("MTEST_COLLECT") == "1"
+    stacks = _env.get("MTEST_STACKS")
     if stacks:
         _register_stacks(stacks)
     if not _collect:  # a process-mode chunk: a worker (the zygote's forks do it there)
@@ -171,7 +209,31 @@ def pytest_configure(config):
         if getattr(config.option, attr, False):
             _emit({"e": "refused", "text": "%s does not run tests, so mtest cannot record "
                    "them; run plain pytest for it" % flag}, flush=False)
+    for attr, text in _REFUSED:
+        if getattr(config.option, attr, False):
+            _emit({"e": "refused", "text": "pytest's " + text}, flush=False)
     _flush()
+
+
+def _cache_dir(config):
+    """pytest's cache directory, where mtest writes `lastfailed` at the end of a run (None
+    without the cacheprovider plugin)."""
+    cache = getattr(config, "cache", None)
+    path = getattr(cache, "_cachedir", None)
+    return None if path is None else str(path)
+
+
+def _chunk_keeps_out_of_the_cache(config):
+    """A process-mode chunk is one of several pytest processes at once: pytest's own
+    entries in the cache (`lastfailed`, `nodeids`, `stepwise`) are written by the run's
+    collection and by mtest at its end, not by each chunk over the others (a test's own
+    `cache.set` still goes to the cache, as under pytest-xdist)."""
+    pm = config.pluginmanager
+    for name in ("lfplugin", "lfplugin-collwrapper", "lfplugin-collskip", "nfplugin",
+                 "stepwiseplugin"):
+        plugin = pm.get_plugin(name)
+        if plugin is not None:
+            pm.unregister(plugin)
 
 
 def _on_pause(signum, frame):
@@ -316,7 +378,7 @@ def _location_line(item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    path = os.environ.get("MTEST_SELECT")
+    path = _env.get("MTEST_SELECT")
     if _fd is None or not path:
         return
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
@@ -348,7 +410,7 @@ def _as_collected(session):
     even when it does not match `python_files`. The chunk's session takes the initial
     paths of the run's own collection instead, so each file is judged as it was there
     (and as under plain pytest)."""
-    path = os.environ.get("MTEST_INITPATHS")
+    path = _env.get("MTEST_INITPATHS")
     if not path or not hasattr(session, "_initialpaths"):
         return
     from pathlib import Path
@@ -417,7 +479,8 @@ def pytest_collection_finish(session):
     initial = getattr(session, "_initialpaths", None)
     _pending.append(_dumps({"e": "collected", "count": len(session.items),
                             "threads": _other_threads(),
-                            "initpaths": None if initial is None else sorted(map(str, initial))}))
+                            "initpaths": None if initial is None else sorted(map(str, initial)),
+                            "cache_dir": _cache_dir(session.config)}))
     _flush()
 
 
@@ -427,6 +490,11 @@ def pytest_collectreport(report):
     if report.failed:
         _emit({"e": "collect_error", "id": report.nodeid,
                "text": _cap(str(report.longrepr), "collect")}, flush=False)
+    elif report.skipped and _collect:
+        # A module that skips itself at import (`pytest.importorskip` at module level):
+        # one skipped outcome under the module's id, as pytest counts it.
+        _emit({"e": "collect_skip", "id": report.nodeid,
+               "message": _cap(_crash_message(report), "message")}, flush=False)
     if _collect:
         _emit({"e": "collect_done", "id": report.nodeid, "t": time.time()})
     else:
@@ -460,6 +528,9 @@ def _crash_message(report):
     crash = getattr(longrepr, "reprcrash", None)
     if crash is not None:
         return crash.message
+    lookup = getattr(longrepr, "errorstring", None)  # a fixture lookup: pytest's reason
+    if isinstance(lookup, str) and lookup.strip():
+        return lookup.strip().splitlines()[0]
     text = str(longrepr).strip().splitlines()
     return text[-1] if text else None
 
@@ -631,12 +702,14 @@ def _new_threads():
 
 
 _session = None
-_stop = os.environ.get("MTEST_STOP")
+_stop = _env.get("MTEST_STOP")
 
 
 def pytest_sessionstart(session):
     global _session
     _session = session
+    if _fd is not None and not _zygote:
+        _chunk_keeps_out_of_the_cache(session.config)
 
 
 def pytest_runtest_logfinish(nodeid, location):
@@ -792,7 +865,7 @@ def _run_items(session, items, ask=None):
                     signal.setitimer(signal.ITIMER_REAL, settings.timeout)
             hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except KeyboardInterrupt:
-            if _interrupted_by_mtest:
+            if _mtest_interrupted():
                 raise
             _aborted(item, "interrupt", "KeyboardInterrupt raised in the test",
                      traceback.format_exc())
@@ -826,10 +899,6 @@ def pytest_runtestloop(session):
     if _zygote == "fork":
         _serve(session)
         return True
-    import signal
-
-    # mtest sends SIGINT to stop a chunk (Ctrl-C): that is not a test's KeyboardInterrupt.
-    signal.signal(signal.SIGINT, _on_sigint)
     _run_items(session, session.items)
     return True
 
@@ -1033,10 +1102,18 @@ def _fork(session, command):
     _emit({"e": "forked", "w": command["w"], "pid": pid})
 
 
-def _on_sigint(signum, frame):
-    global _interrupted_by_mtest
-    _interrupted_by_mtest = True
-    raise KeyboardInterrupt
+def _mtest_interrupted():
+    """Whether a KeyboardInterrupt came from mtest (Ctrl-C), which writes "interrupted"
+    into the stop file before it sends SIGINT: it then ends the worker. One a test raises
+    on its own is that test's outcome. (SIGINT keeps Python's own handler, as under
+    pytest: tests look at it.)"""
+    if not _stop:
+        return False
+    try:
+        with open(_stop, encoding="utf-8", errors="replace") as f:
+            return f.read(16).startswith("interrupted")
+    except OSError:
+        return False
 
 
 def _worker(session, command):
@@ -1058,7 +1135,6 @@ def _worker(session, command):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except Exception:
         pass
-    signal.signal(signal.SIGINT, _on_sigint)
     _catch_pause()
     os.close(_commands)  # the zygote's command pipe: not for tests to read
     for fd in _pidfds.values():  # the zygote's handles on the other workers
@@ -1074,9 +1150,10 @@ def _worker(session, command):
     os.close(devnull)
     _pending = []
     _known_threads = None
-    # Orphans of this worker's tests carry the number of its first batch, whichever
-    # batch started them.
-    os.environ["MTEST_WORKER"] = str(command["w"])
+    # Its identity as pytest-xdist gives one (per-worker databases, ports, directories are
+    # named by it); orphans of its tests carry it too, so mtest knows them for its own.
+    os.environ["PYTEST_XDIST_WORKER"] = command["worker"]
+    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(command["workers"])
     config = session.config
     ask = _ask_more if _link is not None else None
     items = session.items
@@ -1112,7 +1189,7 @@ def _begin_batch(session, command):
     _flush()
     os.close(_fd)
     _fd = os.open(command["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.environ["MTEST_EVENTS"] = command["events"]
+    _env["MTEST_EVENTS"] = command["events"]
 
     # Output: the batch's own log, and a capture of the worker's own (the zygote's
     # capture files are shared with every other fork); the capture is restarted so that

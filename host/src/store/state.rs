@@ -132,6 +132,9 @@ pub struct RunState {
     /// With `--shard`: the partition, for `mtest merge`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard_plan: Option<crate::shard::ShardPlan>,
+    /// pytest's cache directory, where the run's end writes `lastfailed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pytest_cache: Option<String>,
     /// The exit code, once the run has ended (`mtest merge` combines the shards').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
@@ -249,6 +252,7 @@ mod tests {
             }],
             collected_files: vec!["t.py".into()],
             initial_paths: Some(vec!["/p/t.py".into()]),
+            pytest_cache: Some("/p/.pytest_cache".into()),
             shard_plan: None,
             exit_code: None,
         }

@@ -267,8 +267,9 @@ impl Loop<'_, '_> {
                 Launcher::Process => Ok(()),
             };
         };
-        let mark = self.running[i].mark();
-        let next = match ChunkRun::spawn(ctx, self.next_id, job, launcher, Some((pid, mark))) {
+        let (mark, slot) = (self.running[i].mark(), self.running[i].slot());
+        let next = match ChunkRun::spawn(ctx, self.next_id, slot, job, launcher, Some((pid, mark)))
+        {
             Ok(next) => next,
             Err(e) => {
                 // The run stops; the worker waiting for an answer finishes its batch.
@@ -289,6 +290,14 @@ impl Loop<'_, '_> {
             self.stopping = Some(why);
         }
     }
+}
+
+/// The lowest worker slot that no running chunk holds (a worker's slot is free once its
+/// last chunk has ended and its strays are gone).
+fn free_slot(running: &[ChunkRun]) -> u32 {
+    (0..)
+        .find(|s| running.iter().all(|c| c.slot() != *s))
+        .unwrap_or(0)
 }
 
 pub fn run(
@@ -371,6 +380,11 @@ fn turns(
                     "interrupted: stopping the running chunks (Ctrl-C again to kill them at once)"
                         .into(),
                 ));
+                // First said in the stop file, so the workers tell mtest's SIGINT from
+                // a KeyboardInterrupt that a test raises.
+                if let Some(stop) = &ctx.stop_file {
+                    let _ = std::fs::write(stop, "interrupted");
+                }
                 l.running.iter_mut().for_each(ChunkRun::interrupt);
             } else {
                 l.running.iter_mut().for_each(ChunkRun::kill);
@@ -390,7 +404,8 @@ fn turns(
             else {
                 break;
             };
-            match ChunkRun::spawn(ctx, l.next_id, job, launcher, None) {
+            let slot = free_slot(&l.running);
+            match ChunkRun::spawn(ctx, l.next_id, slot, job, launcher, None) {
                 Ok(chunk) => {
                     l.running.push(chunk);
                     busy = true;

@@ -175,8 +175,9 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 
 /// Processes in process group `pgid`, and orphans reparented to mtest that are not in
 /// `known` (the chunk processes still running) and that a test started (their
-/// `MTEST_WORKER`). With `worker`, only that chunk's, so ending one chunk never kills a
-/// daemon that another running chunk uses; without, every chunk's (the end of the run).
+/// `PYTEST_XDIST_WORKER`). With `worker` (a slot), only that worker's, so ending one chunk
+/// never kills a daemon that another running chunk uses; without, every chunk's (the end of
+/// the run).
 pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
@@ -190,10 +191,10 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
         // Orphans of tests carry the worker's mark in their environment; mtest's own
         // children (a probe, the environment survey of a bundle) do not.
         let orphan_of_ours = ppid == me
-            && match (worker, environ_var(pid, "MTEST_WORKER")) {
+            && match (worker, environ_var(pid, "PYTEST_XDIST_WORKER")) {
                 (_, None) => false,
                 (None, Some(_)) => true,
-                (Some(w), Some(mark)) => mark == w.to_string(),
+                (Some(slot), Some(mark)) => mark == super::chunk_run::worker_name(slot),
             };
         if pgid.is_some_and(|g| g > 1 && g == pgrp) || orphan_of_ours {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))

@@ -39,6 +39,9 @@ pub struct ForkRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid: Option<i32>,
     pub w: u32,
+    /// Its identity as pytest-xdist names workers (`gw0`…, by slot) and their number.
+    pub worker: String,
+    pub workers: u32,
     /// Indices into the zygote's collected items.
     pub items: &'a [u32],
     pub events: &'a Path,
@@ -104,7 +107,6 @@ impl Zygote {
                 },
             )
             .env("MTEST_STACKS", &stacks)
-            .env("PYTHONFAULTHANDLER", "1")
             .args(["-q", "--continue-on-collection-errors"])
             .args(args);
         pytest.finish_args(&mut cmd);

@@ -245,9 +245,9 @@ impl ChunkRun {
     }
 
     /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
-    /// that it started (marked `MTEST_WORKER`); never what another chunk started.
+    /// that it started (marked with its worker's PYTEST_XDIST_WORKER); never what another chunk started.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
-        let list = platform::kill_strays(Some(self.pid), Some(self.mark), running);
+        let list = platform::kill_strays(Some(self.pid), Some(self.slot), running);
         if !list.is_empty() {
             warnings.push(format!(
                 "chunk {} left {} process(es) running, killed: {}",

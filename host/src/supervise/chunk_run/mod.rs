@@ -52,6 +52,13 @@ pub struct RunContext<'a> {
     /// Process mode: a file holding the collection's initial paths (`MTEST_INITPATHS`):
     /// a chunk's own path arguments must not make its files initial paths.
     pub initial_paths: Option<PathBuf>,
+    /// `-j`: the workers' number, as pytest-xdist's PYTEST_XDIST_WORKER_COUNT says it.
+    pub jobs: u32,
+}
+
+/// A worker's name as pytest-xdist gives it (`gw0`, `gw1`…), by its slot.
+pub fn worker_name(slot: u32) -> String {
+    format!("gw{slot}")
 }
 
 impl<'a> RunContext<'a> {
@@ -77,6 +84,7 @@ impl<'a> RunContext<'a> {
             timeout_s,
             grace: Duration::from_secs(5),
             stop_file: None,
+            jobs: 1,
             item_index: Vec::new(),
             gc_freeze: true,
             initial_paths: None,
@@ -203,19 +211,32 @@ pub struct ChunkRun {
     /// It continues a worker that is still running the last test of its previous batch
     /// (whose chunk watches it): no watchdog and no signals of its own until that ends.
     awaiting: bool,
-    /// The worker's mark on the processes its tests start (`MTEST_WORKER`): the number
-    /// of its first batch.
+    /// The number of its worker's first batch.
     mark: u32,
+    /// Its worker's slot among the `-j` running at once: its name (`gw0`…), which the
+    /// processes its tests start carry in their environment (PYTEST_XDIST_WORKER).
+    slot: u32,
     dog: Watchdog,
     interrupted: bool,
 }
 
+/// The files of a chunk.
+#[derive(Clone, Copy)]
+struct ChunkPaths<'p> {
+    ids: &'p Path,
+    events: &'p Path,
+    log: &'p Path,
+    stacks: &'p Path,
+}
+
 impl ChunkRun {
-    /// Starts batch `job` as chunk `id`: a new worker, or with `continues` (a worker's
-    /// pid and its chunk's mark, fork mode) the next batch of a worker that asked for one.
+    /// Starts batch `job` as chunk `id` in worker slot `slot`: a new worker, or with
+    /// `continues` (a worker's pid and its chunk's mark, fork mode) the next batch of a
+    /// worker that asked for one.
     pub fn spawn(
         ctx: &RunContext,
         id: u32,
+        slot: u32,
         job: Job,
         launcher: &mut Launcher,
         continues: Option<(i32, u32)>,
@@ -256,6 +277,8 @@ impl ChunkRun {
                     c: if continues.is_some() { "next" } else { "fork" },
                     pid: continues.map(|(pid, _)| pid),
                     w: id,
+                    worker: worker_name(slot),
+                    workers: ctx.jobs,
                     items: &items,
                     events: &events,
                     log: &log,
@@ -278,8 +301,14 @@ impl ChunkRun {
                 (Proc::Forked { status: None }, pid, command)
             }
             Launcher::Process => {
+                let paths = ChunkPaths {
+                    ids: &ids,
+                    events: &events,
+                    log: &log,
+                    stacks: &stacks,
+                };
                 let (child, command) =
-                    Self::spawn_process(ctx, id, &files, &ids, &events, &log, &stacks, unbuffered)?;
+                    Self::spawn_process(ctx, (id, slot), &files, &paths, unbuffered)?;
                 let pid = child_pid(&child);
                 (Proc::Spawned(child), pid, command)
             }
@@ -320,31 +349,34 @@ impl ChunkRun {
             handed_over: false,
             awaiting: continues.is_some(),
             mark: continues.map_or(id, |(_, mark)| mark),
+            slot,
             dog: Watchdog::default(),
             interrupted: false,
         })
     }
 
     /// Process mode: a pytest process of its own for the chunk's files, keeping its ids.
-    #[allow(clippy::too_many_arguments)]
     fn spawn_process(
         ctx: &RunContext,
-        id: u32,
+        (id, slot): (u32, u32),
         files: &[&str],
-        ids: &Path,
-        events: &Path,
-        log: &Path,
-        stacks: &Path,
+        paths: &ChunkPaths,
         unbuffered: bool,
     ) -> Result<(Child, String), String> {
+        let ChunkPaths {
+            ids,
+            events,
+            log,
+            stacks,
+        } = *paths;
         let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
         let out = std::fs::File::create(log).map_err(|e| io(log, e))?;
         let err = out.try_clone().map_err(|e| io(log, e))?;
         let mut cmd = ctx.pytest.command(events);
         cmd.env("MTEST_SELECT", ids)
             .env("MTEST_STACKS", stacks)
-            .env("MTEST_WORKER", id.to_string())
-            .env("PYTHONFAULTHANDLER", "1")
+            .env("PYTEST_XDIST_WORKER", worker_name(slot))
+            .env("PYTEST_XDIST_WORKER_COUNT", ctx.jobs.to_string())
             .arg(format!("--timeout={}", ctx.timeout_s))
             .args(["-q", "--continue-on-collection-errors"]);
         if let Some(stop) = &ctx.stop_file {
@@ -401,6 +433,11 @@ impl ChunkRun {
     /// The mark its worker puts on the processes its tests start.
     pub fn mark(&self) -> u32 {
         self.mark
+    }
+
+    /// Its worker's slot (see [`worker_name`]).
+    pub fn slot(&self) -> u32 {
+        self.slot
     }
 
     /// The chunk before it on the same worker has ended: its own clocks start now.

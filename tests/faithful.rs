@@ -1,0 +1,164 @@
+//! mtest beside plain pytest: the same project, the same options, the same outcome for
+//! every test, in both isolation modes, at `-j 1` and `-j 2`, in a worker's first batch and
+//! in a later one.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::beside::{self, differences};
+use common::project;
+
+const BEHAVIOUR: &str = include_str!("faithful/behaviour.py");
+/// Its tests.
+const BEHAVIOURS: usize = 32;
+/// Its tests that do not pass under plain pytest, and how they end.
+const EXPECTED: &[(&str, &str)] = &[
+    ("test_timeout_by_marker", "failed"),
+    ("test_timeout_by_ini", "failed"),
+    ("test_gc_leak_check_fails_as_under_pytest", "failed"),
+    ("test_output_then_a_failure", "failed"),
+    ("test_deprecation_is_an_error_by_the_ini", "failed"),
+    ("test_xfail", "xfailed"),
+    ("test_xpass", "xpassed"),
+    ("test_skip", "skipped"),
+    ("test_setup_error", "error"),
+    ("test_teardown_error", "error"),
+    ("test_unknown_fixture", "error"),
+];
+
+/// Quick tests between the two copies of the behaviour module, so that at `-j 2` the
+/// second copy runs in a worker's later batch.
+fn filler() -> String {
+    "import pytest\n\n@pytest.mark.parametrize('i', range(300))\ndef test_filler(i):\n    pass\n"
+        .into()
+}
+
+fn behaviour_project() -> tempfile::TempDir {
+    project(&[
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\ntimeout = 2\nfilterwarnings = [\"error::DeprecationWarning\"]\n"
+                .to_string(),
+        ),
+        (
+            "conftest.py",
+            "import os\nimport pytest\n\n\n@pytest.fixture(autouse=True)\ndef _where(request):\n    \"\"\"Which process ran each test.\"\"\"\n    with open(os.environ['BESIDE_PIDS'], 'a') as f:\n        f.write('%s %d\\n' % (request.node.nodeid, os.getpid()))\n"
+                .to_string(),
+        ),
+        ("tests/test_0_behaviour.py", BEHAVIOUR.to_string()),
+        ("tests/test_m_filler.py", filler()),
+        ("tests/test_z_behaviour.py", BEHAVIOUR.to_string()),
+        (
+            "tests/test_0_skipped_module.py",
+            include_str!("faithful/skipped_module.py").to_string(),
+        ),
+        ("extra/README", "a directory on PYTHONPATH\n".to_string()),
+    ])
+}
+
+/// test id -> the pid of the process that ran it.
+fn pids(log: &Path) -> BTreeMap<String, String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(id, pid)| (id.to_string(), pid.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_observable_behaviour_is_plain_pytests_in_every_batch_and_mode() {
+    let dir = behaviour_project();
+    let root = dir.path();
+    let extra = root.join("extra").display().to_string();
+    let pid_log = root.join(".pids");
+    let pid_log_s = pid_log.display().to_string();
+    let env = [
+        ("PYTHONPATH", extra.as_str()),
+        ("BESIDE_PYTHONPATH", extra.as_str()),
+        ("BESIDE_PIDS", pid_log_s.as_str()),
+    ];
+    let (plain, _) = beside::plain_pytest(root, &[], &env);
+    // The behaviours, the filler, and one module skipped at import.
+    assert_eq!(
+        plain.len(),
+        2 * BEHAVIOURS + 300 + 1,
+        "plain pytest's outcomes"
+    );
+    assert_eq!(plain["tests/test_0_skipped_module.py"], "skipped");
+    // Plain pytest itself: every behaviour test passes but those meant to fail.
+    for (id, outcome) in plain
+        .iter()
+        .filter(|(id, _)| id.contains("_behaviour.py::"))
+    {
+        let name = id.rsplit("::").next().unwrap_or(id);
+        let expected = EXPECTED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("passed", |(_, o)| *o);
+        assert_eq!(outcome, expected, "plain pytest: {id}");
+    }
+    let mut report = Vec::new();
+    for isolation in ["fork", "process"] {
+        for jobs in ["1", "2"] {
+            let _ = std::fs::remove_file(&pid_log);
+            let (ran, records, _, stderr) =
+                beside::mtest(root, &["--isolation", isolation, "-j", jobs], &[], &env);
+            for (id, a, b) in differences(&plain, &ran) {
+                report.push(format!(
+                    "{isolation} -j {jobs}: {id}: pytest {a}, mtest {b}"
+                ));
+            }
+            if ran.is_empty() {
+                report.push(format!("{isolation} -j {jobs}: no records:\n{stderr}"));
+            }
+            // An error says pytest's reason, not only where.
+            for r in records.iter().filter(|r| {
+                r["test_id"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with("::test_unknown_fixture"))
+            }) {
+                let message = r["message"].as_str().unwrap_or("");
+                if !message.contains("fixture 'no_such_fixture_here' not found") {
+                    report.push(format!(
+                        "{isolation} -j {jobs}: {}: message {message:?}",
+                        r["test_id"]
+                    ));
+                }
+            }
+            if isolation == "fork" && jobs == "2" {
+                assert_later_batches(&records, &pids(&pid_log));
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+/// The second copy of the behaviour module ran in later batches of workers that had run
+/// an earlier batch: some chunk before its own in the same process.
+fn assert_later_batches(records: &[serde_json::Value], pids: &BTreeMap<String, String>) {
+    let chunk_of = |id: &str| {
+        records
+            .iter()
+            .find(|r| r["test_id"] == id)
+            .and_then(|r| r["chunk"].as_u64())
+    };
+    let first_chunk_of_pid = |pid: &str| {
+        pids.iter()
+            .filter(|(_, p)| p.as_str() == pid)
+            .filter_map(|(id, _)| chunk_of(id))
+            .min()
+    };
+    let later: Vec<&String> = pids
+        .iter()
+        .filter(|(id, _)| id.starts_with("tests/test_z_behaviour.py::"))
+        .filter(|(id, pid)| chunk_of(id) > first_chunk_of_pid(pid))
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        later.len() > 10,
+        "the second copy did not run in workers' later batches: {later:?}"
+    );
+}
