@@ -162,3 +162,162 @@ fn assert_later_batches(records: &[serde_json::Value], pids: &BTreeMap<String, S
         "the second copy did not run in workers' later batches: {later:?}"
     );
 }
+
+fn flags_project() -> tempfile::TempDir {
+    project(&[
+        (
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\nmarkers = [\"slow: a slow test\"]\ntestpaths = [\"tests\", \"pkg\"]\n",
+        ),
+        (
+            "conftest.py",
+            "import pytest\n\n\n@pytest.fixture\ndef from_conftest():\n    return 42\n",
+        ),
+        ("tests/test_f.py", include_str!("faithful/flags_tests.py")),
+        ("tests/test_g.py", include_str!("faithful/flags_more.py")),
+        ("pkg/__init__.py", ""),
+        ("pkg/mod.py", include_str!("faithful/flags_pkg.py")),
+    ])
+}
+
+/// How mtest must answer a pytest option.
+enum Expect {
+    /// The same outcome for every test as plain pytest, at this `-j`.
+    Same(&'static str),
+    /// Refused in one line naming it, nothing run.
+    Refused(&'static str),
+}
+
+/// pytest's everyday options after `--`: mtest gives each test plain pytest's outcome, or
+/// refuses the option in one line (never ignores it).
+#[test]
+fn pytest_options_give_plain_pytests_outcomes_or_are_refused() {
+    use Expect::{Refused, Same};
+    let dir = flags_project();
+    let root = dir.path();
+    let basetemp = tempfile::tempdir().unwrap();
+    let basetemp = basetemp.path().join("bt").display().to_string();
+    let root_s = root.display().to_string();
+    let sets: Vec<(Vec<&str>, Expect)> = vec![
+        (vec![], Same("2")),
+        (vec![], Same("1")),
+        (vec!["-v"], Same("2")),
+        (vec!["-vv"], Same("2")),
+        (vec!["-q"], Same("2")),
+        (vec!["-rA"], Same("2")),
+        (vec!["-rfE"], Same("2")),
+        (vec!["--tb=short"], Same("2")),
+        (vec!["--tb=line"], Same("2")),
+        (vec!["--tb=no"], Same("2")),
+        (vec!["--tb=native"], Same("2")),
+        (vec!["--tb=long"], Same("2")),
+        (vec!["-l"], Same("2")),
+        (vec!["--full-trace"], Same("2")),
+        (vec!["-W", "error"], Same("2")),
+        (vec!["-W", "error::UserWarning"], Same("2")),
+        (vec!["-p", "no:warnings"], Same("2")),
+        (vec!["--strict-markers"], Same("2")),
+        (vec!["--strict-config"], Same("2")),
+        (vec!["--runxfail"], Same("2")),
+        (vec!["-o", "xfail_strict=true"], Same("2")),
+        (vec!["-k", "ok or param"], Same("2")),
+        (vec!["-k", "not fails"], Same("2")),
+        (vec!["-m", "slow"], Same("2")),
+        (vec!["-m", "not slow"], Same("2")),
+        (vec!["--deselect", "tests/test_f.py::test_ok"], Same("2")),
+        (vec!["--ignore", "tests/test_g.py"], Same("2")),
+        (vec!["--ignore-glob", "*_g.py"], Same("2")),
+        (vec!["--doctest-modules"], Same("2")),
+        (vec!["--import-mode=importlib"], Same("2")),
+        (vec!["--import-mode=append"], Same("2")),
+        (vec!["--import-mode=prepend"], Same("2")),
+        (vec!["--durations=3"], Same("2")),
+        (vec!["--durations=0", "--durations-min=0"], Same("2")),
+        (vec!["--log-cli-level=INFO"], Same("2")),
+        (vec!["--log-level=DEBUG"], Same("2")),
+        (vec!["--show-capture=no"], Same("2")),
+        (vec!["--basetemp", basetemp.as_str()], Same("2")),
+        (vec!["--rootdir", root_s.as_str()], Same("2")),
+        (vec!["--noconftest"], Same("2")),
+        (vec!["--setup-show"], Same("2")),
+        (vec!["--color=yes"], Same("2")),
+        (vec!["--color=no"], Same("2")),
+        (vec!["-s"], Same("2")),
+        (vec!["--capture=no"], Same("1")),
+        (vec!["--capture=sys"], Same("2")),
+        (vec!["--capture=fd"], Same("2")),
+        (vec!["--capture=tee-sys"], Same("2")),
+        (vec!["-p", "no:cacheprovider"], Same("2")),
+        (vec!["--sw"], Refused("--sw")),
+        (vec!["--stepwise-skip"], Refused("--sw-skip")),
+        (vec!["--pdb"], Refused("--pdb")),
+        (vec!["--trace"], Refused("--trace")),
+        (vec!["--co"], Refused("--co")),
+        (vec!["--collect-only"], Refused("--collect-only")),
+        (vec!["--fixtures"], Refused("--fixtures")),
+        (vec!["--setup-plan"], Refused("--setup-plan")),
+        (vec!["--cache-show"], Refused("--cache-show")),
+    ];
+    let mut report = Vec::new();
+    for (args, expect) in &sets {
+        let shown = if args.is_empty() {
+            "(none)".to_string()
+        } else {
+            args.join(" ")
+        };
+        let _ = std::fs::remove_dir_all(root.join(".pytest_cache"));
+        match expect {
+            Same(jobs) => {
+                let (plain, _) = beside::plain_pytest(root, args, &[]);
+                let (ran, _, _, stderr) = beside::mtest(root, &["-j", jobs], args, &[]);
+                if ran.is_empty() {
+                    report.push(format!(
+                        "{shown} (-j {jobs}): mtest recorded nothing:\n{stderr}"
+                    ));
+                }
+                for (id, a, b) in differences(&plain, &ran) {
+                    report.push(format!("{shown} (-j {jobs}): {id}: pytest {a}, mtest {b}"));
+                }
+            }
+            Refused(name) => {
+                let (ran, _, code, stderr) = beside::mtest(root, &[], args, &[]);
+                let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(name)).collect();
+                if code == Some(0) || code == Some(1) || !ran.is_empty() || lines.len() != 1 {
+                    report.push(format!(
+                        "{shown}: not refused in one line (exit {code:?}, {} records):\n{stderr}",
+                        ran.len()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(report.is_empty(), "{}", report.join("\n"));
+}
+
+/// `pytest --lf` after mtest runs what failed under mtest, as after plain pytest; and so
+/// does `mtest -- --lf`.
+#[test]
+fn pytests_last_failed_after_mtest_is_what_failed() {
+    let dir = flags_project();
+    let root = dir.path();
+    let _ = std::fs::remove_dir_all(root.join(".pytest_cache"));
+    beside::plain_pytest(root, &[], &[]);
+    let (after_pytest, _) = beside::plain_pytest(root, &["--lf"], &[]);
+    assert!(
+        after_pytest.len() >= 3 && after_pytest.len() < 10,
+        "{after_pytest:?}"
+    );
+    let _ = std::fs::remove_dir_all(root.join(".pytest_cache"));
+    let (_, _, code, stderr) = beside::mtest(root, &["-j", "2"], &[], &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let (after_mtest, _) = beside::plain_pytest(root, &["--lf"], &[]);
+    assert_eq!(after_mtest, after_pytest);
+    let _ = std::fs::remove_dir_all(root.join(".pytest_cache"));
+    beside::mtest(root, &["-j", "2"], &[], &[]);
+    let (ran, _, _, stderr) = beside::mtest(root, &["-j", "2"], &["--lf"], &[]);
+    assert_eq!(
+        differences(&after_pytest, &ran),
+        Vec::<(String, String, String)>::new(),
+        "{stderr}"
+    );
+}

@@ -700,8 +700,10 @@ fn self_check_passes() {
     );
 }
 
+/// `--lf` in `addopts` means what it means under plain pytest: the first run runs all,
+/// mtest writes pytest's `lastfailed`, the second runs what failed.
 #[test]
-fn a_project_whose_addopts_use_pytests_cache_still_runs() {
+fn a_project_whose_addopts_use_pytests_cache_gets_pytests_last_failed() {
     let dir = project(&[
         (
             "pyproject.toml",
@@ -712,10 +714,15 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
             "def test_a():\n    pass\n\ndef test_b():\n    assert False\n",
         ),
     ]);
-    // mtest's temp dirs (the plugin, the private caches) go here: none may be left.
+    // mtest's temp dirs (the plugin) go here: none may be left.
     let tmp = dir.path().join("tmp");
     std::fs::create_dir(&tmp).unwrap();
-    for _ in 0..2 {
+    let both = expect(&[
+        ("tests/test_a.py::test_a", "passed"),
+        ("tests/test_a.py::test_b", "failed"),
+    ]);
+    let failed = expect(&[("tests/test_a.py::test_b", "failed")]);
+    for want in [both, failed.clone(), failed] {
         let out = mtest_in(dir.path()).env("TMPDIR", &tmp).output().unwrap();
         assert_eq!(
             out.status.code(),
@@ -723,17 +730,12 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        assert_eq!(
-            outcomes(dir.path()),
-            expect(&[
-                ("tests/test_a.py::test_a", "passed"),
-                ("tests/test_a.py::test_b", "failed")
-            ])
-        );
+        assert_eq!(outcomes(dir.path()), want);
     }
-    assert!(
-        !dir.path().join(".pytest_cache").exists(),
-        "chunks keep a private cache"
+    let lastfailed = dir.path().join(".pytest_cache/v/cache/lastfailed");
+    assert_eq!(
+        std::fs::read_to_string(&lastfailed).unwrap(),
+        "{\n  \"tests/test_a.py::test_b\": true\n}"
     );
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .unwrap()
@@ -744,14 +746,14 @@ fn a_project_whose_addopts_use_pytests_cache_still_runs() {
 }
 
 /// Fork mode keeps what collection built frozen in the workers (`gc.freeze()`: their
-/// garbage collections do not copy the collected heap); `gc-freeze = false` unfreezes
-/// it, so a test that searches `gc.get_objects()` finds module-level objects as under
-/// plain pytest.
+/// garbage collections do not copy the collected heap) until a test walks the heap: a test
+/// that searches `gc.get_objects()` finds module-level objects as under plain pytest,
+/// with `gc-freeze` on (thawed then) or off (thawed at once).
 #[test]
-fn gc_freeze_decides_whether_workers_see_the_collected_heap() {
+fn a_test_walking_the_heap_sees_the_collected_objects_frozen_or_not() {
     let test = "import gc\n\nclass Kept:\n    pass\n\nKEPT = Kept()\n\n\
                 def test_sees_kept():\n    assert any(o is KEPT for o in gc.get_objects())\n";
-    for (config, want) in [("", "failed"), ("gc-freeze = false\n", "passed")] {
+    for (config, want) in [("", "passed"), ("gc-freeze = false\n", "passed")] {
         let pyproject = format!("[tool.mtest]\n{config}");
         let dir = project(&[
             ("pyproject.toml", pyproject.as_str()),

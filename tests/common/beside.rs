@@ -51,13 +51,21 @@ def pytest_sessionfinish(session):
 "#;
 
 /// Plain `python -m pytest ARGS` in `root`: each test's outcome, and pytest's exit code.
+/// With `--continue-on-collection-errors`: a module that fails to import is an error and
+/// the rest runs, under mtest as documented (plain pytest would run nothing).
 pub fn plain_pytest(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (Outcomes, Option<i32>) {
     std::fs::write(root.join("_beside.py"), REFERENCE_PLUGIN).expect("write _beside.py");
     let out_file = root.join(".beside-outcomes.json");
     let _ = std::fs::remove_file(&out_file);
     let mut cmd = Command::new(python());
     cmd.current_dir(root)
-        .args(["-m", "pytest", "-p", "_beside"])
+        .args([
+            "-m",
+            "pytest",
+            "-p",
+            "_beside",
+            "--continue-on-collection-errors",
+        ])
         .args(args)
         .env("BESIDE_OUT", &out_file);
     clean_env(&mut cmd, env);

@@ -1220,7 +1220,9 @@ def _begin_batch(session, command):
                                       write_through=True, line_buffering=True)
         if capman is not None and capman._method != "no":
             capman._method = "tee-sys"
-    if capman is not None and capman._method != "no":
+    if capman is not None:
+        # With -s too: pytest's capture manager reads its global capture (an empty one
+        # under -s) after every test, and fails the test when there is none.
         capman.start_global_capturing()
         capman.suspend_global_capture()
     if command.get("stacks"):
