@@ -321,3 +321,47 @@ fn pytests_last_failed_after_mtest_is_what_failed() {
         "{stderr}"
     );
 }
+
+/// `-x` / `--max-fail N` (mtest's, or pytest's own after `--`) count failing tests, each
+/// once, over the whole run: once the limit is reached every worker stops after its
+/// running test, so at `-j 1` exactly N failing tests run, in both modes; the rest is not
+/// run, not recorded, and the summary says how many.
+#[test]
+fn max_fail_stops_at_exactly_n_failing_tests_at_j1() {
+    let files: Vec<(String, String)> = (1..=6)
+        .map(|i| {
+            (
+                format!("tests/test_{i}.py"),
+                format!("def test_ok_{i}():\n    pass\n\ndef test_fail_{i}():\n    assert False\n"),
+            )
+        })
+        .collect();
+    let dir = project(&files);
+    let root = dir.path();
+    for isolation in ["fork", "process"] {
+        for (args, pytest_args, n) in [
+            (vec!["-x"], vec![], 1),
+            (vec!["--max-fail", "2"], vec![], 2),
+            (vec!["--max-fail", "4"], vec![], 4),
+            (vec![], vec!["-x"], 1),
+            (vec![], vec!["--maxfail=3"], 3),
+        ] {
+            let mut all = vec!["--isolation", isolation, "-j", "1"];
+            all.extend(&args);
+            let (ran, _, code, stderr) = beside::mtest(root, &all, &pytest_args, &[]);
+            let failed = ran.values().filter(|o| *o == "failed").count();
+            let shown = format!("{isolation} {args:?} -- {pytest_args:?}");
+            assert_eq!(failed, n, "{shown}: {ran:?}\n{stderr}");
+            assert!(
+                ran.values().all(|o| o == "failed" || o == "passed"),
+                "{shown}: a test not run was recorded: {ran:?}"
+            );
+            assert_eq!(code, Some(1), "{shown}: {stderr}");
+            let not_run = 12 - ran.len();
+            assert!(
+                stderr.contains(&format!("{not_run} selected test(s) did not run")),
+                "{shown}: {stderr}"
+            );
+        }
+    }
+}

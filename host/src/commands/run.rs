@@ -26,7 +26,7 @@ use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
-use crate::supervise::chunk_run::{Job, Launcher, RunContext};
+use crate::supervise::chunk_run::{self, Job, Launcher, RunContext};
 use crate::supervise::zygote::Mode;
 use crate::supervise::{self, chunks, platform, Finish, RunEvent, Work};
 use crate::{quarantine, Exit, FastMap, FastSet};
@@ -459,6 +459,9 @@ fn execute(
     let stop = gates.chunks().join("stop");
     let _ = std::fs::remove_file(&stop);
     ctx.stop_file = Some(stop);
+    if let Some(n) = max_fail {
+        ctx.max_fail = Some(failure_limit(&gates.chunks(), n, &todo, &failed_earlier)?);
+    }
     let costs = chunks::Costs {
         startup_ms: durations.startup_ms(),
         collect_ms: &collect_ms,
@@ -868,6 +871,40 @@ fn supervise_and_record<'h>(
 
 /// The collection's initial paths, one a line, for process-mode chunks (any chunk may be
 /// one: fork mode falls back to process mode when its zygote dies).
+/// --max-fail for the workers: every worker appends each of its failing tests to one file
+/// and stops once it holds `n` tests; the failures of quarantined tests (forgiven) do not
+/// count. Tests that failed in an earlier invocation of a resumed run count already.
+fn failure_limit(
+    chunks: &Path,
+    n: u32,
+    todo: &[PlannedTest],
+    failed_earlier: &[String],
+) -> Result<chunk_run::FailureLimit> {
+    let io = |p: &Path, e: std::io::Error| {
+        Stop(Exit::Internal, format!("cannot write {}: {e}", p.display()))
+    };
+    std::fs::create_dir_all(chunks).map_err(|e| io(chunks, e))?;
+    let failing = chunks.join("failing");
+    let mut earlier = String::new();
+    for id in failed_earlier {
+        earlier.push_str(id);
+        earlier.push('\n');
+    }
+    std::fs::write(&failing, earlier).map_err(|e| io(&failing, e))?;
+    let forgiven = chunks.join("forgiven");
+    let mut ids = String::new();
+    for t in todo.iter().filter(|t| t.quarantined) {
+        ids.push_str(&t.id);
+        ids.push('\n');
+    }
+    std::fs::write(&forgiven, ids).map_err(|e| io(&forgiven, e))?;
+    Ok(chunk_run::FailureLimit {
+        tests: n,
+        failing,
+        forgiven,
+    })
+}
+
 fn write_initial_paths(chunks: &Path, paths: &[String]) -> Result<std::path::PathBuf> {
     let file = chunks.join("initpaths");
     let mut text = paths.join("\n");
@@ -1431,6 +1468,11 @@ fn fresh_state(
         .rotate_last_run()
         .map_err(|e| Stop(Exit::Internal, e))?;
     let now = clock::now();
+    let mut opts = opts;
+    if opts.stop_after_failures().is_none() {
+        // pytest's own -x / --maxfail counts failing tests over the whole run, as mtest's.
+        opts.max_fail = collected.pytest_maxfail;
+    }
     let state = RunState {
         schema_version: STATE_SCHEMA,
         run_id,

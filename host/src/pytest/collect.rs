@@ -46,6 +46,10 @@ pub struct Collected {
     /// pytest's cache directory, where the run's end writes `lastfailed`.
     #[serde(default)]
     pub cache_dir: Option<String>,
+    /// pytest's own `-x` / `--maxfail N` (from its options or `addopts`): mtest's
+    /// `--max-fail` where none is given.
+    #[serde(default)]
+    pub pytest_maxfail: Option<u32>,
     /// Collectors that skipped themselves (a module's `pytest.importorskip`): (id, reason).
     #[serde(default)]
     pub skipped: Vec<(String, Option<String>)>,
@@ -210,10 +214,12 @@ fn watch(
                 Event::Collected {
                     initpaths,
                     cache_dir,
+                    maxfail,
                     ..
                 } => {
                     collected.initial_paths = initpaths;
                     collected.cache_dir = cache_dir;
+                    collected.pytest_maxfail = maxfail;
                     items_done = true
                 }
                 Event::InternalError { text } => internal_error = Some(text),

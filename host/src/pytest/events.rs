@@ -50,6 +50,9 @@ pub enum Event {
         /// pytest's cache directory (null without the cacheprovider plugin).
         #[serde(default)]
         cache_dir: Option<String>,
+        /// pytest's own `-x` / `--maxfail N`, which mtest takes over.
+        #[serde(default)]
+        maxfail: Option<u32>,
     },
     /// Something mtest changed in pytest's options, said once.
     Notice {

@@ -42,7 +42,8 @@ import pytest
 # and every process they start see the environment plain pytest would give them (and, in a
 # worker, pytest-xdist's PYTEST_XDIST_WORKER and PYTEST_XDIST_WORKER_COUNT).
 _MTEST_VARS = ("MTEST_EVENTS", "MTEST_COLLECT", "MTEST_ZYGOTE", "MTEST_SELECT", "MTEST_STACKS",
-               "MTEST_STOP", "MTEST_INITPATHS", "MTEST_PYTHONPATH")
+               "MTEST_STOP", "MTEST_INITPATHS", "MTEST_PYTHONPATH", "MTEST_MAXFAIL",
+               "MTEST_FAILING", "MTEST_FORGIVEN")
 _env = {name: os.environ.pop(name) for name in _MTEST_VARS if name in os.environ}
 
 
@@ -98,8 +99,12 @@ def _emit(event, flush=True):
 
 
 def _write_all(data):
+    _write_fd(_fd, data)
+
+
+def _write_fd(fd, data):
     while data:
-        written = os.write(_fd, data)
+        written = os.write(fd, data)
         data = data[written:]
 
 
@@ -153,6 +158,10 @@ _REFUSED = [
 ]
 
 
+# pytest's own -x / --maxfail, taken over (see pytest_cmdline_main).
+_pytest_maxfail = 0
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """Before xdist and junitxml see the options: mtest is the parallel runner and writes
@@ -170,6 +179,12 @@ def pytest_cmdline_main(config):
         opt.dist = "no"
         if hasattr(opt, "tx"):
             opt.tx = []
+    global _pytest_maxfail
+    if getattr(opt, "maxfail", 0):
+        # pytest's -x / --maxfail: mtest counts failing tests over every worker (each
+        # pytest process would count only its own) and stops them all at the limit.
+        _pytest_maxfail = opt.maxfail
+        opt.maxfail = 0
     if not _zygote and getattr(opt, "cacheclear", False):
         opt.cacheclear = False  # the run's collection cleared it: a chunk must not again
     if getattr(opt, "xmlpath", None):
@@ -480,7 +495,8 @@ def pytest_collection_finish(session):
     _pending.append(_dumps({"e": "collected", "count": len(session.items),
                             "threads": _other_threads(),
                             "initpaths": None if initial is None else sorted(map(str, initial)),
-                            "cache_dir": _cache_dir(session.config)}))
+                            "cache_dir": _cache_dir(session.config),
+                            "maxfail": _pytest_maxfail or None}))
     _flush()
 
 
@@ -505,10 +521,11 @@ _quote = json.encoder.encode_basestring
 
 
 def pytest_runtest_logstart(nodeid, location):
-    global _reports, _current
+    global _reports, _current, _failing_now
     if _fd is None:
         return
     _reports = 0
+    _failing_now = False
     _current = nodeid
     # The hot path: formatted by hand, one write (with the previous test's events).
     line = '{"e":"start","id":%s,"t":%r}\n' % (_quote(nodeid), time.time())
@@ -536,9 +553,11 @@ def _crash_message(report):
 
 
 def pytest_runtest_logreport(report):
-    global _reports
+    global _reports, _failing_now
     if _fd is None:
         return
+    if report.failed:
+        _failing_now = True
     if report.outcome == "passed" and report.when != "call":
         return  # setup and teardown passed: nothing to say
     subtest = type(report).__name__ == "SubtestReport"
@@ -703,6 +722,64 @@ def _new_threads():
 
 _session = None
 _stop = _env.get("MTEST_STOP")
+# What a worker stopped by mtest's stop file says (mtest's own stop, not pytest's).
+STOP_ASKED = "mtest asked to stop"
+
+# --max-fail (mtest's, or pytest's own -x/--maxfail taken over): (how many failing tests
+# end the run, the file where every worker appends the id of each of its failing tests,
+# the ids whose failures do not count: quarantined and flaky). A worker counts them all,
+# so each stops right after the test that reaches the limit, not when mtest reads it.
+_limit = None
+_failing_now = False
+_failing_seen = (-1, False)  # (size of the file when last read, over the limit)
+
+
+def _set_limit(max_fail, failing, forgiven):
+    global _limit
+    if not max_fail or not failing:
+        _limit = None
+        return
+    ids = set()
+    if forgiven:
+        try:
+            with open(forgiven, encoding="utf-8", errors="surrogateescape") as f:
+                ids = {line.rstrip("\n") for line in f}
+        except OSError:
+            pass
+    _limit = (int(max_fail), failing, ids)
+
+
+def _over_the_limit(nodeid):
+    """Writes down the test in flight if it failed; says whether the run's failing tests
+    (every worker's, each test once) reached the limit. Writes the stop file then, so the
+    other workers stop after their current test too."""
+    global _failing_seen
+    limit, path, forgiven = _limit
+    if _failing_now and nodeid not in forgiven:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            _write_fd(fd, _encode(nodeid + "\n"))
+        finally:
+            os.close(fd)
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return False
+    if size == _failing_seen[0]:
+        return _failing_seen[1]
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        over = len({line for line in f if line.strip()}) >= limit
+    _failing_seen = (size, over)
+    if over and _stop and not os.path.exists(_stop):
+        try:
+            with open(_stop, "w") as f:
+                f.write("--max-fail: %d failing test(s)" % limit)
+        except OSError:
+            pass
+    return over
+
+
+_set_limit(_env.get("MTEST_MAXFAIL"), _env.get("MTEST_FAILING"), _env.get("MTEST_FORGIVEN"))
 
 
 def pytest_sessionstart(session):
@@ -716,10 +793,11 @@ def pytest_runtest_logfinish(nodeid, location):
     global _current
     if _fd is None:
         return
-    if _stop and _session is not None and os.path.exists(_stop):
-        # mtest says stop (the --budget ran out, --fail-fast): end the session after
+    over = _limit is not None and _over_the_limit(nodeid)
+    if _stop and _session is not None and (over or os.path.exists(_stop)):
+        # mtest says stop (the --budget ran out, --max-fail): end the session after
         # this test, cleanly.
-        _session.shouldstop = "mtest asked to stop"
+        _session.shouldstop = STOP_ASKED
     _current = None
     now = time.time()
     leaked = _leaked()
@@ -1228,6 +1306,7 @@ def _begin_batch(session, command):
     if command.get("stacks"):
         _register_stacks(command["stacks"])
     _stop = command.get("stop") or None
+    _set_limit(command.get("max_fail"), command.get("failing"), command.get("forgiven"))
 
     _emit({"e": "session_start", "pid": os.getpid(), "pytest": pytest.__version__,
            "python": sys.version.split()[0], "rootdir": str(config.rootpath)})

@@ -173,8 +173,8 @@ struct Loop<'s, 'a> {
     running: Vec<ChunkRun>,
     next_id: u32,
     stopping: Option<Finish>,
-    /// Failing records so far (quarantined ones aside), for --max-fail.
-    failing: u32,
+    /// Failing tests so far (each once, quarantined ones aside), for --max-fail.
+    failing: crate::FastSet<usize>,
     /// Tests to run again when their chunk ends (test, attempt): failures with
     /// `--retries`, every run of a repeated test.
     retry: Vec<(usize, u32)>,
@@ -351,7 +351,7 @@ fn turns(
         running: Vec::new(),
         next_id: options.first_chunk.max(1),
         stopping: None,
-        failing: 0,
+        failing: work.failed_before.iter().copied().collect(),
         retry: Vec::new(),
         failed_before: work.failed_before.into_iter().collect(),
         not_run: 0,
@@ -479,10 +479,17 @@ fn turns(
             busy |= ended.is_some();
             freed |= ended.is_some();
             let forensic_ok = !l.running[i].ran_alone();
-            let chunk_failing = out
+            for r in out
                 .iter()
                 .filter(|r| r.outcome.is_failure() && !r.quarantined)
-                .count() as u32;
+            {
+                if let Some(t) = r
+                    .test
+                    .or_else(|| ctx.index.get(r.test_id.as_str()).copied())
+                {
+                    l.failing.insert(t);
+                }
+            }
             for record in out.drain(..) {
                 l.record(ctx, record, forensic_ok);
             }
@@ -491,8 +498,11 @@ fn turns(
                     (l.sink)(RunEvent::Warning(warning));
                 }
             }
-            l.failing += chunk_failing;
-            if options.max_fail.is_some_and(|n| l.failing >= n) && l.stopping.is_none() {
+            if options
+                .max_fail
+                .is_some_and(|n| l.failing.len() >= n as usize)
+                && l.stopping.is_none()
+            {
                 // Every running worker ends after its current test; nothing new starts.
                 l.stop_soft(ctx, "--max-fail: enough tests failed");
                 l.stop(Finish::FailedFast { not_run: 0 });
@@ -511,6 +521,19 @@ fn turns(
                 versions: ended.versions.clone(),
             });
             l.not_run += ended.dropped;
+            if ended.dropped > 0 && l.stopping.is_none() {
+                // A worker stopped itself at --max-fail (every worker counts the run's
+                // failing tests) before mtest had read as many: the run stops all the
+                // same, and says how many tests did not run; never a silent gap.
+                l.stop_soft(ctx, "--max-fail: enough tests failed");
+                l.stop(match options.max_fail {
+                    Some(_) => Finish::FailedFast { not_run: 0 },
+                    None => Finish::Broken(format!(
+                        "a worker stopped early and {} selected test(s) did not run",
+                        ended.dropped
+                    )),
+                });
+            }
             if let Some(record) = ended.forensic.take() {
                 l.record(ctx, record, false);
             }

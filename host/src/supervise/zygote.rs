@@ -52,6 +52,13 @@ pub struct ForkRequest<'a> {
     pub unbuffered: bool,
     /// Leave the collected heap frozen in the worker (`gc-freeze`).
     pub gc_freeze: bool,
+    /// --max-fail, counted by the workers (see `chunk_run::FailureLimit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_fail: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<&'a Path>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forgiven: Option<&'a Path>,
     /// The worker asks for a next batch before its last test (a pool batch).
     pub more: bool,
 }

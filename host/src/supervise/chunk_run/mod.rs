@@ -54,7 +54,21 @@ pub struct RunContext<'a> {
     pub initial_paths: Option<PathBuf>,
     /// `-j`: the workers' number, as pytest-xdist's PYTEST_XDIST_WORKER_COUNT says it.
     pub jobs: u32,
+    /// --max-fail, counted by the workers themselves.
+    pub max_fail: Option<FailureLimit>,
 }
+
+/// --max-fail as the workers count it: each appends its failing tests' ids to `failing`
+/// and stops (writing the stop file) once it holds `tests` of them, those in `forgiven`
+/// (quarantined) aside. So at `-j 1` exactly N failing tests run.
+pub struct FailureLimit {
+    pub tests: u32,
+    pub failing: PathBuf,
+    pub forgiven: PathBuf,
+}
+
+/// What the event plugin's `stopped` says when mtest's stop file ended the session.
+const STOP_ASKED: &str = "mtest asked to stop";
 
 /// A worker's name as pytest-xdist gives it (`gw0`, `gw1`…), by its slot.
 pub fn worker_name(slot: u32) -> String {
@@ -85,6 +99,7 @@ impl<'a> RunContext<'a> {
             grace: Duration::from_secs(5),
             stop_file: None,
             jobs: 1,
+            max_fail: None,
             item_index: Vec::new(),
             gc_freeze: true,
             initial_paths: None,
@@ -286,6 +301,9 @@ impl ChunkRun {
                     stop: ctx.stop_file.as_deref(),
                     unbuffered,
                     gc_freeze: ctx.gc_freeze,
+                    max_fail: ctx.max_fail.as_ref().map(|l| l.tests),
+                    failing: ctx.max_fail.as_ref().map(|l| l.failing.as_path()),
+                    forgiven: ctx.max_fail.as_ref().map(|l| l.forgiven.as_path()),
                     more,
                 };
                 let pid = match continues {
@@ -384,6 +402,11 @@ impl ChunkRun {
         }
         if let Some(initial) = &ctx.initial_paths {
             cmd.env("MTEST_INITPATHS", initial);
+        }
+        if let Some(limit) = &ctx.max_fail {
+            cmd.env("MTEST_MAXFAIL", limit.tests.to_string())
+                .env("MTEST_FAILING", &limit.failing)
+                .env("MTEST_FORGIVEN", &limit.forgiven);
         }
         if ctx.pytest.coverage {
             // pytest-cov erases and combines the data file at each session's start and
@@ -665,7 +688,14 @@ impl ChunkRun {
                 self.with_command(&mut record);
                 out.push(record);
             }
-            Event::Stopped { why } => self.stopped = Some(why),
+            Event::Stopped { why } => {
+                // mtest's own stop (its stop file, or the workers' --max-fail count, which
+                // writes it): the rest of the batch is left out as after `stop_soft`.
+                if why == STOP_ASKED {
+                    self.soft_stopped = true;
+                }
+                self.stopped = Some(why);
+            }
             Event::Notice { text } => self.warnings.push(text),
             Event::Refused { text } => self.refused = Some(text),
             Event::CollectError { id, text } => self.collect_errors.push((id, text)),
