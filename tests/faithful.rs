@@ -12,7 +12,7 @@ use common::project;
 
 const BEHAVIOUR: &str = include_str!("faithful/behaviour.py");
 /// Its tests.
-const BEHAVIOURS: usize = 32;
+const BEHAVIOURS: usize = 34;
 /// Its tests that do not pass under plain pytest, and how they end.
 const EXPECTED: &[(&str, &str)] = &[
     ("test_timeout_by_marker", "failed"),
@@ -44,8 +44,7 @@ fn behaviour_project() -> tempfile::TempDir {
         ),
         (
             "conftest.py",
-            "import os\nimport pytest\n\n\n@pytest.fixture(autouse=True)\ndef _where(request):\n    \"\"\"Which process ran each test.\"\"\"\n    with open(os.environ['BESIDE_PIDS'], 'a') as f:\n        f.write('%s %d\\n' % (request.node.nodeid, os.getpid()))\n"
-                .to_string(),
+            include_str!("faithful/conftest.py").to_string(),
         ),
         ("tests/test_0_behaviour.py", BEHAVIOUR.to_string()),
         ("tests/test_m_filler.py", filler()),
@@ -75,7 +74,10 @@ fn every_observable_behaviour_is_plain_pytests_in_every_batch_and_mode() {
     let extra = root.join("extra").display().to_string();
     let pid_log = root.join(".pids");
     let pid_log_s = pid_log.display().to_string();
+    let shared = tempfile::tempdir().unwrap();
+    let shared_s = shared.path().display().to_string();
     let env = [
+        ("BESIDE_SHARED", shared_s.as_str()),
         ("PYTHONPATH", extra.as_str()),
         ("BESIDE_PYTHONPATH", extra.as_str()),
         ("BESIDE_PIDS", pid_log_s.as_str()),

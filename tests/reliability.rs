@@ -314,9 +314,11 @@ fn a_module_that_crashes_or_hangs_on_import_is_an_error_and_the_rest_runs() {
 
 #[test]
 fn a_test_that_leaves_a_thread_running_does_not_wedge_mtest() {
-    let dir = project(&[(
-        "tests/test_t.py",
-        r#"
+    let dir = project(&[
+        ("pyproject.toml", "[tool.mtest]\nsession-end-timeout = 10\n"),
+        (
+            "tests/test_t.py",
+            r#"
 import threading, time
 
 def test_starts_a_thread():
@@ -325,7 +327,8 @@ def test_starts_a_thread():
 def test_after():
     pass
 "#,
-    )]);
+        ),
+    ]);
     let (code, stderr) = run(dir.path(), &["-j", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(records(dir.path()).len(), 2);
@@ -336,6 +339,37 @@ def test_after():
             "{stderr}"
         );
     }
+}
+
+/// A `pytest_sessionfinish` hook that hangs: the tests keep their outcomes (the last one
+/// is not `hung`), the session end is cut after `session-end-timeout`, and the console
+/// says so, instead of holding the terminal for minutes.
+#[test]
+fn a_session_end_that_hangs_is_bounded_and_said() {
+    let dir = project(&[
+        ("pyproject.toml", "[tool.mtest]\nsession-end-timeout = 2\n"),
+        (
+            "conftest.py",
+            "import time\n\ndef pytest_sessionfinish(session):\n    time.sleep(120)\n",
+        ),
+        (
+            "tests/test_a.py",
+            "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+        ),
+    ]);
+    let (code, stderr) = run(dir.path(), &["-j", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        outcomes(dir.path()),
+        expect(&[
+            ("tests/test_a.py::test_a", "passed"),
+            ("tests/test_a.py::test_b", "passed")
+        ])
+    );
+    assert!(
+        stderr.contains("2.0s") && stderr.contains("(session-end-timeout"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -51,6 +51,9 @@ pub struct Config {
     /// Seconds collection may go without progress before the module in flight is taken
     /// for hung (default 120).
     pub collect_timeout: Option<f64>,
+    /// Seconds pytest's session end (its `pytest_sessionfinish` hooks, exit handlers) may
+    /// take once the tests are done before it is killed (default 60).
+    pub session_end_timeout: Option<f64>,
     /// Fork mode: objects built while collecting stay frozen (`gc.freeze()`) in the
     /// workers, as Python's docs advise for a process that forks: a worker's garbage
     /// collections do not touch, and so copy, the collected heap (default true). false:
@@ -235,6 +238,7 @@ fn validate(c: &Config) -> Result<(), String> {
         ("timeout".to_string(), c.timeout),
         ("plugin-timeout".to_string(), c.plugin_timeout),
         ("collect-timeout".to_string(), c.collect_timeout),
+        ("session-end-timeout".to_string(), c.session_end_timeout),
     ]
     .into_iter()
     .chain(probe_timeouts)

@@ -226,3 +226,16 @@ def test_teardown_error(broken_teardown):
 
 def test_unknown_fixture(no_such_fixture_here):
     pass
+
+
+# ---- per-worker resources, named as under pytest-xdist
+
+def test_a_resource_per_worker(per_worker_dir):
+    assert per_worker_dir.is_dir()
+
+
+def test_worker_identity_is_xdists():
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker is not None:  # under mtest (and pytest -n), a worker's: gw0, gw1...
+        assert worker.startswith("gw")
+        assert int(os.environ["PYTEST_XDIST_WORKER_COUNT"]) >= 1

@@ -131,6 +131,9 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             .collect_timeout
             .unwrap_or_else(crate::store::state::collect_timeout),
         gc_freeze: c.gc_freeze.unwrap_or(true),
+        session_end_timeout_s: c
+            .session_end_timeout
+            .unwrap_or_else(crate::store::state::session_end_timeout),
         shard: args.shard,
         repeat: match args.repeat {
             Some(0) => return Err(usage("--repeat must be at least 1".into())),
@@ -448,6 +451,7 @@ fn execute(
     ctx.item_index = item_index;
     ctx.gc_freeze = opts.gc_freeze;
     ctx.jobs = opts.jobs;
+    ctx.session_end = clock::secs(opts.session_end_timeout_s);
     if let Some(paths) = &state.initial_paths {
         ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
     }
@@ -546,7 +550,13 @@ fn execute(
         None => {}
     }
 
-    end_executor(&mut launcher, &pytest, &gates, &mut rec);
+    end_executor(
+        &mut launcher,
+        &pytest,
+        &gates,
+        &mut rec,
+        opts.session_end_timeout_s,
+    );
     // After the zygote's session end: pytest's own `lastfailed`, as plain pytest leaves it.
     if let Some(dir) = &state.pytest_cache {
         if let Err(e) = crate::pytest::lastfailed::write(Path::new(dir), &rec.records) {
@@ -1031,9 +1041,21 @@ fn work_for(
 /// pytest's own session end in the zygote, asked for when the last worker ended: plugins
 /// finish (pytest-cov combines the workers' coverage data there, as under xdist); in
 /// process mode, the chunks' coverage data combined.
-fn end_executor(launcher: &mut Launcher, pytest: &Pytest, gates: &Gates, rec: &mut Recorder) {
+fn end_executor(
+    launcher: &mut Launcher,
+    pytest: &Pytest,
+    gates: &Gates,
+    rec: &mut Recorder,
+    limit_s: f64,
+) {
     if let Launcher::Fork(zygote) = launcher {
-        let how = zygote.quit(Duration::from_secs(300));
+        let limit = clock::secs(limit_s);
+        let how = zygote.quit(limit, || {
+            rec.progress.line(&format!(
+                "waiting for pytest's session end (its sessionfinish hooks and exit handlers; killed after {}, session-end-timeout)",
+                clock::human(limit)
+            ))
+        });
         for notice in zygote.notices.drain(..) {
             rec.progress.line(&format!("warning: {notice}"));
         }
@@ -1196,6 +1218,7 @@ fn start_collection(gates: &Gates, root: &Path, opts: &RunOptions) -> Result<Col
     };
     let limits = CollectLimits {
         quiet: clock::secs(opts.collect_timeout_s),
+        session_end: clock::secs(opts.session_end_timeout_s),
     };
     // The zygote must outlive this function in fork mode: it is the run's pytest. It is
     // spawned on this thread, which lives as long as the run (PDEATHSIG).
@@ -1224,6 +1247,9 @@ fn launcher_for(
     let Some(mut collection) = collection else {
         return (Launcher::Process, Vec::new());
     };
+    for warning in collection.warnings.drain(..) {
+        eprintln!("warning: {warning}");
+    }
     if let Some(why) = &collection.no_fork {
         eprintln!(
             "mtest: process mode: the zygote cannot fork safely ({why}); pass --isolation process to say so"

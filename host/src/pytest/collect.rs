@@ -75,6 +75,8 @@ pub struct Collection {
     pub zygote: Option<Zygote>,
     /// Fork mode was asked for but the zygote cannot fork safely: why.
     pub no_fork: Option<String>,
+    /// What the console should say about the collection (a session end that was cut).
+    pub warnings: Vec<String>,
     /// Per file: seconds its collection took (import and parametrization).
     pub collect_s: FastMap<String, f64>,
 }
@@ -83,6 +85,9 @@ pub struct Collection {
 /// before the collector in flight is taken for hung.
 pub struct CollectLimits {
     pub quiet: Duration,
+    /// Process mode: how long the collecting pytest may take to end once it has reported
+    /// every item (`session-end-timeout`): then it is killed and its collection used.
+    pub session_end: Duration,
 }
 
 /// Collectors started and not finished, innermost last: the culprit of a crash or hang.
@@ -230,15 +235,17 @@ fn watch(
                         collected,
                         zygote: Some(zygote),
                         no_fork: None,
+                        warnings: Vec::new(),
                         collect_s: progress.collect_s,
                     })));
                 }
                 Event::NoFork { why } => {
-                    zygote.quit(Duration::from_secs(30));
+                    zygote.quit(Duration::from_secs(30), || {});
                     return Ok(Watched::Done(Box::new(Collection {
                         collected,
                         zygote: None,
                         no_fork: Some(why),
+                        warnings: Vec::new(),
                         collect_s: progress.collect_s,
                     })));
                 }
@@ -287,6 +294,7 @@ fn watch(
                     collected,
                     zygote: None,
                     no_fork: None,
+                    warnings: Vec::new(),
                     collect_s: progress.collect_s,
                 })));
             }
@@ -298,6 +306,28 @@ fn watch(
                 "pytest could not collect the tests ({how}); its output:\n{}",
                 text.trim_end()
             )));
+        }
+        if mode == Mode::Collect
+            && items_done
+            && internal_error.is_none()
+            && last_event.elapsed() > limits.session_end
+        {
+            // Every item is reported; pytest's session end (a sessionfinish hook, an exit
+            // handler) holds on: the collection stands, the process goes.
+            platform::signal_pid(zygote.pid, Sig::SIGUSR1);
+            std::thread::sleep(Duration::from_millis(750));
+            zygote.kill();
+            return Ok(Watched::Done(Box::new(Collection {
+                collected,
+                zygote: None,
+                no_fork: None,
+                warnings: vec![format!(
+                    "the collecting pytest did not end {} after reporting its tests (its session end: a sessionfinish hook or an exit handler; session-end-timeout); killed, stacks in {}",
+                    crate::clock::human(limits.session_end),
+                    zygote.stacks.display()
+                )],
+                collect_s: progress.collect_s,
+            })));
         }
         if last_event.elapsed() > limits.quiet {
             // Hung: stacks first, then the whole group.

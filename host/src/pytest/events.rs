@@ -112,6 +112,8 @@ pub enum Event {
     SessionFinish {
         exitstatus: i32,
     },
+    /// A process-mode chunk's run loop is over: what is left is pytest's session end.
+    TestsDone,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]

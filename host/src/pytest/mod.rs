@@ -156,6 +156,7 @@ impl Pytest {
             // A worker's own identity marks what its tests start; the zygote has none.
             .env_remove("PYTEST_XDIST_WORKER")
             .env_remove("PYTEST_XDIST_WORKER_COUNT")
+            .env_remove("PYTEST_XDIST_TESTRUNUID")
             .env_remove("MTEST_COLLECT")
             .env_remove("MTEST_SELECT")
             .env_remove("MTEST_INITPATHS")

@@ -977,7 +977,15 @@ def pytest_runtestloop(session):
     if _zygote == "fork":
         _serve(session)
         return True
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:  # a process-mode chunk: mtest named its worker
+        _become_worker(session.config, worker,
+                       os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"),
+                       os.environ.get("PYTEST_XDIST_TESTRUNUID", ""))
     _run_items(session, session.items)
+    # Every test's events are written now; what follows is pytest's session end (its
+    # sessionfinish hooks, which may hang: mtest bounds it by session-end-timeout).
+    _emit({"e": "tests_done"})
     return True
 
 
@@ -1228,10 +1236,7 @@ def _worker(session, command):
     os.close(devnull)
     _pending = []
     _known_threads = None
-    # Its identity as pytest-xdist gives one (per-worker databases, ports, directories are
-    # named by it); orphans of its tests carry it too, so mtest knows them for its own.
-    os.environ["PYTEST_XDIST_WORKER"] = command["worker"]
-    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(command["workers"])
+    _become_worker(session.config, command["worker"], command["workers"], command["run"])
     config = session.config
     ask = _ask_more if _link is not None else None
     items = session.items
@@ -1314,6 +1319,22 @@ def _begin_batch(session, command):
     session.testsfailed = 0
     session.shouldfail = False
     session.shouldstop = False
+
+
+def _become_worker(config, name, count, run):
+    """A worker's identity as pytest-xdist gives one, so that per-worker resources
+    (databases, ports, directories) named by it do not collide: PYTEST_XDIST_WORKER (which
+    also marks the processes its tests start, for mtest to know them) and its siblings,
+    and `config.workerinput` (xdist's `worker_id` and `testrun_uid` fixtures,
+    pytest-django's database suffix read it). Set as the run loop starts: pytest's
+    configuration and session start ran once, as on xdist's controller, and plugins that
+    take `workerinput` there for an xdist controller to report to (pytest-cov) see none."""
+    os.environ["PYTEST_XDIST_WORKER"] = name
+    os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(count)
+    os.environ["PYTEST_XDIST_TESTRUNUID"] = run
+    if getattr(config, "workerinput", None) is None:
+        config.workerinput = {"workerid": name, "workercount": int(count),
+                              "testrunuid": run, "mainargv": list(sys.argv)}
 
 
 def _ask_more():

@@ -67,6 +67,9 @@ pub struct RunOptions {
     /// Fork mode: workers keep the collected heap frozen (`gc-freeze`).
     #[serde(default = "yes")]
     pub gc_freeze: bool,
+    /// Seconds pytest's session end may take (`session-end-timeout`).
+    #[serde(default = "session_end_timeout")]
+    pub session_end_timeout_s: f64,
     /// `--shard K/N`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<crate::shard::Shard>,
@@ -87,6 +90,11 @@ impl RunOptions {
 
 fn process() -> Isolation {
     Isolation::Process
+}
+
+/// Default of `session-end-timeout`.
+pub fn session_end_timeout() -> f64 {
+    60.0
 }
 
 /// Default of `collect-timeout`.

@@ -18,8 +18,6 @@ use std::time::{Duration, Instant};
 pub const STACKS_WAIT: Duration = Duration::from_millis(750);
 /// How long SIGTERM may take before SIGKILL.
 pub const TERM_WAIT: Duration = Duration::from_secs(3);
-/// How long a pytest process may live on after its session ended.
-pub const SESSION_END_GRACE: Duration = Duration::from_secs(10);
 
 /// A signal the watchdog wants sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +61,11 @@ pub struct Seen {
     pub last_event: Instant,
     /// How long a worker may go without an event outside any test.
     pub quiet_limit: Duration,
-    /// When pytest's session ended, if it has.
+    /// When its tests were over (the run loop's end, or pytest's session end), if they are.
     pub session_over: Option<Instant>,
+    /// How long it may live on after that (`session-end-timeout`): its session end
+    /// (pytest_sessionfinish hooks), exit handlers, non-daemon threads.
+    pub session_end_limit: Duration,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,7 +132,7 @@ impl Watchdog {
         match self.stage {
             Stage::Watching => {
                 if let Some(over) = seen.session_over {
-                    if now.saturating_duration_since(over) > SESSION_END_GRACE {
+                    if now.saturating_duration_since(over) > seen.session_end_limit {
                         self.why = Some(Why::Lingered);
                         self.stage = Stage::Killed;
                         return Some(Action::Kill);
@@ -259,6 +260,7 @@ mod tests {
             last_event: now,
             quiet_limit: Duration::from_secs(60),
             session_over: None,
+            session_end_limit: Duration::from_secs(10),
         }
     }
 
@@ -321,7 +323,7 @@ mod tests {
         s.last_event = t0 - Duration::from_secs(600);
         assert_eq!(dog.tick(t0 + Duration::from_secs(5), &s), None, "no hang");
         assert_eq!(
-            dog.tick(t0 + SESSION_END_GRACE + Duration::from_millis(1), &s),
+            dog.tick(t0 + s.session_end_limit + Duration::from_millis(1), &s),
             Some(Action::Kill)
         );
         assert_eq!(dog.why(), Some(Why::Lingered));

@@ -42,6 +42,8 @@ pub struct ForkRequest<'a> {
     /// Its identity as pytest-xdist names workers (`gw0`…, by slot) and their number.
     pub worker: String,
     pub workers: u32,
+    /// The run's id (pytest-xdist's `testrun_uid`).
+    pub run: &'a str,
     /// Indices into the zygote's collected items.
     pub items: &'a [u32],
     pub events: &'a Path,
@@ -256,10 +258,15 @@ impl Zygote {
 
     /// Lets the zygote end its session, waiting at most `limit`, then kills what is
     /// left. Returns how it ended.
-    pub fn quit(&mut self, limit: Duration) -> String {
+    pub fn quit(&mut self, limit: Duration, mut slow: impl FnMut()) -> String {
         self.ask_quit();
         let asked = Instant::now();
+        let mut said = false;
         loop {
+            if !said && asked.elapsed() > SLOW_SESSION_END {
+                said = true;
+                slow();
+            }
             if let Some(status) = self.ended() {
                 self.stdin = None;
                 // Notices are kept by `read`; nothing else matters now.
@@ -271,7 +278,7 @@ impl Zygote {
                 std::thread::sleep(Duration::from_millis(500));
                 self.kill();
                 return format!(
-                    "killed: its session end took longer than {} (stacks in {})",
+                    "killed: its session end took longer than {} (session-end-timeout; stacks in {})",
                     crate::clock::human(limit),
                     self.stacks.display()
                 );
@@ -287,6 +294,9 @@ impl Zygote {
         let _ = self.child.wait();
     }
 }
+
+/// A session end that takes longer is said on the console while mtest waits for it.
+const SLOW_SESSION_END: Duration = Duration::from_secs(2);
 
 impl Drop for Zygote {
     fn drop(&mut self) {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::path_args::path_args;
 use super::platform::{self, Sig};
-use super::watchdog::{self, Action, Seen, Watchdog, Why};
+use super::watchdog::{Action, Seen, Watchdog, Why};
 use super::zygote::{ForkRequest, Zygote};
 use crate::clock;
 use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
@@ -56,6 +56,9 @@ pub struct RunContext<'a> {
     pub jobs: u32,
     /// --max-fail, counted by the workers themselves.
     pub max_fail: Option<FailureLimit>,
+    /// How long a pytest process may take to end once its tests are over
+    /// (`session-end-timeout`).
+    pub session_end: Duration,
 }
 
 /// --max-fail as the workers count it: each appends its failing tests' ids to `failing`
@@ -100,6 +103,7 @@ impl<'a> RunContext<'a> {
             stop_file: None,
             jobs: 1,
             max_fail: None,
+            session_end: clock::secs(crate::store::state::session_end_timeout()),
             item_index: Vec::new(),
             gc_freeze: true,
             initial_paths: None,
@@ -294,6 +298,7 @@ impl ChunkRun {
                     w: id,
                     worker: worker_name(slot),
                     workers: ctx.jobs,
+                    run: &ctx.run_id,
                     items: &items,
                     events: &events,
                     log: &log,
@@ -395,6 +400,7 @@ impl ChunkRun {
             .env("MTEST_STACKS", stacks)
             .env("PYTEST_XDIST_WORKER", worker_name(slot))
             .env("PYTEST_XDIST_WORKER_COUNT", ctx.jobs.to_string())
+            .env("PYTEST_XDIST_TESTRUNUID", &ctx.run_id)
             .arg(format!("--timeout={}", ctx.timeout_s))
             .args(["-q", "--continue-on-collection-errors"]);
         if let Some(stop) = &ctx.stop_file {
@@ -700,6 +706,9 @@ impl ChunkRun {
             Event::Refused { text } => self.refused = Some(text),
             Event::CollectError { id, text } => self.collect_errors.push((id, text)),
             Event::SessionFinish { .. } => self.session_finished = Some(Instant::now()),
+            Event::TestsDone => {
+                self.session_finished.get_or_insert_with(Instant::now);
+            }
             _ => {}
         }
     }
@@ -736,6 +745,7 @@ impl ChunkRun {
                 .saturating_add(ctx.grace)
                 .saturating_add(Duration::from_secs(60)),
             session_over: self.session_finished,
+            session_end_limit: ctx.session_end,
         };
         let Some(action) = self.dog.tick(Instant::now(), &seen) else {
             return;
@@ -752,9 +762,9 @@ impl ChunkRun {
                 )
             };
             self.warnings.push(format!(
-                "chunk {}: pytest did not exit {} after its session ended{starters}; killed",
+                "chunk {}: pytest did not exit {} after its tests ended (session-end-timeout){starters}; killed",
                 self.id,
-                clock::human(watchdog::SESSION_END_GRACE)
+                clock::human(ctx.session_end)
             ));
         }
         self.signal(action);
