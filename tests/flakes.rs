@@ -151,7 +151,7 @@ fn a_run_where_most_tests_fail_does_not_teach_quarantine() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
-            stderr.contains("quarantine not consulted: 6 of 6 selected test(s) failed"),
+            stderr.contains("quarantine not consulted: 6 of 6 test(s) failed"),
             "{stderr}"
         );
     }
@@ -261,4 +261,43 @@ def test_other():
     assert_eq!(seen, [("failed", 1, false), ("passed", 2, true)]);
     let junit = std::fs::read_to_string(p.path().join(".gates/last-run/junit.xml")).unwrap();
     assert_eq!(junit.matches("<flakyFailure").count(), 1, "{junit}");
+}
+
+/// One set of counts, one start: a module that fails to import is one test of the run
+/// (one passing test beside it is not "1 of 1 failed", and the policy is consulted), and
+/// the summary's start is the run's, before collection, as its duration counts.
+#[test]
+fn a_module_that_fails_to_import_is_one_test_of_the_run_and_the_start_is_the_runs() {
+    let p = project(&[
+        ("tests/test_ok.py", "def test_ok():\n    pass\n"),
+        (
+            "tests/test_broken.py",
+            "import no_such_module_here\n\ndef test_x():\n    pass\n",
+        ),
+    ]);
+    let out = mtest_run(p.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("1 passed, 1 error"), "{stderr}");
+    assert!(!stderr.contains("quarantine not consulted"), "{stderr}");
+    let summary = std::fs::read_to_string(p.path().join(".gates/last-run/summary.md")).unwrap();
+    let started = summary
+        .lines()
+        .find_map(|l| l.strip_prefix("- started: "))
+        .expect("summary.md says when the run started")
+        .to_string();
+    // Collection is part of the run: its first module started after the run did.
+    let events = std::fs::read_to_string(p.path().join(".gates/collect/zygote-1.events")).unwrap();
+    let first = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["e"] == "collect_start")
+        .and_then(|e| e["t"].as_f64())
+        .expect("collection started");
+    let first =
+        mtest::clock::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(first));
+    assert!(
+        started <= first,
+        "the run started at {started}, after its collection did at {first}"
+    );
 }

@@ -434,7 +434,7 @@ fn execute(
     records.iter().for_each(|r| stats.record(r));
     let selected: usize = shards.iter().map(|s| s.state.tests.len()).sum();
     let attempts: Vec<Attempt> = records.iter().map(Attempt::from).collect();
-    if let Some(why) = stats.mostly_failing(selected) {
+    if let Some(why) = stats.mostly_failing() {
         notes.push(why);
     } else if incomplete {
         notes.push("quarantine not updated: the merged run is incomplete".into());

@@ -41,6 +41,9 @@ struct Env<'a> {
     host: &'a PluginHost,
     durations: &'a Durations,
     quarantine: &'a Quarantine,
+    /// When the run started (before collection), as the summary says it: its duration
+    /// counts from the same moment.
+    started_at: String,
 }
 
 /// A run that cannot go on: the exit code and one line for the user.
@@ -299,6 +302,7 @@ fn execute(
     host: &PluginHost,
 ) -> Result<Exit> {
     let started = Instant::now();
+    let started_at = clock::now();
     platform::prepare_supervisor();
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
@@ -354,6 +358,7 @@ fn execute(
         host,
         durations: &durations,
         quarantine: &quarantine,
+        started_at,
     };
     let (mut state, earlier, mut fresh_records, collection) = match begin {
         Begin::Explain => return explain(&env),
@@ -530,7 +535,7 @@ fn execute(
             "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
         ));
         false
-    } else if let Some(why) = broken_run(&finish, &rec.progress.stats, selected) {
+    } else if let Some(why) = broken_run(&finish, &rec.progress.stats) {
         notes.push(why);
         false
     } else {
@@ -1150,12 +1155,12 @@ fn print_summary(e: &Ending) {
 }
 
 /// Why the quarantine policy must not learn from this run, if it must not: pytest could
-/// not run, or most of the selected tests failed.
-fn broken_run(finish: &Finish, stats: &RunStats, selected: usize) -> Option<String> {
+/// not run, or most of its tests failed.
+fn broken_run(finish: &Finish, stats: &RunStats) -> Option<String> {
     if matches!(finish, Finish::Broken(_)) {
         return Some("quarantine not consulted: pytest could not run".into());
     }
-    stats.mostly_failing(selected)
+    stats.mostly_failing()
 }
 
 /// One record per test: with `first_failure`, the first failing attempt if any (for the
@@ -1503,7 +1508,7 @@ fn fresh_state(
         schema_version: STATE_SCHEMA,
         run_id,
         status: Status::Running,
-        started_at: now.clone(),
+        started_at: env.started_at.clone(),
         updated_at: now,
         command: command_line(),
         options: opts,

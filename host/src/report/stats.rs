@@ -114,13 +114,15 @@ impl RunStats {
     }
 
     /// Why the run is too broken for the quarantine policy to learn from, if it is: more
-    /// than half of its `selected` tests failing (a database that is down is not 500 flaky
-    /// tests).
-    pub fn mostly_failing(&self, selected: usize) -> Option<String> {
+    /// than half of its tests failing (a database that is down is not 500 flaky tests).
+    /// Counted as everything is: each test recorded (a module that failed to import is
+    /// one) once, by its last attempt.
+    pub fn mostly_failing(&self) -> Option<String> {
         let failing = self.failing() + self.quarantined_failing();
-        (failing * 2 > selected).then(|| {
+        let tests = self.tests();
+        (failing * 2 > tests).then(|| {
             format!(
-                "quarantine not consulted: {failing} of {selected} selected test(s) failed (a broken run, not that many flaky tests)"
+                "quarantine not consulted: {failing} of {tests} test(s) failed (a broken run, not that many flaky tests)"
             )
         })
     }
