@@ -367,3 +367,67 @@ fn max_fail_stops_at_exactly_n_failing_tests_at_j1() {
         }
     }
 }
+
+/// Tests that must share a process carry `@pytest.mark.xdist_group("name")`: as under
+/// pytest-xdist's `--dist loadgroup`, a group's tests run on one worker, one after
+/// another, in the order they were collected (across files too), in both modes; and
+/// `--explain-selection` says how groups are placed.
+#[test]
+fn an_xdist_group_runs_on_one_worker_in_order() {
+    let grouped = |n: std::ops::Range<u32>| {
+        n.map(|i| {
+            format!("@pytest.mark.xdist_group('shared')\ndef test_g{i}():\n    log('g{i}')\n\n")
+        })
+        .collect::<String>()
+    };
+    let header = "import os\nimport pytest\n\n\ndef log(name):\n    with open(os.environ['GROUP_LOG'], 'a') as f:\n        f.write('%s %d\\n' % (name, os.getpid()))\n\n\n";
+    let a = format!(
+        "{header}{}@pytest.mark.parametrize('i', range(150))\ndef test_filler_a(i):\n    pass\n\n{}",
+        grouped(0..3),
+        grouped(3..5)
+    );
+    let b = format!(
+        "{header}@pytest.mark.parametrize('i', range(150))\ndef test_filler_b(i):\n    pass\n\n{}",
+        grouped(5..8)
+    );
+    let dir = project(&[("tests/test_a.py", a), ("tests/test_b.py", b)]);
+    let root = dir.path();
+    let log = root.join("group.log");
+    let log_s = log.display().to_string();
+    for isolation in ["fork", "process"] {
+        let _ = std::fs::remove_file(&log);
+        let (ran, _, code, stderr) = beside::mtest(
+            root,
+            &["--isolation", isolation, "-j", "2"],
+            &[],
+            &[("GROUP_LOG", log_s.as_str())],
+        );
+        assert_eq!(code, Some(0), "{isolation}: {stderr}");
+        assert_eq!(ran.len(), 308, "{isolation}");
+        let lines = std::fs::read_to_string(&log).unwrap();
+        let (names, pids): (Vec<&str>, std::collections::BTreeSet<&str>) =
+            lines.lines().filter_map(|l| l.split_once(' ')).fold(
+                (Vec::new(), Default::default()),
+                |(mut n, mut p), (name, pid)| {
+                    n.push(name);
+                    p.insert(pid);
+                    (n, p)
+                },
+            );
+        assert_eq!(
+            names,
+            ["g0", "g1", "g2", "g3", "g4", "g5", "g6", "g7"],
+            "{isolation}: in collection order"
+        );
+        assert_eq!(pids.len(), 1, "{isolation}: on one worker: {lines}");
+    }
+    let out = common::mtest_in(root)
+        .arg("--explain-selection")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("xdist_group shared: its 8 test(s) run on one worker"),
+        "{stdout}"
+    );
+}

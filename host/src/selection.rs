@@ -1,6 +1,8 @@
 //! The host side of selection: collected items + history → candidates → the selection
 //! plugin → the ordered tests to run. A failing user plugin falls back to the built-in.
 
+use std::collections::BTreeMap;
+
 use crate::FastMap;
 
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,9 @@ pub struct PlannedTest {
     /// How many times it runs, each in a fresh worker (`--repeat`, `new-test-repeats`).
     #[serde(default = "once", skip_serializing_if = "is_once")]
     pub runs: u32,
+    /// Its `xdist_group`: the group's tests run on one worker, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 fn once() -> u32 {
@@ -231,6 +236,26 @@ fn shard_plan(
     }
 }
 
+/// The tests of each `xdist_group` run in the order they were collected, as pytest-xdist's
+/// `--dist loadgroup` runs them (a group's tests may depend on each other's order): each
+/// group's places in `order` are kept, its tests put back into them in collection order.
+/// `order` holds indices into `items`, which are in collection order.
+fn groups_in_collection_order(order: &mut [u32], items: &[Item]) {
+    let mut places: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (at, &i) in order.iter().enumerate() {
+        if let Some(g) = items.get(i as usize).and_then(|item| item.group.as_deref()) {
+            places.entry(g).or_default().push(at);
+        }
+    }
+    for at in places.values() {
+        let mut members: Vec<u32> = at.iter().map(|&p| order[p]).collect();
+        members.sort_unstable();
+        for (&p, m) in at.iter().zip(members) {
+            order[p] = m;
+        }
+    }
+}
+
 /// A quarantined test's failure is forgiven only if the test is flaky: it passed lately.
 fn forgiven(durations: &Durations, id: &str) -> bool {
     durations.tests.get(id).is_some_and(History::passed_lately)
@@ -273,8 +298,9 @@ pub fn select(
             ));
         }
     }
-    let tests = answer
-        .selected
+    let mut order = answer.selected.clone();
+    groups_in_collection_order(&mut order, inputs.items);
+    let tests = order
         .iter()
         .map(|&i| {
             let item = &inputs.items[i as usize];
@@ -290,6 +316,7 @@ pub fn select(
                 quarantined: c.quarantined && forgiven(inputs.durations, &item.id),
                 isolate: c.last_outcome == Some(WitOutcome::Crashed),
                 runs: 1,
+                group: item.group.clone(),
             }
         })
         .collect();

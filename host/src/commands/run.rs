@@ -1531,6 +1531,24 @@ fn fresh_state(
 }
 
 /// `--explain-selection`: what would run, in order, and why the rest would not.
+/// How `xdist_group`s are placed, one line each, for `--explain-selection`.
+fn group_placement(tests: &[PlannedTest]) -> Vec<String> {
+    let mut groups: std::collections::BTreeMap<&str, usize> = Default::default();
+    for t in tests {
+        if let Some(g) = &t.group {
+            *groups.entry(g).or_default() += 1;
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(g, n)| {
+            format!(
+                "xdist_group {g}: its {n} test(s) run on one worker, in the order they were collected, one after another (as pytest-xdist's --dist loadgroup)"
+            )
+        })
+        .collect()
+}
+
 fn explain(env: &Env) -> Result<Exit> {
     let opts = options(env.args, env.root, env.project)?;
     let collection = start_collection(env.gates, env.root, &opts)?;
@@ -1562,8 +1580,13 @@ fn explain(env: &Env) -> Result<Exit> {
             ""
         };
         let q = if t.quarantined { " [quarantined]" } else { "" };
+        let g = t
+            .group
+            .as_ref()
+            .map(|g| format!(" [xdist_group {g}]"))
+            .unwrap_or_default();
         println!(
-            "{:>6}. tier {}  ~{:>7}  {}{q}{}",
+            "{:>6}. tier {}  ~{:>7}  {}{q}{g}{}",
             n + 1,
             t.tier,
             ms(t.estimate_ms),
@@ -1574,6 +1597,9 @@ fn explain(env: &Env) -> Result<Exit> {
                 format!("  ({why})")
             }
         );
+    }
+    for line in group_placement(&selected.tests) {
+        println!("{line}");
     }
     let (other_shards, excluded): (Vec<_>, Vec<_>) = selected
         .excluded
@@ -1724,6 +1750,7 @@ mod tests {
             quarantined: false,
             isolate: false,
             runs,
+            group: None,
         }
     }
 

@@ -23,6 +23,10 @@ pub struct Item {
     pub markers: Vec<String>,
     /// From a `@pytest.mark.timeout(N)` marker.
     pub timeout: Option<f64>,
+    /// From `@pytest.mark.xdist_group("name")`: the group's tests run on one worker, in
+    /// order, as pytest-xdist's `--dist loadgroup` keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -352,6 +352,7 @@ fn parse_plain(line: &[u8]) -> Option<Event> {
             line,
             markers,
             timeout: None,
+            group: None,
         }))
     } else {
         None

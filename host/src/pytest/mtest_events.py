@@ -335,6 +335,15 @@ def _markers(item):
     return names
 
 
+def _group_of(item):
+    """`@pytest.mark.xdist_group("name")`'s name, as pytest-xdist reads it."""
+    mark = item.get_closest_marker("xdist_group")
+    if mark is None:
+        return None
+    name = mark.args[0] if mark.args else mark.kwargs.get("name", "default")
+    return str(name)
+
+
 def _timeout_of(item):
     mark = item.get_closest_marker("timeout")
     if mark is None:
@@ -480,14 +489,16 @@ def pytest_collection_finish(session):
             timeout = _timeout_of(item)
             _timeout_marked.add(id(item))
         line = _line(item)
+        group = _group_of(item) if "xdist_group" in markers else None
         pend(
-            '{"e":"item","id":%s%s%s,"markers":%s,"timeout":%s}'
+            '{"e":"item","id":%s%s%s,"markers":%s,"timeout":%s%s}'
             % (
                 quote(item.nodeid),
                 part,
                 "null" if line is None else int(line),
                 names,
                 "null" if timeout is None else _dumps(timeout),
+                "" if group is None else ',"group":%s' % quote(group),
             )
         )
     _marks_known = True

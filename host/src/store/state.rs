@@ -257,6 +257,7 @@ mod tests {
                 quarantined: false,
                 isolate: false,
                 runs: 1,
+                group: None,
             }],
             collected_files: vec!["t.py".into()],
             initial_paths: Some(vec!["/p/t.py".into()]),

@@ -41,25 +41,41 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) ->
     chunks
 }
 
-/// `order` with each file's tests together, files in the order of their first test.
+/// What stays together in a batch or chunk: an `xdist_group`'s tests (on one worker, in
+/// order, as pytest-xdist's `--dist loadgroup` keeps them), else a file's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum Unit<'a> {
+    File(&'a str),
+    Group(&'a str),
+}
+
+fn unit_of(t: &PlannedTest) -> Unit<'_> {
+    match &t.group {
+        Some(g) => Unit::Group(g),
+        None => Unit::File(&t.file),
+    }
+}
+
+/// `order` with each file's tests together, files in the order of their first test (and
+/// each `xdist_group`'s tests together, at its first test).
 pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
-    let mut files: Vec<Vec<usize>> = Vec::new();
-    let mut index: FastMap<&str, usize> = FastMap::default();
-    let mut last: Option<(&str, usize)> = None;
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut index: FastMap<Unit, usize> = FastMap::default();
+    let mut last: Option<(Unit, usize)> = None;
     for &i in order {
-        let file = tests[i].file.as_str();
-        // Tests come file by file: one string comparison, mostly, instead of a lookup.
+        let unit = unit_of(&tests[i]);
+        // Tests come file by file: one comparison, mostly, instead of a lookup.
         let slot = match last {
-            Some((f, slot)) if f == file => slot,
-            _ => *index.entry(file).or_insert_with(|| {
-                files.push(Vec::new());
-                files.len() - 1
+            Some((u, slot)) if u == unit => slot,
+            _ => *index.entry(unit).or_insert_with(|| {
+                units.push(Vec::new());
+                units.len() - 1
             }),
         };
-        last = Some((file, slot));
-        files[slot].push(i);
+        last = Some((unit, slot));
+        units[slot].push(i);
     }
-    files.concat()
+    units.concat()
 }
 
 fn plan_together(
@@ -71,19 +87,22 @@ fn plan_together(
     if order.is_empty() {
         return Vec::new();
     }
-    // Group by file, in order of first appearance.
-    let mut files: Vec<(&str, Vec<usize>)> = Vec::new();
-    let mut index: FastMap<&str, usize> = FastMap::default();
+    // Group by file (an xdist_group's tests together), in order of first appearance.
+    let mut files: Vec<(Unit, Vec<usize>)> = Vec::new();
+    let mut index: FastMap<Unit, usize> = FastMap::default();
     for &i in order {
-        let file = tests[i].file.as_str();
-        let slot = *index.entry(file).or_insert_with(|| {
-            files.push((file, Vec::new()));
+        let unit = unit_of(&tests[i]);
+        let slot = *index.entry(unit).or_insert_with(|| {
+            files.push((unit, Vec::new()));
             files.len() - 1
         });
         files[slot].1.push(i);
     }
     let cost = |i: usize| tests[i].estimate_ms.max(1) as u64;
-    let collect = |file: &str| costs.collect_ms.get(file).copied().unwrap_or(0);
+    let collect = |unit: &Unit| match unit {
+        Unit::File(file) => costs.collect_ms.get(*file).copied().unwrap_or(0),
+        Unit::Group(_) => 0,
+    };
     let total: u64 = order.iter().map(|&i| cost(i)).sum::<u64>()
         + files.iter().map(|(f, _)| collect(f)).sum::<u64>();
     let max_chunk = STARTUPS_PER_CHUNK * costs.startup_ms.max(100) as u64;
@@ -99,11 +118,12 @@ fn plan_together(
     let mut chunks: Vec<Vec<usize>> = Vec::new();
     let mut current: Vec<usize> = Vec::new();
     let mut current_cost = 0u64;
-    for (file, members) in files {
+    for (unit, members) in files {
         let run_cost: u64 = members.iter().map(|&i| cost(i)).sum();
-        let collect_cost = collect(file);
+        let collect_cost = collect(&unit);
         let file_cost = run_cost + collect_cost;
-        if file_cost > target && members.len() > 1 {
+        // A group is never split: its tests share one process.
+        if file_cost > target && members.len() > 1 && matches!(unit, Unit::File(_)) {
             // Bigger than a chunk: split, each piece paying the file's collection again;
             // into at most `jobs` pieces unless its run time dwarfs its collection.
             let wanted = run_cost.div_ceil(target.max(1)).max(1);
@@ -191,7 +211,36 @@ mod tests {
             quarantined: false,
             isolate: false,
             runs: 1,
+            group: None,
         }
+    }
+
+    #[test]
+    fn an_xdist_groups_tests_stay_together_and_are_never_split() {
+        let grouped = |file: &str| PlannedTest {
+            group: Some("g".into()),
+            ..t(file, 500)
+        };
+        // a.py: a test, a grouped one; b.py: many tests, a grouped one; c.py.
+        let mut tests = vec![t("a.py", 10), grouped("a.py")];
+        tests.extend((0..20).map(|_| t("b.py", 100)));
+        tests.push(grouped("b.py"));
+        tests.push(t("c.py", 10));
+        let order: Vec<usize> = (0..tests.len()).collect();
+        let pool = by_file(&tests, &order);
+        let at = |i: usize| pool.iter().position(|&x| x == i).unwrap();
+        assert_eq!(
+            at(22),
+            at(1) + 1,
+            "the group's tests are next to each other"
+        );
+        let collect_ms = FastMap::default();
+        let chunks = plan(&tests, &order, 4, &warm(100, &collect_ms));
+        let with_group: Vec<&Vec<usize>> = chunks
+            .iter()
+            .filter(|c| c.contains(&1) || c.contains(&22))
+            .collect();
+        assert_eq!(with_group.len(), 1, "{chunks:?}");
     }
 
     #[test]

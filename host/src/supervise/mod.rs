@@ -120,7 +120,11 @@ impl Pool {
         let mut batch = Vec::new();
         let mut cost = 0;
         while let Some(&t) = self.tests.front() {
-            if cost >= target && !batch.is_empty() {
+            // An xdist_group's tests stay in one batch (the pool holds them together).
+            let in_group = |last: &usize| {
+                ctx.tests[t].group.is_some() && ctx.tests[t].group == ctx.tests[*last].group
+            };
+            if cost >= target && batch.last().is_some_and(|last| !in_group(last)) {
                 break;
             }
             self.tests.pop_front();
