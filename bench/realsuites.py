@@ -3,10 +3,11 @@
 checkout, every test's outcome compared.
 
     .venv/bin/python bench/realsuites.py [--only NAME,...] [--isolation fork,process] [-j 2]
+                                         [--python 3.13]
 
-Each suite is downloaded once into ~/.cache/mtest-bench/real/ with a venv of its own (its
-test dependencies, pytest, pytest-timeout), then copied to a temporary directory for each
-run. Plain pytest runs with a small plugin that writes every test's outcome (as pytest's
+Each suite is downloaded once into ~/.cache/mtest-bench/real/ with a venv of its own for
+each Python (its test dependencies, pytest, pytest-timeout; `--python 3.12` or `3.13` takes
+that version from pyenv), then copied to a temporary directory for each run. Plain pytest runs with a small plugin that writes every test's outcome (as pytest's
 own reports decide it); mtest runs with the same interpreter and the project's own pytest
 configuration, and its `run.jsonl` is read back. A test whose outcomes differ is listed; a
 test that passed under mtest and did not under plain pytest is a **false green** and fails
@@ -15,7 +16,10 @@ the check (exit 1), as does any difference.
 The suites are picked for what they exercise: packaging (64k parametrized tests), asgiref
 (async tests), pytest-httpserver (a session-scoped server), semver (doctests in modules and
 in `.rst` files, `--cov` and `--import-mode=importlib` in `addopts`), zipp (doctests,
-importlib mode, a namespace package).
+importlib mode, a namespace package), anyio (async tests on asyncio and trio, hypothesis,
+`filterwarnings = error`), networkx (7k tests, numpy and scipy, `--doctest-modules`, many
+modules skipped at import), pytest's own `testing/` (pytester: pytest run inside pytest and
+in subprocesses, faulthandler, the cache, capture).
 """
 
 import argparse
@@ -32,8 +36,12 @@ REPO = Path(__file__).resolve().parent.parent
 MTEST = Path(os.environ.get("MTEST_BIN", REPO / "target" / "release" / "mtest"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtest-bench" / "real"
 BASE = ["pytest>=8,<10", "pytest-timeout>=2.3,<3"]
+# The interpreter the suites' venvs are made with, and the cache's name for it.
+BASE_PYTHON = sys.executable
+PY_TAG = "py%d.%d" % sys.version_info[:2]
 
-# name: (sdist, extra to install the project with (or None), more requirements)
+# name: (sdist, extra to install the project with (or None), more requirements, pytest
+# arguments for both runs)
 SUITES = {
     "packaging": ("packaging==26.4", None, ["coverage[toml]>=7.2", "hypothesis", "pretend", "tomli_w"]),
     "asgiref": ("asgiref==3.8.1", "tests", []),
@@ -43,6 +51,10 @@ SUITES = {
     "attrs": ("attrs==25.3.0", None, ["hypothesis", "pympler", "cloudpickle"]),
     "more-itertools": ("more-itertools==10.7.0", None, []),
     "dateutil": ("python-dateutil==2.9.0.post0", None, ["freezegun", "hypothesis", "pytest-cov"]),
+    "anyio": ("anyio==4.16.0", "trio", ["blockbuster", "coverage[toml]", "exceptiongroup", "hypothesis",
+                                       "psutil", "pytest-mock", "trustme", "truststore", "uvloop"]),
+    "networkx": ("networkx==3.6.1", None, ["numpy", "scipy"], ["--doctest-modules"]),
+    "pytest": ("pytest==9.2.0", "dev", [], ["testing"]),
 }
 
 # Tests left out of the comparison, and why: they fail or pass by the machine's speed under
@@ -65,6 +77,8 @@ def _set(nodeid, outcome):
 def pytest_collectreport(report):
     if report.failed:
         _set(report.nodeid, "error")
+    elif report.skipped:
+        _set(report.nodeid, "skipped")
 
 def pytest_runtest_logreport(report):
     xfail = hasattr(report, "wasxfail")
@@ -95,8 +109,8 @@ def sh(cmd, **kw):
 
 def prepare(name):
     """The suite's source tree and its venv's python, made once and cached."""
-    spec, extra, more = SUITES[name]
-    home = CACHE / name
+    spec, extra, more = SUITES[name][:3]
+    home = CACHE / name / PY_TAG
     venv = home / "venv"
     python = venv / "bin" / "python"
     stamp = home / "ready"
@@ -108,14 +122,18 @@ def prepare(name):
     archive = next(p for p in home.iterdir() if p.name.endswith((".tar.gz", ".zip")))
     shutil.unpack_archive(archive, home)
     src = next(p for p in home.iterdir() if p.is_dir())
-    sh([sys.executable, "-m", "venv", venv])
+    sh([BASE_PYTHON, "-m", "venv", venv])
     target = f"{src}[{extra}]" if extra else str(src)
     sh([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *BASE, *more, "-e", target])
     stamp.write_text(str(src))
     return src, python
 
 
-def plain(src, python, work):
+def args_of(name):
+    return SUITES[name][3] if len(SUITES[name]) > 3 else []
+
+
+def plain(src, python, work, args):
     plugin_dir = work / "plugin"
     plugin_dir.mkdir()
     (plugin_dir / "outcome_log.py").write_text(OUTCOME_PLUGIN)
@@ -124,8 +142,8 @@ def plain(src, python, work):
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(plugin_dir), env.get("PYTHONPATH")]))
     started = time.perf_counter()
     # A module that fails to import does not stop the rest, as under mtest.
-    proc = subprocess.run([python, "-m", "pytest", "-p", "outcome_log", "-p", "no:cacheprovider",
-                           "--continue-on-collection-errors"],
+    proc = subprocess.run([python, "-m", "pytest", "-p", "outcome_log",
+                           "--continue-on-collection-errors", *args],
                           cwd=src, env=env, capture_output=True, text=True)
     took = time.perf_counter() - started
     if not out.exists():
@@ -133,9 +151,10 @@ def plain(src, python, work):
     return json.loads(out.read_text()), took, proc.stdout
 
 
-def mtest(src, python, isolation, jobs):
+def mtest(src, python, isolation, jobs, args):
     started = time.perf_counter()
-    proc = subprocess.run([MTEST, "--python", python, "-j", str(jobs), "--isolation", isolation],
+    proc = subprocess.run([MTEST, "--python", python, "-j", str(jobs), "--isolation", isolation,
+                           *(["--", *args] if args else [])],
                           cwd=src, capture_output=True, text=True)
     took = time.perf_counter() - started
     if proc.returncode not in (0, 1):
@@ -175,7 +194,17 @@ def main():
     parser.add_argument("--only", default=",".join(SUITES))
     parser.add_argument("--isolation", default="fork")
     parser.add_argument("-j", type=int, default=2)
+    parser.add_argument("--python", default=None,
+                        help="a Python version from pyenv for the suites' venvs (default: this one)")
     args = parser.parse_args()
+    global BASE_PYTHON, PY_TAG
+    if args.python:
+        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+        found = sorted(Path(root, "versions").glob(f"{args.python}*/bin/python3"))
+        if not found:
+            sys.exit(f"no Python {args.python} in {root}/versions")
+        BASE_PYTHON = str(found[-1])
+        PY_TAG = "py" + args.python
     if not MTEST.is_file():
         sys.exit(f"{MTEST} is missing: run `cargo build --release` first")
     failed = False
@@ -186,9 +215,10 @@ def main():
             try:
                 root = work / "src"
                 shutil.copytree(src, root, ignore=shutil.ignore_patterns(".gates", "__pycache__", ".pytest_cache"))
-                want, t_plain, out_plain = plain(root, python, work)
+                want, t_plain, out_plain = plain(root, python, work, args_of(name))
                 shutil.rmtree(root / ".gates", ignore_errors=True)
-                got, t_mtest, out_mtest = mtest(root, python, isolation, args.j)
+                shutil.rmtree(root / ".pytest_cache", ignore_errors=True)
+                got, t_mtest, out_mtest = mtest(root, python, isolation, args.j, args_of(name))
                 diffs, green = compare(name, want, got)
                 counts = {}
                 for o in want.values():

@@ -42,8 +42,9 @@ struct Env<'a> {
     durations: &'a Durations,
     quarantine: &'a Quarantine,
     /// When the run started (before collection), as the summary says it: its duration
-    /// counts from the same moment.
+    /// counts from the same moment, and so does the budget.
     started_at: String,
+    started: Instant,
 }
 
 /// A run that cannot go on: the exit code and one line for the user.
@@ -359,6 +360,7 @@ fn execute(
         durations: &durations,
         quarantine: &quarantine,
         started_at,
+        started,
     };
     let (mut state, earlier, mut fresh_records, collection) = match begin {
         Begin::Explain => return explain(&env),
@@ -1311,6 +1313,14 @@ fn coverage_report(log: &Path) -> Option<String> {
 }
 
 /// Asks the selection plugin about a collection; writes nothing.
+/// What the selection may plan with under `--budget`: the time left of it once collection
+/// is done (collection is serial, and already spent), less a twentieth for what follows
+/// the last test (pytest's session end, the store), at least a millisecond.
+fn budget_left_ms(budget_s: f64, spent: Duration) -> u64 {
+    let left = (budget_s - spent.as_secs_f64()).max(0.0);
+    ((left * 0.95 * 1000.0) as u64).max(1)
+}
+
 fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Result<Planned> {
     let collected = &collection.collected;
 
@@ -1358,12 +1368,22 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
     } else {
         &collected.items
     };
+    let budget_ms = opts.budget_s.map(|s| {
+        let spent = env.started.elapsed();
+        notes.push(format!(
+            "--budget {}: collection took {}, the tests are planned in the {} left",
+            clock::human(clock::secs(s)),
+            clock::human(spent),
+            clock::human(clock::secs((s - spent.as_secs_f64()).max(0.0)))
+        ));
+        budget_left_ms(s, spent)
+    });
     let inputs = selection::Inputs {
         items,
         durations: env.durations,
         quarantine: env.quarantine,
         tiers: opts.tiers,
-        budget_ms: opts.budget_s.map(|s| (s * 1000.0) as u64),
+        budget_ms,
         workers: opts.jobs,
         startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
@@ -1737,6 +1757,17 @@ fn next_chunk_id(chunks_dir: &Path) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_plans_with_what_collection_left_of_it() {
+        assert_eq!(budget_left_ms(40.0, Duration::from_secs(20)), 19_000);
+        assert_eq!(budget_left_ms(10.0, Duration::ZERO), 9_500);
+        assert_eq!(
+            budget_left_ms(5.0, Duration::from_secs(9)),
+            1,
+            "spent: nothing left"
+        );
+    }
 
     fn planned(id: &str, runs: u32) -> PlannedTest {
         PlannedTest {
