@@ -53,7 +53,7 @@ SUITES = {
     "dateutil": ("python-dateutil==2.9.0.post0", None, ["freezegun", "hypothesis", "pytest-cov"]),
     "anyio": ("anyio==4.16.0", "trio", ["blockbuster", "coverage[toml]", "exceptiongroup", "hypothesis",
                                        "psutil", "pytest-mock", "trustme", "truststore", "uvloop"]),
-    "networkx": ("networkx==3.6.1", None, ["numpy", "scipy"], ["--doctest-modules"]),
+    "networkx": ("networkx==3.6.1", None, ["numpy", "scipy"], ["--doctest-modules", "networkx"]),
     "pytest": ("pytest==9.2.0", "dev", [], ["testing"]),
 }
 

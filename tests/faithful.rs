@@ -12,7 +12,7 @@ use common::project;
 
 const BEHAVIOUR: &str = include_str!("faithful/behaviour.py");
 /// Its tests.
-const BEHAVIOURS: usize = 34;
+const BEHAVIOURS: usize = 35;
 /// Its tests that do not pass under plain pytest, and how they end.
 const EXPECTED: &[(&str, &str)] = &[
     ("test_timeout_by_marker", "failed"),

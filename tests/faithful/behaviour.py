@@ -39,6 +39,21 @@ def test_timeout_by_ini():
 
 # ---- the gc heap: objects made at collection are the collector's, as under pytest
 
+def test_gc_referrers_of_a_coroutines_local():
+    """As anyio's refcycle tests check: nothing but the running coroutine holds it, and
+    that is not listed (a wrapper around gc.get_referrers would make it listed)."""
+    import asyncio
+
+    async def main():
+        try:
+            raise ValueError
+        except ValueError as e:
+            exc = e
+        return gc.get_referrers(exc)
+
+    assert asyncio.run(main()) == []
+
+
 def test_gc_referrers_through_an_imported_name():
     assert imported_get_referrers(MADE)
 

@@ -1063,8 +1063,12 @@ def _serve(session):
                         pass  # it died: its exit says so
 
 
-# The heap walkers of `gc`: frozen objects are invisible to them, so each thaws first.
-_HEAP_WALKERS = ("get_objects", "get_referrers", "freeze", "unfreeze", "get_freeze_count")
+# What a frozen heap answers differently: `gc.freeze`, `unfreeze` and `get_freeze_count`
+# thaw first (wrapped); `gc.get_objects` and `gc.get_referrers` raise an audit event
+# before they walk, on which the heap is thawed (a wrapper of these would be a frame of
+# its own, which `get_referrers` would then list as a referrer).
+_FREEZE_CALLS = ("freeze", "unfreeze", "get_freeze_count")
+_HEAP_WALKS = ("gc.get_objects", "gc.get_referrers")
 _gc_unfreeze = gc.unfreeze
 _frozen = False
 
@@ -1078,11 +1082,13 @@ def _freeze():
 
     A test must still see the heap plain pytest gives it: the first time anything in a
     process walks it (`gc.get_objects`, `gc.get_referrers`: leak checks, hypothesis'
-    `register_random`) or freezes it itself, that process gives the frozen objects back
-    to the collector first. The walkers are replaced in `gc` and wherever a module took
-    one before (`from gc import get_objects`)."""
+    `register_random`; seen through their audit events, whatever name they are called
+    by) or freezes it itself, that process gives the frozen objects back to the
+    collector first. The freeze calls are replaced in `gc` and wherever a module took
+    one before (`from gc import freeze`)."""
     global _frozen
-    originals = {name: getattr(gc, name) for name in _HEAP_WALKERS if hasattr(gc, name)}
+    sys.addaudithook(_on_audit)
+    originals = {name: getattr(gc, name) for name in _FREEZE_CALLS if hasattr(gc, name)}
     wrappers = {id(f): _thawing(f) for f in originals.values()}
     for name, original in originals.items():
         setattr(gc, name, wrappers[id(original)])
@@ -1103,6 +1109,12 @@ def _thaw():
     if _frozen:
         _frozen = False
         _gc_unfreeze()
+
+
+def _on_audit(event, args):
+    """An audit hook (it cannot be removed: after the thaw it only looks at a flag)."""
+    if _frozen and event in _HEAP_WALKS:
+        _thaw()
 
 
 def _thawing(walker):
