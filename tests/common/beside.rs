@@ -14,41 +14,8 @@ use super::{mtest_in, python, records};
 
 pub type Outcomes = BTreeMap<String, String>;
 
-const REFERENCE_PLUGIN: &str = r#"
-import json, os
-
-_out = {}
-
-def pytest_runtest_logreport(report):
-    if type(report).__name__ == "SubtestReport":
-        return
-    wasxfail = hasattr(report, "wasxfail")
-    now = _out.get(report.nodeid, "passed")
-    if report.when == "call":
-        if report.passed:
-            now = "xpassed" if wasxfail else "passed"
-        elif report.failed:
-            now = "failed"
-        else:
-            now = "xfailed" if wasxfail else "skipped"
-    elif report.failed and now != "failed":
-        now = "error"
-    elif report.skipped:
-        now = "xfailed" if wasxfail else "skipped"
-    _out[report.nodeid] = now
-
-def pytest_collectreport(report):
-    if report.failed:
-        _out[report.nodeid] = "error"
-    elif report.skipped:
-        _out[report.nodeid] = "skipped"
-
-def pytest_sessionfinish(session):
-    path = os.environ.get("BESIDE_OUT")
-    if path:
-        with open(path, "w") as f:
-            json.dump(_out, f)
-"#;
+/// Shared with `bench/realsuites.py`.
+const REFERENCE_PLUGIN: &str = include_str!("../faithful/outcomes_plugin.py");
 
 /// Plain `python -m pytest ARGS` in `root`: each test's outcome, and pytest's exit code.
 /// With `--continue-on-collection-errors`: a module that fails to import is an error and
@@ -67,7 +34,7 @@ pub fn plain_pytest(root: &Path, args: &[&str], env: &[(&str, &str)]) -> (Outcom
             "--continue-on-collection-errors",
         ])
         .args(args)
-        .env("BESIDE_OUT", &out_file);
+        .env("OUTCOMES_OUT", &out_file);
     clean_env(&mut cmd, env);
     let out = cmd.output().expect("run pytest");
     let text = std::fs::read_to_string(&out_file).unwrap_or_else(|e| {
