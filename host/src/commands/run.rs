@@ -493,12 +493,14 @@ fn execute(
         rerun_crashed: opts.rerun_crashed,
         deadline,
     };
+    let supervised_from = Instant::now();
     let Supervised {
         finish,
         mut rec,
         startups,
         versions,
     } = supervise_and_record(rec, &ctx, work, &mut launcher, &supervise_options)?;
+    let tests_wall = supervised_from.elapsed();
     rec.progress.clear();
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk) {
@@ -518,6 +520,13 @@ fn execute(
         &repeated,
         &startups,
     );
+    if finish == Finish::Completed {
+        Arc::make_mut(&mut durations).note_throughput(
+            &rec.records[first_new..],
+            tests_wall,
+            opts.jobs,
+        );
+    }
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
     // and one line saying so, never quietly.
@@ -1370,13 +1379,23 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
     };
     let budget_ms = opts.budget_s.map(|s| {
         let spent = env.started.elapsed();
+        let share = env
+            .durations
+            .throughput
+            .map(|t| {
+                format!(
+                    ", at the last run's pace (its tests filled {:.0}% of the workers' time)",
+                    t * 100.0
+                )
+            })
+            .unwrap_or_default();
         notes.push(format!(
-            "--budget {}: collection took {}, the tests are planned in the {} left",
+            "--budget {}: collection took {}, the tests are planned in the {} left{share}",
             clock::human(clock::secs(s)),
             clock::human(spent),
             clock::human(clock::secs((s - spent.as_secs_f64()).max(0.0)))
         ));
-        budget_left_ms(s, spent)
+        env.durations.usable_ms(budget_left_ms(s, spent))
     });
     let inputs = selection::Inputs {
         items,

@@ -18,6 +18,11 @@ pub struct Durations {
     /// Measured time from starting a pytest process to its first event, seconds.
     #[serde(default)]
     pub startup_s: Option<f64>,
+    /// How much of the workers' wall time the tests' own durations filled in the last run
+    /// (their sum over wall × `-j`, at most 1): fixtures, forks and the machine's limits
+    /// take the rest. A `--budget` plans with that share of the time it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<f64>,
     /// By test id, in the order tests were first seen (a hash map that keeps its file's
     /// order: 100k ids are looked up at every start and end of a run).
     pub tests: indexmap::IndexMap<String, History, foldhash::fast::RandomState>,
@@ -114,6 +119,23 @@ impl Durations {
     pub fn startup_ms(&self) -> u32 {
         self.startup_s
             .map_or(1000, |s| (s * 1000.0).round().clamp(50.0, 60_000.0) as u32)
+    }
+
+    /// Notes how much of `wall` × `jobs` the `tests`' own durations filled (a run of a
+    /// few tests, or of under a second, says nothing and is not noted).
+    pub fn note_throughput(&mut self, tests: &[Attempt], wall: std::time::Duration, jobs: u32) {
+        let busy: f64 = tests.iter().map(|a| a.duration_s).sum();
+        let capacity = wall.as_secs_f64() * f64::from(jobs.max(1));
+        if tests.len() < 20 || capacity < 1.0 || !busy.is_finite() {
+            return;
+        }
+        self.throughput = Some((busy / capacity).clamp(0.05, 1.0));
+    }
+
+    /// What a `--budget` may plan with of `ms` of wall time on the workers: the share the
+    /// tests filled last time (all of it when unknown).
+    pub fn usable_ms(&self, ms: u64) -> u64 {
+        (ms as f64 * self.throughput.unwrap_or(1.0)) as u64
     }
 
     /// Folds this run's measured chunk start-ups in (median, smoothed with the old value).
@@ -262,6 +284,27 @@ mod letters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_budget_plans_with_the_share_of_the_workers_time_the_tests_filled() {
+        let tests: Vec<Attempt> = (0..40)
+            .map(|i| Attempt {
+                test_id: format!("t::{i}"),
+                outcome: Outcome::Passed,
+                duration_s: 0.5,
+                tier: 1,
+            })
+            .collect();
+        let mut d = Durations::default();
+        assert_eq!(d.usable_ms(10_000), 10_000, "unknown: all of it");
+        // 20 s of tests on 2 workers in 20 s of wall: half of their time.
+        d.note_throughput(&tests, std::time::Duration::from_secs(20), 2);
+        assert_eq!(d.usable_ms(10_000), 5_000);
+        // Too few tests, or too short a run, say nothing.
+        d.note_throughput(&tests[..5], std::time::Duration::from_secs(20), 2);
+        d.note_throughput(&tests, std::time::Duration::from_millis(100), 2);
+        assert_eq!(d.usable_ms(10_000), 5_000);
+    }
 
     fn with(ids: &[&str]) -> Durations {
         let mut d = Durations::default();
