@@ -13,6 +13,16 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `mtest quarantine VERB ID` in `root`.
+fn quarantine(root: &Path, verb: &str, id: &str) -> Output {
+    common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+        .arg("--root")
+        .arg(root)
+        .args(["quarantine", verb, id])
+        .output()
+        .unwrap()
+}
+
 /// Test ids in the order they started.
 fn run_order(root: &Path) -> Vec<String> {
     let mut recs = records(root);
@@ -309,27 +319,12 @@ fn quarantine_enters_on_the_third_failure_of_five_and_leaves_after_three_passes(
     .contains("No tests are quarantined."));
 
     // By hand.
-    let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
-        .args(["--root"])
-        .arg(dir.path())
-        .args(["quarantine", "add", id])
-        .output()
-        .unwrap();
+    let out = quarantine(dir.path(), "add", id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(run(true), (Some(0), true, true));
-    let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
-        .args(["--root"])
-        .arg(dir.path())
-        .args(["quarantine", "release", id])
-        .output()
-        .unwrap();
+    let out = quarantine(dir.path(), "release", id);
     assert_eq!(out.status.code(), Some(0));
-    let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
-        .args(["--root"])
-        .arg(dir.path())
-        .args(["quarantine", "release", id])
-        .output()
-        .unwrap();
+    let out = quarantine(dir.path(), "release", id);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("is not quarantined"));
 }
@@ -358,12 +353,7 @@ fn a_test_that_never_passes_is_never_forgiven_by_quarantine() {
         );
     }
     // By hand: still a failure of the run, said why; and the policy lets it go.
-    let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
-        .arg("--root")
-        .arg(dir.path())
-        .args(["quarantine", "add", id])
-        .output()
-        .unwrap();
+    let out = quarantine(dir.path(), "add", id);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let out = mtest_in(dir.path()).output().unwrap();
     let err = stderr(&out);

@@ -300,7 +300,7 @@ pub fn select(
     }
     let mut order = answer.selected.clone();
     groups_in_collection_order(&mut order, inputs.items);
-    let tests = order
+    let tests: Vec<PlannedTest> = order
         .iter()
         .map(|&i| {
             let item = &inputs.items[i as usize];
@@ -345,16 +345,16 @@ pub fn select(
         .shard
         .map(|shard| shard_plan(shard, &used.info.name, &req, &answer));
     let mut notes = answer.notes;
+    // Quarantined, and not forgiven above.
     notes.extend(
-        answer
-            .selected
+        order
             .iter()
-            .filter(|&&i| req.candidates[i as usize].quarantined)
-            .map(|&i| &inputs.items[i as usize].id)
-            .filter(|id| !forgiven(inputs.durations, id))
-            .map(|id| {
+            .zip(&tests)
+            .filter(|(&i, t)| req.candidates[i as usize].quarantined && !t.quarantined)
+            .map(|(_, t)| {
                 format!(
-                    "{id} is quarantined but did not pass in its last {FLAKY_WINDOW} runs: broken, not flaky, so a failure fails the run"
+                    "{} is quarantined but did not pass in its last {FLAKY_WINDOW} runs: broken, not flaky, so a failure fails the run",
+                    t.id
                 )
             }),
     );

@@ -241,17 +241,14 @@ fn command_line() -> String {
 
 /// The record of a module that skipped itself at collection (`pytest.importorskip` at
 /// module level): one skipped outcome under the module's id, as pytest counts it.
-fn collection_skip_record(
-    run_id: &str,
-    collected: &Collected,
-    id: &str,
-    reason: Option<&str>,
-) -> TestRecord {
-    let mut r = collection_error_record(run_id, collected, id, "");
-    r.outcome = Outcome::Skipped;
-    r.message = reason.map(one_line);
-    r.details = Details::default();
-    r
+fn collection_skip_record(run_id: &str, id: &str, reason: Option<&str>) -> TestRecord {
+    collector_record(
+        run_id,
+        id,
+        Outcome::Skipped,
+        reason.map(one_line),
+        Details::default(),
+    )
 }
 
 fn collection_error_record(
@@ -260,17 +257,34 @@ fn collection_error_record(
     id: &str,
     text: &str,
 ) -> TestRecord {
-    let now = clock::Stamp::now();
     let last = text
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("collection error");
+    let details = Details {
+        failure: text.to_string(),
+        command: collected.command.clone(),
+        ..Details::default()
+    };
+    let message = Some(format!("collection error: {}", one_line(last)));
+    collector_record(run_id, id, Outcome::Error, message, details)
+}
+
+/// The record of a collector (a module, usually) that is not a test but has an outcome.
+fn collector_record(
+    run_id: &str,
+    id: &str,
+    outcome: Outcome,
+    message: Option<String>,
+    details: Details,
+) -> TestRecord {
+    let now = clock::Stamp::now();
     TestRecord {
         schema_version: SCHEMA_VERSION,
         run_id: run_id.to_string(),
         test_id: id.to_string(),
-        outcome: Outcome::Error,
+        outcome,
         duration_s: 0.0,
         tier: crate::tiers::tier_of::<&str>(&[]),
         markers: Vec::new(),
@@ -281,17 +295,13 @@ fn collection_error_record(
         quarantined: false,
         started_at: now,
         finished_at: now,
-        message: Some(format!("collection error: {}", one_line(last))),
+        message,
         bundle: None,
         leaked: Vec::new(),
         subtests: None,
         flaky: false,
         shard: None,
-        details: Details {
-            failure: text.to_string(),
-            command: collected.command.clone(),
-            ..Details::default()
-        },
+        details,
         test: None,
     }
 }
@@ -895,8 +905,6 @@ fn supervise_and_record<'h>(
     }
 }
 
-/// The collection's initial paths, one a line, for process-mode chunks (any chunk may be
-/// one: fork mode falls back to process mode when its zygote dies).
 /// --max-fail for the workers: every worker appends each of its failing tests to one file
 /// and stops once it holds `n` tests; the failures of quarantined tests (forgiven) do not
 /// count. Tests that failed in an earlier invocation of a resumed run count already.
@@ -910,20 +918,19 @@ fn failure_limit(
         Stop(Exit::Internal, format!("cannot write {}: {e}", p.display()))
     };
     std::fs::create_dir_all(chunks).map_err(|e| io(chunks, e))?;
+    // A line each, each ended: the workers append theirs after these.
+    let lines =
+        |ids: &mut dyn Iterator<Item = &str>| ids.map(|id| format!("{id}\n")).collect::<String>();
     let failing = chunks.join("failing");
-    let mut earlier = String::new();
-    for id in failed_earlier {
-        earlier.push_str(id);
-        earlier.push('\n');
-    }
-    std::fs::write(&failing, earlier).map_err(|e| io(&failing, e))?;
+    std::fs::write(
+        &failing,
+        lines(&mut failed_earlier.iter().map(String::as_str)),
+    )
+    .map_err(|e| io(&failing, e))?;
     let forgiven = chunks.join("forgiven");
-    let mut ids = String::new();
-    for t in todo.iter().filter(|t| t.quarantined) {
-        ids.push_str(&t.id);
-        ids.push('\n');
-    }
-    std::fs::write(&forgiven, ids).map_err(|e| io(&forgiven, e))?;
+    let quarantined = todo.iter().filter(|t| t.quarantined);
+    std::fs::write(&forgiven, lines(&mut quarantined.map(|t| t.id.as_str())))
+        .map_err(|e| io(&forgiven, e))?;
     Ok(chunk_run::FailureLimit {
         tests: n,
         failing,
@@ -931,6 +938,8 @@ fn failure_limit(
     })
 }
 
+/// The collection's initial paths, one a line, for process-mode chunks (any chunk may be
+/// one: fork mode falls back to process mode when its zygote dies).
 fn write_initial_paths(chunks: &Path, paths: &[String]) -> Result<std::path::PathBuf> {
     let file = chunks.join("initpaths");
     let mut text = paths.join("\n");
@@ -1321,15 +1330,19 @@ fn coverage_report(log: &Path) -> Option<String> {
     Some(lines.join("\n").trim_end().to_string())
 }
 
-/// Asks the selection plugin about a collection; writes nothing.
-/// What the selection may plan with under `--budget`: the time left of it once collection
-/// is done (collection is serial, and already spent), less a twentieth for what follows
-/// the last test (pytest's session end, the store), at least a millisecond.
-fn budget_left_ms(budget_s: f64, spent: Duration) -> u64 {
-    let left = (budget_s - spent.as_secs_f64()).max(0.0);
-    ((left * 0.95 * 1000.0) as u64).max(1)
+/// What is left of a `--budget` of `budget_s` once `spent` is: collection is serial, and
+/// already spent when the selection plans.
+fn budget_left(budget_s: f64, spent: Duration) -> Duration {
+    clock::secs((budget_s - spent.as_secs_f64()).max(0.0))
 }
 
+/// What the selection may plan with of the budget `left`: less a twentieth for what
+/// follows the last test (pytest's session end, the store), at least a millisecond.
+fn budget_left_ms(left: Duration) -> u64 {
+    ((left.as_secs_f64() * 0.95 * 1000.0) as u64).max(1)
+}
+
+/// Asks the selection plugin about a collection; writes nothing.
 fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Result<Planned> {
     let collected = &collection.collected;
 
@@ -1379,6 +1392,7 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
     };
     let budget_ms = opts.budget_s.map(|s| {
         let spent = env.started.elapsed();
+        let left = budget_left(s, spent);
         let share = env
             .durations
             .throughput
@@ -1393,9 +1407,9 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
             "--budget {}: collection took {}, the tests are planned in the {} left{share}",
             clock::human(clock::secs(s)),
             clock::human(spent),
-            clock::human(clock::secs((s - spent.as_secs_f64()).max(0.0)))
+            clock::human(left)
         ));
-        env.durations.usable_ms(budget_left_ms(s, spent))
+        env.durations.usable_ms(budget_left_ms(left))
     });
     let inputs = selection::Inputs {
         items,
@@ -1526,7 +1540,7 @@ fn fresh_state(
             .skipped
             .iter()
             .filter(|(id, _)| ours(id))
-            .map(|(id, reason)| collection_skip_record(&run_id, collected, id, reason.as_deref())),
+            .map(|(id, reason)| collection_skip_record(&run_id, id, reason.as_deref())),
     );
     // A shard may have nothing to do (more shards than tests); it still runs, empty, so
     // that `mtest merge` finds every shard.
@@ -1569,7 +1583,6 @@ fn fresh_state(
     Ok((state, errors, collection))
 }
 
-/// `--explain-selection`: what would run, in order, and why the rest would not.
 /// How `xdist_group`s are placed, one line each, for `--explain-selection`.
 fn group_placement(tests: &[PlannedTest]) -> Vec<String> {
     let mut groups: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -1588,6 +1601,7 @@ fn group_placement(tests: &[PlannedTest]) -> Vec<String> {
         .collect()
 }
 
+/// `--explain-selection`: what would run, in order, and why the rest would not.
 fn explain(env: &Env) -> Result<Exit> {
     let opts = options(env.args, env.root, env.project)?;
     let collection = start_collection(env.gates, env.root, &opts)?;
@@ -1779,13 +1793,11 @@ mod tests {
 
     #[test]
     fn a_budget_plans_with_what_collection_left_of_it() {
-        assert_eq!(budget_left_ms(40.0, Duration::from_secs(20)), 19_000);
-        assert_eq!(budget_left_ms(10.0, Duration::ZERO), 9_500);
-        assert_eq!(
-            budget_left_ms(5.0, Duration::from_secs(9)),
-            1,
-            "spent: nothing left"
-        );
+        let ms =
+            |budget_s, spent_s| budget_left_ms(budget_left(budget_s, Duration::from_secs(spent_s)));
+        assert_eq!(ms(40.0, 20), 19_000);
+        assert_eq!(ms(10.0, 0), 9_500);
+        assert_eq!(ms(5.0, 9), 1, "spent: nothing left");
     }
 
     fn planned(id: &str, runs: u32) -> PlannedTest {

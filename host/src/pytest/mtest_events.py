@@ -17,7 +17,7 @@ The same run loop serves both of mtest's executors:
     items, and then only forks: a worker per batch that mtest sends on stdin, which then
     asks for more before its last test and may go on with the next batch (see _worker).
 
-Environment (set by mtest, read once):
+Environment (set by mtest, read once at import and then taken out of os.environ):
   MTEST_EVENTS   path of the event file (required, else this plugin does nothing)
   MTEST_COLLECT  "1": emit one `item` event per collected test, and collection progress
   MTEST_ZYGOTE   "collect": collect and end; "fork": collect, then serve fork commands
@@ -26,6 +26,8 @@ Environment (set by mtest, read once):
   MTEST_STOP     path of a file whose existence means: stop after the current test
   MTEST_INITPATHS  process mode: path of a file with the run's collection's initial paths,
                  one a line (see _as_collected)
+  MTEST_PYTHONPATH  PYTHONPATH as it was before mtest put this plugin's dir on it
+  MTEST_MAXFAIL, MTEST_FAILING, MTEST_FORGIVEN  process mode: --max-fail (see _set_limit)
 """
 
 import faulthandler
@@ -887,9 +889,7 @@ def _take_timer(session):
                                 config._env_timeout_disable_debugger_detection)
         # Every test with a marker of its own, in every batch this process may run.
         for item in session.items:
-            if _marks_known and id(item) not in _timeout_marked:
-                continue
-            if item.get_closest_marker("timeout") is None:
+            if not _has_timeout_marker(item):
                 continue
             mine = plugin._get_item_settings(item)
             if mine.method != "signal" or mine.func_only:
@@ -905,11 +905,15 @@ def _settings_of(timer, item):
     """A test's pytest-timeout settings under the run loop's own timer. A worker's batch
     can be 15k tests: only those with a marker are looked at again (~5 us a test)."""
     plugin, plain, _ = timer
+    return plugin._get_item_settings(item) if _has_timeout_marker(item) else plain
+
+
+def _has_timeout_marker(item):
+    """Whether a test carries a `timeout` marker: from the collection's note where the
+    zygote collected (cheap: a set lookup), else by looking."""
     if _marks_known and id(item) not in _timeout_marked:
-        return plain
-    if item.get_closest_marker("timeout") is None:
-        return plain
-    return plugin._get_item_settings(item)
+        return False
+    return item.get_closest_marker("timeout") is not None
 
 
 _alarm = None  # (item, its settings, pytest-timeout's handler) while its timer runs
