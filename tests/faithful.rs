@@ -431,3 +431,123 @@ fn an_xdist_group_runs_on_one_worker_in_order() {
         "{stdout}"
     );
 }
+
+/// `mtest ARGS -- PYTEST_ARGS` on a pseudo-terminal, typing each answer at its prompt:
+/// what it wrote, and its exit code.
+fn on_a_terminal(
+    root: &Path,
+    answers: &[(&str, &str)],
+    args: &[&str],
+    pytest_args: &[&str],
+) -> (String, i32) {
+    let script = common::repo_root().join("tests/faithful/on_a_terminal.py");
+    let answers = serde_json::to_string(answers).expect("answers as JSON");
+    let mut cmd = std::process::Command::new(common::python());
+    cmd.current_dir(root).arg(script).arg(answers).arg("--");
+    cmd.arg(env!("CARGO_BIN_EXE_mtest"))
+        .env(
+            "MTEST_CACHE_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+        )
+        .arg("--root")
+        .arg(root)
+        .arg("--python")
+        .arg(common::python())
+        .args(args)
+        .arg("--")
+        .args(pytest_args);
+    let out = cmd.output().expect("run mtest on a terminal");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "on_a_terminal.py failed:\n{text}"
+    );
+    let code = text
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("exit: "))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no exit line:\n{text}"));
+    (text, code)
+}
+
+/// The attempts of `id` in the last run: (outcome, chunk) each.
+fn attempts(root: &Path, id: &str) -> Vec<(String, u64)> {
+    common::records(root)
+        .iter()
+        .filter(|r| r["test_id"] == id)
+        .map(|r| {
+            let outcome = r["outcome"].as_str().unwrap_or("?").to_string();
+            (outcome, r["chunk"].as_u64().unwrap_or(0))
+        })
+        .collect()
+}
+
+/// `mtest -- --pdb` on a terminal stops at the first failing test and runs it again alone
+/// in the foreground under pytest's debugger (the user's commands reach it, its locals are
+/// there), records that attempt too, and ends resumable; `--resume` goes on to the next
+/// failure. `--trace` runs the selected test under the debugger from its start. In both
+/// modes. Off a terminal both are refused (the flag matrix).
+#[test]
+fn pytests_debugger_runs_the_test_on_the_terminal() {
+    let dir = project(&[
+        (
+            "tests/test_a.py",
+            "def test_one():\n    pass\n\ndef test_two():\n    x = 41\n    assert x == 0\n",
+        ),
+        (
+            "tests/test_b.py",
+            "def test_three():\n    pass\n\ndef test_four():\n    pass\n",
+        ),
+    ]);
+    let root = dir.path();
+    let state = || std::fs::read_to_string(root.join(".gates/state.json")).unwrap_or_default();
+    let two = "tests/test_a.py::test_two";
+    for isolation in ["fork", "process"] {
+        let _ = std::fs::remove_dir_all(root.join(".gates"));
+        let (text, code) = on_a_terminal(
+            root,
+            &[("(Pdb)", "p x + 1"), ("(Pdb)", "c")],
+            &["--isolation", isolation, "-j", "1", "tests/test_a.py"],
+            &["--pdb"],
+        );
+        assert!(text.contains("p x + 1\n42\n"), "{isolation}: {text}");
+        assert_eq!(code, 1, "{isolation}: {text}");
+        let tried = attempts(root, two);
+        assert_eq!(tried.len(), 2, "{isolation}: {tried:?}\n{text}");
+        assert!(tried.iter().all(|(o, _)| o == "failed"), "{tried:?}");
+        assert_ne!(
+            tried[0].1, tried[1].1,
+            "the debugged attempt has a chunk of its own"
+        );
+        assert!(state().contains(r#""status":"interrupted""#), "{}", state());
+        assert!(
+            text.contains(&format!("stopped at {two} for pytest's debugger")),
+            "{text}"
+        );
+
+        let (text, code) = on_a_terminal(root, &[], &["--resume"], &[]);
+        assert!(
+            !text.contains("(Pdb)"),
+            "{isolation}: nothing else fails: {text}"
+        );
+        assert_eq!(code, 1, "{isolation}: the earlier failure stands: {text}");
+        let all = common::outcomes(root);
+        assert_eq!(all.len(), 2, "{isolation}: {all:?}");
+
+        let (text, code) = on_a_terminal(
+            root,
+            &[("(Pdb)", "p 6 * 7"), ("(Pdb)", "c")],
+            &["--isolation", isolation, "tests/test_b.py::test_four"],
+            &["--trace"],
+        );
+        assert!(text.contains("p 6 * 7\n42\n"), "{isolation}: {text}");
+        assert_eq!(code, 0, "{isolation}: {text}");
+        assert_eq!(
+            attempts(root, "tests/test_b.py::test_four"),
+            vec![("passed".to_string(), 1)],
+            "{isolation}: {text}"
+        );
+    }
+}

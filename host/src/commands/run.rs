@@ -101,6 +101,7 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
     let mut pytest_args = c.pytest_args.clone();
     pytest_args.extend(args.pytest_args.iter().cloned());
     refuse_meta_options(&pytest_args)?;
+    let debugger = take_debugger(&mut pytest_args)?;
     let paths = args
         .paths
         .iter()
@@ -123,7 +124,11 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
         },
         python: python.display().to_string(),
         pytest_args,
-        retries: args.retries.or(c.retries).unwrap_or(0),
+        // A failing test is debugged at once, not retried first.
+        retries: match debugger.is_empty() {
+            true => args.retries.or(c.retries).unwrap_or(0),
+            false => 0,
+        },
         flaky_fails: args.flaky_fails,
         rerun_crashed: c.rerun_crashed.unwrap_or(true),
         reporters: args.reporters.clone(),
@@ -144,7 +149,36 @@ fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOp
             n => n.unwrap_or(1),
         },
         new_test_repeats: c.new_test_repeats.unwrap_or(0),
+        debugger,
     })
+}
+
+/// pytest's debugger flags (`--pdb`, `--trace`), taken out of the arguments every pytest
+/// process gets: only the one test re-run in the foreground gets them. They need a
+/// terminal: the debugger reads from it.
+fn take_debugger(pytest_args: &mut Vec<String>) -> Result<Vec<String>> {
+    let is_debugger = |a: &String| a == "--pdb" || a == "--trace";
+    let debugger: Vec<String> = pytest_args
+        .iter()
+        .filter(|a| is_debugger(a))
+        .cloned()
+        .collect();
+    if let Some(flag) = debugger.first() {
+        on_a_terminal(flag)?;
+        pytest_args.retain(|a| !is_debugger(a));
+    }
+    Ok(debugger)
+}
+
+/// A debugger flag needs mtest's stdin and stdout on a terminal; else one line saying so.
+fn on_a_terminal(flag: &str) -> Result<()> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() && std::io::stdout().is_terminal() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "pytest's {flag} needs a terminal (mtest runs the test again alone under the debugger, in the foreground); off a terminal, run `pytest {flag}` on the test itself"
+    )))
 }
 
 /// A test path or node id of the command line (relative to where mtest was started) as
@@ -332,12 +366,15 @@ fn execute(
     enum Begin {
         Explain,
         Resume(Box<RunState>, Vec<TestRecord>, Option<Collection>),
-        Fresh(RunOptions, Collection),
+        Fresh(Box<RunOptions>, Collection),
     }
     let begin = if args.explain_selection {
         Begin::Explain
     } else if args.resume {
         let (state, earlier) = resume_state(&gates)?;
+        if let Some(flag) = state.options.debugger.first() {
+            on_a_terminal(flag)?;
+        }
         // Fork mode forks from a collection: collect again (process mode needs none).
         let collection = match state.options.isolation {
             Isolation::Fork => Some(start_collection(&gates, root, &state.options)?),
@@ -347,7 +384,7 @@ fn execute(
     } else {
         let opts = options(args, root, project)?;
         let collection = start_collection(&gates, root, &opts)?;
-        Begin::Fresh(opts, collection)
+        Begin::Fresh(Box::new(opts), collection)
     };
     let (durations, mut quarantine, warnings) = history.join().map_err(|_| {
         Stop(
@@ -376,7 +413,7 @@ fn execute(
         Begin::Explain => return explain(&env),
         Begin::Resume(state, earlier, collection) => (*state, earlier, Vec::new(), collection),
         Begin::Fresh(opts, collection) => {
-            let (state, errors, collection) = fresh_state(&env, opts, collection)?;
+            let (state, errors, collection) = fresh_state(&env, *opts, collection)?;
             (state, Vec::new(), errors, Some(collection))
         }
     };
@@ -447,9 +484,11 @@ fn execute(
         started,
     )?;
     rec.flush_lines();
+    // A resumed `--pdb` run stops at its next failure: the earlier ones do not count (and
+    // are not run again: it has no retries).
     let failed_earlier: Vec<String> = earlier
         .iter()
-        .filter(|r| r.outcome.is_failure())
+        .filter(|r| r.outcome.is_failure() && opts.debugger.is_empty())
         .map(|r| r.test_id.clone())
         .collect();
     rec.replay(earlier);
@@ -489,7 +528,11 @@ fn execute(
         cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
     };
     let fork = matches!(launcher, Launcher::Fork(_));
-    let mut work = work_for(&ctx, fork, opts.jobs, &costs, &owed);
+    let mut work = if opts.traces() {
+        Work::default() // --trace: the first selected test runs on the terminal, below
+    } else {
+        work_for(&ctx, fork, opts.jobs, &costs, &owed)
+    };
     work.failed_before = failed_earlier
         .iter()
         .filter_map(|id| ctx.index.get(id.as_str()).copied())
@@ -506,10 +549,23 @@ fn execute(
     let supervised_from = Instant::now();
     let Supervised {
         finish,
-        mut rec,
-        startups,
-        versions,
+        rec,
+        mut startups,
+        mut versions,
     } = supervise_and_record(rec, &ctx, work, &mut launcher, &supervise_options)?;
+    let (finish, mut rec) = match debug_target(&opts, &finish, &rec.records[first_new..], &ctx) {
+        Some(target) => {
+            let debugged = in_the_debugger(rec, &mut ctx, target, &opts.debugger, &gates)?;
+            startups.extend(debugged.startups);
+            versions = versions.or(debugged.versions);
+            let finish = match debugged.finish {
+                Finish::Broken(text) => Finish::Broken(text),
+                _ => Finish::Debugged(todo[target.test].id.clone()),
+            };
+            (finish, debugged.rec)
+        }
+        None => (finish, rec),
+    };
     let tests_wall = supervised_from.elapsed();
     rec.progress.clear();
     for chunk in rec.junit.pending() {
@@ -542,7 +598,7 @@ fn execute(
     // and one line saying so, never quietly.
     let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
     let status = match finish {
-        Finish::Interrupted => Status::Interrupted,
+        Finish::Interrupted | Finish::Debugged(_) => Status::Interrupted,
         _ => Status::Complete,
     };
     if let Finish::OutOfBudget { not_run } = finish {
@@ -556,11 +612,13 @@ fn execute(
             "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
         ));
         false
+    } else if status != Status::Complete {
+        false
     } else if let Some(why) = broken_run(&finish, &rec.progress.stats) {
         notes.push(why);
         false
     } else {
-        status == Status::Complete
+        true
     };
     let policy = consult.then_some(PolicyInput {
         host,
@@ -905,6 +963,94 @@ fn supervise_and_record<'h>(
     }
 }
 
+/// The test to run again under pytest's debugger, and as which attempt.
+#[derive(Clone, Copy)]
+struct DebugTarget {
+    test: usize,
+    attempt: u32,
+    /// It failed in this run already (`--pdb`): a pass now is flaky.
+    failed: bool,
+}
+
+/// `--pdb`: the run's first failing test (quarantined ones aside); `--trace`: the first
+/// selected test. None without a debugger flag, or when the run was interrupted or broken.
+fn debug_target(
+    opts: &RunOptions,
+    finish: &Finish,
+    new: &[Attempt],
+    ctx: &RunContext,
+) -> Option<DebugTarget> {
+    if opts.debugger.is_empty() || matches!(finish, Finish::Interrupted | Finish::Broken(_)) {
+        return None;
+    }
+    if opts.traces() {
+        return (!ctx.tests.is_empty()).then_some(DebugTarget {
+            test: 0,
+            attempt: 1,
+            failed: false,
+        });
+    }
+    let failing = new
+        .iter()
+        .filter(|a| a.outcome.is_failure())
+        .filter_map(|a| ctx.index.get(a.test_id.as_str()).copied())
+        .find(|&t| !ctx.tests[t].quarantined)?;
+    let id = ctx.tests[failing].id.as_str();
+    Some(DebugTarget {
+        test: failing,
+        attempt: new.iter().filter(|a| a.test_id == id).count() as u32 + 1,
+        failed: true,
+    })
+}
+
+/// Runs a test again alone on the terminal, in the foreground, with pytest's debugger
+/// flags, and records it like any other attempt; the run stops there.
+fn in_the_debugger<'h>(
+    mut rec: Recorder<'h>,
+    ctx: &mut RunContext,
+    target: DebugTarget,
+    debugger: &[String],
+    gates: &Gates,
+) -> Result<Supervised<'h>> {
+    let id = &ctx.tests[target.test].id;
+    let why = if target.failed {
+        "failed"
+    } else {
+        "is the first selected test"
+    };
+    rec.progress.line(&format!(
+        "mtest: {id} {why}: running it again alone on this terminal, under pytest's {}",
+        debugger.join(" ")
+    ));
+    rec.flush_lines();
+    rec.progress.hold();
+    if let Some(stop) = ctx.stop_file.take() {
+        let _ = std::fs::remove_file(stop);
+    }
+    ctx.max_fail = None;
+    ctx.foreground = Some(debugger.to_vec());
+    let mut job = Job::first(ctx, vec![target.test]);
+    job.attempt = target.attempt;
+    let work = Work {
+        jobs: vec![job],
+        pool: Vec::new(),
+        failed_before: if target.failed {
+            vec![target.test]
+        } else {
+            Vec::new()
+        },
+    };
+    let options = supervise::Options {
+        jobs: 1,
+        max_fail: None,
+        first_chunk: next_chunk_id(&gates.chunks()),
+        retries: 0,
+        rerun_crashed: false,
+        deadline: None,
+    };
+    supervise_and_record(rec, ctx, work, &mut Launcher::Process, &options)
+}
+
 /// --max-fail for the workers: every worker appends each of its failing tests to one file
 /// and stops once it holds `n` tests; the failures of quarantined tests (forgiven) do not
 /// count. Tests that failed in an earlier invocation of a resumed run count already.
@@ -1165,6 +1311,12 @@ fn print_summary(e: &Ending) {
             "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
             e.state.tests.len().saturating_sub(stats.tests())
         ),
+        Finish::Debugged(test) => match e.state.tests.len().saturating_sub(stats.tests()) {
+            0 => eprintln!("  stopped at {test} for pytest's debugger"),
+            left => eprintln!(
+                "  stopped at {test} for pytest's debugger: run `mtest --resume` to run the {left} test(s) not yet recorded"
+            ),
+        },
         Finish::FailedFast { not_run } => eprintln!(
             "  stopped early (--max-fail {}) after {} failing test(s): {not_run} selected test(s) did not run",
             e.max_fail.unwrap_or(1),

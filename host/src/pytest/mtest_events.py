@@ -28,6 +28,9 @@ Environment (set by mtest, read once at import and then taken out of os.environ)
                  one a line (see _as_collected)
   MTEST_PYTHONPATH  PYTHONPATH as it was before mtest put this plugin's dir on it
   MTEST_MAXFAIL, MTEST_FAILING, MTEST_FORGIVEN  process mode: --max-fail (see _set_limit)
+  MTEST_FOREGROUND  "1": one test run again on the user's terminal under pytest's
+                 debugger (`mtest -- --pdb` / `--trace`): --pdb and --trace are allowed,
+                 Ctrl-Z is the terminal's
 """
 
 import faulthandler
@@ -45,7 +48,7 @@ import pytest
 # worker, pytest-xdist's PYTEST_XDIST_WORKER and PYTEST_XDIST_WORKER_COUNT).
 _MTEST_VARS = ("MTEST_EVENTS", "MTEST_COLLECT", "MTEST_ZYGOTE", "MTEST_SELECT", "MTEST_STACKS",
                "MTEST_STOP", "MTEST_INITPATHS", "MTEST_PYTHONPATH", "MTEST_MAXFAIL",
-               "MTEST_FAILING", "MTEST_FORGIVEN")
+               "MTEST_FAILING", "MTEST_FORGIVEN", "MTEST_FOREGROUND")
 _env = {name: os.environ.pop(name) for name in _MTEST_VARS if name in os.environ}
 
 
@@ -152,12 +155,16 @@ _META = [
 
 # Options mtest cannot honour (yet): refused in one line, never ignored.
 _REFUSED = [
-    ("stepwise", "--sw/--stepwise is not supported by mtest yet: use mtest's -x (--max-fail 1), "
-     "then `mtest --resume` to go on from there"),
+    ("stepwise", "--sw/--stepwise is not supported by mtest yet: `mtest -x --ff` runs the "
+     "tests that failed last time first and stops at the first failure"),
     ("stepwise_skip", "--sw-skip is not supported by mtest yet: use mtest's --max-fail N"),
-    ("usepdb", "--pdb is not supported by mtest yet: run the failing test with plain pytest --pdb"),
-    ("trace", "--trace is not supported by mtest yet: run the test with plain pytest --trace"),
+    ("usepdb", "--pdb works on mtest's command line only (`mtest -- --pdb`, on a terminal), "
+     "not in addopts or PYTEST_ADDOPTS"),
+    ("trace", "--trace works on mtest's command line only (`mtest -- --trace`, on a terminal), "
+     "not in addopts or PYTEST_ADDOPTS"),
 ]
+# Where mtest runs one test again under pytest's debugger, attached to the terminal.
+_foreground = _env.get("MTEST_FOREGROUND") == "1"
 
 
 # pytest's own -x / --maxfail, taken over (see pytest_cmdline_main).
@@ -208,8 +215,8 @@ def pytest_configure(config):
     stacks = _env.get("MTEST_STACKS")
     if stacks:
         _register_stacks(stacks)
-    if not _collect:  # a process-mode chunk: a worker (the zygote's forks do it there)
-        _catch_pause()
+    if not _collect and not _foreground:  # a process-mode chunk: a worker (the zygote's
+        _catch_pause()                       # forks do it there)
     _emit(
         {
             "e": "session_start",
@@ -227,6 +234,8 @@ def pytest_configure(config):
             _emit({"e": "refused", "text": "%s does not run tests, so mtest cannot record "
                    "them; run plain pytest for it" % flag}, flush=False)
     for attr, text in _REFUSED:
+        if _foreground and attr in ("usepdb", "trace"):
+            continue
         if getattr(config.option, attr, False):
             _emit({"e": "refused", "text": "pytest's " + text}, flush=False)
     _flush()

@@ -51,6 +51,8 @@ pub struct Progress {
     done_ms: u64,
     /// The first tick: when tests began to run (collection is over).
     run_started: Option<Instant>,
+    /// A test runs on the terminal (under pytest's debugger): nothing is drawn.
+    held: bool,
 }
 
 impl Progress {
@@ -82,6 +84,7 @@ impl Progress {
             running: Vec::new(),
             done_ms: 0,
             run_started: None,
+            held: false,
         }
     }
 
@@ -126,6 +129,9 @@ impl Progress {
     /// A turn of the supervision loop: what runs now, and the estimated milliseconds of
     /// the tests done so far.
     pub fn tick(&mut self, mut running: Vec<Running>, done_ms: u64) {
+        if self.held {
+            return;
+        }
         self.run_started.get_or_insert_with(Instant::now);
         running.sort_by_key(|r| r.started);
         self.running = running;
@@ -244,6 +250,12 @@ impl Progress {
                 ""
             }
         ))
+    }
+
+    /// The terminal is a test's now: the bar goes, and ticks draw nothing.
+    pub fn hold(&mut self) {
+        self.clear();
+        self.held = true;
     }
 
     pub fn clear(&mut self) {

@@ -79,12 +79,25 @@ pub struct RunOptions {
     /// `new-test-repeats` (0: off).
     #[serde(default)]
     pub new_test_repeats: u32,
+    /// pytest's `--pdb` and `--trace` of the command line (a run on a terminal): the first
+    /// failing test (`--pdb`), or the first selected test (`--trace`), runs again alone in
+    /// the foreground under pytest's debugger, and the run stops there, resumable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub debugger: Vec<String>,
 }
 
 impl RunOptions {
     /// `--max-fail N`, else 1 for `-x`/`--fail-fast`: the one place the two meet.
     pub fn stop_after_failures(&self) -> Option<u32> {
+        if !self.debugger.is_empty() {
+            return Some(1); // --pdb: the first failing test is the one to debug
+        }
         self.max_fail.or(self.fail_fast.then_some(1))
+    }
+
+    /// `--trace`: the first selected test runs under the debugger from its start.
+    pub fn traces(&self) -> bool {
+        self.debugger.iter().any(|a| a == "--trace")
     }
 }
 

@@ -72,11 +72,15 @@ pub enum Finish {
         not_run: usize,
     },
     Interrupted,
+    /// `--pdb` / `--trace`: the run stopped at this test, run again on the terminal under
+    /// pytest's debugger (resumable).
+    Debugged(String),
     /// pytest could not run: its text.
     Broken(String),
 }
 
 /// What there is to run.
+#[derive(Default)]
 pub struct Work {
     /// Jobs that run first, in order: tests that crashed last time, each alone; in process
     /// mode, every planned chunk.
@@ -311,7 +315,8 @@ pub fn run(
     options: &Options,
     sink: &mut dyn FnMut(RunEvent),
 ) -> Finish {
-    platform::catch_pause(true);
+    // A test on the terminal stops with mtest at Ctrl-Z, as any foreground process does.
+    platform::catch_pause(ctx.foreground.is_none());
     let finish = turns(ctx, work, launcher, options, sink);
     platform::catch_pause(false);
     finish
@@ -377,6 +382,10 @@ fn turns(
             pause_and_resume(&mut l.running);
         }
         let interrupts = platform::interrupts();
+        if ctx.foreground.is_some() {
+            // Ctrl-C on the terminal reaches the test too: it is the debugger's to handle.
+            interrupts_seen = interrupts;
+        }
         if interrupts > interrupts_seen {
             interrupts_seen = interrupts;
             if interrupts == 1 {

@@ -59,6 +59,10 @@ pub struct RunContext<'a> {
     /// How long a pytest process may take to end once its tests are over
     /// (`session-end-timeout`).
     pub session_end: Duration,
+    /// pytest's debugger flags (`--pdb`, `--trace`): the chunk is one test run on the
+    /// user's terminal, in mtest's process group, and no watchdog stops it (the user may
+    /// sit in the debugger for as long as they like).
+    pub foreground: Option<Vec<String>>,
 }
 
 /// --max-fail as the workers count it: each appends its failing tests' ids to `failing`
@@ -107,6 +111,7 @@ impl<'a> RunContext<'a> {
             item_index: Vec::new(),
             gc_freeze: true,
             initial_paths: None,
+            foreground: None,
         }
     }
 
@@ -393,8 +398,6 @@ impl ChunkRun {
             stacks,
         } = *paths;
         let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
-        let out = std::fs::File::create(log).map_err(|e| io(log, e))?;
-        let err = out.try_clone().map_err(|e| io(log, e))?;
         let mut cmd = ctx.pytest.command(events);
         cmd.env("MTEST_SELECT", ids)
             .env("MTEST_STACKS", stacks)
@@ -402,7 +405,7 @@ impl ChunkRun {
             .env("PYTEST_XDIST_WORKER_COUNT", ctx.jobs.to_string())
             .env("PYTEST_XDIST_TESTRUNUID", &ctx.run_id)
             .arg(format!("--timeout={}", ctx.timeout_s))
-            .args(["-q", "--continue-on-collection-errors"]);
+            .arg("--continue-on-collection-errors");
         if let Some(stop) = &ctx.stop_file {
             cmd.env("MTEST_STOP", stop);
         }
@@ -426,10 +429,20 @@ impl ChunkRun {
             // Output lost with --capture=fd survives a crash when teed and unbuffered.
             cmd.env("PYTHONUNBUFFERED", "1").arg("--capture=tee-sys");
         }
+        if ctx.foreground.is_none() {
+            cmd.arg("-q");
+        }
         ctx.pytest.finish_args(&mut cmd);
+        if let Some(debugger) = &ctx.foreground {
+            // On the terminal, in mtest's process group (the terminal's foreground).
+            cmd.env("MTEST_FOREGROUND", "1").args(debugger);
+        } else {
+            let out = std::fs::File::create(log).map_err(|e| io(log, e))?;
+            let err = out.try_clone().map_err(|e| io(log, e))?;
+            cmd.stdin(Stdio::null()).stdout(out).stderr(err);
+            platform::own_group(&mut cmd);
+        }
         cmd.arg("--").args(path_args(files, &ctx.universe));
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-        platform::own_group(&mut cmd);
         let command = render_command(&cmd);
         let child = cmd
             .spawn()
@@ -732,7 +745,7 @@ impl ChunkRun {
     }
 
     fn watch(&mut self, ctx: &RunContext) {
-        if self.awaiting {
+        if self.awaiting || ctx.foreground.is_some() {
             return;
         }
         let seen = Seen {
