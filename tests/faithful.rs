@@ -551,3 +551,180 @@ fn pytests_debugger_runs_the_test_on_the_terminal() {
         );
     }
 }
+
+/// A PostgreSQL server of its own, on a Unix socket in a temp dir, stopped when dropped.
+struct Postgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    as_root: bool,
+}
+
+impl Postgres {
+    /// Starts one, or None when PostgreSQL is not installed.
+    fn start() -> Option<Postgres> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .find(|b| b.join("pg_ctl").is_file())?;
+        let dir = tempfile::tempdir().expect("temp dir");
+        // initdb refuses root: as root, the server runs as the `postgres` user.
+        let as_root = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+        };
+        if as_root {
+            let status = std::process::Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "chown postgres");
+        }
+        let pg = Postgres { dir, bin, as_root };
+        let data = pg.dir.path().join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "--auth=trust",
+                "-U",
+                "postgres",
+            ],
+        );
+        let options = format!(
+            "-k {} -c listen_addresses= -p 5432 -c fsync=off",
+            pg.dir.path().display()
+        );
+        let log = pg.dir.path().join("log");
+        let (data, log) = (data.to_string_lossy(), log.to_string_lossy());
+        pg.run(
+            "pg_ctl",
+            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
+        );
+        Some(pg)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let tool = self.bin.join(tool);
+        let mut cmd = if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            std::process::Command::new(&tool)
+        };
+        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            tool.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Where clients connect (`PGHOST`): the socket's directory.
+    fn host(&self) -> String {
+        self.dir.path().display().to_string()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let tool = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&tool);
+            c
+        } else {
+            std::process::Command::new(&tool)
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+/// Suites made parallel-safe for pytest-xdist: pytest-django names each worker's test
+/// database by PYTEST_XDIST_WORKER (`test_app_gw0`, `test_app_gw1`), on a real PostgreSQL.
+/// Under `mtest -j 2`, in both modes, every test passes as under plain pytest, each
+/// worker used its own database, and two workers ran tests (a shared database would make
+/// their creation collide and the transactional tests' flushes empty each other's rows).
+#[test]
+fn pytest_django_gives_each_mtest_worker_its_own_postgresql_database() {
+    let Some(python) = std::env::var_os("MTEST_TEST_DJANGO_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let venv = common::repo_root().join(".venv-django/bin/python");
+            venv.is_file().then_some(venv)
+        })
+    else {
+        return common::missing("no venv with pytest-django (./dev setup makes .venv-django)");
+    };
+    let Some(pg) = Postgres::start() else {
+        return common::missing("PostgreSQL is not installed (/usr/lib/postgresql/*/bin)");
+    };
+    let files: Vec<(&str, &str)> = vec![
+        ("pytest.ini", include_str!("faithful/django/pytest.ini")),
+        ("proj/__init__.py", ""),
+        (
+            "proj/settings.py",
+            include_str!("faithful/django/proj/settings.py"),
+        ),
+        ("app/__init__.py", ""),
+        (
+            "app/models.py",
+            include_str!("faithful/django/app/models.py"),
+        ),
+        (
+            "tests/test_items.py",
+            include_str!("faithful/django/tests/test_items.py"),
+        ),
+    ];
+    let dir = project(&files);
+    let root = dir.path();
+    let host = pg.host();
+    let names = root.join("dbnames.txt");
+    let plain = std::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+        .current_dir(root)
+        .env("PGHOST", &host)
+        .env_remove("PYTEST_XDIST_WORKER")
+        .output()
+        .expect("plain pytest");
+    let plain_out = String::from_utf8_lossy(&plain.stdout);
+    assert!(
+        plain_out.contains("13 passed"),
+        "plain pytest:\n{plain_out}"
+    );
+    let _ = std::fs::remove_file(&names);
+    for isolation in ["fork", "process"] {
+        let _ = std::fs::remove_dir_all(root.join(".gates"));
+        let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+            .arg("--root")
+            .arg(root)
+            .arg("--python")
+            .arg(&python)
+            .args(["--isolation", isolation, "-j", "2"])
+            .env("PGHOST", &host)
+            .output()
+            .expect("run mtest");
+        let ran = common::outcomes(root);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{isolation}: {ran:?}\n{stderr}");
+        assert!(ran.values().all(|o| o == "passed"), "{isolation}: {ran:?}");
+        assert_eq!(ran.len(), 13, "{isolation}: {ran:?}");
+        let used = std::fs::read_to_string(&names).unwrap_or_default();
+        let distinct: std::collections::BTreeSet<&str> = used.lines().collect();
+        assert_eq!(used.lines().count(), 12, "{isolation}: {used}");
+        assert_eq!(
+            distinct,
+            ["test_app_gw0", "test_app_gw1"].into_iter().collect(),
+            "{isolation}: the workers' databases"
+        );
+        let _ = std::fs::remove_file(&names);
+    }
+}
