@@ -83,12 +83,24 @@ pub struct Inputs<'a> {
     pub shard: Option<Shard>,
 }
 
-/// Per-item estimates: own history, else the median of its file, else of the suite.
-/// `histories` are the items' own, in the same order.
-pub fn estimates(items: &[Item], histories: &[Option<&History>]) -> Vec<u32> {
+/// Which quantile of a test's past durations estimates it: the median, or with a
+/// `--budget` the upper quartile. A run's tests are not as fast as their medians each
+/// time: on anyio's suite, one run's tests took 52.9 s against 46.2 s of medians and
+/// 51.4 s of upper quartiles; a budget planned on medians ran out with 329 tests not run.
+pub fn estimate_quantile(budget: bool) -> f64 {
+    if budget {
+        0.75
+    } else {
+        0.5
+    }
+}
+
+/// Per-item estimates: own history's `q` quantile, else the median of its file's, else of
+/// the suite's. `histories` are the items' own, in the same order.
+pub fn estimates(items: &[Item], histories: &[Option<&History>], q: f64) -> Vec<u32> {
     let own: Vec<Option<u32>> = histories
         .iter()
-        .map(|h| h.and_then(History::median_ms))
+        .map(|h| h.and_then(|h| h.quantile_ms(q)))
         .collect();
     let mut per_file: FastMap<&str, Vec<f64>> = FastMap::default();
     for (item, est) in items.iter().zip(&own) {
@@ -148,7 +160,8 @@ pub fn request(inputs: &Inputs) -> SelectionRequest {
     let histories = inputs
         .durations
         .histories(inputs.items.iter().map(|i| i.id.as_str()));
-    let estimates = estimates(inputs.items, &histories);
+    let q = estimate_quantile(inputs.budget_ms.is_some());
+    let estimates = estimates(inputs.items, &histories, q);
     let candidates = inputs
         .items
         .iter()

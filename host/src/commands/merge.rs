@@ -549,6 +549,7 @@ fn execute(
         pytest_cache: None,
         shard_plan: None,
         exit_code: Some(exit.code()),
+        ending_s: None,
     };
     if let Err(e) = state::write_start(&gates.state(), &state) {
         store_errors.push(e);

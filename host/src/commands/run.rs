@@ -45,6 +45,9 @@ struct Env<'a> {
     /// counts from the same moment, and so does the budget.
     started_at: String,
     started: Instant,
+    /// What the last run's end took (pytest's session end, the store): a `--budget` keeps
+    /// as much for this run's end.
+    ending: Duration,
 }
 
 /// A run that cannot go on: the exit code and one line for the user.
@@ -351,6 +354,7 @@ fn execute(
     platform::prepare_supervisor();
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
+    let ending = state::last_ending(&gates.state()).unwrap_or_default();
     // The history is read while pytest starts and collects (durations.json is 22 MB at
     // 64k tests: a tenth of a second, which the collection need not wait for).
     let history = {
@@ -408,6 +412,7 @@ fn execute(
         quarantine: &quarantine,
         started_at,
         started,
+        ending,
     };
     let (mut state, earlier, mut fresh_records, collection) = match begin {
         Begin::Explain => return explain(&env),
@@ -511,9 +516,10 @@ fn execute(
     if let Some(paths) = &state.initial_paths {
         ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
     }
+    // The tests stop in time for the run's end to fit in the budget too.
     let deadline = opts
         .budget_s
-        .and_then(|b| started.checked_add(clock::secs(b)));
+        .and_then(|b| started.checked_add(budget_left(b, ending)));
     let max_fail = opts.stop_after_failures();
     // The budget, --max-fail and Ctrl-C speak to the workers through it.
     let stop = gates.chunks().join("stop");
@@ -567,6 +573,10 @@ fn execute(
         None => (finish, rec),
     };
     let tests_wall = supervised_from.elapsed();
+    // The run's end: from its last test, or from the deadline of a budget that ran out
+    // (the tests running then finish first).
+    let tests_ended = Instant::now();
+    let end_from = deadline.filter(|d| *d < tests_ended).unwrap_or(tests_ended);
     rec.progress.clear();
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk) {
@@ -668,6 +678,7 @@ fn execute(
         status,
         updated_at: clock::now(),
         exit_code: Some(exit_for(&store_errors).code()),
+        ending_s: Some(end_from.elapsed().as_secs_f64()),
         ..state
     };
     if let Err(e) = state::write(&gates.state(), &final_state) {
@@ -1544,7 +1555,7 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
     };
     let budget_ms = opts.budget_s.map(|s| {
         let spent = env.started.elapsed();
-        let left = budget_left(s, spent);
+        let left = budget_left(s, spent + env.ending);
         let share = env
             .durations
             .throughput
@@ -1556,9 +1567,10 @@ fn plan_selection(env: &Env, opts: &RunOptions, collection: Collection) -> Resul
             })
             .unwrap_or_default();
         notes.push(format!(
-            "--budget {}: collection took {}, the tests are planned in the {} left{share}",
+            "--budget {}: collection took {}, the run's end is given {} (the last run's), the tests are planned in the {} left{share}",
             clock::human(clock::secs(s)),
             clock::human(spent),
+            clock::human(env.ending),
             clock::human(left)
         ));
         env.durations.usable_ms(budget_left_ms(left))
@@ -1730,6 +1742,7 @@ fn fresh_state(
         pytest_cache: collected.cache_dir.clone(),
         shard_plan: selected.shard_plan,
         exit_code: None,
+        ending_s: None,
     };
     state::write_start(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
     Ok((state, errors, collection))
@@ -1818,7 +1831,8 @@ fn explain(env: &Env) -> Result<Exit> {
         let histories = env
             .durations
             .histories(collected.items.iter().map(|i| i.id.as_str()));
-        let estimates = selection::estimates(&collected.items, &histories);
+        let q = selection::estimate_quantile(opts.budget_s.is_some());
+        let estimates = selection::estimates(&collected.items, &histories, q);
         for &(i, reason) in excluded {
             let item = &collected.items[i];
             let reason = match reason {

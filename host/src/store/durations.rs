@@ -47,7 +47,12 @@ pub struct History {
 impl History {
     /// Median of the recorded durations, in milliseconds.
     pub fn median_ms(&self) -> Option<u32> {
-        median(&self.durations).map(|s| (s * 1000.0).round() as u32)
+        self.quantile_ms(0.5)
+    }
+
+    /// The `q` quantile of the recorded durations (0.5: the median), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> Option<u32> {
+        quantile(&self.durations, q).map(|s| (s * 1000.0).round() as u32)
     }
 
     /// Whether it passed in one of its last [`FLAKY_WINDOW`] runs that did not skip it: a
@@ -72,9 +77,15 @@ impl History {
     }
 }
 
-/// The upper median. Up to [`KEEP`] values (a test's history) are sorted on the stack:
-/// this runs for every collected test at the start of a run.
+/// The upper median.
 pub fn median(values: &[f64]) -> Option<f64> {
+    quantile(values, 0.5)
+}
+
+/// The value at `q` (0 to 1) of the sorted values, rounded to the nearest rank (0.5 gives
+/// the upper median). Up to [`KEEP`] values (a test's history) are sorted on the stack:
+/// this runs for every collected test at the start of a run.
+pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
     let n = values.len();
     if n == 0 {
         return None;
@@ -89,7 +100,8 @@ pub fn median(values: &[f64]) -> Option<f64> {
         &mut many[..]
     };
     v.sort_by(f64::total_cmp);
-    Some(v[n / 2])
+    let rank = ((n - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize;
+    Some(v[rank.min(n - 1)])
 }
 
 impl Durations {
@@ -398,6 +410,21 @@ mod tests {
             };
             let ms = sorted.get(n / 2).map(|s| (s * 1000.0).round() as u32);
             assert_eq!(h.median_ms(), ms, "{values:?}");
+            assert_eq!(quantile(&values, 0.0), sorted.first().copied());
+            assert_eq!(quantile(&values, 1.0), sorted.last().copied());
         }
+    }
+
+    #[test]
+    fn the_upper_quartile_is_at_the_nearest_rank() {
+        let six = [0.6, 0.1, 0.5, 0.2, 0.4, 0.3];
+        assert_eq!(quantile(&six, 0.75), Some(0.5)); // rank round(5 × 0.75) = 4
+        assert_eq!(quantile(&six, 0.5), Some(0.4));
+        assert_eq!(quantile(&[0.2], 0.75), Some(0.2));
+        let h = History {
+            durations: six.to_vec(),
+            ..History::default()
+        };
+        assert_eq!(h.quantile_ms(0.75), Some(500));
     }
 }

@@ -159,6 +159,10 @@ pub struct RunState {
     /// The exit code, once the run has ended (`mtest merge` combines the shards').
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
+    /// Seconds from the end of the run's tests to its own end (pytest's session end, the
+    /// store): the next run's `--budget` keeps as much for its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending_s: Option<f64>,
 }
 
 /// `plan.json` as written: the selected tests of run `run_id`.
@@ -210,6 +214,18 @@ pub fn write(path: &Path, state: &RunState) -> Result<(), String> {
 
 /// `state.json` with its plan. A state whose plan is missing, does not parse or is of
 /// another run is corrupt: moved aside (with its plan), never half-read.
+/// How long the last run took to end once its tests were over ([`RunState::ending_s`]);
+/// None when unknown. Only read: the new run replaces the file (a corrupt one too).
+pub fn last_ending(path: &Path) -> Option<std::time::Duration> {
+    #[derive(Deserialize)]
+    struct Ending {
+        ending_s: Option<f64>,
+    }
+    let text = std::fs::read(path).ok()?;
+    let secs = serde_json::from_slice::<Ending>(&text).ok()?.ending_s?;
+    crate::clock::checked_secs(secs).ok()
+}
+
 pub fn read(path: &Path) -> Result<Loaded<RunState>, String> {
     let mut state = match super::read_json::<RunState>(path)? {
         Loaded::Ok(state) => state,
@@ -277,7 +293,27 @@ mod tests {
             pytest_cache: Some("/p/.pytest_cache".into()),
             shard_plan: None,
             exit_code: None,
+            ending_s: None,
         }
+    }
+
+    #[test]
+    fn the_last_runs_ending_is_read_from_its_state_and_is_none_when_unknown() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("state.json");
+        assert_eq!(last_ending(&path), None, "no file");
+        let mut s = state("r1");
+        write_start(&path, &s).expect("write");
+        assert_eq!(last_ending(&path), None, "a run not ended");
+        s.ending_s = Some(1.5);
+        write_start(&path, &s).expect("write");
+        assert_eq!(
+            last_ending(&path),
+            Some(std::time::Duration::from_millis(1500))
+        );
+        std::fs::write(&path, "{not json").expect("write");
+        assert_eq!(last_ending(&path), None, "a corrupt file");
+        assert!(path.exists(), "only read: the new run replaces it");
     }
 
     fn loaded(path: &Path) -> Result<RunState, String> {
