@@ -2,6 +2,7 @@
 //! `--max-fail` / `-x`. Run from inside the project, as users do.
 
 mod common;
+mod golden;
 
 use std::collections::BTreeMap;
 use std::path::Path;
