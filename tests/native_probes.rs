@@ -79,7 +79,7 @@ fn native_probes_answer_for_a_live_and_a_dead_daemon_and_a_crash_or_hang_costs_o
     })();
     let (tcp, segfault, hang, not_a_probe) = match built {
         Ok(libs) => libs,
-        Err(why) => return common::skip(&why),
+        Err(why) => return common::missing(&why),
     };
 
     // A daemon that answers PING, and a port nothing listens on.

@@ -186,8 +186,7 @@ fn the_python_reporter_builds_with_componentize_py_and_runs() {
     let tool = match componentize_py() {
         Ok(tool) => tool,
         Err(why) => {
-            eprintln!("SKIPPED: componentize-py cannot be installed here: {why}");
-            return;
+            return common::missing(&format!("componentize-py cannot be installed here: {why}"));
         }
     };
     let example = common::repo_root().join("examples/reporter-python");
@@ -954,7 +953,7 @@ fn report_html_and_the_trace_show_the_timeline() {
                 .is_ok_and(|o| o.status.success())
         });
     match chromium {
-        None => common::skip("the rendering check: no chromium here (apt-get install chromium)"),
+        None => common::missing("the rendering check: no chromium here (apt-get install chromium)"),
         Some(browser) => {
             let shot = dir.path().join("shot.png");
             let url = format!("file://{}", report.display());

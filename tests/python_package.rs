@@ -36,7 +36,7 @@ fn run(cmd: &mut Command) -> String {
 #[test]
 fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_check() {
     let Some(maturin) = maturin() else {
-        common::skip("maturin is not installed (set MTEST_TEST_MATURIN or put it on PATH)");
+        common::missing("maturin is not installed (set MTEST_TEST_MATURIN or put it on PATH)");
         return;
     };
     let repo = common::repo_root();

@@ -577,7 +577,7 @@ fn durations_out_of_range_are_one_clear_error() {
 #[test]
 fn xdist_options_are_neutralised() {
     if !python_has("xdist") {
-        common::skip("pytest-xdist is not installed in the test Python");
+        common::missing("pytest-xdist is not installed in the test Python");
         return;
     }
     let dir = project(&[
@@ -603,7 +603,7 @@ fn xdist_options_are_neutralised() {
 #[test]
 fn coverage_at_j2_equals_plain_pytest() {
     if !python_has("pytest_cov") {
-        common::skip("pytest-cov is not installed in the test Python");
+        common::missing("pytest-cov is not installed in the test Python");
         return;
     }
     let mut files = vec![("pkg/__init__.py".to_string(), String::new())];
@@ -751,7 +751,7 @@ fn a_full_disk_is_one_clear_error_and_exit_3() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        common::skip("cannot mount a small tmpfs here (not root?)");
+        common::skip("cannot mount a small tmpfs here (not root, or no CAP_SYS_ADMIN)");
         return;
     }
     struct Unmount<'a>(&'a Path);
