@@ -436,6 +436,102 @@ pub fn parse_line(line: &[u8]) -> Result<Event, String> {
 mod tests {
     use super::*;
 
+    /// The wire's golden file: an example of every event as the plugin writes it. The
+    /// plugin's own tests (tests/python/test_wire.py) check what it writes against it.
+    const GOLDEN: &str = include_str!("wire/events.jsonl");
+
+    /// Each event's tag; a new variant must be named here, and then given an example.
+    fn kind(e: &Event) -> &'static str {
+        match e {
+            Event::SessionStart { .. } => "session_start",
+            Event::Item(_) => "item",
+            Event::CollectError { .. } => "collect_error",
+            Event::CollectSkip { .. } => "collect_skip",
+            Event::CollectStart { .. } => "collect_start",
+            Event::CollectDone { .. } => "collect_done",
+            Event::Collected { .. } => "collected",
+            Event::Notice { .. } => "notice",
+            Event::Refused { .. } => "refused",
+            Event::Ready { .. } => "ready",
+            Event::NoFork { .. } => "no_fork",
+            Event::Forked { .. } => "forked",
+            Event::Want { .. } => "want",
+            Event::Exited { .. } => "exited",
+            Event::Start { .. } => "start",
+            Event::Report(_) => "report",
+            Event::Finish(_) => "finish",
+            Event::Aborted { .. } => "aborted",
+            Event::Stopped { .. } => "stopped",
+            Event::InternalError { .. } => "internal_error",
+            Event::SessionFinish { .. } => "session_finish",
+            Event::TestsDone => "tests_done",
+        }
+    }
+
+    const KINDS: [&str; 22] = [
+        "session_start",
+        "item",
+        "collect_error",
+        "collect_skip",
+        "collect_start",
+        "collect_done",
+        "collected",
+        "notice",
+        "refused",
+        "ready",
+        "no_fork",
+        "forked",
+        "want",
+        "exited",
+        "start",
+        "report",
+        "finish",
+        "aborted",
+        "stopped",
+        "internal_error",
+        "session_finish",
+        "tests_done",
+    ];
+
+    #[test]
+    fn every_golden_event_is_read_the_same_by_every_path_and_every_kind_has_one() {
+        let mut seen = std::collections::BTreeSet::new();
+        for line in GOLDEN.lines() {
+            let event = parse_line(line.as_bytes()).unwrap_or_else(|l| panic!("unread: {l}"));
+            let by_serde: Event =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert_eq!(event, by_serde, "the fast path reads {line} otherwise");
+            let tag: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            assert_eq!(tag["e"], kind(&event), "{line}");
+            seen.insert(kind(&event));
+        }
+        let all: std::collections::BTreeSet<&str> = KINDS.into_iter().collect();
+        assert_eq!(
+            seen, all,
+            "every kind of event has an example in wire/events.jsonl"
+        );
+    }
+
+    #[test]
+    fn the_golden_hot_lines_take_the_fast_paths() {
+        let hot: Vec<&str> = GOLDEN
+            .lines()
+            .filter(|l| parse_plain(l.as_bytes()).is_some())
+            .collect();
+        assert!(
+            hot.iter().any(|l| l.starts_with(r#"{"e":"start""#)),
+            "{hot:?}"
+        );
+        assert!(
+            hot.iter().any(|l| l.starts_with(r#"{"e":"finish""#)),
+            "{hot:?}"
+        );
+        assert!(
+            hot.iter().any(|l| l.starts_with(r#"{"e":"item""#)),
+            "{hot:?}"
+        );
+    }
+
     #[test]
     fn a_lone_surrogate_in_a_report_keeps_the_event() {
         // What Python writes for 'bad \udcff name' with surrogatepass.

@@ -65,6 +65,14 @@ pub struct ForkRequest<'a> {
     pub more: bool,
 }
 
+/// The answer to a `want` when there is no next batch: the worker finishes and exits.
+fn done_line(pid: i32) -> String {
+    format!("{{\"c\":\"done\",\"pid\":{pid}}}")
+}
+
+/// No more forks: the zygote ends its session once its workers are gone.
+const QUIT: &[u8] = b"{\"c\":\"quit\"}\n";
+
 pub struct Zygote {
     child: Child,
     stdin: Option<ChildStdin>,
@@ -190,7 +198,7 @@ impl Zygote {
             Some(request) => {
                 serde_json::to_vec(request).map_err(|e| format!("cannot encode a batch: {e}"))?
             }
-            None => format!("{{\"c\":\"done\",\"pid\":{pid}}}").into_bytes(),
+            None => done_line(pid).into_bytes(),
         };
         line.push(b'\n');
         self.send(&line)
@@ -251,7 +259,7 @@ impl Zygote {
     pub fn ask_quit(&mut self) {
         // The pipe closes after the command: the zygote reads the command first.
         if let Some(mut stdin) = self.stdin.take() {
-            let _ = stdin.write_all(b"{\"c\":\"quit\"}\n");
+            let _ = stdin.write_all(QUIT);
             let _ = stdin.flush();
         }
     }
@@ -303,5 +311,78 @@ impl Drop for Zygote {
         if self.ended().is_none() {
             self.kill();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire's golden file: an example of every command mtest sends the zygote. The
+    /// plugin's own tests read their commands from it.
+    const GOLDEN: &str = include_str!("../pytest/wire/commands.jsonl");
+
+    fn golden(c: &str) -> serde_json::Value {
+        GOLDEN
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_default())
+            .find(|v| v["c"] == c)
+            .unwrap_or_else(|| panic!("no `{c}` in wire/commands.jsonl"))
+    }
+
+    fn chunk(n: u32, what: &str) -> PathBuf {
+        PathBuf::from(format!("/p/.gates/last-run/chunks/chunk-{n:04}.{what}"))
+    }
+
+    #[test]
+    fn the_commands_are_written_as_the_golden_file_shows_them() {
+        let (events, log, stacks) = (chunk(3, "events"), chunk(3, "log"), chunk(3, "stacks"));
+        let dir = Path::new("/p/.gates/last-run/chunks");
+        let (stop, failing, forgiven) =
+            (dir.join("stop"), dir.join("failing"), dir.join("forgiven"));
+        let fork = ForkRequest {
+            c: "fork",
+            pid: None,
+            w: 3,
+            worker: "gw1".into(),
+            workers: 2,
+            run: "20261206T150139Z-c19011",
+            items: &[0, 4, 5],
+            events: &events,
+            log: &log,
+            stacks: &stacks,
+            stop: Some(&stop),
+            unbuffered: false,
+            gc_freeze: true,
+            max_fail: Some(2),
+            failing: Some(&failing),
+            forgiven: Some(&forgiven),
+            more: true,
+        };
+        let as_json = |r: &ForkRequest| serde_json::to_value(r).unwrap_or_default();
+        assert_eq!(as_json(&fork), golden("fork"));
+        let (events, log, stacks) = (chunk(4, "events"), chunk(4, "log"), chunk(4, "stacks"));
+        let next = ForkRequest {
+            c: "next",
+            pid: Some(5011),
+            w: 4,
+            items: &[6],
+            events: &events,
+            log: &log,
+            stacks: &stacks,
+            stop: None,
+            unbuffered: true,
+            gc_freeze: false,
+            max_fail: None,
+            failing: None,
+            forgiven: None,
+            more: false,
+            ..fork
+        };
+        assert_eq!(as_json(&next), golden("next"));
+        let done: serde_json::Value = serde_json::from_str(&done_line(5011)).unwrap_or_default();
+        assert_eq!(done, golden("done"));
+        let quit: serde_json::Value = serde_json::from_slice(QUIT).unwrap_or_default();
+        assert_eq!(quit, golden("quit"));
     }
 }
