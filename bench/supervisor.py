@@ -261,7 +261,7 @@ def main():
             trivial(work / "events")
             plugin_dir = work / "plugin"
             plugin_dir.mkdir()
-            shutil.copy(REPO / "host" / "src" / "pytest" / "mtest_events.py", plugin_dir)
+            shutil.copytree(REPO / "host" / "src" / "pytest" / "mtest_events", plugin_dir / "mtest_events")
             base = [PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
             env = dict(os.environ, PYTHONPATH=str(plugin_dir), MTEST_EVENTS=str(work / "events.jsonl"))
             cmds = {

@@ -1,4 +1,4 @@
-//! The events `mtest_events.py` writes, and reading them from a growing file.
+//! The events the `mtest_events` plugin writes, and reading them from a growing file.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;

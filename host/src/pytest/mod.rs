@@ -14,15 +14,28 @@ use std::sync::Arc;
 
 pub use plugin_dir::PluginDir;
 
-/// The event plugin; written into a private temp dir ([`PluginDir`]) on `PYTHONPATH`.
-const EVENT_PLUGIN: &str = include_str!("mtest_events.py");
+/// The event plugin, a Python package: written into a private temp dir ([`PluginDir`]) on
+/// `PYTHONPATH`.
 const EVENT_PLUGIN_MODULE: &str = "mtest_events";
+const EVENT_PLUGIN: &[(&str, &str)] = &[
+    ("__init__.py", include_str!("mtest_events/__init__.py")),
+    ("state.py", include_str!("mtest_events/state.py")),
+    ("channel.py", include_str!("mtest_events/channel.py")),
+    ("options.py", include_str!("mtest_events/options.py")),
+    ("collection.py", include_str!("mtest_events/collection.py")),
+    ("reporting.py", include_str!("mtest_events/reporting.py")),
+    ("leaks.py", include_str!("mtest_events/leaks.py")),
+    ("timeouts.py", include_str!("mtest_events/timeouts.py")),
+    ("runloop.py", include_str!("mtest_events/runloop.py")),
+    ("zygote.py", include_str!("mtest_events/zygote.py")),
+    ("coverage.py", include_str!("mtest_events/coverage.py")),
+];
 
 /// The interpreter and the pieces every pytest invocation needs.
 pub struct Pytest {
     pub python: PathBuf,
     pub root: PathBuf,
-    /// Holds `mtest_events.py` (and private pytest caches) for as long as this, or a
+    /// Holds the `mtest_events` package (and private pytest caches) for as long as this, or a
     /// process started from it that may still write there (the zygote), lives.
     plugin_dir: Arc<PluginDir>,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
@@ -94,11 +107,14 @@ pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Pat
 impl Pytest {
     pub fn new(python: PathBuf, root: PathBuf, extra_args: Vec<String>) -> Result<Self, String> {
         let plugin_dir = PluginDir::create()?;
-        std::fs::write(
-            plugin_dir.path().join(format!("{EVENT_PLUGIN_MODULE}.py")),
-            EVENT_PLUGIN,
-        )
-        .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
+        let package = plugin_dir.path().join(EVENT_PLUGIN_MODULE);
+        std::fs::create_dir(&package)
+            .and_then(|()| {
+                EVENT_PLUGIN
+                    .iter()
+                    .try_for_each(|(name, text)| std::fs::write(package.join(name), text))
+            })
+            .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
         Ok(Pytest {
             coverage: uses_coverage(&root, &extra_args),
             python,

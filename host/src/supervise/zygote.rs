@@ -1,7 +1,7 @@
 //! The zygote: one pytest process per run that configures pytest with the project's own
 //! configuration, collects every test once, and then only forks. Each worker is a `fork()`
 //! of it after collection, in a process group of its own, running batches of items
-//! through pytest's run loop (see `mtest_events.py`, `_serve` and `_worker`).
+//! through pytest's run loop (see the plugin's `zygote.py`: `serve` and `run_worker`).
 //!
 //! mtest talks to it on its stdin (one JSON command a line) and reads its event file: the
 //! collected items, then `forked` (a worker's pid), `want` (a worker about to run the last
