@@ -173,6 +173,27 @@ fn max_fail_stops_after_n_failing_tests() {
     assert_eq!(code, Some(2), "{stderr}");
 }
 
+/// `--max-fail` counts failing tests, not attempts: a test that fails three times with
+/// `--retries 2` is one failing test, so `--max-fail 2` lets the run go on to its end.
+#[test]
+fn max_fail_counts_a_retried_failing_test_once() {
+    let mut text = String::from("def test_fails():\n    assert 0\n");
+    for i in 0..5 {
+        text.push_str(&format!("\ndef test_p{i}():\n    pass\n"));
+    }
+    let dir = project(&[("pyproject.toml", ""), ("tests/test_m.py", &text)]);
+    let root = dir.path();
+    let (code, stderr) = run_in(root, root, &["-j", "1", "--retries", "2", "--max-fail", "2"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(!stderr.contains("stopped early"), "{stderr}");
+    let attempts = common::records(root)
+        .iter()
+        .filter(|r| r["test_id"] == "tests/test_m.py::test_fails")
+        .count();
+    assert_eq!(attempts, 3, "{stderr}");
+    assert_eq!(outcomes(root).len(), 6, "every test ran: {stderr}");
+}
+
 #[test]
 fn report_json_is_one_document_with_counts_and_records() {
     let dir = project(&[
