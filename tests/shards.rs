@@ -449,3 +449,52 @@ fn the_github_actions_example_is_a_workflow_that_shards_and_merges() {
         .unwrap();
     assert!(key.starts_with(prefix), "{key} is not restored by {prefix}");
 }
+
+/// A shard that repeated a flaky test exits 1 (a repeated test that failed once fails the
+/// run); `mtest merge` of it and the other shard exits as the shards did, and says why.
+#[test]
+fn a_merge_of_shards_that_repeated_a_flaky_test_exits_as_the_shard_did() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [
+        ("pyproject.toml", "[tool.pytest.ini_options]\n".to_string()),
+        (
+            "tests/test_flaky.py",
+            "import pathlib\n\ndef test_flaky():\n    count = pathlib.Path(__file__).with_name('count')\n    \
+             n = int(count.read_text()) if count.exists() else 0\n    count.write_text(str(n + 1))\n    \
+             assert n % 2 == 1, 'fails on every other run'\n"
+                .to_string(),
+        ),
+        (
+            "tests/test_quick.py",
+            (0..6).map(|i| format!("def test_{i}():\n    pass\n\n")).collect(),
+        ),
+    ];
+    let make = |name: &str| {
+        let dir = tmp.path().join(name);
+        for (path, text) in &files {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    };
+    let mut codes = Vec::new();
+    let mut gates = Vec::new();
+    for k in 1..=2 {
+        let dir = make(&format!("s{k}"));
+        let out = run(&dir, &["--shard", &format!("{k}/2"), "--repeat", "2"]);
+        codes.push(out.status.code());
+        gates.push(dir.join(".gates"));
+    }
+    assert!(codes.contains(&Some(1)), "the flaky test's shard fails: {codes:?}");
+    let target = make("target");
+    let shards: Vec<&Path> = gates.iter().map(PathBuf::as_path).collect();
+    let out = merge(&target, &shards, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let flaky: Vec<Value> = records(&target)
+        .into_iter()
+        .filter(|r| r["test_id"] == "tests/test_flaky.py::test_flaky")
+        .collect();
+    assert_eq!(flaky.len(), 2, "both runs of the repeated test: {flaky:?}");
+}
