@@ -183,7 +183,11 @@ fn max_fail_counts_a_retried_failing_test_once() {
     }
     let dir = project(&[("pyproject.toml", ""), ("tests/test_m.py", &text)]);
     let root = dir.path();
-    let (code, stderr) = run_in(root, root, &["-j", "1", "--retries", "2", "--max-fail", "2"]);
+    let (code, stderr) = run_in(
+        root,
+        root,
+        &["-j", "1", "--retries", "2", "--max-fail", "2"],
+    );
     assert_eq!(code, Some(1), "{stderr}");
     assert!(!stderr.contains("stopped early"), "{stderr}");
     let attempts = common::records(root)

@@ -486,7 +486,10 @@ fn a_merge_of_shards_that_repeated_a_flaky_test_exits_as_the_shard_did() {
         codes.push(out.status.code());
         gates.push(dir.join(".gates"));
     }
-    assert!(codes.contains(&Some(1)), "the flaky test's shard fails: {codes:?}");
+    assert!(
+        codes.contains(&Some(1)),
+        "the flaky test's shard fails: {codes:?}"
+    );
     let target = make("target");
     let shards: Vec<&Path> = gates.iter().map(PathBuf::as_path).collect();
     let out = merge(&target, &shards, &[]);

@@ -165,11 +165,11 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Proble
         path.exists().then_some(path)
     };
     let durations = match json("durations.json") {
-        Some(path) => super::run::load_or_default(&path, warnings),
+        Some(path) => crate::store::load_or_default(&path, warnings),
         None => Durations::default(),
     };
     let quarantine = match json("quarantine.json") {
-        Some(path) => super::run::load_or_default(&path, warnings),
+        Some(path) => crate::store::load_or_default(&path, warnings),
         None => Quarantine::default(),
     };
     Ok(ShardDir {
@@ -474,7 +474,7 @@ fn execute(
         Exit::Ok
     };
 
-    let run_id = super::run::new_run_id();
+    let run_id = crate::store::new_run_id();
     let first = &shards[0];
     let started_at = shards
         .iter()

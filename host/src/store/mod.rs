@@ -165,3 +165,38 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, String> {
         .map_err(|e| format!("cannot move corrupt {} aside: {e}", path.display()))?;
     Ok(aside)
 }
+
+/// Reads a store file; a corrupt one is reported, set aside, and replaced by the default.
+pub(crate) fn load_or_default<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> T {
+    match read_json::<T>(path) {
+        Ok(Loaded::Ok(v)) => v,
+        Ok(Loaded::Missing) => T::default(),
+        Ok(Loaded::Corrupt { why, aside }) => {
+            warnings.push(format!(
+                "warning: {} is corrupt ({why}); moved to {} and started afresh",
+                path.display(),
+                aside.display()
+            ));
+            T::default()
+        }
+        Err(e) => {
+            warnings.push(format!("warning: {e}; using no history"));
+            T::default()
+        }
+    }
+}
+
+/// A new run's id: its start to the second, and a salt (`20261206T150139Z-c19011`).
+pub(crate) fn new_run_id() -> String {
+    let now = crate::clock::now();
+    let compact: String = now
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let salt = blake3::hash(format!("{now}{}", std::process::id()).as_bytes()).to_hex();
+    format!("{}T{}Z-{}", &compact[..8], &compact[8..], &salt[..6])
+}

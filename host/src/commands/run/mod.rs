@@ -1,0 +1,535 @@
+//! `mtest [OPTIONS]`: a whole run, top to bottom: options → collect → select (plugin) →
+//! chunk → supervise → records → store + reporters → quarantine → summary.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::cli::RunArgs;
+use crate::clock;
+use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
+use crate::plugin_host::session::ExclusionReason;
+use crate::plugin_host::session::RunStart;
+use crate::plugin_host::{builtins, discovery, PluginHost, Source};
+use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Collection, Item};
+use crate::pytest::{find_python, Pytest};
+use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
+use crate::report::enrich::Enricher;
+use crate::report::junit::Junit;
+use crate::report::progress::{self, Plan, Progress};
+use crate::report::reporters::{self, Reporters};
+use crate::report::stats::RunStats;
+use crate::report::Recorder;
+use crate::selection::{self, PlannedTest};
+use crate::store::durations::Durations;
+use crate::store::quarantine::Quarantine;
+use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
+use crate::store::{self, load_or_default, lock, new_run_id, run_log, Gates, Loaded};
+use crate::supervise::chunk_run::{self, Job, Launcher, RunContext};
+use crate::supervise::zygote::Mode;
+use crate::supervise::{self, chunks, platform, Finish, RunEvent, Work};
+use crate::{quarantine, Exit, FastMap, FastSet};
+
+mod ending;
+mod executor;
+mod history;
+mod options;
+mod plan;
+mod resume;
+
+use ending::*;
+use executor::*;
+use history::*;
+use options::*;
+use plan::*;
+use resume::*;
+
+/// What every step of a run reads: where, with which arguments, configuration and host,
+/// and the history the selection is based on.
+struct Env<'a> {
+    gates: &'a Gates,
+    root: &'a Path,
+    args: &'a RunArgs,
+    project: &'a ProjectConfig,
+    host: &'a PluginHost,
+    durations: &'a Durations,
+    quarantine: &'a Quarantine,
+    /// When the run started (before collection), as the summary says it: its duration
+    /// counts from the same moment, and so does the budget.
+    started_at: String,
+    started: Instant,
+    /// What the last run's end took (pytest's session end, the store): a `--budget` keeps
+    /// as much for this run's end.
+    ending: Duration,
+}
+
+/// A run that cannot go on: the exit code and one line for the user.
+pub struct Stop(pub Exit, pub String);
+
+type Result<T> = std::result::Result<T, Stop>;
+
+pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig, host: &PluginHost) -> Exit {
+    match execute(args, root, project, host) {
+        Ok(exit) => exit,
+        Err(Stop(exit, message)) => {
+            eprintln!("error: {message}");
+            exit
+        }
+    }
+}
+
+fn usage(message: String) -> Stop {
+    Stop(Exit::Usage, message)
+}
+
+fn execute(
+    args: &RunArgs,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+) -> Result<Exit> {
+    let started = Instant::now();
+    let started_at = clock::now();
+    platform::prepare_supervisor();
+    let gates = Gates::new(root);
+    let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
+    let ending = state::last_ending(&gates.state()).unwrap_or_default();
+    // The history is read while pytest starts and collects (durations.json is 22 MB at
+    // 64k tests: a tenth of a second, which the collection need not wait for).
+    let history = {
+        let (d, q) = (gates.durations(), gates.quarantine());
+        std::thread::spawn(move || {
+            let mut warnings = Vec::new();
+            let durations: Durations = load_or_default(&d, &mut warnings);
+            let quarantine: Quarantine = load_or_default(&q, &mut warnings);
+            (durations, quarantine, warnings)
+        })
+    };
+    // Fresh run: collect, then select. Resume: the saved selection minus what is recorded.
+    enum Begin {
+        Explain,
+        Resume(Box<RunState>, Vec<TestRecord>, Option<Collection>),
+        Fresh(Box<RunOptions>, Collection),
+    }
+    let begin = if args.explain_selection {
+        Begin::Explain
+    } else if args.resume {
+        let (state, earlier) = resume_state(&gates)?;
+        if let Some(flag) = state.options.debugger.first() {
+            on_a_terminal(flag)?;
+        }
+        // Fork mode forks from a collection: collect again (process mode needs none).
+        let collection = match state.options.isolation {
+            Isolation::Fork => Some(start_collection(&gates, root, &state.options)?),
+            Isolation::Process => None,
+        };
+        Begin::Resume(Box::new(state), earlier, collection)
+    } else {
+        let opts = options(args, root, project)?;
+        let collection = start_collection(&gates, root, &opts)?;
+        Begin::Fresh(Box::new(opts), collection)
+    };
+    let (durations, mut quarantine, warnings) = history.join().map_err(|_| {
+        Stop(
+            Exit::Internal,
+            "reading .gates/durations.json and quarantine.json failed".into(),
+        )
+    })?;
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    // Shared with the failure bundles' enricher while the run goes on (one copy: it is
+    // ~25 MB at 100k tests).
+    let mut durations = Arc::new(durations);
+    let env = Env {
+        gates: &gates,
+        root,
+        args,
+        project,
+        host,
+        durations: &durations,
+        quarantine: &quarantine,
+        started_at,
+        started,
+        ending,
+    };
+    let (mut state, earlier, mut fresh_records, collection) = match begin {
+        Begin::Explain => return explain(&env),
+        Begin::Resume(state, earlier, collection) => (*state, earlier, Vec::new(), collection),
+        Begin::Fresh(opts, collection) => {
+            let (state, errors, collection) = fresh_state(&env, *opts, collection)?;
+            (state, Vec::new(), errors, Some(collection))
+        }
+    };
+    let opts = state.options.clone();
+    let pytest = Pytest::new(
+        opts.python.clone().into(),
+        root.to_path_buf(),
+        opts.pytest_args.clone(),
+    )
+    .map_err(|e| Stop(Exit::Internal, e))?;
+
+    let selected = state.tests.len();
+    let repeated: FastSet<String> = state
+        .tests
+        .iter()
+        .filter(|t| t.runs > 1)
+        .map(|t| t.id.clone())
+        .collect();
+    let universe = file_universe(&state);
+    let Todo {
+        tests: mut todo,
+        first_runs,
+        owed,
+        moved,
+    } = todo_for(&mut state, &earlier, opts.retries, args.resume);
+    let collect_ms: FastMap<String, u64> = collection
+        .as_ref()
+        .map(|c| {
+            c.collect_s
+                .iter()
+                .map(|(f, s)| (f.clone(), clock::secs(*s).as_millis() as u64))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (mut launcher, item_index) = launcher_for(
+        &opts,
+        collection,
+        &mut todo,
+        &state.run_id,
+        &mut fresh_records,
+    );
+    if args.resume {
+        let again = if owed.is_empty() {
+            String::new()
+        } else {
+            format!(", and {} run(s) of recorded tests still owed", owed.len())
+        };
+        eprintln!(
+            "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run{again}",
+            state.run_id,
+            selected - first_runs,
+            selected,
+            first_runs,
+        );
+    }
+
+    let mut rec = start_recorder(
+        host,
+        &env,
+        &durations,
+        &state,
+        &todo,
+        Counts {
+            selected,
+            total: selected + fresh_records.len(),
+            recorded: earlier.len(),
+        },
+        started,
+    )?;
+    rec.flush_lines();
+    // A resumed `--pdb` run stops at its next failure: the earlier ones do not count (and
+    // are not run again: it has no retries).
+    let failed_earlier: Vec<String> = earlier
+        .iter()
+        .filter(|r| r.outcome.is_failure() && opts.debugger.is_empty())
+        .map(|r| r.test_id.clone())
+        .collect();
+    rec.replay(earlier);
+    rec.shard = opts.shard;
+    rec.record(fresh_records);
+
+    // Supervise.
+    let mut ctx = RunContext::new(
+        &pytest,
+        &todo,
+        universe,
+        state.run_id.clone(),
+        &gates.last_run(),
+        opts.timeout_s,
+    );
+    ctx.item_index = item_index;
+    ctx.gc_freeze = opts.gc_freeze;
+    ctx.jobs = opts.jobs;
+    ctx.session_end = clock::secs(opts.session_end_timeout_s);
+    if let Some(paths) = &state.initial_paths {
+        ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
+    }
+    // The tests stop in time for the run's end to fit in the budget too.
+    let deadline = opts
+        .budget_s
+        .and_then(|b| started.checked_add(budget_left(b, ending)));
+    let max_fail = opts.stop_after_failures();
+    // The budget, --max-fail and Ctrl-C speak to the workers through it.
+    let stop = gates.chunks().join("stop");
+    let _ = std::fs::remove_file(&stop);
+    ctx.stop_file = Some(stop);
+    if let Some(n) = max_fail {
+        ctx.max_fail = Some(failure_limit(&gates.chunks(), n, &todo, &failed_earlier)?);
+    }
+    let costs = chunks::Costs {
+        startup_ms: durations.startup_ms(),
+        collect_ms: &collect_ms,
+        cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
+    };
+    let fork = matches!(launcher, Launcher::Fork(_));
+    let mut work = if opts.traces() {
+        Work::default() // --trace: the first selected test runs on the terminal, below
+    } else {
+        work_for(&ctx, fork, opts.jobs, &costs, &owed)
+    };
+    work.failed_before = failed_earlier
+        .iter()
+        .filter_map(|id| ctx.index.get(id.as_str()).copied())
+        .collect();
+    let first_new = rec.records.len();
+    let supervise_options = supervise::Options {
+        jobs: opts.jobs,
+        max_fail,
+        first_chunk: next_chunk_id(&gates.chunks()),
+        retries: opts.retries,
+        rerun_crashed: opts.rerun_crashed,
+        deadline,
+    };
+    let supervised_from = Instant::now();
+    let Supervised {
+        finish,
+        rec,
+        mut startups,
+        mut versions,
+    } = supervise_and_record(rec, &ctx, work, &mut launcher, &supervise_options)?;
+    let (finish, mut rec) = match debug_target(&opts, &finish, &rec.records[first_new..], &ctx) {
+        Some(target) => {
+            let debugged = in_the_debugger(rec, &mut ctx, target, &opts.debugger, &gates)?;
+            startups.extend(debugged.startups);
+            versions = versions.or(debugged.versions);
+            let finish = match debugged.finish {
+                Finish::Broken(text) => Finish::Broken(text),
+                _ => Finish::Debugged(todo[target.test].id.clone()),
+            };
+            (finish, debugged.rec)
+        }
+        None => (finish, rec),
+    };
+    let tests_wall = supervised_from.elapsed();
+    // The run's end: from its last test, or from the deadline of a budget that ran out
+    // (the tests running then finish first).
+    let tests_ended = Instant::now();
+    let end_from = deadline.filter(|d| *d < tests_ended).unwrap_or(tests_ended);
+    rec.progress.clear();
+    for chunk in rec.junit.pending() {
+        if let Err(e) = rec.junit.finish(chunk) {
+            rec.progress.line(&format!("warning: {e}"));
+        }
+    }
+    if let Err(e) = rec.junit.end() {
+        rec.progress.line(&format!("warning: {e}"));
+    }
+
+    // Store: history, quarantine, state.
+    rec.enricher.release_history();
+    let repeated: FastSet<&str> = repeated.iter().map(String::as_str).collect();
+    learn(
+        Arc::make_mut(&mut durations),
+        &rec.records[first_new..],
+        &repeated,
+        &startups,
+    );
+    if finish == Finish::Completed {
+        Arc::make_mut(&mut durations).note_throughput(
+            &rec.records[first_new..],
+            tests_wall,
+            opts.jobs,
+        );
+    }
+    let mut notes = state.notes.clone();
+    // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
+    // and one line saying so, never quietly.
+    let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
+    let status = match finish {
+        Finish::Interrupted | Finish::Debugged(_) => Status::Interrupted,
+        _ => Status::Complete,
+    };
+    if let Finish::OutOfBudget { not_run } = finish {
+        notes.push(format!(
+            "the --budget ran out: {not_run} selected test(s) did not run"
+        ));
+    }
+    // The quarantine policy learns from a whole, complete run only.
+    let consult = if let Some(shard) = opts.shard {
+        notes.push(format!(
+            "shard {shard}: quarantine is decided for the whole run by `mtest merge`"
+        ));
+        false
+    } else if status != Status::Complete {
+        false
+    } else if let Some(why) = broken_run(&finish, &rec.progress.stats) {
+        notes.push(why);
+        false
+    } else {
+        true
+    };
+    let policy = consult.then_some(PolicyInput {
+        host,
+        root,
+        project,
+        records: &rec.records,
+    });
+    let (failed_writes, decided) = write_history(&gates, &durations, policy, &mut quarantine);
+    store_errors.extend(failed_writes);
+    match decided {
+        Some(Ok(changes)) => notes.extend(changes),
+        Some(Err(e)) => rec.progress.line(&format!("warning: {e}")),
+        None => {}
+    }
+
+    end_executor(
+        &mut launcher,
+        &pytest,
+        &gates,
+        &mut rec,
+        opts.session_end_timeout_s,
+    );
+    // After the zygote's session end: pytest's own `lastfailed`, as plain pytest leaves it.
+    if let Some(dir) = &state.pytest_cache {
+        if let Err(e) = crate::pytest::lastfailed::write(Path::new(dir), &rec.records) {
+            rec.progress.line(&format!("warning: pytest's cache: {e}"));
+        }
+    }
+    // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
+    // counts as a failure with --flaky-fails, or when the test was repeated.
+    let stats = &rec.progress.stats;
+    let failures = stats.run_failures(opts.flaky_fails, &repeated);
+    notes.extend(flakiness_notes(stats, &repeated, opts.flaky_fails));
+    let exit_for = |store_errors: &[String]| match &finish {
+        Finish::Interrupted => Exit::Interrupted,
+        Finish::Broken(_) => Exit::PytestBroken,
+        _ if !store_errors.is_empty() => Exit::Internal,
+        _ if failures > 0 => Exit::Failures,
+        _ => Exit::Ok,
+    };
+    if moved {
+        // The plan as it was selected (a fresh run collected it: no test was dropped).
+        drop(ctx);
+        state.tests = todo;
+    }
+    let final_state = RunState {
+        status,
+        updated_at: clock::now(),
+        exit_code: Some(exit_for(&store_errors).code()),
+        ending_s: Some(end_from.elapsed().as_secs_f64()),
+        ..state
+    };
+    if let Err(e) = state::write(&gates.state(), &final_state) {
+        store_errors.push(e);
+    }
+    let exit = exit_for(&store_errors);
+    let summary = reporters::run_summary(
+        final_state.run_id.clone(),
+        rec.progress.elapsed().as_secs_f64(),
+        &rec.progress.stats,
+        exit.code(),
+        notes.clone(),
+    );
+    rec.reporters.end(summary);
+    rec.flush_lines();
+
+    print_summary(&Ending {
+        finish: &finish,
+        store_errors: &store_errors,
+        progress: &rec.progress,
+        state: &final_state,
+        notes: &notes,
+        versions,
+        root,
+        gates: &gates,
+        max_fail,
+    });
+    Ok(exit)
+}
+
+/// The files a run's chunks may name: every collected file, and every selected test's.
+fn file_universe(state: &RunState) -> BTreeSet<String> {
+    let mut universe: BTreeSet<String> = state.collected_files.iter().cloned().collect();
+    // Tests come file by file: a file is copied once, not once a test.
+    universe.extend(
+        state
+            .tests
+            .chunk_by(|a, b| a.file == b.file)
+            .map(|run| run[0].file.clone()),
+    );
+    universe
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_budget_plans_with_what_collection_left_of_it() {
+        let ms =
+            |budget_s, spent_s| budget_left_ms(budget_left(budget_s, Duration::from_secs(spent_s)));
+        assert_eq!(ms(40.0, 20), 19_000);
+        assert_eq!(ms(10.0, 0), 9_500);
+        assert_eq!(ms(5.0, 9), 1, "spent: nothing left");
+    }
+
+    fn planned(id: &str, runs: u32) -> PlannedTest {
+        PlannedTest {
+            id: id.into(),
+            file: "t.py".into(),
+            line: None,
+            markers: Vec::new(),
+            tier: 1,
+            estimate_ms: 1,
+            timeout_s: None,
+            quarantined: false,
+            isolate: false,
+            runs,
+            group: None,
+        }
+    }
+
+    fn record(id: &str, outcome: &str, attempt: u32) -> TestRecord {
+        serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "run_id": "r", "test_id": id, "outcome": outcome,
+            "duration_s": 0.0, "tier": 1, "markers": [], "file": "t.py", "line": null,
+            "chunk": 1, "attempt": attempt, "quarantined": false,
+            "started_at": "2026-11-26T00:00:00Z", "finished_at": "2026-11-26T00:00:00Z",
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_resumed_run_owes_retries_and_repeats_by_the_last_record() {
+        let planned = [
+            planned("failed_once", 1),
+            planned("retried_already", 1),
+            planned("passed", 1),
+            planned("repeated", 3),
+            planned("repeated_done", 2),
+            planned("never_ran", 1),
+        ];
+        let earlier = [
+            record("failed_once", "failed", 1),
+            record("retried_already", "failed", 1),
+            record("retried_already", "crashed", 2),
+            record("passed", "passed", 1),
+            record("repeated", "passed", 1),
+            record("repeated_done", "failed", 1),
+            record("repeated_done", "passed", 2),
+        ];
+        let owed: Vec<(String, u32)> = owed_attempts(&planned, &earlier, 1)
+            .into_iter()
+            .map(|(t, a)| (t.id, a))
+            .collect();
+        assert_eq!(
+            owed,
+            [("failed_once".to_string(), 2), ("repeated".to_string(), 2)]
+        );
+        assert!(owed_attempts(&planned, &earlier, 0)
+            .iter()
+            .all(|(t, _)| t.id == "repeated"));
+    }
+}
