@@ -83,6 +83,62 @@ fn usage(message: String) -> Stop {
     Stop(Exit::Usage, message)
 }
 
+/// Where a run begins: `--explain-selection`, an interrupted run resumed, or a fresh run
+/// (its collection started; fork mode collects again on a resume).
+enum Begin {
+    Explain,
+    Resume(Box<RunState>, Vec<TestRecord>, Option<Collection>),
+    Fresh(Box<RunOptions>, Collection),
+}
+
+fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) -> Result<Begin> {
+    if args.explain_selection {
+        return Ok(Begin::Explain);
+    }
+    if !args.resume {
+        let opts = options(args, root, project)?;
+        let collection = start_collection(gates, root, &opts)?;
+        return Ok(Begin::Fresh(Box::new(opts), collection));
+    }
+    let (state, earlier) = resume_state(gates)?;
+    if let Some(flag) = state.options.debugger.first() {
+        on_a_terminal(flag)?;
+    }
+    // Fork mode forks from a collection: collect again (process mode needs none).
+    let collection = match state.options.isolation {
+        Isolation::Fork => Some(start_collection(gates, root, &state.options)?),
+        Isolation::Process => None,
+    };
+    Ok(Begin::Resume(Box::new(state), earlier, collection))
+}
+
+/// The history, read on a thread while pytest starts and collects (durations.json is
+/// 22 MB at 64k tests: a tenth of a second, which the collection need not wait for).
+type History = std::thread::JoinHandle<(Durations, Quarantine, Vec<String>)>;
+
+fn read_history(gates: &Gates) -> History {
+    let (d, q) = (gates.durations(), gates.quarantine());
+    std::thread::spawn(move || {
+        let mut warnings = Vec::new();
+        let durations: Durations = load_or_default(&d, &mut warnings);
+        let quarantine: Quarantine = load_or_default(&q, &mut warnings);
+        (durations, quarantine, warnings)
+    })
+}
+
+fn history_read(history: History) -> Result<(Durations, Quarantine)> {
+    let (durations, quarantine, warnings) = history.join().map_err(|_| {
+        Stop(
+            Exit::Internal,
+            "reading .gates/durations.json and quarantine.json failed".into(),
+        )
+    })?;
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    Ok((durations, quarantine))
+}
+
 fn execute(
     args: &RunArgs,
     root: &Path,
@@ -95,50 +151,9 @@ fn execute(
     let gates = Gates::new(root);
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
     let ending = state::last_ending(&gates.state()).unwrap_or_default();
-    // The history is read while pytest starts and collects (durations.json is 22 MB at
-    // 64k tests: a tenth of a second, which the collection need not wait for).
-    let history = {
-        let (d, q) = (gates.durations(), gates.quarantine());
-        std::thread::spawn(move || {
-            let mut warnings = Vec::new();
-            let durations: Durations = load_or_default(&d, &mut warnings);
-            let quarantine: Quarantine = load_or_default(&q, &mut warnings);
-            (durations, quarantine, warnings)
-        })
-    };
-    // Fresh run: collect, then select. Resume: the saved selection minus what is recorded.
-    enum Begin {
-        Explain,
-        Resume(Box<RunState>, Vec<TestRecord>, Option<Collection>),
-        Fresh(Box<RunOptions>, Collection),
-    }
-    let begin = if args.explain_selection {
-        Begin::Explain
-    } else if args.resume {
-        let (state, earlier) = resume_state(&gates)?;
-        if let Some(flag) = state.options.debugger.first() {
-            on_a_terminal(flag)?;
-        }
-        // Fork mode forks from a collection: collect again (process mode needs none).
-        let collection = match state.options.isolation {
-            Isolation::Fork => Some(start_collection(&gates, root, &state.options)?),
-            Isolation::Process => None,
-        };
-        Begin::Resume(Box::new(state), earlier, collection)
-    } else {
-        let opts = options(args, root, project)?;
-        let collection = start_collection(&gates, root, &opts)?;
-        Begin::Fresh(Box::new(opts), collection)
-    };
-    let (durations, mut quarantine, warnings) = history.join().map_err(|_| {
-        Stop(
-            Exit::Internal,
-            "reading .gates/durations.json and quarantine.json failed".into(),
-        )
-    })?;
-    for w in warnings {
-        eprintln!("{w}");
-    }
+    let history = read_history(&gates);
+    let begun = begin(args, root, project, &gates)?;
+    let (durations, mut quarantine) = history_read(history)?;
     // Shared with the failure bundles' enricher while the run goes on (one copy: it is
     // ~25 MB at 100k tests).
     let mut durations = Arc::new(durations);
@@ -154,12 +169,12 @@ fn execute(
         started,
         ending,
     };
-    let (mut state, earlier, mut fresh_records, collection) = match begin {
+    let (state, begun) = match begun {
         Begin::Explain => return explain(&env),
-        Begin::Resume(state, earlier, collection) => (*state, earlier, Vec::new(), collection),
+        Begin::Resume(state, earlier, collection) => (*state, (earlier, Vec::new(), collection)),
         Begin::Fresh(opts, collection) => {
             let (state, errors, collection) = fresh_state(&env, *opts, collection)?;
-            (state, Vec::new(), errors, Some(collection))
+            (state, (Vec::new(), errors, Some(collection)))
         }
     };
     let opts = state.options.clone();
@@ -169,21 +184,92 @@ fn execute(
         opts.pytest_args.clone(),
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
+    let (mut state, plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
+    let mut ctx = context(&env, &pytest, &state, &plan)?;
+    let mut ran = supervise_run(&env, &opts, &mut ctx, rec, &mut launcher, &plan)?;
+    drop(ctx);
+    let repeated: FastSet<&str> = plan.repeated.iter().map(String::as_str).collect();
+    let places = Places {
+        gates: &gates,
+        root,
+        project,
+        host,
+    };
+    let stored = store_run(
+        &places,
+        &state,
+        &repeated,
+        &mut ran,
+        &mut durations,
+        &mut quarantine,
+    );
+    end_executor(
+        &mut launcher,
+        &pytest,
+        &gates,
+        &mut ran.supervised.rec,
+        opts.session_end_timeout_s,
+    );
+    if plan.moved {
+        // The plan as it was selected (a fresh run collected it: no test was dropped).
+        state.tests = plan.todo;
+    }
+    Ok(end_run(&places, state, &repeated, ran, stored))
+}
 
+/// Where a run's store and plugins are, for the steps after supervision.
+struct Places<'a> {
+    gates: &'a Gates,
+    root: &'a Path,
+    project: &'a ProjectConfig,
+    host: &'a PluginHost,
+}
+
+/// What the run's plan leaves to do: the tests to run (their order), the attempts owed
+/// by an earlier invocation, whether the plan was reordered (`moved`), and what the
+/// executor and the --max-fail count need.
+struct ToRun {
+    todo: Vec<PlannedTest>,
+    owed: FastMap<String, u32>,
+    moved: bool,
+    item_index: Vec<u32>,
+    collect_ms: FastMap<String, u64>,
+    universe: BTreeSet<String>,
+    /// Tests that failed in an earlier invocation of this run (`--resume`).
+    failed_earlier: Vec<String>,
+    /// Tests the run repeats (`--repeat`, `new-test-repeats`).
+    repeated: FastSet<String>,
+}
+
+/// A run's plan made ready: what is left to run, the launcher (fork or process), and the
+/// recorder started, with what an earlier invocation recorded and the modules that did not
+/// collect already in it.
+fn prepare<'h>(
+    env: &Env,
+    host: &'h PluginHost,
+    durations: &Arc<Durations>,
+    mut state: RunState,
+    (earlier, mut fresh_records, collection): (
+        Vec<TestRecord>,
+        Vec<TestRecord>,
+        Option<Collection>,
+    ),
+) -> Result<(RunState, ToRun, Launcher, Recorder<'h>)> {
+    let (retries, debugging) = (state.options.retries, !state.options.debugger.is_empty());
     let selected = state.tests.len();
-    let repeated: FastSet<String> = state
+    let universe = file_universe(&state);
+    let repeated = state
         .tests
         .iter()
         .filter(|t| t.runs > 1)
         .map(|t| t.id.clone())
         .collect();
-    let universe = file_universe(&state);
     let Todo {
         tests: mut todo,
         first_runs,
         owed,
         moved,
-    } = todo_for(&mut state, &earlier, opts.retries, args.resume);
+    } = todo_for(&mut state, &earlier, retries, env.args.resume);
     let collect_ms: FastMap<String, u64> = collection
         .as_ref()
         .map(|c| {
@@ -193,130 +279,178 @@ fn execute(
                 .collect()
         })
         .unwrap_or_default();
-    let (mut launcher, item_index) = launcher_for(
-        &opts,
+    let (launcher, item_index) = launcher_for(
+        &state.options,
         collection,
         &mut todo,
         &state.run_id,
         &mut fresh_records,
     );
-    if args.resume {
-        let again = if owed.is_empty() {
-            String::new()
-        } else {
-            format!(", and {} run(s) of recorded tests still owed", owed.len())
-        };
-        eprintln!(
-            "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run{again}",
-            state.run_id,
-            selected - first_runs,
-            selected,
-            first_runs,
-        );
+    if env.args.resume {
+        say_resumed(&state, selected, first_runs, owed.len());
     }
-
-    let mut rec = start_recorder(
-        host,
-        &env,
-        &durations,
-        &state,
-        &todo,
-        Counts {
-            selected,
-            total: selected + fresh_records.len(),
-            recorded: earlier.len(),
-        },
-        started,
-    )?;
+    let counts = Counts {
+        selected,
+        total: selected + fresh_records.len(),
+        recorded: earlier.len(),
+    };
+    let mut rec = start_recorder(host, env, durations, &state, &todo, counts, env.started)?;
     rec.flush_lines();
     // A resumed `--pdb` run stops at its next failure: the earlier ones do not count (and
     // are not run again: it has no retries).
     let failed_earlier: Vec<String> = earlier
         .iter()
-        .filter(|r| r.outcome.is_failure() && opts.debugger.is_empty())
+        .filter(|r| r.outcome.is_failure() && !debugging)
         .map(|r| r.test_id.clone())
         .collect();
     rec.replay(earlier);
-    rec.shard = opts.shard;
+    rec.shard = state.options.shard;
     rec.record(fresh_records);
-
-    // Supervise.
-    let mut ctx = RunContext::new(
-        &pytest,
-        &todo,
+    let plan = ToRun {
+        todo,
+        owed,
+        moved,
+        item_index,
+        collect_ms,
         universe,
+        failed_earlier,
+        repeated,
+    };
+    Ok((state, plan, launcher, rec))
+}
+
+fn say_resumed(state: &RunState, selected: usize, first_runs: usize, owed: usize) {
+    let again = if owed == 0 {
+        String::new()
+    } else {
+        format!(", and {owed} run(s) of recorded tests still owed")
+    };
+    eprintln!(
+        "mtest: resuming run {}: {} of {} test(s) already recorded, {} to run{again}",
+        state.run_id,
+        selected - first_runs,
+        selected,
+        first_runs,
+    );
+}
+
+/// What every chunk of the run shares: the tests, the stop file (the budget, --max-fail
+/// and Ctrl-C speak to the workers through it), --max-fail's files.
+fn context<'a>(
+    env: &Env,
+    pytest: &'a Pytest,
+    state: &RunState,
+    plan: &'a ToRun,
+) -> Result<RunContext<'a>> {
+    let (gates, opts) = (env.gates, &state.options);
+    let mut ctx = RunContext::new(
+        pytest,
+        &plan.todo,
+        plan.universe.clone(),
         state.run_id.clone(),
         &gates.last_run(),
         opts.timeout_s,
     );
-    ctx.item_index = item_index;
+    ctx.item_index = plan.item_index.clone();
     ctx.gc_freeze = opts.gc_freeze;
     ctx.jobs = opts.jobs;
     ctx.session_end = clock::secs(opts.session_end_timeout_s);
     if let Some(paths) = &state.initial_paths {
         ctx.initial_paths = Some(write_initial_paths(&gates.chunks(), paths)?);
     }
-    // The tests stop in time for the run's end to fit in the budget too.
-    let deadline = opts
-        .budget_s
-        .and_then(|b| started.checked_add(budget_left(b, ending)));
-    let max_fail = opts.stop_after_failures();
-    // The budget, --max-fail and Ctrl-C speak to the workers through it.
     let stop = gates.chunks().join("stop");
     let _ = std::fs::remove_file(&stop);
     ctx.stop_file = Some(stop);
-    if let Some(n) = max_fail {
-        ctx.max_fail = Some(failure_limit(&gates.chunks(), n, &todo, &failed_earlier)?);
+    if let Some(n) = opts.stop_after_failures() {
+        let limit = failure_limit(&gates.chunks(), n, &plan.todo, &plan.failed_earlier)?;
+        ctx.max_fail = Some(limit);
     }
+    Ok(ctx)
+}
+
+/// What the supervision leaves: how it finished, the recorder, the workers' start-ups and
+/// versions; this invocation's first record, the tests' wall time, and when the run's
+/// end began.
+struct Ran<'h> {
+    supervised: Supervised<'h>,
+    first_new: usize,
+    tests_wall: Duration,
+    end_from: Instant,
+}
+
+/// Supervises the work (and, with `--pdb`/`--trace`, the test on the terminal), then
+/// ends the JUnit files.
+fn supervise_run<'h>(
+    env: &Env,
+    opts: &RunOptions,
+    ctx: &mut RunContext,
+    rec: Recorder<'h>,
+    launcher: &mut Launcher,
+    plan: &ToRun,
+) -> Result<Ran<'h>> {
+    // The tests stop in time for the run's end to fit in the budget too.
+    let deadline = opts
+        .budget_s
+        .and_then(|b| env.started.checked_add(budget_left(b, env.ending)));
     let costs = chunks::Costs {
-        startup_ms: durations.startup_ms(),
-        collect_ms: &collect_ms,
-        cold: todo.iter().all(|t| !durations.tests.contains_key(&t.id)),
+        startup_ms: env.durations.startup_ms(),
+        collect_ms: &plan.collect_ms,
+        cold: ctx
+            .tests
+            .iter()
+            .all(|t| !env.durations.tests.contains_key(&t.id)),
     };
     let fork = matches!(launcher, Launcher::Fork(_));
     let mut work = if opts.traces() {
         Work::default() // --trace: the first selected test runs on the terminal, below
     } else {
-        work_for(&ctx, fork, opts.jobs, &costs, &owed)
+        work_for(ctx, fork, opts.jobs, &costs, &plan.owed)
     };
-    work.failed_before = failed_earlier
+    work.failed_before = plan
+        .failed_earlier
         .iter()
         .filter_map(|id| ctx.index.get(id.as_str()).copied())
         .collect();
     let first_new = rec.records.len();
     let supervise_options = supervise::Options {
         jobs: opts.jobs,
-        max_fail,
-        first_chunk: next_chunk_id(&gates.chunks()),
+        max_fail: opts.stop_after_failures(),
+        first_chunk: next_chunk_id(&env.gates.chunks()),
         retries: opts.retries,
         rerun_crashed: opts.rerun_crashed,
         deadline,
     };
     let supervised_from = Instant::now();
-    let Supervised {
-        finish,
-        rec,
-        mut startups,
-        mut versions,
-    } = supervise_and_record(rec, &ctx, work, &mut launcher, &supervise_options)?;
-    let (finish, mut rec) = match debug_target(&opts, &finish, &rec.records[first_new..], &ctx) {
-        Some(target) => {
-            let debugged = in_the_debugger(rec, &mut ctx, target, &opts.debugger, &gates)?;
-            startups.extend(debugged.startups);
-            versions = versions.or(debugged.versions);
-            let finish = match debugged.finish {
+    let mut supervised = supervise_and_record(rec, ctx, work, launcher, &supervise_options)?;
+    let new = &supervised.rec.records[first_new..];
+    if let Some(target) = debug_target(opts, &supervised.finish, new, ctx) {
+        let debugged = in_the_debugger(supervised.rec, ctx, target, &opts.debugger, env.gates)?;
+        let id = ctx.tests[target.test].id.clone();
+        supervised = Supervised {
+            finish: match debugged.finish {
                 Finish::Broken(text) => Finish::Broken(text),
-                _ => Finish::Debugged(todo[target.test].id.clone()),
-            };
-            (finish, debugged.rec)
-        }
-        None => (finish, rec),
-    };
+                _ => Finish::Debugged(id),
+            },
+            rec: debugged.rec,
+            startups: [supervised.startups, debugged.startups].concat(),
+            versions: supervised.versions.or(debugged.versions),
+        };
+    }
     let tests_wall = supervised_from.elapsed();
     // The run's end: from its last test, or from the deadline of a budget that ran out
     // (the tests running then finish first).
     let tests_ended = Instant::now();
     let end_from = deadline.filter(|d| *d < tests_ended).unwrap_or(tests_ended);
+    end_junit(&mut supervised.rec);
+    Ok(Ran {
+        supervised,
+        first_new,
+        tests_wall,
+        end_from,
+    })
+}
+
+fn end_junit(rec: &mut Recorder) {
     rec.progress.clear();
     for chunk in rec.junit.pending() {
         if let Err(e) = rec.junit.finish(chunk) {
@@ -326,22 +460,37 @@ fn execute(
     if let Err(e) = rec.junit.end() {
         rec.progress.line(&format!("warning: {e}"));
     }
+}
 
-    // Store: history, quarantine, state.
-    rec.enricher.release_history();
-    let repeated: FastSet<&str> = repeated.iter().map(String::as_str).collect();
+/// What the store made of the run: its notes, the writes that failed, its status.
+struct Stored {
+    notes: Vec<String>,
+    store_errors: Vec<String>,
+    status: Status,
+}
+
+/// The history learns this invocation's attempts; the quarantine policy, a whole
+/// complete run's; both are written.
+fn store_run(
+    places: &Places,
+    state: &RunState,
+    repeated: &FastSet<&str>,
+    ran: &mut Ran,
+    durations: &mut Arc<Durations>,
+    quarantine: &mut Quarantine,
+) -> Stored {
+    let opts = &state.options;
+    ran.supervised.rec.enricher.release_history();
+    let (finish, rec) = (&ran.supervised.finish, &ran.supervised.rec);
+    let this_run = &rec.records[ran.first_new..];
     learn(
-        Arc::make_mut(&mut durations),
-        &rec.records[first_new..],
-        &repeated,
-        &startups,
+        Arc::make_mut(durations),
+        this_run,
+        repeated,
+        &ran.supervised.startups,
     );
-    if finish == Finish::Completed {
-        Arc::make_mut(&mut durations).note_throughput(
-            &rec.records[first_new..],
-            tests_wall,
-            opts.jobs,
-        );
+    if *finish == Finish::Completed {
+        Arc::make_mut(durations).note_throughput(this_run, ran.tests_wall, opts.jobs);
     }
     let mut notes = state.notes.clone();
     // Writes of the store that failed (a full disk, permissions): the run ends with exit 3
@@ -364,44 +513,64 @@ fn execute(
         false
     } else if status != Status::Complete {
         false
-    } else if let Some(why) = broken_run(&finish, &rec.progress.stats) {
+    } else if let Some(why) = broken_run(finish, &rec.progress.stats) {
         notes.push(why);
         false
     } else {
         true
     };
     let policy = consult.then_some(PolicyInput {
-        host,
-        root,
-        project,
+        host: places.host,
+        root: places.root,
+        project: places.project,
         records: &rec.records,
     });
-    let (failed_writes, decided) = write_history(&gates, &durations, policy, &mut quarantine);
+    let (failed_writes, decided) = write_history(places.gates, durations, policy, quarantine);
     store_errors.extend(failed_writes);
     match decided {
         Some(Ok(changes)) => notes.extend(changes),
-        Some(Err(e)) => rec.progress.line(&format!("warning: {e}")),
+        Some(Err(e)) => eprintln!("warning: {e}"),
         None => {}
     }
+    Stored {
+        notes,
+        store_errors,
+        status,
+    }
+}
 
-    end_executor(
-        &mut launcher,
-        &pytest,
-        &gates,
-        &mut rec,
-        opts.session_end_timeout_s,
-    );
+/// The run's end: pytest's `lastfailed`, the exit code (one set of counts), the final
+/// state, the reporters' summary, the console's last lines.
+fn end_run(
+    places: &Places,
+    state: RunState,
+    repeated: &FastSet<&str>,
+    ran: Ran,
+    stored: Stored,
+) -> Exit {
+    let Stored {
+        mut notes,
+        mut store_errors,
+        status,
+    } = stored;
+    let Supervised {
+        finish,
+        mut rec,
+        versions,
+        ..
+    } = ran.supervised;
     // After the zygote's session end: pytest's own `lastfailed`, as plain pytest leaves it.
     if let Some(dir) = &state.pytest_cache {
         if let Err(e) = crate::pytest::lastfailed::write(Path::new(dir), &rec.records) {
             rec.progress.line(&format!("warning: pytest's cache: {e}"));
         }
     }
+    let opts = &state.options;
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure with --flaky-fails, or when the test was repeated.
     let stats = &rec.progress.stats;
-    let failures = stats.run_failures(opts.flaky_fails, &repeated);
-    notes.extend(flakiness_notes(stats, &repeated, opts.flaky_fails));
+    let failures = stats.run_failures(opts.flaky_fails, repeated);
+    notes.extend(flakiness_notes(stats, repeated, opts.flaky_fails));
     let exit_for = |store_errors: &[String]| match &finish {
         Finish::Interrupted => Exit::Interrupted,
         Finish::Broken(_) => Exit::PytestBroken,
@@ -409,19 +578,15 @@ fn execute(
         _ if failures > 0 => Exit::Failures,
         _ => Exit::Ok,
     };
-    if moved {
-        // The plan as it was selected (a fresh run collected it: no test was dropped).
-        drop(ctx);
-        state.tests = todo;
-    }
+    let max_fail = opts.stop_after_failures();
     let final_state = RunState {
         status,
         updated_at: clock::now(),
         exit_code: Some(exit_for(&store_errors).code()),
-        ending_s: Some(end_from.elapsed().as_secs_f64()),
+        ending_s: Some(ran.end_from.elapsed().as_secs_f64()),
         ..state
     };
-    if let Err(e) = state::write(&gates.state(), &final_state) {
+    if let Err(e) = state::write(&places.gates.state(), &final_state) {
         store_errors.push(e);
     }
     let exit = exit_for(&store_errors);
@@ -434,7 +599,6 @@ fn execute(
     );
     rec.reporters.end(summary);
     rec.flush_lines();
-
     print_summary(&Ending {
         finish: &finish,
         store_errors: &store_errors,
@@ -442,11 +606,11 @@ fn execute(
         state: &final_state,
         notes: &notes,
         versions,
-        root,
-        gates: &gates,
+        root: places.root,
+        gates: places.gates,
         max_fail,
     });
-    Ok(exit)
+    exit
 }
 
 /// The files a run's chunks may name: every collected file, and every selected test's.
