@@ -54,10 +54,10 @@ impl ShardDir {
     }
 }
 
-struct Problem(Exit, String);
+use super::Stop;
 
-fn usage(message: String) -> Problem {
-    Problem(Exit::Usage, message)
+fn usage(message: String) -> Stop {
+    Stop::usage(message)
 }
 
 pub fn merge(
@@ -67,18 +67,12 @@ pub fn merge(
     project: &ProjectConfig,
     host: &PluginHost,
 ) -> Exit {
-    match execute(dirs, partial, root, project, host) {
-        Ok(exit) => exit,
-        Err(Problem(exit, message)) => {
-            eprintln!("error: {message}");
-            exit
-        }
-    }
+    execute(dirs, partial, root, project, host).unwrap_or_else(Stop::report)
 }
 
 /// `DIR` is a `.gates/` directory, or a directory holding one (or, for an unpacked
 /// archive, a directory holding a single directory that is or holds one).
-fn gates_dir(dir: &Path) -> Result<PathBuf, Problem> {
+fn gates_dir(dir: &Path) -> Result<PathBuf, Stop> {
     let mut candidates = vec![dir.to_path_buf(), dir.join(".gates")];
     let subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
@@ -106,7 +100,7 @@ fn gates_dir(dir: &Path) -> Result<PathBuf, Problem> {
 
 /// A shard's `.gates/` packed as `.tar`, `.tar.gz` or `.tgz` (as CI systems keep
 /// artifacts) is unpacked into `into` first.
-fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, Problem> {
+fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, Stop> {
     let name = archive.to_string_lossy();
     let fail = |e: std::io::Error| usage(format!("{}: cannot unpack it: {e}", archive.display()));
     let file = std::fs::File::open(archive).map_err(fail)?;
@@ -126,7 +120,7 @@ fn unpack(archive: &Path, into: &Path) -> Result<PathBuf, Problem> {
     Ok(into.to_path_buf())
 }
 
-fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Problem> {
+fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Stop> {
     let dir = gates_dir(dir)?;
     let state_path = dir.join("state.json");
     let state: RunState = match state::read(&state_path) {
@@ -184,7 +178,7 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Proble
 
 /// The checks that make the shards one run. Returns notes and whether the merge is
 /// partial (missing or unfinished shards).
-fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Problem> {
+fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop> {
     let mut notes = Vec::new();
     let mut incomplete = false;
     let first = &shards[0];
@@ -276,7 +270,7 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Prob
 
 /// Tests a shard selected that have no record. A run that stops by design (a budget, a
 /// failure limit) or did not finish leaves some; otherwise records were lost.
-fn unrecorded(s: &ShardDir) -> Result<(usize, Option<String>), Problem> {
+fn unrecorded(s: &ShardDir) -> Result<(usize, Option<String>), Stop> {
     let recorded: std::collections::HashSet<&str> =
         s.records.iter().map(|r| r.test_id.as_str()).collect();
     let missing: Vec<&str> = s
@@ -306,7 +300,7 @@ fn unrecorded(s: &ShardDir) -> Result<(usize, Option<String>), Problem> {
             )),
         ));
     }
-    Err(Problem(
+    Err(Stop(
         Exit::Internal,
         format!(
             "{}: {} selected test(s) have no record though the shard finished (first: {}): its run.jsonl is incomplete; run the shard again",
@@ -323,14 +317,14 @@ fn execute(
     root: &Path,
     project: &ProjectConfig,
     host: &PluginHost,
-) -> Result<Exit, Problem> {
+) -> Result<Exit, Stop> {
     let started = std::time::Instant::now();
     let gates = Gates::new(root);
     let own = gates.dir.canonicalize().ok();
     let mut warnings = Vec::new();
     let mut shards = Vec::new();
     let scratch = tempfile::tempdir()
-        .map_err(|e| Problem(Exit::Internal, format!("cannot make a temp dir: {e}")))?;
+        .map_err(|e| Stop(Exit::Internal, format!("cannot make a temp dir: {e}")))?;
     for (i, given) in dirs.iter().enumerate() {
         let unpacked;
         let dir = if given.is_file() {
@@ -365,10 +359,10 @@ fn execute(
     }
 
     // Write: the lock, a fresh last-run/, then each file.
-    let _lock = lock::acquire(&gates.dir).map_err(|e| Problem(e.exit(), e.to_string()))?;
+    let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
     gates
         .rotate_last_run()
-        .map_err(|e| Problem(Exit::Internal, e))?;
+        .map_err(|e| Stop(Exit::Internal, e))?;
     let last_run = gates.last_run();
     let mut store_errors: Vec<String> = Vec::new();
     let records: Vec<TestRecord> = shards

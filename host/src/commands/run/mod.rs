@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Stop;
 use crate::cli::RunArgs;
 use crate::clock;
 use crate::config::{Isolation, ProjectConfig, ReporterSpec, MAX_JOBS};
@@ -64,23 +65,14 @@ struct Env<'a> {
     ending: Duration,
 }
 
-/// A run that cannot go on: the exit code and one line for the user.
-pub struct Stop(pub Exit, pub String);
-
 type Result<T> = std::result::Result<T, Stop>;
 
 pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig, host: &PluginHost) -> Exit {
-    match execute(args, root, project, host) {
-        Ok(exit) => exit,
-        Err(Stop(exit, message)) => {
-            eprintln!("error: {message}");
-            exit
-        }
-    }
+    execute(args, root, project, host).unwrap_or_else(Stop::report)
 }
 
 fn usage(message: String) -> Stop {
-    Stop(Exit::Usage, message)
+    Stop::usage(message)
 }
 
 /// Where a run begins: `--explain-selection`, an interrupted run resumed, or a fresh run
