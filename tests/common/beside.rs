@@ -82,8 +82,20 @@ pub fn mtest(
 
 /// Both runs start from the same environment: the test harness's own variables
 /// (`MTEST_TEST_*`, mtest's component cache aside) and `PYTHONFAULTHANDLER` removed, `env`
-/// added.
+/// added; and SIGINT as a terminal gives it (a harness started in the background, or
+/// under nohup, passes it on ignored, and Python then installs no handler of its own).
 fn clean_env(cmd: &mut Command, env: &[(&str, &str)]) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec the child only calls signal(2), which is
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            use nix::sys::signal::{signal, SigHandler, Signal};
+            signal(Signal::SIGINT, SigHandler::SigDfl)
+                .map(|_| ())
+                .map_err(std::io::Error::from)
+        });
+    }
     for (key, _) in std::env::vars_os() {
         let name = key.to_string_lossy();
         if (name.starts_with("MTEST_") && name != "MTEST_CACHE_DIR")
