@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 mod commands;
 pub mod config;
+pub mod platform;
 pub mod plugin_host;
 pub mod pytest;
 pub mod quarantine;

@@ -12,7 +12,7 @@ use crate::plugin_host::session::{
     Candidate, ExclusionReason, SelectionRequest, SelectionSession, Shard as WitShard,
 };
 use crate::plugin_host::{LoadedPlugin, PluginHost};
-use crate::pytest::collect::Item;
+use crate::pytest::events::Item;
 use crate::shard::{self, Shard, ShardPlan};
 use crate::store::durations::{median, Durations, History, FLAKY_WINDOW};
 use crate::store::quarantine::Quarantine;

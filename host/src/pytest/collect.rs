@@ -9,25 +9,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::events::Event;
+use super::events::{Event, Item};
+use super::zygote::{Mode, Zygote};
 use super::Pytest;
-use crate::supervise::platform::{self, Sig};
-use crate::supervise::zygote::{Mode, Zygote};
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Item {
-    pub id: String,
-    pub file: String,
-    pub line: Option<u32>,
-    #[serde(default)]
-    pub markers: Vec<String>,
-    /// From a `@pytest.mark.timeout(N)` marker.
-    pub timeout: Option<f64>,
-    /// From `@pytest.mark.xdist_group("name")`: the group's tests run on one worker, in
-    /// order, as pytest-xdist's `--dist loadgroup` keeps them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
+use crate::platform::{self, Sig};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CollectError {

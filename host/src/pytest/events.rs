@@ -4,9 +4,23 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::collect::Item;
+/// A collected test, as the `item` event reports it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Item {
+    pub id: String,
+    pub file: String,
+    pub line: Option<u32>,
+    #[serde(default)]
+    pub markers: Vec<String>,
+    /// From a `@pytest.mark.timeout(N)` marker.
+    pub timeout: Option<f64>,
+    /// From `@pytest.mark.xdist_group("name")`: the group's tests run on one worker, in
+    /// order, as pytest-xdist's `--dist loadgroup` keeps them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(tag = "e", rename_all = "snake_case")]
@@ -76,7 +90,7 @@ pub enum Event {
         pid: i32,
     },
     /// Worker `pid` is about to run the last test of its batch and asks for more:
-    /// mtest answers with a next batch or with its end ([`crate::supervise::zygote`]).
+    /// mtest answers with a next batch or with its end ([`crate::pytest::zygote`]).
     Want {
         pid: i32,
     },

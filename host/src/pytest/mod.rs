@@ -6,6 +6,7 @@ pub mod events;
 pub mod lastfailed;
 pub mod outcome;
 mod plugin_dir;
+pub mod zygote;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

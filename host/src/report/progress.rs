@@ -136,7 +136,7 @@ impl Progress {
         running.sort_by_key(|r| r.started);
         self.running = running;
         self.done_ms = done_ms;
-        if crate::supervise::platform::status_requested() {
+        if crate::platform::status_requested() {
             let full = self.full_status();
             self.line(&full);
         }

@@ -16,9 +16,7 @@
 pub mod chunk_run;
 pub mod chunks;
 pub mod path_args;
-pub mod platform;
 pub mod watchdog;
-pub mod zygote;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
@@ -26,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use chunk_run::{ChunkRun, Job, Launcher, RunContext};
 
+use crate::platform;
 use crate::record::{Outcome, TestRecord};
 
 /// What happens in a run, as the supervisor sees it: the one event type that the

@@ -6,9 +6,9 @@ use std::process::ExitStatus;
 
 use super::{ChunkRun, Ended, InFlight, Job, Proc, RunContext};
 use crate::clock;
+use crate::platform::{self, Sig};
 use crate::pytest::collect::tail_of;
 use crate::record::{Outcome, TestRecord};
-use crate::supervise::platform::{self, Sig};
 use crate::supervise::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
 
 impl ChunkRun {
@@ -247,7 +247,8 @@ impl ChunkRun {
     /// Kills whatever the chunk left: its process group, and orphans reparented to mtest
     /// that it started (marked with its worker's PYTEST_XDIST_WORKER); never what another chunk started.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
-        let list = platform::kill_strays(Some(self.pid), Some(self.slot), running);
+        let name = super::worker_name(self.slot);
+        let list = platform::kill_strays(Some(self.pid), Some(&name), running);
         if !list.is_empty() {
             warnings.push(format!(
                 "chunk {} left {} process(es) running, killed: {}",

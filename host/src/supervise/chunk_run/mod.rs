@@ -15,11 +15,11 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::path_args::path_args;
-use super::platform::{self, Sig};
 use super::watchdog::{Action, Seen, Watchdog, Why};
-use super::zygote::{ForkRequest, Zygote};
 use crate::clock;
+use crate::platform::{self, Sig};
 use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
+use crate::pytest::zygote::{ForkRequest, Zygote};
 use crate::pytest::{render_command, Pytest};
 use crate::record::{one_line, Outcome, TestRecord};
 use crate::selection::PlannedTest;

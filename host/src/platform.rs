@@ -175,10 +175,10 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 
 /// Processes in process group `pgid`, and orphans reparented to mtest that are not in
 /// `known` (the chunk processes still running) and that a test started (their
-/// `PYTEST_XDIST_WORKER`). With `worker` (a slot), only that worker's, so ending one chunk
+/// `PYTEST_XDIST_WORKER`). With `worker` (its name there: `gw0`…), only that worker's, so ending one chunk
 /// never kills a daemon that another running chunk uses; without, every chunk's (the end of
 /// the run).
-pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stray> {
+pub fn strays(pgid: Option<i32>, worker: Option<&str>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     for pid in candidates(pgid) {
@@ -194,7 +194,7 @@ pub fn strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<Stra
             && match (worker, environ_var(pid, "PYTEST_XDIST_WORKER")) {
                 (_, None) => false,
                 (None, Some(_)) => true,
-                (Some(slot), Some(mark)) => mark == super::chunk_run::worker_name(slot),
+                (Some(name), Some(mark)) => mark == name,
             };
         if pgid.is_some_and(|g| g > 1 && g == pgrp) || orphan_of_ours {
             let cmd = std::fs::read(format!("/proc/{pid}/cmdline"))
@@ -253,7 +253,7 @@ fn candidates(pgid: Option<i32>) -> Vec<i32> {
 
 /// Kills the strays [`strays`] finds and returns the live ones' descriptions (zombies were
 /// already dead: reaped, not worth a warning).
-pub fn kill_strays(pgid: Option<i32>, worker: Option<u32>, known: &[i32]) -> Vec<String> {
+pub fn kill_strays(pgid: Option<i32>, worker: Option<&str>, known: &[i32]) -> Vec<String> {
     let strays = strays(pgid, worker, known);
     for s in &strays {
         kill_and_reap(s.pid);

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::platform::{self, Sig};
+use crate::platform::{self, Sig};
 use crate::pytest::events::{Event, EventTail};
 use crate::pytest::{render_command, Pytest};
 
