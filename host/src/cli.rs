@@ -212,3 +212,14 @@ pub enum ColorChoice {
     Always,
     Never,
 }
+
+impl ColorChoice {
+    /// `always` and `never` force the answer; `auto` leaves it to the environment.
+    pub fn forced(self) -> Option<bool> {
+        match self {
+            ColorChoice::Always => Some(true),
+            ColorChoice::Never => Some(false),
+            ColorChoice::Auto => None,
+        }
+    }
+}

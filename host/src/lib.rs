@@ -14,6 +14,7 @@ pub mod pytest;
 pub mod quarantine;
 pub mod record;
 pub mod report;
+pub mod run_event;
 pub mod selection;
 pub mod shard;
 pub mod store;

@@ -297,6 +297,42 @@ pub fn one_line(text: &str) -> String {
     }
 }
 
+/// A selected test, with everything the supervisor needs to run and record it. In
+/// `plan.json` (100k of them for a big suite) fields at their defaults are left out.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct PlannedTest {
+    pub id: String,
+    pub file: String,
+    pub line: Option<u32>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub markers: Vec<String>,
+    pub tier: u8,
+    pub estimate_ms: u32,
+    /// Per-test timeout from a `timeout` marker, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quarantined: bool,
+    /// It crashed in its previous run: it runs alone, in its own pytest process, so a
+    /// repeat crash costs one start-up and takes no other test's chunk down with it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub isolate: bool,
+    /// How many times it runs, each in a fresh worker (`--repeat`, `new-test-repeats`).
+    #[serde(default = "once", skip_serializing_if = "is_once")]
+    pub runs: u32,
+    /// Its `xdist_group`: the group's tests run on one worker, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+fn once() -> u32 {
+    1
+}
+
+fn is_once(runs: &u32) -> bool {
+    *runs == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,14 +5,13 @@ use std::collections::BTreeMap;
 
 use crate::FastMap;
 
-use serde::{Deserialize, Serialize};
-
 use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::session::{
     Candidate, ExclusionReason, SelectionRequest, SelectionSession, Shard as WitShard,
 };
 use crate::plugin_host::{LoadedPlugin, PluginHost};
 use crate::pytest::events::Item;
+use crate::record::PlannedTest;
 use crate::shard::{self, Shard, ShardPlan};
 use crate::store::durations::{median, Durations, History, FLAKY_WINDOW};
 use crate::store::quarantine::Quarantine;
@@ -21,42 +20,6 @@ use crate::tiers::{tier_of, TAXONOMY};
 /// Estimate for a test nobody has timed, in a suite nobody has timed: with the 15-second
 /// chunk target this gives the ~300 tests per chunk that suit unknown suites.
 pub const DEFAULT_ESTIMATE_MS: u32 = 50;
-
-/// A selected test, with everything the supervisor needs to run and record it. In
-/// `plan.json` (100k of them for a big suite) fields at their defaults are left out.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-pub struct PlannedTest {
-    pub id: String,
-    pub file: String,
-    pub line: Option<u32>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub markers: Vec<String>,
-    pub tier: u8,
-    pub estimate_ms: u32,
-    /// Per-test timeout from a `timeout` marker, seconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_s: Option<f64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub quarantined: bool,
-    /// It crashed in its previous run: it runs alone, in its own pytest process, so a
-    /// repeat crash costs one start-up and takes no other test's chunk down with it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub isolate: bool,
-    /// How many times it runs, each in a fresh worker (`--repeat`, `new-test-repeats`).
-    #[serde(default = "once", skip_serializing_if = "is_once")]
-    pub runs: u32,
-    /// Its `xdist_group`: the group's tests run on one worker, in order.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-}
-
-fn once() -> u32 {
-    1
-}
-
-fn is_once(runs: &u32) -> bool {
-    *runs == 1
-}
 
 pub struct Selected {
     pub tests: Vec<PlannedTest>,

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::stats::RunStats;
 use crate::clock::human;
 use crate::record::{Outcome, TestRecord};
-use crate::supervise::Running;
+use crate::run_event::Running;
 
 /// Off a terminal: a status line at most this often…
 const LINE_EVERY: Duration = Duration::from_secs(10);
@@ -270,25 +270,20 @@ impl Progress {
     }
 }
 
-/// Whether output to stderr is coloured: `--color always|never`, else `NO_COLOR` (set and
-/// not empty: no), else `FORCE_COLOR` (set and not empty: yes), else whether stderr is a
-/// terminal. Applies the answer to indicatif's styles too.
-pub fn use_color(flag: Option<crate::cli::ColorChoice>) -> bool {
-    use crate::cli::ColorChoice;
+/// Whether output to stderr is coloured: `forced` (`--color always|never`), else
+/// `NO_COLOR` (set and not empty: no), else `FORCE_COLOR` (set and not empty: yes), else
+/// whether stderr is a terminal. Applies the answer to indicatif's styles too.
+pub fn use_color(forced: Option<bool>) -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    let color = match flag {
-        Some(ColorChoice::Always) => true,
-        Some(ColorChoice::Never) => false,
-        Some(ColorChoice::Auto) | None => {
-            if set("NO_COLOR") {
-                false
-            } else if set("FORCE_COLOR") {
-                true
-            } else {
-                std::io::stderr().is_terminal()
-            }
+    let color = forced.unwrap_or_else(|| {
+        if set("NO_COLOR") {
+            false
+        } else if set("FORCE_COLOR") {
+            true
+        } else {
+            std::io::stderr().is_terminal()
         }
-    };
+    });
     console::set_colors_enabled_stderr(color);
     color
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Loaded;
 use crate::config::Isolation;
-use crate::selection::PlannedTest;
+use crate::record::PlannedTest;
 
 /// 2: the selected tests and collected files are in `plan.json` (1: in `state.json`).
 pub const STATE_SCHEMA: u32 = 2;

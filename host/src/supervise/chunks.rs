@@ -6,7 +6,7 @@
 
 use crate::FastMap;
 
-use crate::selection::PlannedTest;
+use crate::record::PlannedTest;
 
 /// Chunk target: this many start-up costs of test time.
 const STARTUPS_PER_CHUNK: u64 = 15;

@@ -2,6 +2,7 @@
 //! and the summary printed.
 
 use super::*;
+use crate::cli::ColorChoice;
 
 /// What the run says of flaky tests: a repeated test's pass rate, and how many others
 /// failed, then passed on a retry.
@@ -108,7 +109,7 @@ pub(super) fn start_recorder<'h>(
             counts.total,
             started,
             plan,
-            progress::use_color(env.args.color),
+            progress::use_color(env.args.color.and_then(ColorChoice::forced)),
         ),
         enricher,
         Junit::new(&gates.last_run(), opts.retries),

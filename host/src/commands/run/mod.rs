@@ -18,6 +18,7 @@ use crate::pytest::collect::{self, CollectFailure, CollectLimits, Collected, Col
 use crate::pytest::events::Item;
 use crate::pytest::zygote::Mode;
 use crate::pytest::{find_python, Pytest};
+use crate::record::PlannedTest;
 use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERSION};
 use crate::report::enrich::Enricher;
 use crate::report::junit::Junit;
@@ -25,13 +26,14 @@ use crate::report::progress::{self, Plan, Progress};
 use crate::report::reporters::{self, Reporters};
 use crate::report::stats::RunStats;
 use crate::report::Recorder;
-use crate::selection::{self, PlannedTest};
+use crate::run_event::RunEvent;
+use crate::selection;
 use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, load_or_default, lock, new_run_id, run_log, Gates, Loaded};
 use crate::supervise::chunk_run::{self, Job, Launcher, RunContext};
-use crate::supervise::{self, chunks, Finish, RunEvent, Work};
+use crate::supervise::{self, chunks, Finish, Work};
 use crate::{quarantine, Exit, FastMap, FastSet};
 
 mod ending;

@@ -21,8 +21,8 @@ use crate::platform::{self, Sig};
 use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
 use crate::pytest::zygote::{ForkRequest, Zygote};
 use crate::pytest::{render_command, Pytest};
+use crate::record::PlannedTest;
 use crate::record::{one_line, Outcome, TestRecord};
-use crate::selection::PlannedTest;
 
 mod end;
 mod records;
