@@ -129,8 +129,6 @@ pub struct ProbeSpec {
 pub struct ProjectConfig {
     pub mtest: Config,
     pub pytest_timeout: Option<f64>,
-    /// The file it came from, if there was one.
-    pub file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -197,7 +195,6 @@ pub fn load(root: &Path) -> Result<ProjectConfig, String> {
     Ok(ProjectConfig {
         mtest,
         pytest_timeout,
-        file: Some(file),
     })
 }
 

@@ -4,22 +4,22 @@
 //! records → store + reporters (plugins).
 
 mod civil;
-pub mod cli;
+pub(crate) mod cli;
 pub mod clock;
 mod commands;
-pub mod config;
-pub mod platform;
+pub(crate) mod config;
+pub(crate) mod platform;
 pub mod plugin_host;
-pub mod pytest;
-pub mod quarantine;
-pub mod record;
-pub mod report;
-pub mod run_event;
-pub mod selection;
-pub mod shard;
-pub mod store;
-pub mod supervise;
-pub mod tiers;
+pub(crate) mod pytest;
+pub(crate) mod quarantine;
+pub(crate) mod record;
+pub(crate) mod report;
+pub(crate) mod run_event;
+pub(crate) mod selection;
+pub(crate) mod shard;
+pub(crate) mod store;
+pub(crate) mod supervise;
+pub(crate) mod tiers;
 
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};

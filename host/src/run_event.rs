@@ -19,11 +19,10 @@ pub enum RunEvent {
         versions: Option<(String, String)>,
     },
     Warning(String),
-    /// Every loop turn: the tests running now, queued jobs, and the estimated duration of
-    /// the tests done so far (their first attempts), ms.
+    /// Every loop turn: the tests running now, and the estimated duration of the tests
+    /// done so far (their first attempts), ms.
     Tick {
         running: Vec<Running>,
-        queued: usize,
         done_estimate_ms: u64,
     },
 }

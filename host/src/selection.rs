@@ -26,7 +26,6 @@ pub struct Selected {
     /// Collected items left out (index into the items), with the plugin's reason.
     pub excluded: Vec<(usize, ExclusionReason)>,
     pub notes: Vec<String>,
-    pub left_out_by_budget: usize,
     pub left_out_by_tier: usize,
     /// With `--shard`: the partition this shard ran, for `mtest merge`.
     pub shard_plan: Option<ShardPlan>,
@@ -338,7 +337,6 @@ pub fn select(
         tests,
         excluded,
         notes,
-        left_out_by_budget: count(ExclusionReason::Budget),
         left_out_by_tier: count(ExclusionReason::Tier),
         shard_plan,
         fallback: fallback_note,

@@ -584,7 +584,6 @@ fn turns(
             .collect();
         (l.sink)(RunEvent::Tick {
             running,
-            queued: l.queue.len(),
             done_estimate_ms: l.done_estimate_ms,
         });
         if l.running.is_empty()

@@ -131,7 +131,6 @@ impl ChunkRun {
             requeue,
             broken,
             internal: self.internal.take(),
-            wall: self.spawned.elapsed(),
             startup: self.first_test,
             versions: self.versions.clone(),
         })

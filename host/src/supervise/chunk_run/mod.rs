@@ -181,7 +181,6 @@ pub struct Ended {
     pub broken: Option<String>,
     /// A test's INTERNALERROR (a hook raised): its text; the same one twice stops the run.
     pub internal: Option<String>,
-    pub wall: Duration,
     /// Time from spawn to the first test: pytest's fixed cost per chunk here.
     pub startup: Option<Duration>,
     pub versions: Option<(String, String)>,
