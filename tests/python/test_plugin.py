@@ -73,9 +73,17 @@ def test_options_mtest_cannot_honour_are_refused_in_one_event(pytester, plugin_e
 def test_a_process_a_test_leaves_running_is_named_in_its_finish(pytester, plugin_env):
     pytester.makepyfile(test_a="""
         import subprocess
+        import time
 
         def test_leaves_a_sleeper():
-            subprocess.Popen(["sleep", "30"])
+            p = subprocess.Popen(["sleep", "30"])
+            # Until it has exec'd, its command line is still this Python's.
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+                    if f.read().startswith(b"sleep"):
+                        break
+                time.sleep(0.01)
 
         def test_clean():
             pass
@@ -137,3 +145,17 @@ def test_a_timeout_marker_fails_its_test_in_the_run_loop(pytester, plugin_env):
     finishes = {e["id"]: e for e in of_kind(events, "finish")}
     assert finishes["test_a.py::test_after"]["n"] == 0
     assert "test_a.py::test_after" not in calls
+
+
+def test_xdist_and_junitxml_are_taken_over_and_said_so(pytester, plugin_env):
+    pytester.makepyfile(test_a="def test_one():\n    pass\n\ndef test_two():\n    pass\n")
+    run(pytester, "-n", "2", "--junitxml=out.xml")
+    events = read_events(plugin_env)
+    notices = [e["text"] for e in of_kind(events, "notice")]
+    assert any("-n 2 is ignored" in n for n in notices), notices
+    assert any("--junitxml=out.xml is not written" in n for n in notices), notices
+    # The tests ran here, in this process, not in xdist's workers; no JUnit file was made.
+    pid = of_kind(events, "session_start")[0]["pid"]
+    assert len(of_kind(events, "start")) == 2 and len(of_kind(events, "session_start")) == 1
+    assert pid > 0
+    assert not (pytester.path / "out.xml").exists()
