@@ -442,20 +442,16 @@ fn on_a_terminal(
 ) -> (String, i32) {
     let script = common::repo_root().join("tests/faithful/on_a_terminal.py");
     let answers = serde_json::to_string(answers).expect("answers as JSON");
+    let mut mtest = common::mtest_in(root);
+    mtest.args(args).arg("--").args(pytest_args);
     let mut cmd = std::process::Command::new(common::python());
     cmd.current_dir(root).arg(script).arg(answers).arg("--");
-    cmd.arg(env!("CARGO_BIN_EXE_mtest"))
-        .env(
-            "MTEST_CACHE_DIR",
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-        )
-        .arg("--root")
-        .arg(root)
-        .arg("--python")
-        .arg(common::python())
-        .args(args)
-        .arg("--")
-        .args(pytest_args);
+    cmd.arg(mtest.get_program()).args(mtest.get_args());
+    for (key, value) in mtest.get_envs() {
+        if let Some(value) = value {
+            cmd.env(key, value);
+        }
+    }
     let out = cmd.output().expect("run mtest on a terminal");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(
@@ -605,20 +601,26 @@ impl Postgres {
         Some(pg)
     }
 
+    /// A PostgreSQL tool, as the user the server runs as.
+    fn tool(&self, name: &str) -> std::process::Command {
+        let tool = self.bin.join(name);
+        if !self.as_root {
+            return std::process::Command::new(tool);
+        }
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(tool);
+        c
+    }
+
     fn run(&self, tool: &str, args: &[&str]) {
-        let tool = self.bin.join(tool);
-        let mut cmd = if self.as_root {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&tool);
-            c
-        } else {
-            std::process::Command::new(&tool)
-        };
-        let out = cmd.args(args).output().expect("run a PostgreSQL tool");
+        let out = self
+            .tool(tool)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL tool");
         assert!(
             out.status.success(),
-            "{} {args:?}: {}",
-            tool.display(),
+            "{tool} {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -632,15 +634,8 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let tool = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_root {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&tool);
-            c
-        } else {
-            std::process::Command::new(&tool)
-        };
-        let _ = cmd
+        let _ = self
+            .tool("pg_ctl")
             .arg("-D")
             .arg(data)
             .args(["-m", "immediate", "stop"])
@@ -703,11 +698,7 @@ fn pytest_django_gives_each_mtest_worker_its_own_postgresql_database() {
     let _ = std::fs::remove_file(&names);
     for isolation in ["fork", "process"] {
         let _ = std::fs::remove_dir_all(root.join(".gates"));
-        let out = common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
-            .arg("--root")
-            .arg(root)
-            .arg("--python")
-            .arg(&python)
+        let out = common::mtest_with(root, &python)
             .args(["--isolation", isolation, "-j", "2"])
             .env("PGHOST", &host)
             .output()

@@ -9,19 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::common::{isolation, mtest_run, repo_root};
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            copy_dir(&path, &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(&path, to.join(entry.file_name())).expect("copy");
-        }
-    }
-}
+use crate::common::{copy_dir, isolation, mtest_run, repo_root};
 
 /// Replaces every match of `pattern` with `with`.
 fn replace_all(text: &str, pattern: &str, with: &str) -> String {

@@ -15,7 +15,7 @@ fn stderr(out: &Output) -> String {
 
 /// `mtest quarantine VERB ID` in `root`.
 fn quarantine(root: &Path, verb: &str, id: &str) -> Output {
-    common::mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"))
+    common::mtest(&common::component_cache())
         .arg("--root")
         .arg(root)
         .args(["quarantine", verb, id])

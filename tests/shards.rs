@@ -6,7 +6,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{mtest_in, records};
+use common::{copy_dir, mtest_in, records};
 use serde_json::Value;
 
 /// A suite with skewed durations: 3 files of slow tests among 24 files of quick ones, a
@@ -337,19 +337,6 @@ fn merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
     let (merged, count) = last_outcomes(&target);
     assert_eq!(merged.len(), 3 * 4 + 24 * 10 + 3 + 1);
     assert!(count.values().all(|&n| n == 1));
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

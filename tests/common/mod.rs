@@ -94,10 +94,20 @@ pub fn project<P: AsRef<str>, T: AsRef<str>>(files: &[(P, T)]) -> tempfile::Temp
     dir
 }
 
+/// The compiled-component cache the tests' mtest runs share.
+pub fn component_cache() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
 /// `mtest --root DIR --python PY` with an isolated compiled-component cache.
 pub fn mtest_in(root: &Path) -> Command {
-    let mut cmd = mtest(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"));
-    cmd.arg("--root").arg(root).arg("--python").arg(python());
+    mtest_with(root, &python())
+}
+
+/// [`mtest_in`] with another Python (one with other packages installed).
+pub fn mtest_with(root: &Path, python: &Path) -> Command {
+    let mut cmd = mtest(&component_cache());
+    cmd.arg("--root").arg(root).arg("--python").arg(python);
     cmd
 }
 
@@ -216,4 +226,22 @@ pub fn missing(why: &str) {
         panic!("{why}; CI installs it (./dev test), so this check must run");
     }
     skip(why);
+}
+
+/// Copies a directory tree (a project, or a `.gates/` store), leaving out what a run
+/// there left behind: a `.gates/` store of its own and `__pycache__`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("a directory entry");
+        let name = entry.file_name();
+        if name == ".gates" || name == "__pycache__" {
+            continue;
+        }
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_dir(&entry.path(), &to.join(&name));
+        } else {
+            std::fs::copy(entry.path(), to.join(&name)).expect("copy");
+        }
+    }
 }

@@ -180,8 +180,13 @@ fn execute(
         opts.pytest_args.clone(),
     )
     .map_err(|e| Stop(Exit::Internal, e))?;
-    let (mut state, plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
-    let mut ctx = context(&env, &pytest, &state, &plan)?;
+    let (mut state, mut plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
+    // What only the chunks need moves into their context (100k item indices: no copy).
+    let for_chunks = (
+        std::mem::take(&mut plan.universe),
+        std::mem::take(&mut plan.item_index),
+    );
+    let mut ctx = context(&env, &pytest, &state, &plan, for_chunks)?;
     let mut ran = supervise_run(&env, &opts, &mut ctx, rec, &mut launcher, &plan)?;
     drop(ctx);
     let repeated: FastSet<&str> = plan.repeated.iter().map(String::as_str).collect();
@@ -228,8 +233,10 @@ struct ToRun {
     todo: Vec<PlannedTest>,
     owed: FastMap<String, u32>,
     moved: bool,
+    /// Fork mode: each test's index among the zygote's items (moved into the context).
     item_index: Vec<u32>,
     collect_ms: FastMap<String, u64>,
+    /// Every file the collection found tests in (moved into the context).
     universe: BTreeSet<String>,
     /// Tests that failed in an earlier invocation of this run (`--resume`).
     failed_earlier: Vec<String>,
@@ -337,17 +344,18 @@ fn context<'a>(
     pytest: &'a Pytest,
     state: &RunState,
     plan: &'a ToRun,
+    (universe, item_index): (BTreeSet<String>, Vec<u32>),
 ) -> Result<RunContext<'a>> {
     let (gates, opts) = (env.gates, &state.options);
     let mut ctx = RunContext::new(
         pytest,
         &plan.todo,
-        plan.universe.clone(),
+        universe,
         state.run_id.clone(),
         &gates.last_run(),
         opts.timeout_s,
     );
-    ctx.item_index = plan.item_index.clone();
+    ctx.item_index = item_index;
     ctx.gc_freeze = opts.gc_freeze;
     ctx.jobs = opts.jobs;
     ctx.session_end = clock::secs(opts.session_end_timeout_s);
