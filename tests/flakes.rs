@@ -261,6 +261,10 @@ def test_other():
     assert_eq!(seen, [("failed", 1, false), ("passed", 2, true)]);
     let junit = std::fs::read_to_string(p.path().join(".gates/last-run/junit.xml")).unwrap();
     assert_eq!(junit.matches("<flakyFailure").count(), 1, "{junit}");
+    // The failed attempt was recorded by the killed invocation: its text is kept beside
+    // its record (details.jsonl), so the resumed run's file has it, not only its message.
+    assert!(junit.contains("fails on its first run"), "{junit}");
+    assert!(junit.contains("assert 0 &gt;= 1"), "{junit}");
 }
 
 /// One set of counts, one start: a module that fails to import is one test of the run

@@ -139,9 +139,22 @@ fn four_shards_merged_are_the_single_run_and_balanced_once_warm() {
     let junit = std::fs::read_to_string(merged.join(".gates/last-run/junit.xml")).unwrap();
     assert_eq!(junit.matches("<testcase ").count(), want.len(), "{junit}");
     assert_eq!(junit.matches("<testsuite ").count(), 4);
+    for k in 1..=4 {
+        assert!(
+            junit.contains(&format!("name=\"mtest shard {k}/4\"")),
+            "{junit}"
+        );
+    }
+    // A failure's text came along with its record (details.jsonl), as the shard had it.
+    assert!(junit.contains("assert 1 == 2"), "{junit}");
+    assert!(
+        junit.contains("ModuleNotFoundError: No module named &apos;not_a_module_anywhere&apos;")
+            || junit.contains("No module named 'not_a_module_anywhere'"),
+        "{junit}"
+    );
     assert!(
         junit.contains(&format!(
-            "<testsuites name=\"mtest\" tests=\"{}\" failures=\"1\" errors=\"1\" skipped=\"2\"",
+            "<testsuites tests=\"{}\" failures=\"1\" errors=\"1\" skipped=\"2\"",
             want.len()
         )),
         "{}",

@@ -234,26 +234,54 @@ pub struct SubtestCounts {
     pub failed: u32,
 }
 
-/// Failure details, handed to reporters as bundle sections.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Failure details, handed to reporters as bundle sections. Kept beside `run.jsonl` in
+/// `details.jsonl` (all but `extra`, which is in the bundle), so a resumed or merged run's
+/// JUnit file has the text of every record it replays.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(default)]
 pub struct Details {
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub failure: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub stdout: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub stderr: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub log: String,
     /// All threads' stacks, dumped when the watchdog stopped a hung test.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub stacks: String,
     /// The end of the pytest process's output, for a crash or a hang.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub last_output: String,
     /// The pytest command line that ran the test.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub command: String,
     /// What re-running a crashed test alone showed.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub rerun: String,
     /// Sections mtest adds when it bundles the failure (history, environment, probes).
+    #[serde(skip)]
     pub extra: Vec<(String, String)>,
 }
 
 impl Details {
+    /// Nothing to keep beside the record (most records: a pass says nothing more).
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.failure,
+            &self.stdout,
+            &self.stderr,
+            &self.log,
+            &self.stacks,
+            &self.last_output,
+            &self.command,
+            &self.rerun,
+        ]
+        .iter()
+        .all(|t| t.is_empty())
+    }
+
     /// (heading, text) sections in bundle order; empty ones are left out except the
     /// failure text, which a reader always looks for.
     pub fn sections(&self, message: Option<&str>) -> Vec<(String, String)> {

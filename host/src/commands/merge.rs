@@ -17,9 +17,12 @@ use crate::clock;
 use crate::config::ProjectConfig;
 use crate::plugin_host::session::RunStart;
 use crate::plugin_host::PluginHost;
-use crate::record::{Attempt, TestRecord};
-use crate::report::reporters::{run_summary, Reporters};
-use crate::report::stats::RunStats;
+use crate::record::TestRecord;
+use crate::report::junit::Junit;
+use crate::report::progress::Progress;
+use crate::report::reporters::Reporters;
+use crate::report::stats::RunEnd;
+use crate::report::Recorder;
 use crate::shard::{Shard, ShardPlan};
 use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
@@ -54,7 +57,7 @@ impl ShardDir {
     }
 }
 
-use super::Stop;
+use super::{summary, Stop};
 
 fn usage(message: String) -> Stop {
     Stop::usage(message)
@@ -311,24 +314,30 @@ fn unrecorded(s: &ShardDir) -> Result<(usize, Option<String>), Stop> {
     ))
 }
 
-fn execute(
+/// The shards read and checked: what the merge is made of.
+struct Checked {
+    shards: Vec<ShardDir>,
+    notes: Vec<String>,
+    /// Missing or unfinished shards (`--partial`): the merged run fails.
+    incomplete: bool,
+    /// Selected tests with no record (a budget, --max-fail, a shard that did not finish).
+    not_run: usize,
+}
+
+/// Reads every shard (unpacking archives into `scratch`) and checks they are one run.
+fn read_all(
     dirs: &[PathBuf],
+    gates: &Gates,
     partial: bool,
-    root: &Path,
-    project: &ProjectConfig,
-    host: &PluginHost,
-) -> Result<Exit, Stop> {
-    let started = std::time::Instant::now();
-    let gates = Gates::new(root);
+    scratch: &Path,
+) -> Result<Checked, Stop> {
     let own = gates.dir.canonicalize().ok();
     let mut warnings = Vec::new();
     let mut shards = Vec::new();
-    let scratch = tempfile::tempdir()
-        .map_err(|e| Stop(Exit::Internal, format!("cannot make a temp dir: {e}")))?;
     for (i, given) in dirs.iter().enumerate() {
         let unpacked;
         let dir = if given.is_file() {
-            unpacked = unpack(given, &scratch.path().join(i.to_string()))?;
+            unpacked = unpack(given, &scratch.join(i.to_string()))?;
             &unpacked
         } else {
             given
@@ -357,144 +366,196 @@ fn execute(
     for w in warnings {
         eprintln!("{w}");
     }
+    Ok(Checked {
+        shards,
+        notes,
+        incomplete,
+        not_run,
+    })
+}
 
-    // Write: the lock, a fresh last-run/, then each file.
+fn execute(
+    dirs: &[PathBuf],
+    partial: bool,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &PluginHost,
+) -> Result<Exit, Stop> {
+    let started = std::time::Instant::now();
+    let gates = Gates::new(root);
+    let scratch = tempfile::tempdir()
+        .map_err(|e| Stop(Exit::Internal, format!("cannot make a temp dir: {e}")))?;
+    let Checked {
+        shards,
+        mut notes,
+        incomplete,
+        not_run,
+    } = read_all(dirs, &gates, partial, scratch.path())?;
+
+    // Write: the lock, a fresh last-run/, then the records through the run's recorder.
     let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
     gates
         .rotate_last_run()
         .map_err(|e| Stop(Exit::Internal, e))?;
-    let last_run = gates.last_run();
-    let mut store_errors: Vec<String> = Vec::new();
-    let records: Vec<TestRecord> = shards
-        .iter()
-        .flat_map(|s| {
-            s.records.iter().cloned().map(|mut r| {
-                r.shard = Some(s.shard());
-                r
+    let mut state = merged_state(&shards, dirs);
+    let mut rec = recorder(&gates, root, project, host, &state, started)?;
+    rec.adopt(
+        shards
+            .iter()
+            .flat_map(|s| {
+                s.records.iter().cloned().map(|mut r| {
+                    r.shard = Some(s.shard());
+                    r
+                })
             })
-        })
-        .collect();
-    match run_log::RunLog::open(&gates.run_log()).and_then(|mut log| log.append(&records)) {
-        Ok(()) => {}
-        Err(e) => store_errors.push(e),
-    }
-    store_errors.extend(copy_bundles(&shards, &last_run.join("failures")));
-    if let Err(e) = junit(&shards, &last_run.join("junit.xml")) {
-        store_errors.push(e);
-    }
-
-    // History: each test's entry from the shard that ran it (it updated only its own).
-    let mut durations = Durations {
-        schema_version: 1,
-        ..Durations::default()
-    };
-    let startups: Vec<f64> = shards
-        .iter()
-        .filter_map(|s| s.durations.startup_s)
-        .collect();
-    durations.startup_s =
-        (!startups.is_empty()).then(|| startups.iter().sum::<f64>() / startups.len() as f64);
-    for s in &shards {
-        for (id, h) in &s.durations.tests {
-            durations
-                .tests
-                .entry(id.clone())
-                .or_insert_with(|| h.clone());
-        }
-    }
-    for s in &shards {
-        for r in &s.records {
-            if let Some(h) = s.durations.tests.get(&r.test_id) {
-                durations.tests.insert(r.test_id.clone(), h.clone());
-            }
-        }
-    }
+            .collect(),
+    );
+    rec.end_junit();
+    let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
+    store_errors.extend(copy_bundles(&shards, &gates.last_run().join("failures")));
+    let durations = merged_durations(&shards);
     if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
         store_errors.push(e);
     }
-    let mut quarantine = Quarantine {
-        schema_version: 1,
-        ..Quarantine::default()
-    };
-    for s in &shards {
-        for (id, entry) in &s.quarantine.tests {
-            quarantine
-                .tests
-                .entry(id.clone())
-                .or_insert_with(|| entry.clone());
-        }
-    }
-    let mut stats = RunStats::default();
-    records.iter().for_each(|r| stats.record(r));
-    let selected: usize = shards.iter().map(|s| s.state.tests.len()).sum();
-    let attempts: Vec<Attempt> = records.iter().map(Attempt::from).collect();
-    if let Some(why) = stats.mostly_failing() {
-        notes.push(why);
-    } else if incomplete {
-        notes.push("quarantine not updated: the merged run is incomplete".into());
-    } else {
-        match crate::quarantine::apply(host, root, project, &attempts, &durations, &mut quarantine)
-        {
-            Ok(changes) => notes.extend(changes),
-            Err(e) => eprintln!("warning: {e}"),
-        }
-    }
+    let places = (root, project, host);
+    let quarantine = merged_quarantine(&shards, &rec, incomplete, &durations, places, &mut notes);
     if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
         store_errors.push(e);
     }
 
-    // The exit code, as a run's.
-    let flaky_fails = shards.iter().any(|s| s.state.options.flaky_fails);
-    // As in a run: a flaky test the shards repeated (`--repeat`, new-test-repeats) fails.
-    let repeated: crate::FastSet<&str> = shards
+    // The exit code, as a run's: a flaky test the shards repeated (`--repeat`,
+    // new-test-repeats) fails it too.
+    let repeated: crate::FastSet<&str> = state
+        .tests
         .iter()
-        .flat_map(|s| &s.state.tests)
         .filter(|t| t.runs > 1)
         .map(|t| t.id.as_str())
         .collect();
-    notes.extend(stats.pass_rate_notes());
+    notes.extend(rec.stats.pass_rate_notes());
     let worst_shard = shards
         .iter()
         .filter_map(|s| s.state.exit_code)
         .find(|c| *c == Exit::PytestBroken.code() || *c == Exit::Internal.code());
-    let exit = if let Some(code) = worst_shard {
+    if let Some(code) = worst_shard {
         notes.push(format!("a shard ended with exit code {code}"));
-        Exit::Code(code)
-    } else if !store_errors.is_empty() {
-        Exit::Internal
-    } else if stats.run_failures(flaky_fails, &repeated) > 0 || incomplete {
-        Exit::Failures
-    } else {
-        Exit::Ok
+    }
+    notes.insert(0, shard_walls(&shards));
+    let mut end = RunEnd {
+        broken: worst_shard.map(Exit::Code),
+        incomplete,
+        flaky_fails: shards.iter().any(|s| s.state.options.flaky_fails),
+        ..RunEnd::default()
     };
-
-    let run_id = crate::store::new_run_id();
-    let first = &shards[0];
-    let started_at = shards
+    end.store_failed = !store_errors.is_empty();
+    let exit = rec.stats.exit(&end, &repeated);
+    state.exit_code = Some(exit.code());
+    state.notes = notes.clone();
+    if let Err(e) = state::write_start(&gates.state(), &state) {
+        store_errors.push(e);
+    }
+    end.store_failed = !store_errors.is_empty();
+    let exit = rec.stats.exit(&end, &repeated);
+    let duration_s = shards
         .iter()
-        .map(|s| s.state.started_at.clone())
-        .min()
-        .unwrap_or_else(clock::now);
-    let command = format!(
-        "mtest merge {}",
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
-    let mut reporters = Reporters::start(
+        .filter_map(ShardDir::wall_s)
+        .fold(0.0, f64::max);
+    rec.end(state.run_id.clone(), duration_s, exit, notes.clone());
+    summary::print(&summary::LastLines {
+        headline: format!(
+            "mtest merge: {} from {} of {} shard(s) in {} (run {})",
+            rec.stats.counts_text(),
+            shards.len(),
+            shards[0].plan.shard.count,
+            clock::human(started.elapsed()),
+            state.run_id
+        ),
+        broken: None,
+        store_errors: &store_errors,
+        stats: &rec.stats,
+        notes: &notes,
+        versions: None,
+        root,
+        gates: &gates,
+        left: (not_run > 0).then(|| format!("{not_run} selected test(s) did not run")),
+    });
+    Ok(exit)
+}
+
+/// The merged run's state: the shards' tests and options (as one run's), a new run id.
+fn merged_state(shards: &[ShardDir], dirs: &[PathBuf]) -> RunState {
+    let first = &shards[0];
+    RunState {
+        schema_version: STATE_SCHEMA,
+        run_id: crate::store::new_run_id(),
+        status: Status::Complete,
+        started_at: shards
+            .iter()
+            .map(|s| s.state.started_at.clone())
+            .min()
+            .unwrap_or_else(clock::now),
+        updated_at: clock::now(),
+        command: format!(
+            "mtest merge {}",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+        options: crate::store::state::RunOptions {
+            shard: None,
+            ..first.state.options.clone()
+        },
+        notes: Vec::new(),
+        tests: shards
+            .iter()
+            .flat_map(|s| s.state.tests.iter().cloned())
+            .collect(),
+        collected_files: first.state.collected_files.clone(),
+        initial_paths: first.state.initial_paths.clone(),
+        pytest_cache: None,
+        shard_plan: None,
+        exit_code: None,
+        ending_s: None,
+    }
+}
+
+/// The run's recorder, for the records of the shards: `run.jsonl`, the reporters, one
+/// JUnit file (a suite per shard), the counts; no progress bar.
+fn recorder<'h>(
+    gates: &Gates,
+    root: &Path,
+    project: &ProjectConfig,
+    host: &'h PluginHost,
+    state: &RunState,
+    started: std::time::Instant,
+) -> Result<Recorder<'h>, Stop> {
+    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let last_run = gates.last_run();
+    let reporters = Reporters::start(
         host,
         root,
         project.mtest.reporters.as_deref(),
         &last_run,
         &RunStart {
-            run_id: run_id.clone(),
-            started_at: started_at.clone(),
-            selected: selected as u32,
-            command: command.clone(),
+            run_id: state.run_id.clone(),
+            started_at: state.started_at.clone(),
+            selected: state.tests.len() as u32,
+            command: state.command.clone(),
         },
     );
-    reporters.tests(&records, true);
+    let mut rec = Recorder::new(
+        log,
+        reporters,
+        Progress::quiet(state.tests.len(), started),
+        None,
+        Junit::new(&last_run, state.options.retries),
+    );
+    rec.flush_lines();
+    Ok(rec)
+}
+
+/// `shard 1/4: 63 test(s) in 12.3s; shard 2/4: …`
+fn shard_walls(shards: &[ShardDir]) -> String {
     let walls: Vec<String> = shards
         .iter()
         .map(|s| {
@@ -508,85 +569,80 @@ fn execute(
             )
         })
         .collect();
-    notes.insert(0, walls.join("; "));
-    let duration_s = shards
-        .iter()
-        .filter_map(ShardDir::wall_s)
-        .fold(0.0, f64::max);
-    reporters.end(run_summary(
-        run_id.clone(),
-        duration_s,
-        &stats,
-        exit.code(),
-        notes.clone(),
-    ));
-    let lines = reporters.take_lines();
+    walls.join("; ")
+}
 
-    let state = RunState {
-        schema_version: STATE_SCHEMA,
-        run_id: run_id.clone(),
-        status: Status::Complete,
-        started_at,
-        updated_at: clock::now(),
-        command,
-        options: crate::store::state::RunOptions {
-            shard: None,
-            ..first.state.options.clone()
-        },
-        notes: notes.clone(),
-        tests: shards
-            .iter()
-            .flat_map(|s| s.state.tests.iter().cloned())
-            .collect(),
-        collected_files: first.state.collected_files.clone(),
-        initial_paths: first.state.initial_paths.clone(),
-        pytest_cache: None,
-        shard_plan: None,
-        exit_code: Some(exit.code()),
-        ending_s: None,
+/// The history: each test's entry from the shard that ran it (it updated only its own).
+fn merged_durations(shards: &[ShardDir]) -> Durations {
+    let mut durations = Durations {
+        schema_version: 1,
+        ..Durations::default()
     };
-    if let Err(e) = state::write_start(&gates.state(), &state) {
-        store_errors.push(e);
+    let startups: Vec<f64> = shards
+        .iter()
+        .filter_map(|s| s.durations.startup_s)
+        .collect();
+    durations.startup_s =
+        (!startups.is_empty()).then(|| startups.iter().sum::<f64>() / startups.len() as f64);
+    for s in shards {
+        for (id, h) in &s.durations.tests {
+            durations
+                .tests
+                .entry(id.clone())
+                .or_insert_with(|| h.clone());
+        }
     }
+    for s in shards {
+        for r in &s.records {
+            if let Some(h) = s.durations.tests.get(&r.test_id) {
+                durations.tests.insert(r.test_id.clone(), h.clone());
+            }
+        }
+    }
+    durations
+}
 
-    for line in lines {
-        eprintln!("{line}");
+/// The quarantine: the shards' entries, and the policy's decision for the whole run when
+/// it is complete and not mostly failing.
+fn merged_quarantine(
+    shards: &[ShardDir],
+    rec: &Recorder,
+    incomplete: bool,
+    durations: &Durations,
+    (root, project, host): (&Path, &ProjectConfig, &PluginHost),
+    notes: &mut Vec<String>,
+) -> Quarantine {
+    let mut quarantine = Quarantine {
+        schema_version: 1,
+        ..Quarantine::default()
+    };
+    for s in shards {
+        for (id, entry) in &s.quarantine.tests {
+            quarantine
+                .tests
+                .entry(id.clone())
+                .or_insert_with(|| entry.clone());
+        }
     }
-    if let Some(e) = store_errors.first() {
-        eprintln!(
-            "error: the merged run could not be written whole ({} write(s) failed; first: {e})",
-            store_errors.len()
-        );
-    }
-    eprintln!(
-        "mtest merge: {} from {} of {} shard(s) in {} (run {run_id})",
-        stats.counts_text(),
-        shards.len(),
-        first.plan.shard.count,
-        clock::human(started.elapsed()),
-    );
-    for note in &notes {
-        eprintln!("  {note}");
-    }
-    if not_run > 0 {
-        eprintln!("  {not_run} selected test(s) did not run");
-    }
-    let quarantined = stats.quarantined_failing();
-    if quarantined > 0 {
-        eprintln!("  {quarantined} failure(s) of quarantined tests do not fail the run");
-    }
-    let rel = |p: &Path| p.strip_prefix(root).unwrap_or(p).display().to_string();
-    eprintln!(
-        "  records: {}   summary: {}   junit: {}",
-        rel(&gates.run_log()),
-        rel(&last_run.join("summary.md")),
-        rel(&last_run.join("junit.xml"))
-    );
-    Ok(if store_errors.is_empty() {
-        exit
+    if let Some(why) = rec.stats.mostly_failing() {
+        notes.push(why);
+    } else if incomplete {
+        notes.push("quarantine not updated: the merged run is incomplete".into());
     } else {
-        Exit::Internal
-    })
+        let decided = crate::quarantine::apply(
+            host,
+            root,
+            project,
+            &rec.records,
+            durations,
+            &mut quarantine,
+        );
+        match decided {
+            Ok(changes) => notes.extend(changes),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    quarantine
 }
 
 /// Copies every shard's failure bundles into `to`; returns what could not be copied.
@@ -613,107 +669,4 @@ fn copy_bundles(shards: &[ShardDir], to: &Path) -> Vec<String> {
         }
     }
     errors
-}
-
-/// One `junit.xml`: a `testsuite` per shard, each the shard's own test cases unchanged,
-/// under a `testsuites` element with the totals.
-fn junit(shards: &[ShardDir], path: &Path) -> Result<(), String> {
-    use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
-    const TOTALS: [&str; 4] = ["tests", "failures", "errors", "skipped"];
-    let mut totals = [0u64; 4];
-    let mut time = 0f64;
-    let mut body = quick_xml::Writer::new(Vec::new());
-    for s in shards {
-        let file = s.dir.join("last-run").join("junit.xml");
-        let xml = match std::fs::read(&file) {
-            Ok(xml) => xml,
-            Err(_) if s.records.is_empty() => continue,
-            Err(e) => {
-                eprintln!(
-                    "warning: {}: cannot read {} ({e}): its tests are not in the merged junit.xml",
-                    s.label(),
-                    file.display()
-                );
-                continue;
-            }
-        };
-        let (attrs, inner) = suite_of(&xml)
-            .map_err(|e| format!("{}: {} does not parse: {e}", s.label(), file.display()))?;
-        let mut suite = BytesStart::new("testsuite");
-        suite.push_attribute(("name", format!("mtest shard {}", s.shard()).as_str()));
-        for (i, key) in TOTALS.iter().enumerate() {
-            let n: u64 = attrs.get(*key).and_then(|v| v.parse().ok()).unwrap_or(0);
-            totals[i] += n;
-            suite.push_attribute((*key, n.to_string().as_str()));
-        }
-        let t: f64 = attrs
-            .get("time")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
-        time += t;
-        suite.push_attribute(("time", format!("{t:.3}").as_str()));
-        body.get_mut().extend_from_slice(b"\n  ");
-        body.write_event(Event::Start(suite))
-            .map_err(|e| e.to_string())?;
-        body.get_mut().extend_from_slice(inner);
-        body.write_event(Event::End(BytesEnd::new("testsuite")))
-            .map_err(|e| e.to_string())?;
-    }
-    let mut out = quick_xml::Writer::new(Vec::new());
-    let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-    out.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
-        .map_err(|e| fail(&e))?;
-    out.get_mut().push(b'\n');
-    let mut suites = BytesStart::new("testsuites");
-    suites.push_attribute(("name", "mtest"));
-    for (i, key) in TOTALS.iter().enumerate() {
-        suites.push_attribute((*key, totals[i].to_string().as_str()));
-    }
-    suites.push_attribute(("time", format!("{time:.3}").as_str()));
-    out.write_event(Event::Start(suites))
-        .map_err(|e| fail(&e))?;
-    out.get_mut().extend_from_slice(&body.into_inner());
-    out.get_mut().push(b'\n');
-    out.write_event(Event::End(BytesEnd::new("testsuites")))
-        .map_err(|e| fail(&e))?;
-    out.get_mut().push(b'\n');
-    store::atomic_write(path, &out.into_inner())
-}
-
-/// The attributes of the first `testsuite` element of a JUnit file and the bytes inside it.
-fn suite_of(xml: &[u8]) -> Result<(HashMap<String, String>, &[u8]), String> {
-    use quick_xml::events::Event;
-    let mut reader = quick_xml::Reader::from_reader(xml);
-    let mut attrs = HashMap::new();
-    let mut start = None;
-    let mut depth = 0usize;
-    loop {
-        let before = reader.buffer_position() as usize;
-        match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Start(e) if start.is_none() && e.name().as_ref() == b"testsuite" => {
-                for a in e.attributes().flatten() {
-                    let key = String::from_utf8_lossy(a.key.as_ref()).into_owned();
-                    let value = a
-                        .unescape_value()
-                        .map(|v| v.into_owned())
-                        .unwrap_or_default();
-                    attrs.insert(key, value);
-                }
-                start = Some(reader.buffer_position() as usize);
-            }
-            Event::Empty(e) if start.is_none() && e.name().as_ref() == b"testsuite" => {
-                return Ok((attrs, &[]));
-            }
-            Event::Start(_) if start.is_some() => depth += 1,
-            Event::End(e) if start.is_some() => {
-                if depth == 0 && e.name().as_ref() == b"testsuite" {
-                    let from = start.unwrap_or(before);
-                    return Ok((attrs, &xml[from..before]));
-                }
-                depth = depth.saturating_sub(1);
-            }
-            Event::Eof => return Err("no complete <testsuite> element".into()),
-            _ => {}
-        }
-    }
 }

@@ -7,6 +7,7 @@ pub mod quarantine;
 pub mod report;
 pub mod run;
 pub mod self_check;
+mod summary;
 
 use crate::Exit;
 

@@ -11,7 +11,8 @@
 //! write them, so CI systems that read those show flaky tests). A quarantined failure is
 //! `<skipped>` with a `quarantined` property, so a CI system does not fail on it. Test
 //! cases go to a part file as their chunk ends (only failures that may yet be retried wait
-//! in memory), so a 100k-test run does not hold 100k cases.
+//! in memory), so a 100k-test run does not hold 100k cases. Records that say their shard
+//! (`--shard K/N`, and `mtest merge` of the shards) go to a `testsuite` per shard.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -23,6 +24,7 @@ use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::Writer;
 
 use crate::record::{Outcome, TestRecord};
+use crate::shard::Shard;
 
 /// One attempt, as the files need it.
 struct Case {
@@ -31,6 +33,8 @@ struct Case {
     attempt: u32,
     quarantined: bool,
     time: f64,
+    /// The shard that ran it: its suite in the run's file.
+    shard: Option<Shard>,
     /// Its `testcase` element alone: rendered once, for its chunk's file and the run's.
     xml: Xml,
     /// Its text, kept where the run's file may render it with other attempts: a failure
@@ -89,6 +93,7 @@ impl Case {
             attempt: r.attempt,
             quarantined: r.quarantined,
             time: r.duration_s,
+            shard: r.shard,
             xml: Xml::In(from..buffer.len()),
             text,
         }
@@ -185,6 +190,30 @@ struct Totals {
 }
 
 impl Totals {
+    fn sum(&mut self, other: &Totals) {
+        self.tests += other.tests;
+        self.failures += other.failures;
+        self.errors += other.errors;
+        self.skipped += other.skipped;
+        self.time += other.time;
+    }
+
+    /// `<tag tests=".." failures=".." errors=".." skipped=".." time=".." name="..">`.
+    fn element<'n>(&self, tag: &'n str, name: &str) -> BytesStart<'n> {
+        let mut e = BytesStart::new(tag);
+        for (key, value) in [
+            ("tests", self.tests.to_string()),
+            ("failures", self.failures.to_string()),
+            ("errors", self.errors.to_string()),
+            ("skipped", self.skipped.to_string()),
+            ("time", format!("{:.3}", self.time)),
+        ] {
+            e.push_attribute((key, value.as_str()));
+        }
+        e.push_attribute(("name", name));
+        e
+    }
+
     fn add(&mut self, c: &Case) {
         self.tests += 1;
         self.time += c.time;
@@ -201,14 +230,32 @@ impl Totals {
     }
 }
 
+/// A `testsuite` of the run's file in the making: its cases in a part file.
+struct Suite {
+    shard: Option<Shard>,
+    part: PathBuf,
+    body: BufWriter<File>,
+    totals: Totals,
+}
+
+impl Suite {
+    fn name(&self) -> String {
+        match self.shard {
+            Some(shard) => format!("mtest shard {shard}"),
+            None => "mtest".into(),
+        }
+    }
+}
+
 /// The run's `junit.xml` in the making.
 struct Merged {
+    /// Where its part files go (`junit.xml.part`, `junit.xml.part-K`).
     part: PathBuf,
-    body: Option<BufWriter<File>>,
+    /// In order of their shards (a run that is not a shard has one, `None`).
+    suites: Vec<Suite>,
     /// Failed attempts that may be run again, by test id: written with the last attempt.
     held: HashMap<String, Vec<Case>>,
     retries: u32,
-    totals: Totals,
 }
 
 /// Test cases by chunk, until their chunk ends; then the run's file.
@@ -228,10 +275,9 @@ impl Junit {
             chunks: BTreeMap::new(),
             merged: Merged {
                 part: dir.join("junit.xml.part"),
-                body: None,
+                suites: Vec::new(),
                 held: HashMap::new(),
                 retries,
-                totals: Totals::default(),
             },
             merged_error: None,
         }
@@ -285,11 +331,14 @@ impl Junit {
                 self.write_merged(last, attempts, &[]);
             }
         }
+        let parts: Vec<PathBuf> = self.merged.suites.iter().map(|s| s.part.clone()).collect();
         let result = match self.merged_error.take() {
             Some(e) => Err(e),
             None => self.assemble(),
         };
-        let _ = std::fs::remove_file(&self.merged.part);
+        for part in parts {
+            let _ = std::fs::remove_file(part);
+        }
         result
     }
 
@@ -320,20 +369,15 @@ impl Junit {
         if self.merged_error.is_some() {
             return;
         }
-        let part = &self.merged.part;
-        if self.merged.body.is_none() {
-            match File::create(part) {
-                Ok(f) => self.merged.body = Some(BufWriter::new(f)),
-                Err(e) => {
-                    self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
-                    return;
-                }
+        let suite = match self.merged.suite(last.shard) {
+            Ok(suite) => suite,
+            Err(e) => {
+                self.merged_error = Some(e);
+                return;
             }
-        }
-        let Some(w) = self.merged.body.as_mut() else {
-            return;
         };
-        self.merged.totals.add(&last);
+        suite.totals.add(&last);
+        let w = &mut suite.body;
         let written = match (&last.text, earlier.is_empty()) {
             (Some(text), false) => {
                 let earlier: Vec<&Text> =
@@ -347,58 +391,81 @@ impl Junit {
             _ => w.write_all(last.xml.bytes(buffer)),
         };
         if let Err(e) = written {
-            self.merged_error = Some(format!("cannot write {}: {e}", part.display()));
+            self.merged_error = Some(format!("cannot write {}: {e}", suite.part.display()));
         }
     }
 
-    /// `junit.xml` = the suite element with the totals, the part file, the end tags;
-    /// written to a temp file and renamed into place.
+    /// `junit.xml` = the suites' elements with their totals, each with its part file,
+    /// under one `testsuites` with the run's totals; written to a temp file and renamed
+    /// into place.
     fn assemble(&mut self) -> Result<(), String> {
         let path = self.dir.join("junit.xml");
         let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
-        if let Some(body) = self.merged.body.take() {
-            body.into_inner()
-                .map_err(|e| fail(&e.into_error()))?
-                .flush()
-                .map_err(|e| fail(&e))?;
+        let mut suites = std::mem::take(&mut self.merged.suites);
+        suites.sort_by_key(|s| s.shard);
+        let mut all = Totals::default();
+        for suite in &mut suites {
+            suite.body.flush().map_err(|e| fail(&e))?;
+            all.sum(&suite.totals);
         }
-        let t = &self.merged.totals;
         let mut head = Writer::new(Vec::new());
         head.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
             .map_err(|e| fail(&e))?;
         head.get_mut().push(b'\n');
-        let mut suites = BytesStart::new("testsuites");
-        let mut suite = BytesStart::new("testsuite");
-        for (key, value) in [
-            ("tests", t.tests.to_string()),
-            ("failures", t.failures.to_string()),
-            ("errors", t.errors.to_string()),
-            ("skipped", t.skipped.to_string()),
-            ("time", format!("{:.3}", t.time)),
-        ] {
-            suites.push_attribute((key, value.as_str()));
-            suite.push_attribute((key, value.as_str()));
-        }
-        suites.push_attribute(("name", "mtest"));
-        suite.push_attribute(("name", "mtest"));
-        head.write_event(Event::Start(suites))
+        head.write_event(Event::Start(all.element("testsuites", "mtest")))
             .map_err(|e| fail(&e))?;
-        head.get_mut().extend_from_slice(b"\n  ");
-        head.write_event(Event::Start(suite))
-            .map_err(|e| fail(&e))?;
-        head.get_mut().push(b'\n');
         let tmp = path.with_extension("xml.tmp");
         let write = || -> std::io::Result<()> {
             let mut out = BufWriter::new(File::create(&tmp)?);
             out.write_all(&head.into_inner())?;
-            if let Ok(mut part) = File::open(&self.merged.part) {
-                std::io::copy(&mut part, &mut out)?;
+            if suites.is_empty() {
+                let mut empty = Writer::new(Vec::new());
+                empty.write_event(Event::Start(
+                    Totals::default().element("testsuite", "mtest"),
+                ))?;
+                out.write_all(b"\n  ")?;
+                out.write_all(&empty.into_inner())?;
+                out.write_all(b"\n  </testsuite>")?;
             }
-            out.write_all(b"  </testsuite>\n</testsuites>\n")?;
+            for suite in &suites {
+                let mut start = Writer::new(Vec::new());
+                start.write_event(Event::Start(
+                    suite.totals.element("testsuite", &suite.name()),
+                ))?;
+                out.write_all(b"\n  ")?;
+                out.write_all(&start.into_inner())?;
+                out.write_all(b"\n")?;
+                std::io::copy(&mut File::open(&suite.part)?, &mut out)?;
+                out.write_all(b"  </testsuite>")?;
+            }
+            out.write_all(b"\n</testsuites>\n")?;
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
         write().map_err(|e| fail(&e))
+    }
+}
+
+impl Merged {
+    /// The suite of `shard`'s cases, its part file created with its first case.
+    fn suite(&mut self, shard: Option<Shard>) -> Result<&mut Suite, String> {
+        if let Some(i) = self.suites.iter().position(|s| s.shard == shard) {
+            return Ok(&mut self.suites[i]);
+        }
+        let part = match shard {
+            Some(s) => self.part.with_extension(format!("part-{}", s.index)),
+            None => self.part.clone(),
+        };
+        let file =
+            File::create(&part).map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        self.suites.push(Suite {
+            shard,
+            part,
+            body: BufWriter::new(file),
+            totals: Totals::default(),
+        });
+        let last = self.suites.len() - 1;
+        Ok(&mut self.suites[last])
     }
 }
 
@@ -617,5 +684,46 @@ mod tests {
         assert_eq!(secs3(0.25), "0.250");
         assert_eq!(secs3(f64::NAN), "NaN");
         assert_eq!(secs3(-1.0), "-1.000");
+    }
+
+    #[test]
+    fn records_of_shards_are_a_suite_each_with_the_runs_totals_above() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut junit = Junit::new(dir.path(), 1);
+        let shard = |k| Some(Shard { index: k, count: 2 });
+        let mut a = passed("tests/test_x.py::test_a", Some(1));
+        a.shard = shard(2);
+        let mut b = passed("tests/test_x.py::test_b", Some(2));
+        b.shard = shard(1);
+        b.outcome = Outcome::Failed;
+        b.details.failure = "assert 1 == 2".into();
+        let mut b2 = b.clone();
+        b2.attempt = 2;
+        b2.outcome = Outcome::Passed;
+        b2.flaky = true;
+        for r in [&a, &b, &b2] {
+            junit.replay(r);
+        }
+        junit.end().unwrap();
+        let xml = std::fs::read_to_string(dir.path().join("junit.xml")).unwrap();
+        let suites: Vec<&str> = xml.matches("name=\"mtest shard ").collect();
+        assert_eq!(suites.len(), 2, "{xml}");
+        assert!(
+            xml.find("mtest shard 1/2").unwrap() < xml.find("mtest shard 2/2").unwrap(),
+            "{xml}"
+        );
+        assert!(
+            xml.contains("<testsuites tests=\"2\" failures=\"0\" errors=\"0\" skipped=\"0\""),
+            "{xml}"
+        );
+        // The retried test is one case with its failed attempt's text, in its shard's suite.
+        assert_eq!(xml.matches("<flakyFailure").count(), 1, "{xml}");
+        assert!(xml.contains("assert 1 == 2"), "{xml}");
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "junit.xml")
+            .collect();
+        assert!(leftovers.is_empty(), "part files left: {leftovers:?}");
     }
 }

@@ -13,18 +13,23 @@ use crate::record::{Attempt, TestRecord};
 use crate::store::run_log::RunLog;
 use progress::Progress;
 use reporters::Reporters;
+use stats::RunStats;
 
+/// The one place a run's records go, in order: `run.jsonl` (with `details.jsonl`), the
+/// reporters, the JUnit files, the counts, the console.
 pub struct Recorder<'h> {
     pub log: RunLog,
     pub reporters: Reporters,
     pub progress: Progress,
+    /// The run's counts: each test once, by its last attempt.
+    pub stats: RunStats,
     /// Every attempt of the run (replayed ones included), in record order.
     pub records: Vec<Attempt>,
     /// A failure to write run.jsonl: the run cannot promise resumability any more.
     pub write_error: Option<String>,
     pub junit: junit::Junit,
-    /// Adds history, environment and daemon state to failure bundles.
-    pub enricher: enrich::Enricher<'h>,
+    /// Adds history, environment and daemon state to failure bundles (a merge makes none).
+    pub enricher: Option<enrich::Enricher<'h>>,
     /// `--shard K/N`: written into every record.
     pub shard: Option<crate::shard::Shard>,
 }
@@ -34,13 +39,14 @@ impl<'h> Recorder<'h> {
         log: RunLog,
         reporters: Reporters,
         progress: Progress,
-        enricher: enrich::Enricher<'h>,
+        enricher: Option<enrich::Enricher<'h>>,
         junit: junit::Junit,
     ) -> Self {
         Recorder {
             log,
             reporters,
             records: Vec::with_capacity(progress.total),
+            stats: RunStats::with_capacity(progress.total),
             progress,
             write_error: None,
             junit,
@@ -60,8 +66,23 @@ impl<'h> Recorder<'h> {
                 "failures/{}",
                 bundle_name::bundle_name(&record.test_id, record.attempt)
             ));
-            record.details.extra = self.enricher.sections(record);
+            if let Some(enricher) = &mut self.enricher {
+                record.details.extra = enricher.sections(record);
+            }
         }
+        self.store(&records);
+        self.reporters.tests(&records, false);
+        for record in records {
+            self.junit.add(&record);
+            self.count(&record);
+            self.progress.show(&record);
+            self.flush_lines();
+            self.records.push(Attempt::from(record));
+        }
+    }
+
+    /// Writes records to `run.jsonl`; a failure is said once and kept in `write_error`.
+    fn store(&mut self, records: &[TestRecord]) {
         if !self.log.intact() && self.write_error.is_none() {
             // The store was deleted (or replaced) while the run went on: write it again.
             match self.log.recreate() {
@@ -76,19 +97,17 @@ impl<'h> Recorder<'h> {
                 }
             }
         }
-        if let Err(e) = self.log.append(&records) {
+        if let Err(e) = self.log.append(records) {
             if self.write_error.is_none() {
                 self.progress.line(&format!("warning: {e}"));
             }
             self.write_error.get_or_insert(e);
         }
-        self.reporters.tests(&records, false);
-        for record in records {
-            self.junit.add(&record);
-            self.progress.record(&record, false);
-            self.flush_lines();
-            self.records.push(Attempt::from(record));
-        }
+    }
+
+    fn count(&mut self, record: &TestRecord) {
+        self.stats.record(record);
+        self.progress.counted(&self.stats);
     }
 
     /// The records of earlier invocations of this run (`--resume`): counted and shown to
@@ -97,15 +116,43 @@ impl<'h> Recorder<'h> {
         self.reporters.tests(&records, true);
         for record in &records {
             self.junit.replay(record);
-            self.progress.record(record, true);
+            self.count(record);
             self.records.push(Attempt::from(record));
         }
         self.flush_lines();
+    }
+
+    /// Records other runs made (`mtest merge`: the shards'), made this run's: written to
+    /// its `run.jsonl`, then replayed (their bundles were written where they ran).
+    pub fn adopt(&mut self, records: Vec<TestRecord>) {
+        self.store(&records);
+        self.replay(records);
     }
 
     pub fn flush_lines(&mut self) {
         for line in self.reporters.take_lines() {
             self.progress.line(&line);
         }
+    }
+
+    /// The run's JUnit files: every chunk's still open, then the run's `junit.xml`. A
+    /// file that cannot be written is a warning: the records stand.
+    pub fn end_junit(&mut self) {
+        self.progress.clear();
+        for chunk in self.junit.pending() {
+            if let Err(e) = self.junit.finish(chunk) {
+                self.progress.line(&format!("warning: {e}"));
+            }
+        }
+        if let Err(e) = self.junit.end() {
+            self.progress.line(&format!("warning: {e}"));
+        }
+    }
+
+    /// The reporters' end: the run's counts, its exit code and notes.
+    pub fn end(&mut self, run_id: String, duration_s: f64, exit: crate::Exit, notes: Vec<String>) {
+        let summary = reporters::run_summary(run_id, duration_s, &self.stats, exit.code(), notes);
+        self.reporters.end(summary);
+        self.flush_lines();
     }
 }

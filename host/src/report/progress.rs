@@ -36,8 +36,10 @@ pub struct Plan {
 pub struct Progress {
     /// Tests to record: the bar's length.
     pub total: usize,
-    /// The counts, per test.
-    pub stats: RunStats,
+    /// Tests recorded so far, and how many of them fail (by their last attempt): the
+    /// recorder's counts, as it last said them.
+    done: usize,
+    failing: usize,
     started: Instant,
     plan: Plan,
     color: bool,
@@ -75,7 +77,8 @@ impl Progress {
         });
         Progress {
             total,
-            stats: RunStats::with_capacity(total),
+            done: 0,
+            failing: 0,
             started,
             plan,
             color,
@@ -88,17 +91,36 @@ impl Progress {
         }
     }
 
+    /// No bar, no status lines: lines only (`mtest merge`, which runs nothing).
+    pub fn quiet(total: usize, started: Instant) -> Self {
+        Progress {
+            total,
+            done: 0,
+            failing: 0,
+            started,
+            plan: Plan::default(),
+            color: false,
+            bar: None,
+            last_line: None,
+            running: Vec::new(),
+            done_ms: 0,
+            run_started: None,
+            held: false,
+        }
+    }
+
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
-    /// Counts a record; prints it if it failed (or was replayed from an earlier invocation,
-    /// silently).
-    pub fn record(&mut self, r: &TestRecord, replayed: bool) {
-        self.stats.record(r);
-        if replayed {
-            return;
-        }
+    /// The run's counts now.
+    pub fn counted(&mut self, stats: &RunStats) {
+        self.done = stats.tests();
+        self.failing = stats.failing();
+    }
+
+    /// Prints a new record if it failed.
+    pub fn show(&mut self, r: &TestRecord) {
         if r.outcome.is_failure() || r.outcome == Outcome::Xpassed {
             let label = format!(
                 "{}{}",
@@ -140,7 +162,7 @@ impl Progress {
             let full = self.full_status();
             self.line(&full);
         }
-        let done = self.stats.tests();
+        let done = self.done;
         if let Some(bar) = &self.bar {
             bar.set_position(done as u64);
             bar.set_message(self.bar_message());
@@ -174,7 +196,7 @@ impl Progress {
 
     /// `3 failed · 12.3s · ~8s left`
     fn summary_words(&self) -> String {
-        let failed = self.stats.failing();
+        let failed = self.failing;
         let failed = if failed > 0 && self.color {
             console::style(format!("{failed} failed")).red().to_string()
         } else {
@@ -189,7 +211,7 @@ impl Progress {
 
     /// `[2104/5000] 42% · 3 failed · 12.3s · ~8s left · longest running: id (4.1s)`
     fn status_line(&self) -> String {
-        let done = self.stats.tests();
+        let done = self.done;
         let mut line = format!(
             "[{done}/{}] {:.0}% · {}",
             self.total,
@@ -229,7 +251,7 @@ impl Progress {
     fn time_left(&self) -> Option<String> {
         let run = self.run_started?.elapsed().as_secs_f64() * 1000.0;
         let total = self.plan.estimate_ms as f64;
-        if total <= 0.0 || self.stats.tests() >= self.total {
+        if total <= 0.0 || self.done >= self.total {
             return None;
         }
         let done = (self.done_ms as f64).min(total);
@@ -262,11 +284,6 @@ impl Progress {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-
-    /// `12 passed, 1 failed, 1 crashed in 4.2s`
-    pub fn counts_line(&self) -> String {
-        format!("{} in {}", self.stats.counts_text(), human(self.elapsed()))
     }
 }
 

@@ -4,6 +4,22 @@
 //! these counts.
 
 use crate::record::{Outcome, TestRecord};
+use crate::Exit;
+
+/// How a run ended, besides its counts: what decides its exit code with them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunEnd {
+    /// Ctrl-C: tests were left to run (`mtest --resume` goes on).
+    pub interrupted: bool,
+    /// pytest could not run (or a merged shard ended so): the run's exit code.
+    pub broken: Option<Exit>,
+    /// A write of the store failed.
+    pub store_failed: bool,
+    /// Selected tests did not run, and not by design (a `--partial` merge).
+    pub incomplete: bool,
+    /// `--flaky-fails`: a test that passed on a retry fails the run.
+    pub flaky_fails: bool,
+}
 
 #[derive(Clone, Copy)]
 struct Last {
@@ -156,6 +172,23 @@ impl RunStats {
             .count()
     }
 
+    /// The run's exit code: interrupted (130), pytest broken (4, or the code a merged
+    /// shard ended with), a store that could not be written (3), failing tests or an
+    /// incomplete run (1), else 0. One rule for a run and a merge of shards.
+    pub fn exit(&self, end: &RunEnd, repeated: &crate::FastSet<&str>) -> Exit {
+        if end.interrupted {
+            Exit::Interrupted
+        } else if let Some(broken) = end.broken {
+            broken
+        } else if end.store_failed {
+            Exit::Internal
+        } else if end.incomplete || self.run_failures(end.flaky_fails, repeated) > 0 {
+            Exit::Failures
+        } else {
+            Exit::Ok
+        }
+    }
+
     /// (outcome, tests) for every outcome some test has.
     pub fn counts(&self) -> Vec<(Outcome, usize)> {
         Outcome::ALL
@@ -248,5 +281,55 @@ mod tests {
         assert_eq!(s.failing(), 1);
         // a: 1 of 2 passed; b failed both (not flaky); c passed its only run.
         assert_eq!(s.pass_rates(), vec![("a", 1, 2)]);
+    }
+
+    #[test]
+    fn the_exit_rule_for_a_run_and_a_merge() {
+        let none = crate::FastSet::default();
+        let mut green = RunStats::default();
+        green.record(&r("a", Outcome::Failed, 1, false));
+        green.record(&r("a", Outcome::Passed, 2, true));
+        let end = |f: fn(&mut RunEnd)| {
+            let mut e = RunEnd::default();
+            f(&mut e);
+            e
+        };
+        assert_eq!(green.exit(&RunEnd::default(), &none), Exit::Ok);
+        assert_eq!(
+            green.exit(&end(|e| e.flaky_fails = true), &none),
+            Exit::Failures
+        );
+        assert_eq!(
+            green.exit(&RunEnd::default(), &crate::FastSet::from_iter(["a"])),
+            Exit::Failures
+        );
+        // A partial merge fails though every test it has passed.
+        assert_eq!(
+            green.exit(&end(|e| e.incomplete = true), &none),
+            Exit::Failures
+        );
+        assert_eq!(
+            green.exit(&end(|e| e.store_failed = true), &none),
+            Exit::Internal
+        );
+        // A merged shard that could not run pytest: its code, before anything else but Ctrl-C.
+        let broken = end(|e| {
+            e.broken = Some(Exit::Code(4));
+            e.store_failed = true;
+        });
+        assert_eq!(green.exit(&broken, &none), Exit::Code(4));
+        let interrupted = end(|e| {
+            e.interrupted = true;
+            e.broken = Some(Exit::PytestBroken);
+        });
+        assert_eq!(green.exit(&interrupted, &none), Exit::Interrupted);
+        let mut red = RunStats::default();
+        red.record(&r("b", Outcome::Failed, 1, false));
+        assert_eq!(red.exit(&RunEnd::default(), &none), Exit::Failures);
+        let mut quarantined = r("b", Outcome::Failed, 1, false);
+        quarantined.quarantined = true;
+        let mut tolerated = RunStats::default();
+        tolerated.record(&quarantined);
+        assert_eq!(tolerated.exit(&RunEnd::default(), &none), Exit::Ok);
     }
 }

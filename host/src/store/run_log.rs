@@ -1,16 +1,25 @@
 //! `last-run/run.jsonl`: one record a line, the lines of a batch one `write` on an
 //! `O_APPEND` file, so a SIGKILL of mtest leaves at most one torn last line, which `read`
 //! sets aside.
+//!
+//! Beside it, `details.jsonl`: a line for each record with text (a failure's traceback and
+//! output, a skip's reason), keyed by test and attempt, so what a resumed or merged run
+//! replays is whole.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::record::TestRecord;
+use serde::{Deserialize, Serialize};
+
+use crate::record::{Details, TestRecord};
+use crate::FastMap;
 
 pub struct RunLog {
     file: File,
     path: PathBuf,
+    /// `details.jsonl`, opened with the first record that has details.
+    details: Option<File>,
     /// (device, inode) of the file written: if the path stops naming it, the store was
     /// deleted or replaced during the run.
     identity: (u64, u64),
@@ -24,16 +33,44 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     (meta.dev(), meta.ino())
 }
 
+/// A line of `details.jsonl`.
+#[derive(Serialize, Deserialize)]
+struct DetailsLine<'a> {
+    test_id: std::borrow::Cow<'a, str>,
+    attempt: u32,
+    details: std::borrow::Cow<'a, Details>,
+}
+
+/// `details.jsonl` beside `run.jsonl` at `log`.
+fn details_path(log: &Path) -> PathBuf {
+    log.with_file_name("details.jsonl")
+}
+
+fn open_append(path: &Path) -> Result<File, String> {
+    // Readable too: if the store is deleted during the run, this handle still holds
+    // every line written, and `recreate` copies them back.
+    OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// Writes `path` anew with what `file` holds.
+fn copy_back(mut file: &File, path: &Path) -> Result<(), String> {
+    let fail = |e: std::io::Error| format!("cannot re-create {}: {e}", path.display());
+    let tmp = path.with_extension("jsonl.tmp");
+    file.seek(SeekFrom::Start(0)).map_err(fail)?;
+    File::create(&tmp)
+        .and_then(|mut out| std::io::copy(&mut file, &mut out))
+        .and_then(|_| std::fs::rename(&tmp, path))
+        .map_err(fail)
+}
+
 impl RunLog {
     pub fn open(path: &Path) -> Result<Self, String> {
-        // Readable too: if the store is deleted during the run, this handle still holds
-        // every line written, and `recreate` copies them back.
-        let file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = open_append(path)?;
         let meta = file
             .metadata()
             .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
@@ -42,6 +79,7 @@ impl RunLog {
             lines: Vec::new(),
             file,
             path: path.to_path_buf(),
+            details: None,
         })
     }
 
@@ -58,22 +96,24 @@ impl RunLog {
     /// back through the open handle): after the store was deleted during the run, nothing
     /// recorded is lost.
     pub fn recreate(&mut self) -> Result<(), String> {
-        let fail = |e: std::io::Error| format!("cannot re-create {}: {e}", self.path.display());
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot re-create {}: {e}", dir.display()))?;
         }
-        let tmp = self.path.with_extension("jsonl.tmp");
-        let mut old = &self.file;
-        old.seek(SeekFrom::Start(0)).map_err(fail)?;
-        File::create(&tmp)
-            .and_then(|mut out| std::io::copy(&mut old, &mut out))
-            .and_then(|_| std::fs::rename(&tmp, &self.path))
-            .map_err(fail)?;
+        copy_back(&self.file, &self.path)?;
+        let details = self.details.take();
+        if let Some(file) = &details {
+            copy_back(file, &details_path(&self.path))?;
+        }
         *self = RunLog::open(&self.path)?;
+        if details.is_some() {
+            self.details = Some(open_append(&details_path(&self.path))?);
+        }
         Ok(())
     }
 
-    /// Appends records, a line each, in one `write`.
+    /// Appends records, a line each, in one `write`; then the details of those that have
+    /// some, in another.
     pub fn append(&mut self, records: &[TestRecord]) -> Result<(), String> {
         let lines = &mut self.lines;
         lines.clear();
@@ -84,7 +124,33 @@ impl RunLog {
         }
         self.file
             .write_all(lines)
-            .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))
+            .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))?;
+        self.append_details(records)
+    }
+
+    fn append_details(&mut self, records: &[TestRecord]) -> Result<(), String> {
+        let lines = &mut self.lines;
+        lines.clear();
+        for r in records.iter().filter(|r| !r.details.is_empty()) {
+            let line = DetailsLine {
+                test_id: r.test_id.as_str().into(),
+                attempt: r.attempt,
+                details: std::borrow::Cow::Borrowed(&r.details),
+            };
+            serde_json::to_writer(&mut *lines, &line)
+                .map_err(|e| format!("cannot encode a record's details: {e}"))?;
+            lines.push(b'\n');
+        }
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let path = details_path(&self.path);
+        let file = match &mut self.details {
+            Some(file) => file,
+            None => self.details.insert(open_append(&path)?),
+        };
+        file.write_all(lines)
+            .map_err(|e| format!("cannot append to {}: {e}", path.display()))
     }
 }
 
@@ -134,5 +200,91 @@ pub fn read(path: &Path) -> Result<Recorded, String> {
         aside.write_all(&bad).map_err(|e| e.to_string())?;
         super::atomic_write(path, &good)?;
     }
+    attach_details(&details_path(path), &mut records)?;
     Ok(Recorded { records, rejected })
+}
+
+/// Gives each record its details from `details.jsonl` (a log without one, from an mtest
+/// before it, has records without). A line that does not parse (a torn last line after a
+/// kill) is left out: the text of a failure is lost, never its outcome.
+fn attach_details(path: &Path, records: &mut [TestRecord]) -> Result<(), String> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let mut by_test: FastMap<String, Vec<(u32, Details)>> = FastMap::default();
+    for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+        if let Ok(line) = serde_json::from_slice::<DetailsLine>(line) {
+            by_test
+                .entry(line.test_id.into_owned())
+                .or_default()
+                .push((line.attempt, line.details.into_owned()));
+        }
+    }
+    if by_test.is_empty() {
+        return Ok(());
+    }
+    for r in records.iter_mut() {
+        let Some(attempts) = by_test.get_mut(r.test_id.as_str()) else {
+            continue;
+        };
+        if let Some(i) = attempts.iter().position(|(a, _)| *a == r.attempt) {
+            r.details = attempts.swap_remove(i).1;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str, attempt: u32, failure: &str) -> TestRecord {
+        let mut r: TestRecord = serde_json::from_value(serde_json::json!({
+            "schema_version": 1, "run_id": "r", "test_id": id, "outcome": "failed",
+            "duration_s": 0.0, "tier": 1, "markers": [], "file": "t.py", "line": null,
+            "chunk": 1, "attempt": attempt, "quarantined": false, "started_at": "",
+            "finished_at": "", "message": null, "bundle": null
+        }))
+        .unwrap();
+        r.details.failure = failure.into();
+        r
+    }
+
+    #[test]
+    fn a_records_details_come_back_with_it_and_a_torn_line_loses_only_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut log = RunLog::open(&path).unwrap();
+        let mut quiet = record("t.py::c", 1, "");
+        quiet.outcome = crate::record::Outcome::Passed;
+        log.append(&[record("t.py::a", 1, "first"), quiet]).unwrap();
+        log.append(&[record("t.py::a", 2, "second"), record("t.py::b", 1, "b's")])
+            .unwrap();
+        // A kill mid-line: the last details line is torn.
+        let details = dir.path().join("details.jsonl");
+        let text = std::fs::read_to_string(&details).unwrap();
+        assert_eq!(
+            text.lines().count(),
+            3,
+            "a record without text has no line: {text}"
+        );
+        std::fs::write(&details, &text[..text.len() - 5]).unwrap();
+        let read = read(&path).unwrap();
+        let failures: Vec<(&str, u32, &str)> = read
+            .records
+            .iter()
+            .map(|r| (r.test_id.as_str(), r.attempt, r.details.failure.as_str()))
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                ("t.py::a", 1, "first"),
+                ("t.py::c", 1, ""),
+                ("t.py::a", 2, "second"),
+                ("t.py::b", 1, "")
+            ]
+        );
+    }
 }

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::cli::ColorChoice;
+use crate::commands::summary;
 
 /// What the run says of flaky tests: a repeated test's pass rate, and how many others
 /// failed, then passed on a retry.
@@ -85,13 +86,13 @@ pub(super) fn start_recorder<'h>(
         &gates.last_run(),
         &start,
     );
-    let enricher = Enricher::new(
+    let enricher = Some(Enricher::new(
         host,
         Path::new(&opts.python),
         env.root,
         Arc::clone(durations),
         &env.project.mtest.probes,
-    );
+    ));
     let plan = Plan {
         estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
         with_history: durations
@@ -120,7 +121,7 @@ pub(super) fn start_recorder<'h>(
 pub(super) struct Ending<'a> {
     pub(super) finish: &'a Finish,
     pub(super) store_errors: &'a [String],
-    pub(super) progress: &'a Progress,
+    pub(super) rec: &'a Recorder<'a>,
     pub(super) state: &'a RunState,
     pub(super) notes: &'a [String],
     pub(super) versions: Option<(String, String)>,
@@ -131,20 +132,11 @@ pub(super) struct Ending<'a> {
 
 /// The run's last lines on the console: errors, the counts, notes, where things are.
 pub(super) fn print_summary(e: &Ending) {
-    if let Finish::Broken(text) = e.finish {
-        eprintln!("error: {text}");
-    }
-    if let Some(first) = e.store_errors.first() {
-        eprintln!(
-            "error: the store could not be written ({} write(s) failed; first: {first}); the outcomes above stand, but .gates/ is incomplete: free space or fix permissions and run again",
-            e.store_errors.len()
-        );
-    }
-    let stats = &e.progress.stats;
-    let quarantined_failures = stats.quarantined_failing();
-    eprintln!(
-        "mtest: {} (run {}{})",
-        e.progress.counts_line(),
+    let stats = &e.rec.stats;
+    let headline = format!(
+        "mtest: {} in {} (run {}{})",
+        stats.counts_text(),
+        clock::human(e.rec.progress.elapsed()),
         e.state.run_id,
         e.state
             .options
@@ -152,48 +144,43 @@ pub(super) fn print_summary(e: &Ending) {
             .map(|s| format!(", shard {s}"))
             .unwrap_or_default()
     );
-    for note in e.notes {
-        eprintln!("  {note}");
-    }
-    if quarantined_failures > 0 {
-        eprintln!("  {quarantined_failures} failure(s) of quarantined tests do not fail the run");
-    }
-    if let Some((python, pytest)) = &e.versions {
-        eprintln!(
-            "  Python {python}, pytest {pytest}, -j {}",
-            e.state.options.jobs
-        );
-    }
-    let rel = |p: &Path| p.strip_prefix(e.root).unwrap_or(p).display().to_string();
-    eprintln!(
-        "  records: {}   summary: {}",
-        rel(&e.gates.run_log()),
-        rel(&e.gates.last_run().join("summary.md"))
-    );
-    if stats.failing() + quarantined_failures > 0 {
-        eprintln!(
-            "  failure bundles: {}/",
-            rel(&e.gates.last_run().join("failures"))
-        );
-    }
-    match e.finish {
-        Finish::Interrupted => eprintln!(
-            "  interrupted: run `mtest --resume` to run the {} test(s) not yet recorded",
-            e.state.tests.len().saturating_sub(stats.tests())
-        ),
-        Finish::Debugged(test) => match e.state.tests.len().saturating_sub(stats.tests()) {
-            0 => eprintln!("  stopped at {test} for pytest's debugger"),
-            left => eprintln!(
-                "  stopped at {test} for pytest's debugger: run `mtest --resume` to run the {left} test(s) not yet recorded"
-            ),
-        },
-        Finish::FailedFast { not_run } => eprintln!(
-            "  stopped early (--max-fail {}) after {} failing test(s): {not_run} selected test(s) did not run",
+    let not_recorded = e.state.tests.len().saturating_sub(stats.tests());
+    let left = match e.finish {
+        Finish::Interrupted => Some(format!(
+            "interrupted: run `mtest --resume` to run the {not_recorded} test(s) not yet recorded"
+        )),
+        Finish::Debugged(test) if not_recorded == 0 => {
+            Some(format!("stopped at {test} for pytest's debugger"))
+        }
+        Finish::Debugged(test) => Some(format!(
+            "stopped at {test} for pytest's debugger: run `mtest --resume` to run the {not_recorded} test(s) not yet recorded"
+        )),
+        Finish::FailedFast { not_run } => Some(format!(
+            "stopped early (--max-fail {}) after {} failing test(s): {not_run} selected test(s) did not run",
             e.max_fail.unwrap_or(1),
             stats.failing(),
-        ),
-        _ => {}
-    }
+        )),
+        _ => None,
+    };
+    summary::print(&summary::LastLines {
+        headline,
+        broken: match e.finish {
+            Finish::Broken(text) => Some(text),
+            _ => None,
+        },
+        store_errors: e.store_errors,
+        stats,
+        notes: e.notes,
+        versions: e.versions.as_ref().map(|(python, pytest)| {
+            format!(
+                "Python {python}, pytest {pytest}, -j {}",
+                e.state.options.jobs
+            )
+        }),
+        root: e.root,
+        gates: e.gates,
+        left,
+    });
 }
 
 /// Why the quarantine policy must not learn from this run, if it must not: pytest could

@@ -23,8 +23,8 @@ use crate::record::{one_line, Attempt, Details, Outcome, TestRecord, SCHEMA_VERS
 use crate::report::enrich::Enricher;
 use crate::report::junit::Junit;
 use crate::report::progress::{self, Plan, Progress};
-use crate::report::reporters::{self, Reporters};
-use crate::report::stats::RunStats;
+use crate::report::reporters::Reporters;
+use crate::report::stats::{RunEnd, RunStats};
 use crate::report::Recorder;
 use crate::run_event::RunEvent;
 use crate::selection;
@@ -445,25 +445,13 @@ fn supervise_run<'h>(
     // (the tests running then finish first).
     let tests_ended = Instant::now();
     let end_from = deadline.filter(|d| *d < tests_ended).unwrap_or(tests_ended);
-    end_junit(&mut supervised.rec);
+    supervised.rec.end_junit();
     Ok(Ran {
         supervised,
         first_new,
         tests_wall,
         end_from,
     })
-}
-
-fn end_junit(rec: &mut Recorder) {
-    rec.progress.clear();
-    for chunk in rec.junit.pending() {
-        if let Err(e) = rec.junit.finish(chunk) {
-            rec.progress.line(&format!("warning: {e}"));
-        }
-    }
-    if let Err(e) = rec.junit.end() {
-        rec.progress.line(&format!("warning: {e}"));
-    }
 }
 
 /// What the store made of the run: its notes, the writes that failed, its status.
@@ -484,7 +472,9 @@ fn store_run(
     quarantine: &mut Quarantine,
 ) -> Stored {
     let opts = &state.options;
-    ran.supervised.rec.enricher.release_history();
+    if let Some(enricher) = &mut ran.supervised.rec.enricher {
+        enricher.release_history();
+    }
     let (finish, rec) = (&ran.supervised.finish, &ran.supervised.rec);
     let this_run = &rec.records[ran.first_new..];
     learn(
@@ -517,7 +507,7 @@ fn store_run(
         false
     } else if status != Status::Complete {
         false
-    } else if let Some(why) = broken_run(finish, &rec.progress.stats) {
+    } else if let Some(why) = broken_run(finish, &rec.stats) {
         notes.push(why);
         false
     } else {
@@ -569,20 +559,23 @@ fn end_run(
             rec.progress.line(&format!("warning: pytest's cache: {e}"));
         }
     }
-    let opts = &state.options;
+    let (flaky_fails, max_fail) = (
+        state.options.flaky_fails,
+        state.options.stop_after_failures(),
+    );
     // One set of counts (RunStats): each test once, by its last attempt; a flaky pass
     // counts as a failure with --flaky-fails, or when the test was repeated.
-    let stats = &rec.progress.stats;
-    let failures = stats.run_failures(opts.flaky_fails, repeated);
-    notes.extend(flakiness_notes(stats, repeated, opts.flaky_fails));
-    let exit_for = |store_errors: &[String]| match &finish {
-        Finish::Interrupted => Exit::Interrupted,
-        Finish::Broken(_) => Exit::PytestBroken,
-        _ if !store_errors.is_empty() => Exit::Internal,
-        _ if failures > 0 => Exit::Failures,
-        _ => Exit::Ok,
+    notes.extend(flakiness_notes(&rec.stats, repeated, flaky_fails));
+    let exit_for = |store_errors: &[String]| {
+        let end = RunEnd {
+            interrupted: finish == Finish::Interrupted,
+            broken: matches!(finish, Finish::Broken(_)).then_some(Exit::PytestBroken),
+            store_failed: !store_errors.is_empty(),
+            incomplete: false,
+            flaky_fails,
+        };
+        rec.stats.exit(&end, repeated)
     };
-    let max_fail = opts.stop_after_failures();
     let final_state = RunState {
         status,
         updated_at: clock::now(),
@@ -594,19 +587,12 @@ fn end_run(
         store_errors.push(e);
     }
     let exit = exit_for(&store_errors);
-    let summary = reporters::run_summary(
-        final_state.run_id.clone(),
-        rec.progress.elapsed().as_secs_f64(),
-        &rec.progress.stats,
-        exit.code(),
-        notes.clone(),
-    );
-    rec.reporters.end(summary);
-    rec.flush_lines();
+    let duration_s = rec.progress.elapsed().as_secs_f64();
+    rec.end(final_state.run_id.clone(), duration_s, exit, notes.clone());
     print_summary(&Ending {
         finish: &finish,
         store_errors: &store_errors,
-        progress: &rec.progress,
+        rec: &rec,
         state: &final_state,
         notes: &notes,
         versions,
