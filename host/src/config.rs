@@ -149,14 +149,49 @@ struct PytestTool {
     ini_options: Option<toml::Table>,
 }
 
+/// What is wrong with the project's configuration or where it is (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--root {}: {source}", root.display())]
+    Root {
+        root: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the working directory: {0}")]
+    Cwd(#[source] std::io::Error),
+    #[error("{}: cannot read: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// `pyproject.toml:12: invalid type …`
+    #[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Parse {
+        file: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+    #[error("{}: [tool.mtest] {problem}", file.display())]
+    Invalid { file: PathBuf, problem: Problem },
+}
+
+/// One line naming a `[tool.mtest]` key and what is wrong with its value.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Problem(String);
+
 /// The project root: `--root` if given, else the nearest ancestor of the working directory
 /// holding a `pyproject.toml` or `pytest.ini`, else the working directory.
-pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf, String> {
+pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf, ConfigError> {
     if let Some(root) = explicit {
-        return std::fs::canonicalize(root).map_err(|e| format!("--root {}: {e}", root.display()));
+        return std::fs::canonicalize(root).map_err(|source| ConfigError::Root {
+            root: root.to_path_buf(),
+            source,
+        });
     }
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the working directory: {e}"))?;
+    let cwd = std::env::current_dir().map_err(ConfigError::Cwd)?;
     Ok(cwd
         .ancestors()
         .find(|d| d.join("pyproject.toml").is_file() || d.join("pytest.ini").is_file())
@@ -165,19 +200,21 @@ pub fn find_root(explicit: Option<&Path>) -> Result<PathBuf, String> {
 }
 
 /// Reads `root/pyproject.toml` (absent is fine: all defaults).
-pub fn load(root: &Path) -> Result<ProjectConfig, String> {
+pub fn load(root: &Path) -> Result<ProjectConfig, ConfigError> {
     let file = root.join("pyproject.toml");
     let text = match std::fs::read_to_string(&file) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProjectConfig::default()),
-        Err(e) => return Err(format!("{}: cannot read: {e}", file.display())),
+        Err(source) => return Err(ConfigError::Read { file, source }),
     };
     let parsed: Pyproject = toml::from_str(&text).map_err(|e| {
         let message = e.message().trim().replace('\n', " ");
-        let at = error_line(&text, e.span(), &message)
-            .map(|l| format!(":{l}"))
-            .unwrap_or_default();
-        format!("{}{at}: {message}", file.display())
+        let line = error_line(&text, e.span(), &message);
+        ConfigError::Parse {
+            file: file.clone(),
+            line,
+            message,
+        }
     })?;
     let pytest_timeout = parsed
         .tool
@@ -191,7 +228,7 @@ pub fn load(root: &Path) -> Result<ProjectConfig, String> {
             _ => None,
         });
     let mtest = parsed.tool.mtest.unwrap_or_default();
-    validate(&mtest).map_err(|e| format!("{}: [tool.mtest] {e}", file.display()))?;
+    validate(&mtest).map_err(|problem| ConfigError::Invalid { file, problem })?;
     Ok(ProjectConfig {
         mtest,
         pytest_timeout,
@@ -220,12 +257,13 @@ fn error_line(text: &str, span: Option<std::ops::Range<usize>>, message: &str) -
 /// The most parallel workers mtest starts.
 pub const MAX_JOBS: u32 = 1024;
 
-fn validate(c: &Config) -> Result<(), String> {
+/// What is wrong with `[tool.mtest]`, if anything: one line naming the key.
+fn validate(c: &Config) -> Result<(), Problem> {
     if c.jobs == Some(0) {
-        return Err("jobs: must be at least 1".into());
+        return Err(Problem("jobs: must be at least 1".into()));
     }
     if let Some(jobs) = c.jobs.filter(|&j| j > MAX_JOBS) {
-        return Err(format!("jobs: {jobs} is more than {MAX_JOBS}"));
+        return Err(Problem(format!("jobs: {jobs} is more than {MAX_JOBS}")));
     }
     let probe_timeouts = c
         .probes
@@ -241,31 +279,31 @@ fn validate(c: &Config) -> Result<(), String> {
     .chain(probe_timeouts)
     {
         if let Some(v) = v {
-            crate::clock::checked_secs(v).map_err(|e| format!("{key}: {e}"))?;
+            crate::clock::checked_secs(v).map_err(|e| Problem(format!("{key}: {e}")))?;
         }
     }
     for (name, p) in &c.probes {
         match (&p.plugin, &p.native) {
             (Some(_), Some(_)) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "probes.{name}: give either `plugin` (WebAssembly) or `native` (a shared library), not both"
-                ))
+                )))
             }
             (None, None) => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "probes.{name}: needs `plugin` (e.g. \"tcp\") or `native = \"path.so\"`"
-                ))
+                )))
             }
             (None, Some(lib)) if !p.trusted => {
-                return Err(format!(
+                return Err(Problem(format!(
                     "probes.{name}: native = {lib:?} runs native code with mtest's rights: add `trusted = true` to allow it"
-                ))
+                )))
             }
             _ => {}
         }
     }
     if c.plugin_memory_mb == Some(0) {
-        return Err("plugin-memory-mb: must be at least 1".into());
+        return Err(Problem("plugin-memory-mb: must be at least 1".into()));
     }
     Ok(())
 }

@@ -74,11 +74,11 @@ pub fn main() -> Exit {
 pub fn run(cli: Cli) -> Exit {
     let root = match config::find_root(cli.root.as_deref()) {
         Ok(root) => root,
-        Err(e) => return usage_error(&e),
+        Err(e) => return commands::Stop::from(e).report(),
     };
     let project = match config::load(&root) {
         Ok(project) => project,
-        Err(e) => return usage_error(&e),
+        Err(e) => return commands::Stop::from(e).report(),
     };
     let host = match plugin_host(&project.mtest) {
         Ok(host) => host,
@@ -131,9 +131,4 @@ pub fn plugin_host(config: &config::Config) -> Result<PluginHost, String> {
         limits.memory_bytes = usize::try_from(mb.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
     }
     PluginHost::new(limits, ArtifactCache::default_dir())
-}
-
-fn usage_error(message: &str) -> Exit {
-    eprintln!("error: {message}");
-    Exit::Usage
 }

@@ -2,6 +2,7 @@
 //! outcomes of each test that is quarantined or did not always pass, and says who enters or
 //! leaves; `quarantine.json` keeps the result.
 
+use crate::selection::PolicyError;
 use std::path::Path;
 
 use crate::clock;
@@ -16,13 +17,14 @@ fn policy(
     host: &PluginHost,
     root: &Path,
     project: &ProjectConfig,
-) -> Result<(LoadedPlugin, Option<LoadedPlugin>), String> {
+) -> Result<(LoadedPlugin, Option<LoadedPlugin>), PolicyError> {
     let spec = project
         .mtest
         .quarantine_policy
         .clone()
         .unwrap_or_else(|| builtins::DEFAULT_QUARANTINE.to_string());
-    let plugin = discovery::resolve(host, root, &spec, Source::Config)?;
+    let plugin =
+        discovery::resolve(host, root, &spec, Source::Config).map_err(PolicyError::NotLoaded)?;
     let fallback = match plugin.source {
         Source::Builtin => None,
         _ => builtins::load(host, builtins::DEFAULT_QUARANTINE).and_then(|r| r.ok()),
@@ -39,7 +41,7 @@ pub fn apply(
     records: &[Attempt],
     durations: &Durations,
     quarantine: &mut Quarantine,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, PolicyError> {
     let histories = histories(records, durations, quarantine);
     quarantine.schema_version = 1;
     if histories.is_empty() {
@@ -54,9 +56,12 @@ pub fn apply(
         Err(e) => match &fallback {
             Some(fb) => {
                 notes.push(format!("{e}; used the built-in {} instead", fb.label()));
-                ask(fb).map_err(|e2| format!("{e}; the built-in fallback failed too: {e2}"))?
+                ask(fb).map_err(|e2| PolicyError::FallbackFailed {
+                    failed: e.clone(),
+                    fallback: e2,
+                })?
             }
-            None => return Err(e.to_string()),
+            None => return Err(e.into()),
         },
     };
     for d in decisions {

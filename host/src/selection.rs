@@ -9,7 +9,7 @@ use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::session::{
     Candidate, ExclusionReason, SelectionRequest, SelectionSession, Shard as WitShard,
 };
-use crate::plugin_host::{LoadedPlugin, PluginHost};
+use crate::plugin_host::{LoadedPlugin, PluginError, PluginHost};
 use crate::pytest::events::Item;
 use crate::record::PlannedTest;
 use crate::shard::{self, Shard, ShardPlan};
@@ -236,28 +236,48 @@ fn forgiven(durations: &Durations, id: &str) -> bool {
     durations.tests.get(id).is_some_and(History::passed_lately)
 }
 
+/// Why a policy plugin (the selector, the quarantine policy) gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// The configured plugin could not be found or loaded.
+    #[error("{0}")]
+    NotLoaded(String),
+    /// It failed, and there is no built-in to fall back on.
+    #[error(transparent)]
+    Failed(#[from] PluginError),
+    #[error("{failed}; the built-in fallback failed too: {fallback}")]
+    FallbackFailed {
+        failed: PluginError,
+        fallback: PluginError,
+    },
+    #[error("--shard {shard}: the selector {selector} left no test to the other shards (a selector that ignores --shard would run every test on every shard); use the built-in {} or a selector that shards", crate::plugin_host::builtins::DEFAULT_SELECTOR)]
+    ShardIgnored { shard: Shard, selector: String },
+}
+
 /// Asks `plugin`; if it fails and a `fallback` is given, asks that and says so.
 pub fn select(
     host: &PluginHost,
     plugin: &LoadedPlugin,
     fallback: Option<&LoadedPlugin>,
     inputs: &Inputs,
-) -> Result<Selected, String> {
+) -> Result<Selected, PolicyError> {
     let req = request(inputs);
     let ask = |p: &LoadedPlugin| SelectionSession::start(host, p).and_then(|mut s| s.select(&req));
     let (answer, used, fallback_note) = match ask(plugin) {
         Ok(sel) => (sel, plugin, None),
         Err(e) => match fallback {
             Some(fb) => {
-                let sel =
-                    ask(fb).map_err(|e2| format!("{e}; the built-in fallback failed too: {e2}"))?;
+                let sel = ask(fb).map_err(|e2| PolicyError::FallbackFailed {
+                    failed: e.clone(),
+                    fallback: e2,
+                })?;
                 (
                     sel,
                     fb,
                     Some(format!("{e}; used the built-in {} instead", fb.label())),
                 )
             }
-            None => return Err(e.to_string()),
+            None => return Err(e.into()),
         },
     };
     if let Some(shard) = inputs.shard {
@@ -266,11 +286,10 @@ pub fn select(
             .iter()
             .any(|x| x.reason == ExclusionReason::Shard);
         if shard.count > 1 && answer.selected.len() >= 2 && !to_others {
-            return Err(format!(
-                "--shard {shard}: the selector {} left no test to the other shards (a selector that ignores --shard would run every test on every shard); use the built-in {} or a selector that shards",
-                used.label(),
-                crate::plugin_host::builtins::DEFAULT_SELECTOR
-            ));
+            return Err(PolicyError::ShardIgnored {
+                shard,
+                selector: used.label(),
+            });
         }
     }
     let mut order = answer.selected.clone();

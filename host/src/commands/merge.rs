@@ -138,7 +138,7 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Stop> 
                 aside.display()
             )))
         }
-        Err(e) => return Err(usage(e)),
+        Err(e) => return Err(usage(e.to_string())),
     };
     let Some(plan) = state.shard_plan.clone() else {
         return Err(usage(format!(
@@ -147,7 +147,7 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Stop> 
         )));
     };
     let log = dir.join("last-run").join("run.jsonl");
-    let recorded = run_log::read(&log).map_err(usage)?;
+    let recorded = run_log::read(&log).map_err(|e| usage(e.to_string()))?;
     if recorded.rejected > 0 {
         return Err(usage(format!(
             "shard {} ({}): {} line(s) of {} do not parse (moved to run.jsonl.rejected): records are lost, run the shard again",
@@ -393,10 +393,8 @@ fn execute(
     } = read_all(dirs, &gates, partial, scratch.path())?;
 
     // Write: the lock, a fresh last-run/, then the records through the run's recorder.
-    let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
-    gates
-        .rotate_last_run()
-        .map_err(|e| Stop(Exit::Internal, e))?;
+    let _lock = lock::acquire(&gates.dir)?;
+    gates.rotate_last_run()?;
     let mut state = merged_state(&shards, dirs);
     let mut rec = recorder(&gates, root, project, host, &state, started)?;
     rec.adopt(
@@ -415,12 +413,12 @@ fn execute(
     store_errors.extend(copy_bundles(&shards, &gates.last_run().join("failures")));
     let durations = merged_durations(&shards);
     if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
-        store_errors.push(e);
+        store_errors.push(e.to_string());
     }
     let places = (root, project, host);
     let quarantine = merged_quarantine(&shards, &rec, incomplete, &durations, places, &mut notes);
     if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
-        store_errors.push(e);
+        store_errors.push(e.to_string());
     }
 
     // The exit code, as a run's: a flaky test the shards repeated (`--repeat`,
@@ -451,7 +449,7 @@ fn execute(
     state.exit_code = Some(exit.code());
     state.notes = notes.clone();
     if let Err(e) = state::write_start(&gates.state(), &state) {
-        store_errors.push(e);
+        store_errors.push(e.to_string());
     }
     end.store_failed = !store_errors.is_empty();
     let exit = rec.stats.exit(&end, &repeated);
@@ -529,7 +527,7 @@ fn recorder<'h>(
     state: &RunState,
     started: std::time::Instant,
 ) -> Result<Recorder<'h>, Stop> {
-    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let log = run_log::RunLog::open(&gates.run_log())?;
     let last_run = gates.last_run();
     let reporters = Reporters::start(
         host,

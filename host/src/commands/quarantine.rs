@@ -8,21 +8,18 @@ use crate::store::quarantine::{Entry, Quarantine};
 use crate::store::{self, lock, Gates, Loaded};
 use crate::Exit;
 
-fn load(gates: &Gates) -> Result<Quarantine, String> {
+use super::Stop;
+
+fn load(gates: &Gates) -> Result<Quarantine, Stop> {
     match store::read_json::<Quarantine>(&gates.quarantine())? {
         Loaded::Ok(q) => Ok(q),
         Loaded::Missing => Ok(Quarantine::default()),
-        Loaded::Corrupt { why, aside } => Err(format!(
+        Loaded::Corrupt { why, aside } => Err(Stop::usage(format!(
             "{} is corrupt ({why}); moved to {}",
             gates.quarantine().display(),
             aside.display()
-        )),
+        ))),
     }
-}
-
-fn fail(message: String) -> Exit {
-    eprintln!("error: {message}");
-    Exit::Usage
 }
 
 /// The table: test, since, by whom and why, failures among its last 5 runs, and passes in
@@ -31,7 +28,7 @@ pub fn show(root: &Path) -> Exit {
     let gates = Gates::new(root);
     let q = match load(&gates) {
         Ok(q) => q,
-        Err(e) => return fail(e),
+        Err(stop) => return stop.report(),
     };
     if q.tests.is_empty() {
         println!("No tests are quarantined.");
@@ -91,42 +88,38 @@ pub fn show(root: &Path) -> Exit {
     Exit::Ok
 }
 
-fn change(root: &Path, edit: impl FnOnce(&mut Quarantine) -> Result<String, String>) -> Exit {
-    let gates = Gates::new(root);
-    let _lock = match lock::acquire(&gates.dir) {
-        Ok(l) => l,
-        Err(e) => return fail(e.to_string()),
+fn change(root: &Path, edit: impl FnOnce(&mut Quarantine) -> Result<String, Stop>) -> Exit {
+    let changed = || -> Result<String, Stop> {
+        let gates = Gates::new(root);
+        let _lock = lock::acquire(&gates.dir)?;
+        let mut q = load(&gates)?;
+        let message = edit(&mut q)?;
+        q.schema_version = 1;
+        store::atomic_write_json(&gates.quarantine(), &q)?;
+        Ok(message)
     };
-    let mut q = match load(&gates) {
-        Ok(q) => q,
-        Err(e) => return fail(e),
-    };
-    match edit(&mut q) {
+    match changed() {
         Ok(message) => {
-            q.schema_version = 1;
-            if let Err(e) = store::atomic_write_json(&gates.quarantine(), &q) {
-                return fail(e);
-            }
             println!("{message}");
             Exit::Ok
         }
-        Err(e) => fail(e),
+        Err(stop) => stop.report(),
     }
 }
 
 pub fn release(root: &Path, test_id: &str) -> Exit {
     change(root, |q| match q.tests.remove(test_id) {
         Some(_) => Ok(format!("released {test_id} from quarantine")),
-        None => Err(format!(
+        None => Err(Stop::usage(format!(
             "{test_id} is not quarantined; `mtest --quarantine` lists the ones that are"
-        )),
+        ))),
     })
 }
 
 pub fn add(root: &Path, test_id: &str, reason: &str) -> Exit {
     change(root, |q| {
         if q.contains(test_id) {
-            return Err(format!("{test_id} is already quarantined"));
+            return Err(Stop::usage(format!("{test_id} is already quarantined")));
         }
         let entry = Entry {
             since: clock::now(),

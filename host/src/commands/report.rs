@@ -7,6 +7,8 @@ use crate::report::stats::RunStats;
 use crate::store::{run_log, Gates, Loaded};
 use crate::Exit;
 
+use super::Stop;
+
 pub fn report(root: &Path, json: bool) -> Exit {
     let gates = Gates::new(root);
     if json {
@@ -15,10 +17,7 @@ pub fn report(root: &Path, json: bool) -> Exit {
                 println!("{text}");
                 Exit::Ok
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                Exit::Usage
-            }
+            Err(stop) => stop.report(),
         };
     }
     let path = gates.last_run().join("summary.md");
@@ -40,13 +39,13 @@ pub fn report(root: &Path, json: bool) -> Exit {
 /// `{"run_id", "status", "counts", "tests", "failing", "flaky", "records"}`: counts as the
 /// run's summary has them (each test once, by its last attempt), records as run.jsonl has
 /// them (every attempt).
-fn report_json(gates: &Gates) -> Result<String, String> {
+fn report_json(gates: &Gates) -> Result<String, Stop> {
     let path = gates.run_log();
     if !path.exists() {
-        return Err(format!(
+        return Err(Stop::usage(format!(
             "no report to show: {} does not exist; run `mtest` first",
             path.display()
-        ));
+        )));
     }
     let recorded = run_log::read(&path)?;
     let state = match crate::store::state::read(&gates.state())? {
@@ -72,7 +71,8 @@ fn report_json(gates: &Gates) -> Result<String, String> {
         "flaky": stats.flaky(),
         "records": recorded.records,
     });
-    serde_json::to_string_pretty(&doc).map_err(|e| format!("cannot encode the report: {e}"))
+    serde_json::to_string_pretty(&doc)
+        .map_err(|e| Stop::internal(format!("cannot encode the report: {e}")))
 }
 
 /// Writes the last run's timeline to `file` as Chrome trace-event JSON: a track per
@@ -80,27 +80,25 @@ fn report_json(gates: &Gates) -> Result<String, String> {
 /// it starts), a slice per test attempt with its outcome, chunk and message.
 pub fn trace(root: &Path, file: &Path) -> Exit {
     let result = trace_json(&Gates::new(root)).and_then(|doc| {
-        std::fs::write(file, doc).map_err(|e| format!("cannot write {}: {e}", file.display()))
+        std::fs::write(file, doc)
+            .map_err(|e| Stop::usage(format!("cannot write {}: {e}", file.display())))
     });
     match result {
         Ok(()) => {
             println!("{}", file.display());
             Exit::Ok
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Exit::Usage
-        }
+        Err(stop) => stop.report(),
     }
 }
 
-fn trace_json(gates: &Gates) -> Result<String, String> {
+fn trace_json(gates: &Gates) -> Result<String, Stop> {
     let path = gates.run_log();
     if !path.exists() {
-        return Err(format!(
+        return Err(Stop::usage(format!(
             "no report to show: {} does not exist; run `mtest` first",
             path.display()
-        ));
+        )));
     }
     let records = run_log::read(&path)?.records;
     let micros = |t: crate::clock::Stamp| {
@@ -166,5 +164,5 @@ fn trace_json(gates: &Gates) -> Result<String, String> {
         "traceEvents": events,
         "displayTimeUnit": "ms",
     }))
-    .map_err(|e| format!("cannot encode the trace: {e}"))
+    .map_err(|e| Stop::internal(format!("cannot encode the trace: {e}")))
 }

@@ -51,7 +51,7 @@ pub enum CollectFailure {
     /// pytest's own text.
     Broken(String),
     /// We could not start it at all.
-    Io(String),
+    Io(crate::pytest::PytestError),
     /// An option that does not run tests (`--setup-plan`…).
     Refused(String),
     /// Ctrl-C or SIGTERM while collecting.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::record::{Attempt, Outcome};
+use crate::store::StoreError;
 
 /// pytest's own rule, applied to each test's last attempt of the run: a failure (or an
 /// error, a hang, a crash) is added, a pass or a skip removes it; tests that did not run
@@ -34,7 +35,7 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 
 /// Updates `<cache_dir>/v/cache/lastfailed` (an unreadable one is replaced, as pytest does);
 /// a new cache directory gets pytest's `.gitignore` and `CACHEDIR.TAG`.
-pub fn write(cache_dir: &Path, attempts: &[Attempt]) -> Result<(), String> {
+pub fn write(cache_dir: &Path, attempts: &[Attempt]) -> Result<(), StoreError> {
     let path = cache_dir.join("v").join("cache").join("lastfailed");
     let old: BTreeMap<String, bool> = std::fs::read(&path)
         .ok()
@@ -51,7 +52,10 @@ pub fn write(cache_dir: &Path, attempts: &[Attempt]) -> Result<(), String> {
         }
     }
     // As pytest writes it: sorted, indented by 2.
-    let text = serde_json::to_vec_pretty(&new).map_err(|e| e.to_string())?;
+    let text = serde_json::to_vec_pretty(&new).map_err(|source| StoreError::Encode {
+        what: "pytest's lastfailed",
+        source,
+    })?;
     crate::store::atomic_write(&path, &text)
 }
 

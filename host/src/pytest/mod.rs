@@ -2,10 +2,12 @@
 //! shipped inside the binary, and the command line every invocation shares.
 
 pub mod collect;
+mod error;
 pub mod events;
 pub mod lastfailed;
 pub mod outcome;
 mod plugin_dir;
+pub use error::PytestError;
 pub mod zygote;
 
 use std::ffi::OsString;
@@ -106,7 +108,11 @@ pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Pat
 }
 
 impl Pytest {
-    pub fn new(python: PathBuf, root: PathBuf, extra_args: Vec<String>) -> Result<Self, String> {
+    pub fn new(
+        python: PathBuf,
+        root: PathBuf,
+        extra_args: Vec<String>,
+    ) -> Result<Self, PytestError> {
         let plugin_dir = PluginDir::create()?;
         let package = plugin_dir.path().join(EVENT_PLUGIN_MODULE);
         std::fs::create_dir(&package)
@@ -115,7 +121,7 @@ impl Pytest {
                     .iter()
                     .try_for_each(|(name, text)| std::fs::write(package.join(name), text))
             })
-            .map_err(|e| format!("cannot write the pytest plugin: {e}"))?;
+            .map_err(PytestError::write(&package))?;
         Ok(Pytest {
             coverage: uses_coverage(&root, &extra_args),
             python,
@@ -127,14 +133,15 @@ impl Pytest {
 
     /// Checks that the interpreter runs and has pytest and pytest-timeout; one clear line
     /// naming the interpreter and the install command if not.
-    pub fn check_installed(&self) -> Result<(), String> {
+    pub fn check_installed(&self) -> Result<(), PytestError> {
         let python = self.python.display();
         let output = Command::new(&self.python)
             .args(["-c", "import pytest, pytest_timeout"])
             .current_dir(&self.root)
             .output()
-            .map_err(|e| {
-                format!("cannot run Python interpreter {python}: {e}; pass --python PATH")
+            .map_err(|source| PytestError::NoPython {
+                python: self.python.clone(),
+                source,
             })?;
         if output.status.success() {
             return Ok(());
@@ -145,14 +152,14 @@ impl Pytest {
         } else if stderr.contains("No module named 'pytest'") {
             "pytest is"
         } else {
-            return Err(format!(
+            return Err(PytestError::NotInstalled(format!(
                 "{python} cannot import pytest and pytest_timeout: {}",
                 crate::record::one_line(stderr.lines().last().unwrap_or("unknown error"))
-            ));
+            )));
         };
-        Err(format!(
+        Err(PytestError::NotInstalled(format!(
             "{missing} not installed for {python}; install with: {python} -m pip install pytest pytest-timeout"
-        ))
+        )))
     }
 
     /// `python -m pytest -p mtest_events` in the project root, with the plugin on
@@ -206,15 +213,16 @@ impl Pytest {
 /// Process mode with pytest-cov: every chunk saved its own data (`COVERAGE_FILE` in
 /// `chunk_dir`); combine them into the project's data file, as plain pytest would leave
 /// it, and return `coverage report`'s table.
-pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, String> {
+pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, PytestError> {
+    let fail = PytestError::Coverage;
     let mut files: Vec<PathBuf> = std::fs::read_dir(chunk_dir)
-        .map_err(|e| format!("cannot read {}: {e}", chunk_dir.display()))?
+        .map_err(|e| fail(format!("cannot read {}: {e}", chunk_dir.display())))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "coverage"))
         .collect();
     if files.is_empty() {
-        return Err("no chunk saved coverage data".into());
+        return Err(fail("no chunk saved coverage data".into()));
     }
     files.sort();
     let coverage = |args: &[&str], files: &[PathBuf]| {
@@ -225,14 +233,14 @@ pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, Str
             .args(args)
             .args(files)
             .output()
-            .map_err(|e| format!("cannot run coverage: {e}"))
+            .map_err(|e| fail(format!("cannot run coverage: {e}")))
     };
     let combined = coverage(&["combine", "-q"], &files)?;
     if !combined.status.success() {
-        return Err(format!(
+        return Err(fail(format!(
             "coverage combine failed: {}",
             crate::record::one_line(&String::from_utf8_lossy(&combined.stderr))
-        ));
+        )));
     }
     let report = coverage(&["report"], &[])?;
     Ok(String::from_utf8_lossy(&report.stdout)

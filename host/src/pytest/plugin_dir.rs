@@ -17,15 +17,16 @@ pub struct PluginDir {
 
 impl PluginDir {
     /// A new dir under the system temp dir, after sweeping the ones dead runs left.
-    pub fn create() -> Result<Self, String> {
+    pub fn create() -> Result<Self, super::PytestError> {
         static SWEEP: std::sync::Once = std::sync::Once::new();
-        SWEEP.call_once(|| sweep_abandoned(&std::env::temp_dir()));
+        let temp = std::env::temp_dir();
+        SWEEP.call_once(|| sweep_abandoned(&temp));
         let dir = tempfile::Builder::new()
             .prefix(PREFIX)
             .tempdir()
-            .map_err(|e| format!("cannot create a temp dir for the pytest plugin: {e}"))?;
+            .map_err(super::PytestError::write(&temp))?;
         let owner = lock_owner(dir.path())
-            .map_err(|e| format!("cannot lock {}: {e}", dir.path().join(OWNER_LOCK).display()))?;
+            .map_err(super::PytestError::write(&dir.path().join(OWNER_LOCK)))?;
         Ok(PluginDir { dir, _owner: owner })
     }
 

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::platform::{self, Sig};
 use crate::pytest::events::{Event, EventTail};
-use crate::pytest::{render_command, Pytest};
+use crate::pytest::{render_command, Pytest, PytestError};
 
 /// What the zygote does after collecting.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -103,17 +103,16 @@ impl Zygote {
         args: &[String],
         work: &Path,
         attempt: u32,
-    ) -> Result<Zygote, String> {
+    ) -> Result<Zygote, PytestError> {
         let name = format!("zygote-{attempt}");
         let events = work.join(format!("{name}.events"));
         let log = work.join(format!("{name}.log"));
         let stacks = work.join(format!("{name}.stacks"));
-        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
         // Made here (the plugin appends to it), so it can be watched from the start.
-        std::fs::File::create(&events).map_err(|e| io(&events, e))?;
+        std::fs::File::create(&events).map_err(PytestError::write(&events))?;
         let waker = platform::FileWaker::watch(&events);
-        let out = std::fs::File::create(&log).map_err(|e| io(&log, e))?;
-        let err = out.try_clone().map_err(|e| io(&log, e))?;
+        let out = std::fs::File::create(&log).map_err(PytestError::write(&log))?;
+        let err = out.try_clone().map_err(PytestError::write(&log))?;
         let mut cmd = pytest.command(&events);
         cmd.env("MTEST_COLLECT", "1")
             .env(
@@ -130,11 +129,9 @@ impl Zygote {
         cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
         platform::own_group(&mut cmd);
         let command = render_command(&cmd);
-        let mut child = cmd.spawn().map_err(|e| {
-            format!(
-                "cannot run Python interpreter {}: {e}; pass --python PATH",
-                pytest.python.display()
-            )
+        let mut child = cmd.spawn().map_err(|source| PytestError::NoPython {
+            python: pytest.python.clone(),
+            source,
         })?;
         let stdin = child.stdin.take();
         Ok(Zygote {
@@ -193,26 +190,30 @@ impl Zygote {
 
     /// Answers worker `pid`'s `want`: a next batch (a `next` request), or none (it
     /// finishes its batch and exits).
-    pub fn answer(&mut self, pid: i32, next: Option<&ForkRequest>) -> Result<(), String> {
+    pub fn answer(&mut self, pid: i32, next: Option<&ForkRequest>) -> Result<(), PytestError> {
         let mut line = match next {
-            Some(request) => {
-                serde_json::to_vec(request).map_err(|e| format!("cannot encode a batch: {e}"))?
-            }
+            Some(request) => serde_json::to_vec(request)
+                .map_err(|e| PytestError::Zygote(format!("cannot encode a batch: {e}")))?,
             None => done_line(pid).into_bytes(),
         };
         line.push(b'\n');
         self.send(&line)
     }
 
-    fn send(&mut self, line: &[u8]) -> Result<(), String> {
+    fn send(&mut self, line: &[u8]) -> Result<(), PytestError> {
         let stdin = self
             .stdin
             .as_mut()
-            .ok_or_else(|| "the zygote's command pipe is closed".to_string())?;
+            .ok_or_else(|| PytestError::Zygote("the zygote's command pipe is closed".into()))?;
         stdin
             .write_all(line)
             .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot send a batch to the zygote (pid {}): {e}", self.pid))
+            .map_err(|e| {
+                PytestError::Zygote(format!(
+                    "cannot send a batch to the zygote (pid {}): {e}",
+                    self.pid
+                ))
+            })
     }
 
     /// The zygote's own exit status, if it has ended.
@@ -222,9 +223,9 @@ impl Zygote {
 
     /// Asks for a worker and waits for its pid (a fork takes milliseconds; the zygote
     /// answers in its loop, every 10 ms at worst).
-    pub fn fork(&mut self, request: &ForkRequest) -> Result<i32, String> {
+    pub fn fork(&mut self, request: &ForkRequest) -> Result<i32, PytestError> {
         let mut line = serde_json::to_vec(request)
-            .map_err(|e| format!("cannot encode a fork request: {e}"))?;
+            .map_err(|e| PytestError::Zygote(format!("cannot encode a fork request: {e}")))?;
         line.push(b'\n');
         self.send(&line)?;
         let asked = Instant::now();
@@ -238,17 +239,17 @@ impl Zygote {
                 }
             }
             if let Some(status) = self.ended() {
-                return Err(format!(
+                return Err(PytestError::Zygote(format!(
                     "the zygote (pid {}) ended ({}) instead of forking a worker",
                     self.pid,
                     platform::describe_exit(status)
-                ));
+                )));
             }
             if asked.elapsed() > Duration::from_secs(60) {
-                return Err(format!(
+                return Err(PytestError::Zygote(format!(
                     "the zygote (pid {}) did not fork a worker within 60 s",
                     self.pid
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(1));
         }

@@ -25,6 +25,7 @@ use quick_xml::Writer;
 
 use crate::record::{Outcome, TestRecord};
 use crate::shard::Shard;
+use crate::store::StoreError;
 
 /// One attempt, as the files need it.
 struct Case {
@@ -264,7 +265,7 @@ pub struct Junit {
     chunks: BTreeMap<u32, ChunkCases>,
     merged: Merged,
     /// The first failure to write the run's file (it is then left out).
-    merged_error: Option<String>,
+    merged_error: Option<StoreError>,
 }
 
 impl Junit {
@@ -300,17 +301,14 @@ impl Junit {
     }
 
     /// Writes `junit-NNNN.xml` for `chunk`; its cases go on to the run's file.
-    pub fn finish(&mut self, chunk: u32) -> Result<(), String> {
+    pub fn finish(&mut self, chunk: u32) -> Result<(), StoreError> {
         let Some(cases) = self.chunks.remove(&chunk) else {
             return Ok(()); // a chunk that recorded nothing (a crashed test's re-run alone)
         };
         let path = self.dir.join(format!("junit-{chunk:04}.xml"));
         let written = render_chunk(chunk, &cases)
-            .map_err(|e| format!("cannot render {}: {e}", path.display()))
-            .and_then(|xml| {
-                std::fs::write(&path, xml)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            });
+            .and_then(|xml| std::fs::write(&path, xml))
+            .map_err(StoreError::io("write", &path));
         self.merge(cases);
         written
     }
@@ -322,7 +320,7 @@ impl Junit {
 
     /// Writes `junit.xml` (every chunk finished first): attempts still held (a retry that
     /// never ran) are written as they are.
-    pub fn end(&mut self) -> Result<(), String> {
+    pub fn end(&mut self) -> Result<(), StoreError> {
         let mut held: Vec<Vec<Case>> = self.merged.held.drain().map(|(_, v)| v).collect();
         held.sort_by(|a, b| a[0].test_id.cmp(&b[0].test_id));
         for mut attempts in held {
@@ -391,29 +389,29 @@ impl Junit {
             _ => w.write_all(last.xml.bytes(buffer)),
         };
         if let Err(e) = written {
-            self.merged_error = Some(format!("cannot write {}: {e}", suite.part.display()));
+            self.merged_error = Some(StoreError::io("write", &suite.part)(e));
         }
     }
 
     /// `junit.xml` = the suites' elements with their totals, each with its part file,
     /// under one `testsuites` with the run's totals; written to a temp file and renamed
     /// into place.
-    fn assemble(&mut self) -> Result<(), String> {
+    fn assemble(&mut self) -> Result<(), StoreError> {
         let path = self.dir.join("junit.xml");
-        let fail = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+        let fail = StoreError::io("write", &path);
         let mut suites = std::mem::take(&mut self.merged.suites);
         suites.sort_by_key(|s| s.shard);
         let mut all = Totals::default();
         for suite in &mut suites {
-            suite.body.flush().map_err(|e| fail(&e))?;
+            suite.body.flush().map_err(&fail)?;
             all.sum(&suite.totals);
         }
         let mut head = Writer::new(Vec::new());
         head.write_event(Event::Decl(BytesDecl::new("1.0", Some("utf-8"), None)))
-            .map_err(|e| fail(&e))?;
+            .map_err(&fail)?;
         head.get_mut().push(b'\n');
         head.write_event(Event::Start(all.element("testsuites", "mtest")))
-            .map_err(|e| fail(&e))?;
+            .map_err(&fail)?;
         let tmp = path.with_extension("xml.tmp");
         let write = || -> std::io::Result<()> {
             let mut out = BufWriter::new(File::create(&tmp)?);
@@ -442,13 +440,13 @@ impl Junit {
             out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
-        write().map_err(|e| fail(&e))
+        write().map_err(&fail)
     }
 }
 
 impl Merged {
     /// The suite of `shard`'s cases, its part file created with its first case.
-    fn suite(&mut self, shard: Option<Shard>) -> Result<&mut Suite, String> {
+    fn suite(&mut self, shard: Option<Shard>) -> Result<&mut Suite, StoreError> {
         if let Some(i) = self.suites.iter().position(|s| s.shard == shard) {
             return Ok(&mut self.suites[i]);
         }
@@ -456,8 +454,7 @@ impl Merged {
             Some(s) => self.part.with_extension(format!("part-{}", s.index)),
             None => self.part.clone(),
         };
-        let file =
-            File::create(&part).map_err(|e| format!("cannot write {}: {e}", part.display()))?;
+        let file = File::create(&part).map_err(StoreError::io("write", &part))?;
         self.suites.push(Suite {
             shard,
             part,

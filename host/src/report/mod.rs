@@ -93,7 +93,7 @@ impl<'h> Recorder<'h> {
                 )),
                 Err(e) => {
                     self.progress.line(&format!("warning: {e}"));
-                    self.write_error = Some(e);
+                    self.write_error = Some(e.to_string());
                 }
             }
         }
@@ -101,7 +101,7 @@ impl<'h> Recorder<'h> {
             if self.write_error.is_none() {
                 self.progress.line(&format!("warning: {e}"));
             }
-            self.write_error.get_or_insert(e);
+            self.write_error.get_or_insert(e.to_string());
         }
     }
 

@@ -19,6 +19,7 @@
 //! reported and renamed aside (`NAME.corrupt-TIMESTAMP`), never silently replaced.
 
 pub mod durations;
+mod error;
 pub mod lock;
 pub mod quarantine;
 pub mod run_log;
@@ -29,6 +30,8 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+pub use error::StoreError;
 
 pub struct Gates {
     pub dir: PathBuf,
@@ -63,31 +66,28 @@ impl Gates {
     }
 
     /// Starts a fresh `last-run/`: the old one becomes `previous-run/` (one kept).
-    pub fn rotate_last_run(&self) -> Result<(), String> {
+    pub fn rotate_last_run(&self) -> Result<(), StoreError> {
         let last = self.last_run();
         if last.exists() {
             let previous = self.previous_run();
             if previous.exists() {
-                std::fs::remove_dir_all(&previous)
-                    .map_err(|e| format!("cannot remove {}: {e}", previous.display()))?;
+                std::fs::remove_dir_all(&previous).map_err(StoreError::io("remove", &previous))?;
             }
-            std::fs::rename(&last, &previous).map_err(|e| {
-                format!(
-                    "cannot move {} to {}: {e}",
-                    last.display(),
-                    previous.display()
-                )
+            std::fs::rename(&last, &previous).map_err(|source| StoreError::Move {
+                from: last.clone(),
+                to: previous.clone(),
+                source,
             })?;
         }
-        std::fs::create_dir_all(self.chunks())
-            .map_err(|e| format!("cannot create {}: {e}", self.chunks().display()))
+        let chunks = self.chunks();
+        std::fs::create_dir_all(&chunks).map_err(StoreError::io("create", &chunks))
     }
 }
 
 /// Writes JSON to `path` atomically (temp file in the same directory, fsync, rename).
 /// Encodes `value` straight into the temp file (a 100k-test state is tens of MB: never
 /// held in memory as text).
-pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), String> {
+pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
     atomic_write_with(path, |file| {
         let mut out = std::io::BufWriter::new(file);
         serde_json::to_writer(&mut out, value).map_err(std::io::Error::other)?;
@@ -95,7 +95,7 @@ pub fn atomic_write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Str
     })
 }
 
-pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     atomic_write_with(path, |mut file| file.write_all(bytes))
 }
 
@@ -103,9 +103,9 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), String> {
 fn atomic_write_with(
     path: &Path,
     write: impl FnOnce(&std::fs::File) -> std::io::Result<()>,
-) -> Result<(), String> {
+) -> Result<(), StoreError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let fail = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let fail = |e: std::io::Error| StoreError::io("write", path)(e);
     std::fs::create_dir_all(dir).map_err(fail)?;
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     // tempfile creates 0600; the store is as readable as any other project file.
@@ -131,11 +131,11 @@ pub enum Loaded<T> {
 }
 
 /// Reads a JSON store file; a corrupt one is moved aside, never overwritten in place.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, String> {
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, StoreError> {
     let text = match std::fs::read(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(StoreError::io("read", path)(e)),
     };
     match serde_json::from_slice(&text) {
         Ok(value) => Ok(Loaded::Ok(value)),
@@ -150,7 +150,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, String> 
 }
 
 /// Renames `path` to `path.corrupt-<unix time>` and returns the new name.
-pub fn set_aside(path: &Path) -> Result<PathBuf, String> {
+pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -161,8 +161,11 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, String> {
         .unwrap_or_default();
     name.push(format!(".corrupt-{stamp}"));
     let aside = path.with_file_name(name);
-    std::fs::rename(path, &aside)
-        .map_err(|e| format!("cannot move corrupt {} aside: {e}", path.display()))?;
+    std::fs::rename(path, &aside).map_err(|source| StoreError::Move {
+        from: path.to_path_buf(),
+        to: aside.clone(),
+        source,
+    })?;
     Ok(aside)
 }
 

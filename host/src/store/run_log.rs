@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::StoreError;
 use crate::record::{Details, TestRecord};
 use crate::FastMap;
 
@@ -46,7 +47,7 @@ fn details_path(log: &Path) -> PathBuf {
     log.with_file_name("details.jsonl")
 }
 
-fn open_append(path: &Path) -> Result<File, String> {
+fn open_append(path: &Path) -> Result<File, StoreError> {
     // Readable too: if the store is deleted during the run, this handle still holds
     // every line written, and `recreate` copies them back.
     OpenOptions::new()
@@ -54,14 +55,14 @@ fn open_append(path: &Path) -> Result<File, String> {
         .read(true)
         .append(true)
         .open(path)
-        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+        .map_err(StoreError::io("open", path))
 }
 
 /// Writes `path` anew with what `file` holds.
-fn copy_back(mut file: &File, path: &Path) -> Result<(), String> {
-    let fail = |e: std::io::Error| format!("cannot re-create {}: {e}", path.display());
+fn copy_back(mut file: &File, path: &Path) -> Result<(), StoreError> {
+    let fail = StoreError::io("re-create", path);
     let tmp = path.with_extension("jsonl.tmp");
-    file.seek(SeekFrom::Start(0)).map_err(fail)?;
+    file.seek(SeekFrom::Start(0)).map_err(&fail)?;
     File::create(&tmp)
         .and_then(|mut out| std::io::copy(&mut file, &mut out))
         .and_then(|_| std::fs::rename(&tmp, path))
@@ -69,11 +70,9 @@ fn copy_back(mut file: &File, path: &Path) -> Result<(), String> {
 }
 
 impl RunLog {
-    pub fn open(path: &Path) -> Result<Self, String> {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
         let file = open_append(path)?;
-        let meta = file
-            .metadata()
-            .map_err(|e| format!("cannot stat {}: {e}", path.display()))?;
+        let meta = file.metadata().map_err(StoreError::io("stat", path))?;
         Ok(RunLog {
             identity: identity(&meta),
             lines: Vec::new(),
@@ -95,10 +94,9 @@ impl RunLog {
     /// Writes the log anew, with its directory, holding every line written so far (read
     /// back through the open handle): after the store was deleted during the run, nothing
     /// recorded is lost.
-    pub fn recreate(&mut self) -> Result<(), String> {
+    pub fn recreate(&mut self) -> Result<(), StoreError> {
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot re-create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(StoreError::io("re-create", dir))?;
         }
         copy_back(&self.file, &self.path)?;
         let details = self.details.take();
@@ -114,21 +112,24 @@ impl RunLog {
 
     /// Appends records, a line each, in one `write`; then the details of those that have
     /// some, in another.
-    pub fn append(&mut self, records: &[TestRecord]) -> Result<(), String> {
+    pub fn append(&mut self, records: &[TestRecord]) -> Result<(), StoreError> {
         let lines = &mut self.lines;
         lines.clear();
         for record in records {
             record
                 .write_line(lines)
-                .map_err(|e| format!("cannot encode a record: {e}"))?;
+                .map_err(|source| StoreError::Encode {
+                    what: "a record",
+                    source,
+                })?;
         }
         self.file
             .write_all(lines)
-            .map_err(|e| format!("cannot append to {}: {e}", self.path.display()))?;
+            .map_err(StoreError::io("append to", &self.path))?;
         self.append_details(records)
     }
 
-    fn append_details(&mut self, records: &[TestRecord]) -> Result<(), String> {
+    fn append_details(&mut self, records: &[TestRecord]) -> Result<(), StoreError> {
         let lines = &mut self.lines;
         lines.clear();
         for r in records.iter().filter(|r| !r.details.is_empty()) {
@@ -137,8 +138,10 @@ impl RunLog {
                 attempt: r.attempt,
                 details: std::borrow::Cow::Borrowed(&r.details),
             };
-            serde_json::to_writer(&mut *lines, &line)
-                .map_err(|e| format!("cannot encode a record's details: {e}"))?;
+            serde_json::to_writer(&mut *lines, &line).map_err(|source| StoreError::Encode {
+                what: "a record's details",
+                source,
+            })?;
             lines.push(b'\n');
         }
         if lines.is_empty() {
@@ -150,7 +153,7 @@ impl RunLog {
             None => self.details.insert(open_append(&path)?),
         };
         file.write_all(lines)
-            .map_err(|e| format!("cannot append to {}: {e}", path.display()))
+            .map_err(StoreError::io("append to", &path))
     }
 }
 
@@ -163,7 +166,7 @@ pub struct Recorded {
 }
 
 /// Reads the records of `run.jsonl`; rewrites the file without lines that do not parse.
-pub fn read(path: &Path) -> Result<Recorded, String> {
+pub fn read(path: &Path) -> Result<Recorded, StoreError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -172,7 +175,7 @@ pub fn read(path: &Path) -> Result<Recorded, String> {
                 rejected: 0,
             })
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(StoreError::io("read", path)(e)),
     };
     let mut records = Vec::new();
     let mut good = Vec::new();
@@ -196,8 +199,10 @@ pub fn read(path: &Path) -> Result<Recorded, String> {
             .create(true)
             .append(true)
             .open(path.with_extension("jsonl.rejected"))
-            .map_err(|e| format!("cannot set aside bad lines of {}: {e}", path.display()))?;
-        aside.write_all(&bad).map_err(|e| e.to_string())?;
+            .map_err(StoreError::io("set aside bad lines of", path))?;
+        aside
+            .write_all(&bad)
+            .map_err(StoreError::io("set aside bad lines of", path))?;
         super::atomic_write(path, &good)?;
     }
     attach_details(&details_path(path), &mut records)?;
@@ -207,11 +212,11 @@ pub fn read(path: &Path) -> Result<Recorded, String> {
 /// Gives each record its details from `details.jsonl` (a log without one, from an mtest
 /// before it, has records without). A line that does not parse (a torn last line after a
 /// kill) is left out: the text of a failure is lost, never its outcome.
-fn attach_details(path: &Path, records: &mut [TestRecord]) -> Result<(), String> {
+fn attach_details(path: &Path, records: &mut [TestRecord]) -> Result<(), StoreError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(StoreError::io("read", path)(e)),
     };
     let mut by_test: FastMap<String, Vec<(u32, Details)>> = FastMap::default();
     for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {

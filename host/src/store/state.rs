@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::Loaded;
+use super::{Loaded, StoreError};
 use crate::config::Isolation;
 use crate::record::PlannedTest;
 
@@ -192,7 +192,7 @@ pub fn plan_path(state: &Path) -> PathBuf {
 
 /// A run's start: `plan.json`, then `state.json` (a kill between the two leaves a plan
 /// of another run beside the old state, which [`read`] refuses by its run id).
-pub fn write_start(path: &Path, state: &RunState) -> Result<(), String> {
+pub fn write_start(path: &Path, state: &RunState) -> Result<(), StoreError> {
     let plan = PlanOut {
         run_id: &state.run_id,
         tests: &state.tests,
@@ -205,7 +205,7 @@ pub fn write_start(path: &Path, state: &RunState) -> Result<(), String> {
 
 /// `state.json` alone: the plan is the one written when the run started, unless it is
 /// gone (the store was deleted during the run), and then it is written again.
-pub fn write(path: &Path, state: &RunState) -> Result<(), String> {
+pub fn write(path: &Path, state: &RunState) -> Result<(), StoreError> {
     if !plan_path(path).is_file() {
         return write_start(path, state);
     }
@@ -226,7 +226,7 @@ pub fn last_ending(path: &Path) -> Option<std::time::Duration> {
     crate::clock::checked_secs(secs).ok()
 }
 
-pub fn read(path: &Path) -> Result<Loaded<RunState>, String> {
+pub fn read(path: &Path) -> Result<Loaded<RunState>, StoreError> {
     let mut state = match super::read_json::<RunState>(path)? {
         Loaded::Ok(state) => state,
         other => return Ok(other),
@@ -317,7 +317,7 @@ mod tests {
     }
 
     fn loaded(path: &Path) -> Result<RunState, String> {
-        match read(path)? {
+        match read(path).map_err(|e| e.to_string())? {
             Loaded::Ok(s) => Ok(s),
             Loaded::Missing => Err("missing".into()),
             Loaded::Corrupt { why, .. } => Err(why),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use chunk_run::{ChunkRun, Job, Launcher, RunContext};
 
 use crate::platform;
+use crate::pytest::PytestError;
 use crate::record::{Outcome, TestRecord};
 use crate::run_event::{RunEvent, Running};
 
@@ -227,7 +228,12 @@ impl Loop<'_, '_> {
     /// Worker `pid` is about to run the last test of its batch and asks for more: the
     /// next batch from the pool, unless the run is stopping or has jobs waiting (retries
     /// and re-runs start in fresh forks), in which case it finishes and exits.
-    fn go_on(&mut self, ctx: &RunContext, pid: i32, launcher: &mut Launcher) -> Result<(), String> {
+    fn go_on(
+        &mut self,
+        ctx: &RunContext,
+        pid: i32,
+        launcher: &mut Launcher,
+    ) -> Result<(), PytestError> {
         let asking = self
             .running
             .iter()
@@ -393,7 +399,7 @@ fn turns(
                     busy = true;
                 }
                 Err(e) => {
-                    l.stopping = Some(Finish::Broken(e));
+                    l.stopping = Some(Finish::Broken(e.to_string()));
                     break;
                 }
             }
@@ -443,7 +449,7 @@ fn turns(
         for pid in wants {
             busy = true;
             if let Err(e) = l.go_on(ctx, pid, launcher) {
-                l.stopping = Some(Finish::Broken(e));
+                l.stopping = Some(Finish::Broken(e.to_string()));
             }
         }
 

@@ -55,7 +55,7 @@ pub(super) fn start_recorder<'h>(
     started: Instant,
 ) -> Result<Recorder<'h>> {
     let (gates, opts) = (env.gates, &state.options);
-    let log = run_log::RunLog::open(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let log = run_log::RunLog::open(&gates.run_log())?;
     let start = RunStart {
         run_id: state.run_id.clone(),
         started_at: state.started_at.clone(),

@@ -51,7 +51,7 @@ pub(super) fn supervise_and_record<'h>(
                     } => {
                         if let Err(e) = rec.junit.finish(chunk) {
                             rec.progress.line(&format!("warning: {e}"));
-                            rec.write_error.get_or_insert(e);
+                            rec.write_error.get_or_insert(e.to_string());
                         }
                         startups.extend(startup);
                         if versions.is_none() {
@@ -336,8 +336,7 @@ pub(super) fn start_collection(
         opts.python.clone().into(),
         root.to_path_buf(),
         opts.pytest_args.clone(),
-    )
-    .map_err(|e| Stop(Exit::Internal, e))?;
+    )?;
     let mut selection_args = vec![format!("--timeout={}", opts.timeout_s)];
     if let Some(k) = &opts.keyword {
         selection_args.extend(["-k".to_string(), k.clone()]);
@@ -366,7 +365,7 @@ pub(super) fn start_collection(
     match collect::collect(&pytest, &selection_args, &work, mode, &limits) {
         Ok(c) => Ok(c),
         Err(CollectFailure::Broken(text)) => Err(Stop(Exit::PytestBroken, text)),
-        Err(CollectFailure::Io(text)) => Err(usage(text)),
+        Err(CollectFailure::Io(e)) => Err(e.into()),
         Err(CollectFailure::Refused(text)) => Err(usage(text)),
         Err(CollectFailure::Interrupted) => Err(Stop(
             Exit::Interrupted,

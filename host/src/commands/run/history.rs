@@ -2,6 +2,7 @@
 //! teaches it (durations, outcomes, the quarantine policy's decisions).
 
 use super::*;
+use crate::selection::PolicyError;
 
 /// Adds this invocation's attempts to the history: one entry per test (a flaky test
 /// counts as failing), every run of a repeated test (so its flakiness reaches the
@@ -44,7 +45,7 @@ pub(super) fn write_history(
     quarantine: &mut Quarantine,
 ) -> (
     Vec<String>,
-    Option<std::result::Result<Vec<String>, String>>,
+    Option<std::result::Result<Vec<String>, PolicyError>>,
 ) {
     std::thread::scope(|scope| {
         let writer = scope.spawn(|| store::atomic_write_json(&gates.durations(), durations));
@@ -55,16 +56,22 @@ pub(super) fn write_history(
             quarantine_written = store::atomic_write_json(&gates.quarantine(), &*quarantine);
             decided
         });
-        let durations_written = writer.join().unwrap_or_else(|_| {
-            Err(format!(
-                "cannot write {}: the writer failed",
-                gates.durations().display()
-            ))
-        });
-        let failed = [durations_written, quarantine_written]
-            .into_iter()
-            .filter_map(std::result::Result::err)
-            .collect();
+        let durations_written = writer
+            .join()
+            .map_err(|_| {
+                format!(
+                    "cannot write {}: the writer failed",
+                    gates.durations().display()
+                )
+            })
+            .and_then(|written| written.map_err(|e| e.to_string()));
+        let failed = [
+            durations_written,
+            quarantine_written.map_err(|e| e.to_string()),
+        ]
+        .into_iter()
+        .filter_map(std::result::Result::err)
+        .collect();
         (failed, decided)
     })
 }

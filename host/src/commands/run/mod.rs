@@ -145,7 +145,7 @@ fn execute(
     let started_at = clock::now();
     platform::prepare_supervisor();
     let gates = Gates::new(root);
-    let _lock = lock::acquire(&gates.dir).map_err(|e| Stop(e.exit(), e.to_string()))?;
+    let _lock = lock::acquire(&gates.dir)?;
     let ending = state::last_ending(&gates.state()).unwrap_or_default();
     let history = read_history(&gates);
     let begun = begin(args, root, project, &gates)?;
@@ -178,8 +178,7 @@ fn execute(
         opts.python.clone().into(),
         root.to_path_buf(),
         opts.pytest_args.clone(),
-    )
-    .map_err(|e| Stop(Exit::Internal, e))?;
+    )?;
     let (mut state, mut plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
     // What only the chunks need moves into their context (100k item indices: no copy).
     let for_chunks = (
@@ -584,7 +583,7 @@ fn end_run(
         ..state
     };
     if let Err(e) = state::write(&places.gates.state(), &final_state) {
-        store_errors.push(e);
+        store_errors.push(e.to_string());
     }
     let exit = exit_for(&store_errors);
     let duration_s = rec.progress.elapsed().as_secs_f64();

@@ -174,8 +174,7 @@ pub(super) fn plan_selection(
         chunk_size: 300,
         shard: opts.shard,
     };
-    let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)
-        .map_err(|e| Stop(Exit::Internal, e))?;
+    let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)?;
     if let Some(positions) = &positions {
         for (i, _) in selected.excluded.iter_mut() {
             *i = positions.get(*i).copied().unwrap_or(*i);
@@ -300,9 +299,7 @@ pub(super) fn fresh_state(
     if selected.tests.is_empty() && errors.is_empty() && !empty_shard {
         return Err(nothing_selected(collected, &opts));
     }
-    env.gates
-        .rotate_last_run()
-        .map_err(|e| Stop(Exit::Internal, e))?;
+    env.gates.rotate_last_run()?;
     let now = clock::now();
     let mut opts = opts;
     if opts.stop_after_failures().is_none() {
@@ -332,7 +329,7 @@ pub(super) fn fresh_state(
         exit_code: None,
         ending_s: None,
     };
-    state::write_start(&env.gates.state(), &state).map_err(|e| Stop(Exit::Internal, e))?;
+    state::write_start(&env.gates.state(), &state)?;
     Ok((state, errors, collection))
 }
 

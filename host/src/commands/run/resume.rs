@@ -92,7 +92,7 @@ pub(super) fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>)>
                 aside.display()
             )))
         }
-        Err(e) => return Err(usage(e)),
+        Err(e) => return Err(e.into()),
     };
     if state.status == Status::Complete {
         return Err(Stop(
@@ -103,7 +103,7 @@ pub(super) fn resume_state(gates: &Gates) -> Result<(RunState, Vec<TestRecord>)>
             ),
         ));
     }
-    let recorded = run_log::read(&gates.run_log()).map_err(|e| Stop(Exit::Internal, e))?;
+    let recorded = run_log::read(&gates.run_log())?;
     if recorded.rejected > 0 {
         eprintln!(
             "warning: {} line(s) of {} did not parse (a torn write?); moved to run.jsonl.rejected",

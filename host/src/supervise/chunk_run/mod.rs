@@ -20,7 +20,7 @@ use crate::clock;
 use crate::platform::{self, Sig};
 use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
 use crate::pytest::zygote::{ForkRequest, Zygote};
-use crate::pytest::{render_command, Pytest};
+use crate::pytest::{render_command, Pytest, PytestError};
 use crate::record::PlannedTest;
 use crate::record::{one_line, Outcome, TestRecord};
 
@@ -263,7 +263,7 @@ impl ChunkRun {
         job: Job,
         launcher: &mut Launcher,
         continues: Option<(i32, u32)>,
-    ) -> Result<ChunkRun, String> {
+    ) -> Result<ChunkRun, PytestError> {
         let Job {
             tests,
             isolated,
@@ -275,9 +275,8 @@ impl ChunkRun {
         let events = ctx.chunk_dir.join(format!("{name}.events"));
         let log = ctx.chunk_dir.join(format!("{name}.log"));
         let stacks = ctx.chunk_dir.join(format!("{name}.stacks"));
-        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
         // It may have been deleted during the run (with the rest of .gates/).
-        std::fs::create_dir_all(&ctx.chunk_dir).map_err(|e| io(&ctx.chunk_dir, e))?;
+        std::fs::create_dir_all(&ctx.chunk_dir).map_err(PytestError::write(&ctx.chunk_dir))?;
 
         let mut id_list = String::new();
         let mut files: Vec<&str> = Vec::new();
@@ -289,8 +288,8 @@ impl ChunkRun {
                 files.push(file);
             }
         }
-        std::fs::write(&ids, id_list).map_err(|e| io(&ids, e))?;
-        let tail = EventTail::create(&events).map_err(|e| io(&events, e))?;
+        std::fs::write(&ids, id_list).map_err(PytestError::write(&ids))?;
+        let tail = EventTail::create(&events).map_err(PytestError::write(&events))?;
         let unbuffered = forensic.is_some() || isolated;
         let more = matches!(launcher, Launcher::Fork(_)) && !unbuffered;
         let (proc, pid, command) = match launcher {
@@ -389,14 +388,13 @@ impl ChunkRun {
         files: &[&str],
         paths: &ChunkPaths,
         unbuffered: bool,
-    ) -> Result<(Child, String), String> {
+    ) -> Result<(Child, String), PytestError> {
         let ChunkPaths {
             ids,
             events,
             log,
             stacks,
         } = *paths;
-        let io = |p: &Path, e: std::io::Error| format!("cannot write {}: {e}", p.display());
         let mut cmd = ctx.pytest.command(events);
         cmd.env("MTEST_SELECT", ids)
             .env("MTEST_STACKS", stacks)
@@ -436,16 +434,17 @@ impl ChunkRun {
             // On the terminal, in mtest's process group (the terminal's foreground).
             cmd.env("MTEST_FOREGROUND", "1").args(debugger);
         } else {
-            let out = std::fs::File::create(log).map_err(|e| io(log, e))?;
-            let err = out.try_clone().map_err(|e| io(log, e))?;
+            let out = std::fs::File::create(log).map_err(PytestError::write(log))?;
+            let err = out.try_clone().map_err(PytestError::write(log))?;
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
             platform::own_group(&mut cmd);
         }
         cmd.arg("--").args(path_args(files, &ctx.universe));
         let command = render_command(&cmd);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", ctx.pytest.python.display()))?;
+        let child = cmd.spawn().map_err(|source| PytestError::NoPython {
+            python: ctx.pytest.python.clone(),
+            source,
+        })?;
         Ok((child, command))
     }
 
