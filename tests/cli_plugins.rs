@@ -1,6 +1,6 @@
 //! `mtest plugins list|check` and external subcommands, through the real binary.
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 

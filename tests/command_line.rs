@@ -1,7 +1,8 @@
 //! A command line shaped like pytest's: positional paths and node ids, `--lf`, `--ff`,
 //! `--max-fail` / `-x`. Run from inside the project, as users do.
 
-mod common;
+use crate::common;
+#[path = "golden.rs"]
 mod golden;
 
 use std::collections::BTreeMap;

@@ -2,7 +2,7 @@
 //! every test, in both isolation modes, at `-j 1` and `-j 2`, in a worker's first batch and
 //! in a later one.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! Flake hunting: `--repeat N`, early flake detection (`new-test-repeats`), and the guard
 //! that keeps a broken run out of quarantine.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -4,7 +4,7 @@
 //! workers happened to finish in are normalized away; everything else must match.
 //!
 //! After a change that means to change the outputs, write new golden copies with
-//! `MTEST_GOLDEN_UPDATE=1 cargo test --release --test command_line golden` (in both
+//! `MTEST_GOLDEN_UPDATE=1 cargo test --release --test e2e golden` (in both
 //! isolation modes) and review the diff.
 
 use std::path::{Path, PathBuf};

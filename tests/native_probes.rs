@@ -1,7 +1,7 @@
 //! Trusted native probes: a shared library with mtest's probe C ABI, built here with the
 //! system C compiler, run in a helper process for each failure bundle.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The plugin host against real misbehaving components (tests/fixtures/plugins): each is
 //! stopped, reported by name, and the host goes on to serve a well-behaved plugin.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

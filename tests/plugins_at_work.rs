@@ -1,7 +1,7 @@
 //! Plugins doing their real jobs in real runs: swapped selection, extra reporters (Rust
 //! and Python), quarantine over successive runs, retries, budgets, full bundles, probes.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

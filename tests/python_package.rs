@@ -6,7 +6,7 @@
 //! Needs maturin: `$MTEST_TEST_MATURIN`, else `maturin` on PATH (`./dev test` installs
 //! it). Without it the test says it is skipped.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! failed before its fix. They run in the isolation mode under test
 //! (`$MTEST_TEST_ISOLATION`; `./dev test` runs them in both).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -814,4 +814,67 @@ fn fail_fast_ends_every_worker_after_its_current_test() {
         )),
         "{stderr}"
     );
+}
+
+/// A line of the collection's event file that is no event could have been a test: the
+/// collection is not trusted, and the run ends as pytest's could not (exit 4), naming the
+/// line, never with a test quietly missing.
+#[test]
+fn an_unreadable_line_of_the_collection_ends_the_run_naming_it() {
+    let dir = project(&[(
+        "tests/test_a.py",
+        r#"
+import os
+from mtest_events.state import S
+
+if S.env.get("MTEST_COLLECT"):
+    fd = os.open(S.env["MTEST_EVENTS"], os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"not an event\n")
+    os.close(fd)
+
+def test_a():
+    pass
+"#,
+    )]);
+    let (code, stderr) = run(dir.path(), &[]);
+    assert_eq!(code, Some(4), "{stderr}");
+    assert!(
+        stderr.contains("an event line could not be read: not an event"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("1 passed"), "{stderr}");
+}
+
+/// A collecting pytest whose session end holds on (a sessionfinish hook that sleeps): its
+/// collection stands, the process is killed after `session-end-timeout`, and the run says
+/// so (process mode collects in a pytest of its own; fork mode's zygote lives on to fork).
+#[test]
+fn a_collection_whose_session_end_hangs_is_used_and_the_process_killed() {
+    let dir = project(&[
+        ("pyproject.toml", "[tool.mtest]\nsession-end-timeout = 2\n"),
+        (
+            "conftest.py",
+            r#"
+import time
+from mtest_events.state import S
+
+def pytest_sessionfinish(session):
+    if S.env.get("MTEST_COLLECT") and not S.env.get("MTEST_ZYGOTE") == "fork":
+        time.sleep(60)
+"#,
+        ),
+        (
+            "tests/test_a.py",
+            "def test_a():\n    pass\n\ndef test_b():\n    pass\n",
+        ),
+    ]);
+    let (code, stderr) = run(dir.path(), &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("2 passed"), "{stderr}");
+    if isolation() == "process" {
+        assert!(
+            stderr.contains("the collecting pytest did not end 2.0s after reporting its tests"),
+            "{stderr}"
+        );
+    }
 }

@@ -1,7 +1,7 @@
 //! `--shard K/N` and `mtest merge`: a run spread over N machines, simulated with N copies
 //! of a project, then merged in another copy.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

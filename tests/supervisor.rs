@@ -1,6 +1,6 @@
 //! The supervisor end to end: the real binary, real pytest, temp projects.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::Path;

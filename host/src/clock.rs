@@ -1,6 +1,7 @@
 //! Wall-clock timestamps (RFC 3339, UTC) and durations: given by users, from pytest or a
 //! plugin (checked, never a panic), and shown to people.
 
+use crate::BadValue;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// `2026-11-26T04:30:54.123Z`
@@ -76,30 +77,35 @@ impl<'de> serde::Deserialize<'de> for Stamp {
 }
 
 /// Parses `90s`, `5m`, `1h30m`, `2h`, `1m30s` (humantime's forms), or plain seconds (`45`).
-pub fn parse_duration(spec: &str) -> Result<Duration, String> {
+pub fn parse_duration(spec: &str) -> Result<Duration, BadValue> {
     let spec = spec.trim();
     if let Ok(secs) = spec.parse::<f64>() {
-        return checked_secs(secs).map_err(|e| format!("{spec:?}: {e}"));
+        return checked_secs(secs).map_err(|e| BadValue(format!("{spec:?}: {e}")));
     }
-    let d = humantime::parse_duration(spec)
-        .map_err(|_| format!("{spec:?}: expected a duration like 90s, 5m or 1h30m"))?;
-    checked_secs(d.as_secs_f64()).map_err(|e| format!("{spec:?}: {e}"))
+    let d = humantime::parse_duration(spec).map_err(|_| {
+        BadValue(format!(
+            "{spec:?}: expected a duration like 90s, 5m or 1h30m"
+        ))
+    })?;
+    checked_secs(d.as_secs_f64()).map_err(|e| BadValue(format!("{spec:?}: {e}")))
 }
 
 /// The longest duration mtest takes from a user: a year.
 pub const MAX_SECS: f64 = 365.0 * 86_400.0;
 
 /// A user-given number of seconds, checked: more than zero, at most a year.
-pub fn checked_secs(secs: f64) -> Result<Duration, String> {
+pub fn checked_secs(secs: f64) -> Result<Duration, BadValue> {
     if !(secs.is_finite() && secs > 0.0) {
-        return Err(format!("expected a number of seconds above 0, not {secs}"));
+        return Err(BadValue(format!(
+            "expected a number of seconds above 0, not {secs}"
+        )));
     }
     if secs > MAX_SECS {
-        return Err(format!(
+        return Err(BadValue(format!(
             "{secs} seconds is more than a year, the most mtest accepts"
-        ));
+        )));
     }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{secs} seconds: {e}"))
+    Duration::try_from_secs_f64(secs).map_err(|e| BadValue(format!("{secs} seconds: {e}")))
 }
 
 /// Seconds from pytest or a plugin as a duration that cannot panic: NaN and negatives are

@@ -20,6 +20,7 @@ pub(crate) mod shard;
 pub(crate) mod store;
 pub(crate) mod supervise;
 pub(crate) mod tiers;
+pub(crate) mod watchdog;
 
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};
@@ -28,6 +29,12 @@ use plugin_host::{ArtifactCache, Limits, PluginHost};
 /// instead of SipHash, whose DoS resistance buys nothing for ids read from our own files.
 pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
 pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
+/// A value a user gave (an option, a configuration key) that mtest cannot take: one line
+/// naming it and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadValue(pub String);
 
 /// mtest's exit codes, as documented in `--help` and the README.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +89,7 @@ pub fn run(cli: Cli) -> Exit {
     };
     let host = match plugin_host(&project.mtest) {
         Ok(host) => host,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Internal;
-        }
+        Err(e) => return commands::Stop::from(e).report(),
     };
     match cli.command {
         Some(Command::Plugins {
@@ -122,7 +126,7 @@ pub fn run(cli: Cli) -> Exit {
     }
 }
 
-pub fn plugin_host(config: &config::Config) -> Result<PluginHost, String> {
+pub fn plugin_host(config: &config::Config) -> Result<PluginHost, plugin_host::HostError> {
     let mut limits = Limits::default();
     if let Some(secs) = config.plugin_timeout {
         limits.call_timeout = clock::secs(secs);

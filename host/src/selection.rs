@@ -240,8 +240,8 @@ fn forgiven(durations: &Durations, id: &str) -> bool {
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
     /// The configured plugin could not be found or loaded.
-    #[error("{0}")]
-    NotLoaded(String),
+    #[error(transparent)]
+    NotLoaded(#[from] crate::plugin_host::discovery::ResolveError),
     /// It failed, and there is no built-in to fall back on.
     #[error(transparent)]
     Failed(#[from] PluginError),

@@ -16,10 +16,14 @@ pub struct Shard {
 }
 
 impl FromStr for Shard {
-    type Err = String;
+    type Err = crate::BadValue;
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/4");
+    fn from_str(s: &str) -> Result<Self, crate::BadValue> {
+        let bad = || {
+            crate::BadValue(format!(
+                "--shard {s:?}: expected K/N with 1 <= K <= N, e.g. 2/4"
+            ))
+        };
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let index: u32 = k.trim().parse().map_err(|_| bad())?;
         let count: u32 = n.trim().parse().map_err(|_| bad())?;
@@ -83,7 +87,7 @@ mod tests {
         assert_eq!(s.to_string(), "2/4");
         for bad in ["0/4", "5/4", "2", "a/b", "2/0", "-1/3"] {
             let err = bad.parse::<Shard>().unwrap_err();
-            assert!(err.contains("expected K/N"), "{bad}: {err}");
+            assert!(err.0.contains("expected K/N"), "{bad}: {err}");
         }
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"2/4\"");
         assert_eq!(serde_json::from_str::<Shard>("\"3/4\"").unwrap().index, 3);

@@ -38,8 +38,12 @@ pub fn tier_of<S: AsRef<str>>(markers: &[S]) -> u8 {
 }
 
 /// Parses `--tier`: `2`, `0-2`, `1,3`, `0-1,3`. Returns a bit set of tiers 0..=3.
-pub fn parse_tiers(spec: &str) -> Result<u8, String> {
-    let bad = || format!("--tier {spec:?}: expected tiers 0-3 like `0`, `0-2` or `1,3`");
+pub fn parse_tiers(spec: &str) -> Result<u8, crate::BadValue> {
+    let bad = || {
+        crate::BadValue(format!(
+            "--tier {spec:?}: expected tiers 0-3 like `0`, `0-2` or `1,3`"
+        ))
+    };
     let mut set = 0u8;
     for part in spec.split(',').map(str::trim) {
         let (lo, hi) = match part.split_once('-') {
@@ -78,7 +82,10 @@ mod tests {
         assert_eq!(parse_tiers("0-2"), Ok(0b0111));
         assert_eq!(parse_tiers("1,3"), Ok(0b1010));
         assert_eq!(parse_tiers("0-1, 3"), Ok(0b1011));
-        assert!(parse_tiers("4").unwrap_err().contains("expected tiers 0-3"));
+        assert!(parse_tiers("4")
+            .unwrap_err()
+            .0
+            .contains("expected tiers 0-3"));
         assert!(parse_tiers("2-1").is_err());
         assert!(parse_tiers("x").is_err());
     }

@@ -70,3 +70,21 @@ impl From<crate::config::ConfigError> for Stop {
         Stop::usage(e.to_string())
     }
 }
+
+impl From<crate::plugin_host::discovery::ResolveError> for Stop {
+    fn from(e: crate::plugin_host::discovery::ResolveError) -> Stop {
+        Stop::usage(e.to_string())
+    }
+}
+
+impl From<crate::plugin_host::HostError> for Stop {
+    fn from(e: crate::plugin_host::HostError) -> Stop {
+        Stop::internal(e.to_string())
+    }
+}
+
+impl From<crate::BadValue> for Stop {
+    fn from(e: crate::BadValue) -> Stop {
+        Stop::usage(e.to_string())
+    }
+}

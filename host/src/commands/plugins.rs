@@ -87,7 +87,7 @@ fn native_row(name: &str, lib: PathBuf) -> Row {
         source: "native, trusted",
         path: Some(lib),
         status: if answer.is_ok() { "ok" } else { "broken" },
-        reason: answer.err(),
+        reason: answer.err().map(|e| e.to_string()),
         description: "trusted native probe (a shared library, run in a helper process)".into(),
     }
 }

@@ -123,15 +123,18 @@ pub fn resolve(
     root: &Path,
     spec: &str,
     source_for_path: fn(PathBuf) -> Source,
-) -> Result<LoadedPlugin, String> {
+) -> Result<LoadedPlugin, ResolveError> {
     if spec.contains('/') || spec.ends_with(".wasm") {
         let path = root.join(spec);
         return host
             .load_file(&path, source_for_path(path.clone()))
-            .map_err(|e| format!("plugin {}: {e}", path.display()));
+            .map_err(|source| ResolveError::File { path, source });
     }
     if let Some(loaded) = builtins::load(host, spec) {
-        return loaded.map_err(|e| format!("built-in plugin `{spec}`: {e}"));
+        return loaded.map_err(|source| ResolveError::Builtin {
+            name: spec.to_string(),
+            source,
+        });
     }
     for path in wasm_files(&project_dir(root)) {
         if let Ok(plugin) = host.load_file(&path, Source::ProjectDir(path.clone())) {
@@ -140,10 +143,27 @@ pub fn resolve(
             }
         }
     }
-    let known: Vec<&str> = builtins::names().collect();
-    Err(format!(
-        "no plugin named `{spec}`: not a built-in ({}) nor in {}; give a path to a .wasm file instead",
-        known.join(", "),
-        project_dir(root).display()
-    ))
+    Err(ResolveError::NotFound {
+        name: spec.to_string(),
+        builtins: builtins::names().collect::<Vec<_>>().join(", "),
+        dir: project_dir(root),
+    })
+}
+
+/// Why a plugin named in the configuration or on the command line is not there.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("plugin {}: {source}", path.display())]
+    File { path: PathBuf, source: LoadError },
+    #[error("built-in plugin `{name}`: {source}")]
+    Builtin { name: String, source: LoadError },
+    #[error("no plugin named `{name}`: not a built-in ({builtins}) nor in {}; give a path to a .wasm file instead", dir.display())]
+    NotFound {
+        name: String,
+        builtins: String,
+        dir: PathBuf,
+    },
+    /// A probe with neither `plugin` nor `native` (the configuration refuses one).
+    #[error("no plugin configured")]
+    NotConfigured,
 }

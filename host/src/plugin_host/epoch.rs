@@ -24,7 +24,7 @@ pub struct Ticker {
 pub struct Busy<'t>(&'t Ticker);
 
 impl Ticker {
-    pub fn start(engine: &Engine) -> Result<Ticker, String> {
+    pub fn start(engine: &Engine) -> std::io::Result<Ticker> {
         let calls = Arc::new(AtomicUsize::new(0));
         let (engine, counting) = (engine.clone(), calls.clone());
         let thread = std::thread::Builder::new()
@@ -37,8 +37,7 @@ impl Ticker {
                 }
                 std::thread::sleep(TICK);
                 engine.increment_epoch();
-            })
-            .map_err(|e| format!("cannot start the plugin deadline timer: {e}"))?;
+            })?;
         Ok(Ticker {
             calls,
             thread: thread.thread().clone(),

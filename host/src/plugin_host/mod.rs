@@ -120,11 +120,30 @@ pub enum LoadError {
     Broken(String),
 }
 
+impl std::error::Error for LoadError {}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::Incompatible(why) => write!(f, "incompatible: {why}"),
             LoadError::Broken(why) => write!(f, "broken: {why}"),
+        }
+    }
+}
+
+/// The plugin host could not start (the wasm engine, WASI, its runtime or timer).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what}: {cause}")]
+pub struct HostError {
+    what: &'static str,
+    cause: String,
+}
+
+impl HostError {
+    fn new(what: &'static str) -> impl Fn(&dyn fmt::Display) -> HostError {
+        move |cause| HostError {
+            what,
+            cause: cause.to_string(),
         }
     }
 }
@@ -154,27 +173,28 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, String> {
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self, HostError> {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
             .parallel_compilation(true);
         let engine =
-            Engine::new(&config).map_err(|e| format!("cannot start the wasm engine: {e}"))?;
+            Engine::new(&config).map_err(|e| HostError::new("start the wasm engine")(&e))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| format!("cannot set up WASI for plugins: {e}"))?;
+            .map_err(|e| HostError::new("set up WASI for plugins")(&e))?;
         // Guests import the type-only `types` interface; it has nothing to provide.
         let types = format!("{}/types@{}", bindings::WIT_PACKAGE, bindings::WIT_VERSION);
         linker
             .instance(&types)
-            .map_err(|e| format!("cannot set up the plugin ABI: {e}"))?;
+            .map_err(|e| HostError::new("set up the plugin ABI")(&e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the plugin runtime: {e}"))?;
-        let ticker = epoch::Ticker::start(&engine)?;
+            .map_err(|e| HostError::new("start the plugin runtime")(&e))?;
+        let ticker = epoch::Ticker::start(&engine)
+            .map_err(|e| HostError::new("start the plugin deadline timer")(&e))?;
         let cache = ArtifactCache::new(&engine, cache_dir);
         Ok(PluginHost {
             engine,
@@ -240,9 +260,9 @@ impl PluginHost {
             .map_err(|e| LoadError::Broken(format!("does not compile: {}", root_cause(&e))))
     }
 
-    fn new_store(&self, grants: &Grants) -> Result<Store<PluginState>, String> {
-        let state = PluginState::new(grants, self.limits.memory_bytes)
-            .map_err(|e| format!("cannot grant {e}"))?;
+    /// A store for one plugin's calls; the grants' directories must open.
+    fn new_store(&self, grants: &Grants) -> std::io::Result<Store<PluginState>> {
+        let state = PluginState::new(grants, self.limits.memory_bytes)?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.epoch_deadline_trap();

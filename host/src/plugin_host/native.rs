@@ -163,6 +163,11 @@ fn helper(lib: &Path) -> Answer {
 }
 
 /// Runs one check of the native probe `lib` in a helper process within `timeout`.
+/// Why a native probe gave no answer: it crashed, hung, or said so itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeError(String);
+
 pub fn check(
     lib: &Path,
     settings: &[(String, String)],
@@ -170,7 +175,7 @@ pub fn check(
     outcome: &str,
     message: &str,
     timeout: Duration,
-) -> Result<String, String> {
+) -> Result<String, ProbeError> {
     call(
         lib,
         &Request {
@@ -185,7 +190,7 @@ pub fn check(
 }
 
 /// Loads `lib` in a helper process and checks its ABI: `native probe ABI 1`, or why not.
-pub fn info(lib: &Path, timeout: Duration) -> Result<String, String> {
+pub fn info(lib: &Path, timeout: Duration) -> Result<String, ProbeError> {
     call(
         lib,
         &Request {
@@ -199,21 +204,24 @@ pub fn info(lib: &Path, timeout: Duration) -> Result<String, String> {
     )
 }
 
-fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find mtest itself: {e}"))?;
-    let request = serde_json::to_vec(request).map_err(|e| e.to_string())?;
+fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, ProbeError> {
+    let exe = std::env::current_exe()
+        .map_err(|e| ProbeError(format!("cannot find mtest itself: {e}")))?;
+    let request = serde_json::to_vec(request).map_err(|e| ProbeError(e.to_string()))?;
     // Answers go to a file, not a pipe: a probe that writes a lot never blocks on it.
-    let mut stdout = tempfile::tempfile().map_err(|e| format!("cannot make a temp file: {e}"))?;
-    let stderr = tempfile::tempfile().map_err(|e| format!("cannot make a temp file: {e}"))?;
+    let mut stdout =
+        tempfile::tempfile().map_err(|e| ProbeError(format!("cannot make a temp file: {e}")))?;
+    let stderr =
+        tempfile::tempfile().map_err(|e| ProbeError(format!("cannot make a temp file: {e}")))?;
     let mut child = Command::new(exe)
         .arg(HELPER)
         .arg(lib)
         .stdin(Stdio::piped())
-        .stdout(stdout.try_clone().map_err(|e| e.to_string())?)
+        .stdout(stdout.try_clone().map_err(|e| ProbeError(e.to_string()))?)
         .stderr(stderr)
         .process_group(0)
         .spawn()
-        .map_err(|e| format!("cannot start the probe helper: {e}"))?;
+        .map_err(|e| ProbeError(format!("cannot start the probe helper: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A probe that dies first closes the pipe; its exit status says why.
         let _ = stdin.write_all(&request);
@@ -226,31 +234,31 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Stri
                 let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
                 let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
                 let _ = child.wait();
-                return Err(format!(
+                return Err(ProbeError(format!(
                     "no answer within {} (the probe was killed)",
                     crate::clock::human(timeout)
-                ));
+                )));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(5)),
-            Err(e) => return Err(format!("cannot wait for the probe helper: {e}")),
+            Err(e) => return Err(ProbeError(format!("cannot wait for the probe helper: {e}"))),
         }
     };
     if let Some(signal) = status.signal() {
         let name = nix::sys::signal::Signal::try_from(signal)
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|_| format!("signal {signal}"));
-        return Err(format!("the probe crashed ({name})"));
+        return Err(ProbeError(format!("the probe crashed ({name})")));
     }
     let mut text = String::new();
     stdout
         .rewind()
         .and_then(|_| stdout.read_to_string(&mut text))
-        .map_err(|e| format!("cannot read the probe's answer: {e}"))?;
+        .map_err(|e| ProbeError(format!("cannot read the probe's answer: {e}")))?;
     match serde_json::from_str::<Answer>(text.trim()) {
         Ok(Answer::Ok(text)) => Ok(text),
-        Ok(Answer::Err(e)) => Err(e),
-        Err(_) => Err(format!(
+        Ok(Answer::Err(e)) => Err(ProbeError(e)),
+        Err(_) => Err(ProbeError(format!(
             "the probe helper exited ({status}) without an answer"
-        )),
+        ))),
     }
 }

@@ -154,9 +154,9 @@ fn new_store_or_error(
     plugin_label: &str,
     grants: &Grants,
 ) -> Result<Store<PluginState>, PluginError> {
-    host.new_store(grants).map_err(|what| PluginError {
+    host.new_store(grants).map_err(|e| PluginError {
         plugin: plugin_label.to_string(),
-        what,
+        what: format!("cannot grant {e}"),
     })
 }
 

@@ -5,6 +5,7 @@
 use crate::FastMap;
 use std::io::Read;
 use std::path::Path;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -13,6 +14,7 @@ use super::events::{Event, Item};
 use super::zygote::{Mode, Zygote};
 use super::Pytest;
 use crate::platform::{self, Sig};
+use crate::watchdog::{Action, Seen, Watchdog, Why};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CollectError {
@@ -56,6 +58,13 @@ pub enum CollectFailure {
     Refused(String),
     /// Ctrl-C or SIGTERM while collecting.
     Interrupted,
+}
+
+/// An event line of the collection that mtest cannot read.
+fn unreadable(e: crate::pytest::events::Unreadable) -> CollectFailure {
+    CollectFailure::Broken(format!(
+        "{e}: mtest cannot know which tests were collected; please report this line"
+    ))
 }
 
 /// A finished collection, and in fork mode the zygote that made it, ready to fork.
@@ -179,66 +188,204 @@ enum Watched {
     },
 }
 
+/// What the collecting zygote has said so far, and its watchdog.
+struct Watch {
+    collected: Collected,
+    progress: Progress,
+    /// `collected`: every item is reported.
+    items_done: bool,
+    /// pytest's session finished.
+    finished: bool,
+    internal_error: Option<String>,
+    last_event: Instant,
+    dog: Watchdog,
+}
+
+/// What an event ends the watch with, if it does.
+enum Said {
+    Refused(String),
+    /// Fork mode: collected, and ready to fork.
+    Ready,
+    /// Fork mode was asked for, but the zygote cannot fork safely: why.
+    NoFork(String),
+}
+
+impl Watch {
+    fn event(&mut self, event: Event, mode: Mode) -> Option<Said> {
+        match event {
+            Event::Item(item) => self.collected.items.push(item),
+            Event::Collected {
+                initpaths,
+                cache_dir,
+                maxfail,
+                ..
+            } => {
+                self.collected.initial_paths = initpaths;
+                self.collected.cache_dir = cache_dir;
+                self.collected.pytest_maxfail = maxfail;
+                self.items_done = true
+            }
+            Event::InternalError { text } => self.internal_error = Some(text),
+            Event::SessionFinish { .. } => self.finished = true,
+            Event::Refused { text } => return Some(Said::Refused(text)),
+            Event::Ready { .. } if self.items_done && mode == Mode::Fork => {
+                return Some(Said::Ready)
+            }
+            Event::NoFork { why } => return Some(Said::NoFork(why)),
+            other => self.progress.apply(other, &mut self.collected),
+        }
+        None
+    }
+
+    /// What the watchdog is shown: no test in flight; in collect mode, once every item is
+    /// reported, the session end's time limit from the last event.
+    fn seen(&self, mode: Mode, limits: &CollectLimits) -> Seen {
+        let over = mode == Mode::Collect && self.items_done && self.internal_error.is_none();
+        Seen {
+            in_flight: None,
+            last_event: self.last_event,
+            quiet_limit: limits.quiet,
+            session_over: over.then_some(self.last_event),
+            session_end_limit: limits.session_end,
+        }
+    }
+
+    fn done(
+        self,
+        zygote: Option<Zygote>,
+        no_fork: Option<String>,
+        warnings: Vec<String>,
+    ) -> Watched {
+        Watched::Done(Box::new(Collection {
+            collected: self.collected,
+            zygote,
+            no_fork,
+            warnings,
+            collect_s: self.progress.collect_s,
+        }))
+    }
+
+    /// The zygote has ended (or was ended by the watchdog): the collection, the module it
+    /// died or hung in, or why there is none.
+    fn ended(
+        self,
+        status: ExitStatus,
+        zygote: &Zygote,
+        mode: Mode,
+        limits: &CollectLimits,
+    ) -> Result<Watched, CollectFailure> {
+        match self.dog.why() {
+            Some(Why::Quiet) => return self.hung(zygote, limits),
+            Some(Why::Lingered) => {
+                let warning = format!(
+                    "the collecting pytest did not end {} after reporting its tests (its session end: a sessionfinish hook or an exit handler; session-end-timeout); killed",
+                    crate::clock::human(limits.session_end),
+                );
+                return Ok(self.done(None, None, vec![warning]));
+            }
+            _ => {}
+        }
+        let how = platform::describe_exit(status);
+        let log = tail_of(&zygote.log, 60);
+        if !self.items_done && self.internal_error.is_none() {
+            if let Some((id, path, _)) = self.progress.open.last() {
+                return Ok(Watched::Culprit {
+                    error: CollectError {
+                        id: id.clone(),
+                        text: format!(
+                            "pytest died ({how}) while collecting {id}; the rest was \
+                             collected without it. Its output:\n{}",
+                            log.trim_end()
+                        ),
+                        message: Some(format!("pytest died ({how}) while collecting {id}")),
+                    },
+                    path: path.clone(),
+                });
+            }
+        }
+        let usable = mode == Mode::Collect
+            && self.items_done
+            && self.finished
+            && self.internal_error.is_none()
+            && matches!(status.code(), Some(0..=2 | 5));
+        if usable {
+            return Ok(self.done(None, None, Vec::new()));
+        }
+        let text = match self.internal_error {
+            Some(internal) => format!("{internal}\n{log}"),
+            None => log,
+        };
+        Err(CollectFailure::Broken(format!(
+            "pytest could not collect the tests ({how}); its output:\n{}",
+            text.trim_end()
+        )))
+    }
+
+    /// No progress for the quiet limit: the watchdog dumped the stacks and ended pytest.
+    fn hung(self, zygote: &Zygote, limits: &CollectLimits) -> Result<Watched, CollectFailure> {
+        let stacks = std::fs::read_to_string(&zygote.stacks).unwrap_or_default();
+        let limit = crate::clock::human(limits.quiet);
+        match self.progress.open.last() {
+            Some((id, path, _)) => Ok(Watched::Culprit {
+                error: CollectError {
+                    id: id.clone(),
+                    text: format!(
+                        "hung: collecting {id} made no progress for {limit}; mtest dumped \
+                         its stacks and killed pytest; the rest was collected without it.\n\
+                         Stacks:\n{}",
+                        stacks.trim_end()
+                    ),
+                    message: Some(format!(
+                        "hung: collecting {id} made no progress for {limit}"
+                    )),
+                },
+                path: path.clone(),
+            }),
+            None => Err(CollectFailure::Broken(format!(
+                "pytest hung outside any test module for {limit} while collecting; \
+                 stacks:\n{}",
+                stacks.trim_end()
+            ))),
+        }
+    }
+}
+
+/// Watches the collecting zygote until it has collected (fork mode: and is ready to fork),
+/// ended, or hung; the watchdog of the workers decides when it is hung or lingers.
 fn watch(
     mut zygote: Zygote,
     mode: Mode,
     limits: &CollectLimits,
 ) -> Result<Watched, CollectFailure> {
     let interrupts = platform::interrupts();
-    let mut collected = Collected {
-        command: zygote.command.clone(),
-        ..Collected::default()
+    let mut w = Watch {
+        collected: Collected {
+            command: zygote.command.clone(),
+            ..Collected::default()
+        },
+        progress: Progress::default(),
+        items_done: false,
+        finished: false,
+        internal_error: None,
+        last_event: Instant::now(),
+        dog: Watchdog::default(),
     };
-    let mut progress = Progress::default();
-    let (mut items_done, mut finished, mut internal_error) = (false, false, None);
-    let mut last_event = Instant::now();
     loop {
         let events = zygote.read();
         if !events.is_empty() {
-            last_event = Instant::now();
+            w.last_event = Instant::now();
         }
-        collected.items.reserve(events.len());
-        for event in events.into_iter().flatten() {
-            match event {
-                Event::Item(item) => collected.items.push(item),
-                Event::CollectError { .. }
-                | Event::CollectSkip { .. }
-                | Event::CollectStart { .. }
-                | Event::CollectDone { .. } => progress.apply(event, &mut collected),
-                Event::Collected {
-                    initpaths,
-                    cache_dir,
-                    maxfail,
-                    ..
-                } => {
-                    collected.initial_paths = initpaths;
-                    collected.cache_dir = cache_dir;
-                    collected.pytest_maxfail = maxfail;
-                    items_done = true
-                }
-                Event::InternalError { text } => internal_error = Some(text),
-                Event::SessionFinish { .. } => finished = true,
-                Event::Refused { text } => return Err(CollectFailure::Refused(text)),
-                Event::Ready { .. } if items_done && mode == Mode::Fork => {
-                    return Ok(Watched::Done(Box::new(Collection {
-                        collected,
-                        zygote: Some(zygote),
-                        no_fork: None,
-                        warnings: Vec::new(),
-                        collect_s: progress.collect_s,
-                    })));
-                }
-                Event::NoFork { why } => {
+        w.collected.items.reserve(events.len());
+        for event in events {
+            // A line lost could be a test lost: the collection is not to be trusted.
+            match w.event(event.map_err(unreadable)?, mode) {
+                None => {}
+                Some(Said::Refused(text)) => return Err(CollectFailure::Refused(text)),
+                Some(Said::Ready) => return Ok(w.done(Some(zygote), None, Vec::new())),
+                Some(Said::NoFork(why)) => {
                     zygote.quit(Duration::from_secs(30), || {});
-                    return Ok(Watched::Done(Box::new(Collection {
-                        collected,
-                        zygote: None,
-                        no_fork: Some(why),
-                        warnings: Vec::new(),
-                        collect_s: progress.collect_s,
-                    })));
+                    return Ok(w.done(None, Some(why), Vec::new()));
                 }
-                _ => {}
             }
         }
         if platform::interrupts() > interrupts {
@@ -247,106 +394,20 @@ fn watch(
         }
         if let Some(status) = zygote.ended() {
             // Whatever it wrote before it ended.
-            for event in zygote.read().into_iter().flatten() {
-                match event {
-                    Event::SessionFinish { .. } => finished = true,
-                    Event::InternalError { text } => internal_error = Some(text),
-                    other => progress.apply(other, &mut collected),
+            for event in zygote.read() {
+                if let Some(Said::Refused(text)) = w.event(event.map_err(unreadable)?, mode) {
+                    return Err(CollectFailure::Refused(text));
                 }
             }
-            let how = platform::describe_exit(status);
-            let log = tail_of(&zygote.log, 60);
-            if !items_done && internal_error.is_none() {
-                if let Some((id, path, _)) = progress.open.last() {
-                    return Ok(Watched::Culprit {
-                        error: CollectError {
-                            id: id.clone(),
-                            text: format!(
-                                "pytest died ({how}) while collecting {id}; the rest was \
-                                 collected without it. Its output:\n{}",
-                                log.trim_end()
-                            ),
-                            message: Some(format!("pytest died ({how}) while collecting {id}")),
-                        },
-                        path: path.clone(),
-                    });
-                }
-            }
-            let code = status.code();
-            let usable = mode == Mode::Collect
-                && items_done
-                && finished
-                && internal_error.is_none()
-                && matches!(code, Some(0..=2 | 5));
-            if usable {
-                return Ok(Watched::Done(Box::new(Collection {
-                    collected,
-                    zygote: None,
-                    no_fork: None,
-                    warnings: Vec::new(),
-                    collect_s: progress.collect_s,
-                })));
-            }
-            let mut text = log;
-            if let Some(internal) = internal_error {
-                text = format!("{internal}\n{text}");
-            }
-            return Err(CollectFailure::Broken(format!(
-                "pytest could not collect the tests ({how}); its output:\n{}",
-                text.trim_end()
-            )));
+            return w.ended(status, &zygote, mode, limits);
         }
-        if mode == Mode::Collect
-            && items_done
-            && internal_error.is_none()
-            && last_event.elapsed() > limits.session_end
-        {
-            // Every item is reported; pytest's session end (a sessionfinish hook, an exit
-            // handler) holds on: the collection stands, the process goes.
-            platform::signal_pid(zygote.pid, Sig::SIGUSR1);
-            std::thread::sleep(Duration::from_millis(750));
-            zygote.kill();
-            return Ok(Watched::Done(Box::new(Collection {
-                collected,
-                zygote: None,
-                no_fork: None,
-                warnings: vec![format!(
-                    "the collecting pytest did not end {} after reporting its tests (its session end: a sessionfinish hook or an exit handler; session-end-timeout); killed, stacks in {}",
-                    crate::clock::human(limits.session_end),
-                    zygote.stacks.display()
-                )],
-                collect_s: progress.collect_s,
-            })));
-        }
-        if last_event.elapsed() > limits.quiet {
-            // Hung: stacks first, then the whole group.
-            platform::signal_pid(zygote.pid, Sig::SIGUSR1);
-            std::thread::sleep(Duration::from_millis(750));
-            zygote.kill();
-            let stacks = std::fs::read_to_string(&zygote.stacks).unwrap_or_default();
-            let limit = crate::clock::human(limits.quiet);
-            return match progress.open.last() {
-                Some((id, path, _)) => Ok(Watched::Culprit {
-                    error: CollectError {
-                        id: id.clone(),
-                        text: format!(
-                            "hung: collecting {id} made no progress for {limit}; mtest dumped \
-                             its stacks and killed pytest; the rest was collected without it.\n\
-                             Stacks:\n{}",
-                            stacks.trim_end()
-                        ),
-                        message: Some(format!(
-                            "hung: collecting {id} made no progress for {limit}"
-                        )),
-                    },
-                    path: path.clone(),
-                }),
-                None => Err(CollectFailure::Broken(format!(
-                    "pytest hung outside any test module for {limit} while collecting; \
-                     stacks:\n{}",
-                    stacks.trim_end()
-                ))),
-            };
+        if let Some(action) = w.dog.tick(Instant::now(), &w.seen(mode, limits)) {
+            match action {
+                Action::DumpStacks => platform::signal_pid(zygote.pid, Sig::SIGUSR1),
+                Action::Interrupt => platform::signal_pid(zygote.pid, Sig::SIGINT),
+                Action::Terminate => platform::signal_group(zygote.pid, Sig::SIGTERM),
+                Action::Kill => platform::signal_group(zygote.pid, Sig::SIGKILL),
+            }
         }
         // Woken by what the zygote writes; the rest (its end, a hang) is seen on the tick.
         zygote.wait(Duration::from_millis(20));

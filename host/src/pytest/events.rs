@@ -206,10 +206,10 @@ impl EventTail {
         Ok(tail)
     }
 
-    /// New complete events; lines that are not valid events are returned as `Err(line)`.
+    /// New complete events; lines that are not valid events are returned as [`Unreadable`].
     /// Text that is not UTF-8 (a lone surrogate a test put into its report) is decoded
     /// lossily: the event and its outcome survive.
-    pub fn read(&mut self) -> Vec<Result<Event, String>> {
+    pub fn read(&mut self) -> Vec<Result<Event, Unreadable>> {
         let lines = self.read_lines();
         let lines = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
         let mut events = Vec::with_capacity(lines.clone().count());
@@ -435,14 +435,19 @@ impl<'a> Cursor<'a> {
     }
 }
 
-/// One event line: UTF-8 JSON, else the same decoded lossily, else `Err(line)`.
-pub fn parse_line(line: &[u8]) -> Result<Event, String> {
+/// A line of the event file that is no event: its text (decoded lossily).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("an event line could not be read: {0}")]
+pub struct Unreadable(pub String);
+
+/// One event line: UTF-8 JSON, else the same decoded lossily, else [`Unreadable`].
+pub fn parse_line(line: &[u8]) -> Result<Event, Unreadable> {
     if let Some(event) = parse_plain(line).or_else(|| parse_hot(line)) {
         return Ok(event);
     }
     serde_json::from_slice::<Event>(line).or_else(|_| {
         let text = String::from_utf8_lossy(line);
-        serde_json::from_str::<Event>(&text).map_err(|_| text.into_owned())
+        serde_json::from_str::<Event>(&text).map_err(|_| Unreadable(text.into_owned()))
     })
 }
 

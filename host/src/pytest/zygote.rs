@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::platform::{self, Sig};
-use crate::pytest::events::{Event, EventTail};
+use crate::pytest::events::{Event, EventTail, Unreadable};
 use crate::pytest::{render_command, Pytest, PytestError};
 
 /// What the zygote does after collecting.
@@ -157,7 +157,7 @@ impl Zygote {
 
     /// New events. `exited` statuses are kept for [`Zygote::take_exit`]; the rest are
     /// returned (unreadable lines as `Err`).
-    pub fn read(&mut self) -> Vec<Result<Event, String>> {
+    pub fn read(&mut self) -> Vec<Result<Event, Unreadable>> {
         let mut events = self.tail.read();
         // In place: at the end of collection this is every collected item.
         events.retain_mut(|event| match event {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 /// What answers a probe: a WebAssembly plugin, or a trusted native library.
 enum Kind {
-    Plugin(Result<LoadedPlugin, String>),
+    Plugin(Result<LoadedPlugin, discovery::ResolveError>),
     Native(PathBuf),
 }
 
@@ -76,7 +76,7 @@ impl<'h> Enricher<'h> {
                         (None, Some(plugin)) => {
                             Kind::Plugin(discovery::resolve(host, root, plugin, Source::Config))
                         }
-                        (None, None) => Kind::Plugin(Err("no plugin configured".into())),
+                        (None, None) => Kind::Plugin(Err(discovery::ResolveError::NotConfigured)),
                     },
                     settings,
                     addresses,

@@ -73,15 +73,15 @@ fn default_output(name: &str) -> &str {
     }
 }
 
-fn inside(last_run: &Path, rel: &str) -> Result<PathBuf, String> {
+fn inside(last_run: &Path, rel: &str) -> Result<PathBuf, crate::BadValue> {
     let rel_path = Path::new(rel);
     if rel_path
         .components()
         .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
     {
-        return Err(format!(
+        return Err(crate::BadValue(format!(
             "output {rel:?} must be a relative path inside .gates/last-run/"
-        ));
+        )));
     }
     Ok(last_run.join(rel_path))
 }

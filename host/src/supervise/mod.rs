@@ -16,13 +16,12 @@
 pub mod chunk_run;
 pub mod chunks;
 pub mod path_args;
-pub mod watchdog;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use chunk_run::{ChunkRun, Job, Launcher, RunContext};
+use chunk_run::{ChunkRun, Ended, Job, Launcher, RunContext};
 
 use crate::platform;
 use crate::pytest::PytestError;
@@ -161,6 +160,17 @@ struct Loop<'s, 'a> {
     not_run: usize,
     /// Estimated ms of the tests recorded so far (for the time left).
     done_estimate_ms: u64,
+    /// Ctrl-C presses acted on so far.
+    interrupts_seen: u32,
+    /// A chunk's records and warnings of this turn (buffers kept across turns).
+    out: Vec<TestRecord>,
+    warnings: Vec<String>,
+    /// Warnings said already: each is said once.
+    said: HashSet<String>,
+    /// INTERNALERRORs seen, by their last line: the same one twice stops the run.
+    internal_seen: HashMap<String, u32>,
+    /// How long the loop sleeps when it has nothing to do (see POLL).
+    pause: Duration,
     sink: &'s mut dyn FnMut(RunEvent),
     options: &'a Options,
 }
@@ -340,31 +350,59 @@ fn turns(
         failed_before: work.failed_before.into_iter().collect(),
         not_run: 0,
         done_estimate_ms: 0,
+        interrupts_seen: 0,
+        out: Vec::new(),
+        warnings: Vec::new(),
+        said: HashSet::new(),
+        internal_seen: HashMap::new(),
+        pause: POLL,
         sink,
         options,
     };
-    let mut interrupts_seen = 0;
-    let mut out = Vec::new();
-    let mut warnings = Vec::new();
-    let mut said: HashSet<String> = HashSet::new();
-    let mut internal_seen: HashMap<String, u32> = HashMap::new();
-    let mut pause = POLL;
-
     loop {
-        // Whether this round found anything to do (see POLL).
-        let mut busy = false;
+        l.hear_the_user(ctx);
+        // Whether this turn found anything to do (see POLL).
+        let mut busy = l.start_chunks(ctx, launcher);
+        let (heard, wants) = l.hear_the_zygote(launcher);
+        busy |= heard || !wants.is_empty();
+        for pid in wants {
+            if let Err(e) = l.go_on(ctx, pid, launcher) {
+                l.stopping = Some(Finish::Broken(e.to_string()));
+            }
+        }
+        let mut pids: Vec<i32> = l.running.iter().map(ChunkRun::pid).collect();
+        if let Launcher::Fork(zygote) = launcher {
+            pids.push(zygote.pid);
+        }
+        let (polled, freed) = l.poll_chunks(ctx, &pids);
+        l.tick(ctx);
+        if let Some(finish) = l.over(&pids) {
+            return finish;
+        }
+        // A chunk ended this turn: its worker's place is handed out at once, not after
+        // the next sleep (in fork mode 20 ms a batch during which a core idles).
+        if !freed {
+            l.rest(busy || polled, launcher);
+        }
+    }
+}
+
+impl Loop<'_, '_> {
+    /// Ctrl-Z pauses the run; Ctrl-C stops it (twice: kills the chunks); the budget's
+    /// deadline stops it softly.
+    fn hear_the_user(&mut self, ctx: &RunContext) {
         if platform::pause_requested() {
-            pause_and_resume(&mut l.running);
+            pause_and_resume(&mut self.running);
         }
         let interrupts = platform::interrupts();
         if ctx.foreground.is_some() {
             // Ctrl-C on the terminal reaches the test too: it is the debugger's to handle.
-            interrupts_seen = interrupts;
+            self.interrupts_seen = interrupts;
         }
-        if interrupts > interrupts_seen {
-            interrupts_seen = interrupts;
+        if interrupts > self.interrupts_seen {
+            self.interrupts_seen = interrupts;
             if interrupts == 1 {
-                (l.sink)(RunEvent::Warning(
+                (self.sink)(RunEvent::Warning(
                     "interrupted: stopping the running chunks (Ctrl-C again to kill them at once)"
                         .into(),
                 ));
@@ -373,210 +411,231 @@ fn turns(
                 if let Some(stop) = &ctx.stop_file {
                     let _ = std::fs::write(stop, "interrupted");
                 }
-                l.running.iter_mut().for_each(ChunkRun::interrupt);
+                self.running.iter_mut().for_each(ChunkRun::interrupt);
             } else {
-                l.running.iter_mut().for_each(ChunkRun::kill);
+                self.running.iter_mut().for_each(ChunkRun::kill);
             }
-            l.stopping = Some(Finish::Interrupted);
+            self.stopping = Some(Finish::Interrupted);
         }
-        if options.deadline.is_some_and(|d| Instant::now() >= d) && l.stopping.is_none() {
-            l.stop_soft(ctx, "the budget ran out");
-            l.stop(Finish::OutOfBudget { not_run: 0 });
+        let out_of_time = self.options.deadline.is_some_and(|d| Instant::now() >= d);
+        if out_of_time && self.stopping.is_none() {
+            self.stop_soft(ctx, "the budget ran out");
+            self.stop(Finish::OutOfBudget { not_run: 0 });
         }
+    }
 
-        while l.stopping.is_none() && l.running.len() < options.jobs.max(1) as usize {
-            let Some(job) = l
+    /// Starts chunks while there are free workers and work; whether it started any.
+    fn start_chunks(&mut self, ctx: &RunContext, launcher: &mut Launcher) -> bool {
+        let mut started = false;
+        while self.stopping.is_none() && self.running.len() < self.options.jobs.max(1) as usize {
+            let Some(job) = self
                 .queue
                 .pop_front()
-                .or_else(|| l.pool.next(ctx, options.jobs))
+                .or_else(|| self.pool.next(ctx, self.options.jobs))
             else {
                 break;
             };
-            let slot = free_slot(&l.running);
-            match ChunkRun::spawn(ctx, l.next_id, slot, job, launcher, None) {
+            let slot = free_slot(&self.running);
+            match ChunkRun::spawn(ctx, self.next_id, slot, job, launcher, None) {
                 Ok(chunk) => {
-                    l.running.push(chunk);
-                    busy = true;
+                    self.running.push(chunk);
+                    started = true;
                 }
                 Err(e) => {
-                    l.stopping = Some(Finish::Broken(e.to_string()));
+                    self.stopping = Some(Finish::Broken(e.to_string()));
                     break;
                 }
             }
-            l.next_id += 1;
+            self.next_id += 1;
         }
+        started
+    }
 
-        // Fork mode: the zygote reaps the workers and says how they ended, and which ask
-        // for a next batch.
-        let mut wants = Vec::new();
-        if let Launcher::Fork(zygote) = launcher {
-            busy |= !zygote.read().is_empty();
-            for text in zygote.notices.drain(..) {
-                warnings.push(text);
-            }
-            // A worker that went on with a next batch is the process of two chunks.
-            let mut forked: Vec<i32> = l
-                .running
-                .iter()
-                .filter(|c| c.is_forked())
-                .map(ChunkRun::pid)
-                .collect();
-            forked.sort_unstable();
-            forked.dedup();
-            for pid in forked {
-                if let Some(status) = zygote.take_exit(pid) {
-                    for chunk in l.running.iter_mut().filter(|c| c.pid() == pid) {
-                        chunk.exited(status);
-                    }
+    /// Fork mode: the zygote reaps the workers and says how they ended, and which ask
+    /// for a next batch (returned, with whether it said anything). A zygote that died
+    /// leaves the rest of the run to process mode.
+    fn hear_the_zygote(&mut self, launcher: &mut Launcher) -> (bool, Vec<i32>) {
+        let Launcher::Fork(zygote) = launcher else {
+            return (false, Vec::new());
+        };
+        let heard = !zygote.read().is_empty();
+        self.warnings.append(&mut zygote.notices);
+        // A worker that went on with a next batch is the process of two chunks.
+        let mut forked: Vec<i32> = self
+            .running
+            .iter()
+            .filter(|c| c.is_forked())
+            .map(ChunkRun::pid)
+            .collect();
+        forked.sort_unstable();
+        forked.dedup();
+        for pid in forked {
+            if let Some(status) = zygote.take_exit(pid) {
+                for chunk in self.running.iter_mut().filter(|c| c.pid() == pid) {
+                    chunk.exited(status);
                 }
             }
-            wants = zygote.take_wants();
-            if let Some(status) = zygote.ended() {
-                // Its workers died with it (PDEATHSIG): their tests in flight crashed, and
-                // the rest goes on in process mode.
-                warnings.push(format!(
-                    "the zygote (pid {}) died ({}); its workers with it: going on in process mode",
-                    zygote.pid,
-                    platform::describe_exit(status)
-                ));
-                for chunk in l.running.iter_mut().filter(|c| c.is_forked()) {
-                    chunk.exited(std::process::ExitStatus::from_raw(libc_sigkill()));
-                }
-                *launcher = Launcher::Process;
+        }
+        let wants = zygote.take_wants();
+        if let Some(status) = zygote.ended() {
+            // Its workers died with it (PDEATHSIG): their tests in flight crashed, and
+            // the rest goes on in process mode.
+            self.warnings.push(format!(
+                "the zygote (pid {}) died ({}); its workers with it: going on in process mode",
+                zygote.pid,
+                platform::describe_exit(status)
+            ));
+            for chunk in self.running.iter_mut().filter(|c| c.is_forked()) {
+                chunk.exited(std::process::ExitStatus::from_raw(libc_sigkill()));
             }
+            *launcher = Launcher::Process;
         }
+        (heard, wants)
+    }
 
-        for pid in wants {
-            busy = true;
-            if let Err(e) = l.go_on(ctx, pid, launcher) {
-                l.stopping = Some(Finish::Broken(e.to_string()));
-            }
-        }
-
-        let mut pids: Vec<i32> = l.running.iter().map(ChunkRun::pid).collect();
-        if let Launcher::Fork(zygote) = launcher {
-            pids.push(zygote.pid);
-        }
+    /// Reads every running chunk and ends those that are over; (whether any had news,
+    /// whether any ended).
+    fn poll_chunks(&mut self, ctx: &RunContext, pids: &[i32]) -> (bool, bool) {
+        let (mut busy, mut freed) = (false, false);
         let mut i = 0;
-        // A chunk ended this turn: its worker's place is handed out at once, not after
-        // the next sleep (in fork mode 20 ms a batch during which a core idles).
-        let mut freed = false;
-        while i < l.running.len() {
-            busy |= l.running[i].poll(ctx, &mut out, &mut warnings) || l.running[i].winding_down();
-            let ended = l.running[i].try_end(ctx, &pids, &mut out, &mut warnings);
-            busy |= ended.is_some();
-            freed |= ended.is_some();
-            let forensic_ok = !l.running[i].ran_alone();
-            for r in out
-                .iter()
-                .filter(|r| r.outcome.is_failure() && !r.quarantined)
-            {
-                if let Some(t) = r
-                    .test
-                    .or_else(|| ctx.index.get(r.test_id.as_str()).copied())
-                {
-                    l.failing.insert(t);
-                }
-            }
-            for record in out.drain(..) {
-                l.record(ctx, record, forensic_ok);
-            }
-            for warning in warnings.drain(..) {
-                if said.insert(warning.clone()) {
-                    (l.sink)(RunEvent::Warning(warning));
-                }
-            }
-            if options
-                .max_fail
-                .is_some_and(|n| l.failing.len() >= n as usize)
-                && l.stopping.is_none()
-            {
-                // Every running worker ends after its current test; nothing new starts.
-                l.stop_soft(ctx, "--max-fail: enough tests failed");
-                l.stop(Finish::FailedFast { not_run: 0 });
-            }
-            let Some(mut ended) = ended else {
+        while i < self.running.len() {
+            let chunk = &mut self.running[i];
+            busy |= chunk.poll(ctx, &mut self.out, &mut self.warnings) || chunk.winding_down();
+            let ended = chunk.try_end(ctx, pids, &mut self.out, &mut self.warnings);
+            let forensic_ok = !chunk.ran_alone();
+            self.take_records(ctx, forensic_ok);
+            let Some(ended) = ended else {
                 i += 1;
                 continue;
             };
-            let done = l.running.swap_remove(i);
-            for next in l.running.iter_mut().filter(|c| c.pid() == done.pid()) {
+            busy = true;
+            freed = true;
+            let done = self.running.swap_remove(i);
+            for next in self.running.iter_mut().filter(|c| c.pid() == done.pid()) {
                 next.predecessor_ended();
             }
-            (l.sink)(RunEvent::ChunkEnded {
-                chunk: ended.chunk,
-                startup: ended.startup,
-                versions: ended.versions.clone(),
-            });
-            l.not_run += ended.dropped;
-            if ended.dropped > 0 && l.stopping.is_none() {
-                // A worker stopped itself at --max-fail (every worker counts the run's
-                // failing tests) before mtest had read as many: the run stops all the
-                // same, and says how many tests did not run; never a silent gap.
-                l.stop_soft(ctx, "--max-fail: enough tests failed");
-                l.stop(match options.max_fail {
-                    Some(_) => Finish::FailedFast { not_run: 0 },
-                    None => Finish::Broken(format!(
-                        "a worker stopped early and {} selected test(s) did not run",
-                        ended.dropped
-                    )),
-                });
-            }
-            if let Some(record) = ended.forensic.take() {
-                l.record(ctx, record, false);
-            }
-            if let Some(text) = ended.internal.take() {
-                // The same INTERNALERROR for a second test: it is not the test's, it is
-                // pytest's or a plugin's, and re-queueing would only repeat it.
-                let key = text
-                    .lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .unwrap_or_default()
-                    .to_string();
-                let seen = internal_seen.entry(key).or_insert(0);
-                *seen += 1;
-                if *seen > 1 && ended.broken.is_none() {
-                    ended.broken = Some(format!(
-                        "the same INTERNALERROR ended pytest's run loop twice; pytest's text:\n{text}"
-                    ));
-                    ended.requeue.clear();
-                }
-            }
-            if let Some(text) = ended.broken.take() {
-                if matches!(l.stopping, None | Some(Finish::FailedFast { .. })) {
-                    l.stopping = Some(Finish::Broken(text));
-                }
-                l.running.iter_mut().for_each(ChunkRun::kill);
-                continue;
-            }
-            // What a dead chunk never reached runs next, before the rest.
-            for job in ended.requeue.drain(..).rev() {
-                l.queue.push_front(job);
-            }
-            // Failures of this chunk get their retry, each attempt level in one chunk.
-            let mut retries = std::mem::take(&mut l.retry);
-            retries.sort_by_key(|(_, attempt)| *attempt);
-            for attempt in retries
-                .iter()
-                .map(|(_, a)| *a)
-                .collect::<std::collections::BTreeSet<_>>()
+            self.chunk_ended(ctx, ended);
+        }
+        (busy, freed)
+    }
+
+    /// A chunk's records and warnings of this turn passed on; --max-fail counted.
+    fn take_records(&mut self, ctx: &RunContext, forensic_ok: bool) {
+        for r in self
+            .out
+            .iter()
+            .filter(|r| r.outcome.is_failure() && !r.quarantined)
+        {
+            if let Some(t) = r
+                .test
+                .or_else(|| ctx.index.get(r.test_id.as_str()).copied())
             {
-                let tests = retries
-                    .iter()
-                    .filter(|(_, a)| *a == attempt)
-                    .map(|(t, _)| *t)
-                    .collect();
-                l.queue.push_back(Job {
-                    tests,
-                    isolated: false,
-                    attempt,
-                    forensic: None,
-                });
+                self.failing.insert(t);
             }
         }
+        for record in std::mem::take(&mut self.out) {
+            self.record(ctx, record, forensic_ok);
+        }
+        for warning in self.warnings.drain(..) {
+            if self.said.insert(warning.clone()) {
+                (self.sink)(RunEvent::Warning(warning));
+            }
+        }
+        let enough = self
+            .options
+            .max_fail
+            .is_some_and(|n| self.failing.len() >= n as usize);
+        if enough && self.stopping.is_none() {
+            // Every running worker ends after its current test; nothing new starts.
+            self.stop_soft(ctx, "--max-fail: enough tests failed");
+            self.stop(Finish::FailedFast { not_run: 0 });
+        }
+    }
 
-        let running = l
+    /// A chunk is over: said; what it dropped counted, its forensic record passed on, a
+    /// broken pytest stops the run, what it never reached and its retries queued.
+    fn chunk_ended(&mut self, ctx: &RunContext, mut ended: Ended) {
+        (self.sink)(RunEvent::ChunkEnded {
+            chunk: ended.chunk,
+            startup: ended.startup,
+            versions: ended.versions.clone(),
+        });
+        self.not_run += ended.dropped;
+        if ended.dropped > 0 && self.stopping.is_none() {
+            // A worker stopped itself at --max-fail (every worker counts the run's
+            // failing tests) before mtest had read as many: the run stops all the
+            // same, and says how many tests did not run; never a silent gap.
+            self.stop_soft(ctx, "--max-fail: enough tests failed");
+            self.stop(match self.options.max_fail {
+                Some(_) => Finish::FailedFast { not_run: 0 },
+                None => Finish::Broken(format!(
+                    "a worker stopped early and {} selected test(s) did not run",
+                    ended.dropped
+                )),
+            });
+        }
+        if let Some(record) = ended.forensic.take() {
+            self.record(ctx, record, false);
+        }
+        if let Some(text) = ended.internal.take() {
+            self.internal_error(text, &mut ended);
+        }
+        if let Some(text) = ended.broken.take() {
+            if matches!(self.stopping, None | Some(Finish::FailedFast { .. })) {
+                self.stopping = Some(Finish::Broken(text));
+            }
+            self.running.iter_mut().for_each(ChunkRun::kill);
+            return;
+        }
+        // What a dead chunk never reached runs next, before the rest.
+        for job in ended.requeue.drain(..).rev() {
+            self.queue.push_front(job);
+        }
+        self.queue_retries();
+    }
+
+    /// The same INTERNALERROR for a second test: it is not the test's, it is pytest's or
+    /// a plugin's, and re-queueing would only repeat it.
+    fn internal_error(&mut self, text: String, ended: &mut Ended) {
+        let key = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_string();
+        let seen = self.internal_seen.entry(key).or_insert(0);
+        *seen += 1;
+        if *seen > 1 && ended.broken.is_none() {
+            ended.broken = Some(format!(
+                "the same INTERNALERROR ended pytest's run loop twice; pytest's text:\n{text}"
+            ));
+            ended.requeue.clear();
+        }
+    }
+
+    /// Failures of the chunk that ended get their retry, each attempt level in one chunk.
+    fn queue_retries(&mut self) {
+        let mut retries = std::mem::take(&mut self.retry);
+        retries.sort_by_key(|(_, attempt)| *attempt);
+        let levels: std::collections::BTreeSet<u32> = retries.iter().map(|(_, a)| *a).collect();
+        for attempt in levels {
+            let tests = retries
+                .iter()
+                .filter(|(_, a)| *a == attempt)
+                .map(|(t, _)| *t)
+                .collect();
+            self.queue.push_back(Job {
+                tests,
+                isolated: false,
+                attempt,
+                forensic: None,
+            });
+        }
+    }
+
+    /// What runs now and the estimate of what is done, for the console.
+    fn tick(&mut self, ctx: &RunContext) {
+        let running = self
             .running
             .iter()
             .filter_map(|c| {
@@ -588,56 +647,64 @@ fn turns(
                 })
             })
             .collect();
-        (l.sink)(RunEvent::Tick {
+        (self.sink)(RunEvent::Tick {
             running,
-            done_estimate_ms: l.done_estimate_ms,
+            done_estimate_ms: self.done_estimate_ms,
         });
-        if l.running.is_empty()
-            && ((l.queue.is_empty() && l.pool.tests.is_empty()) || l.stopping.is_some())
-        {
-            // Whatever the chunks' tests left running that no chunk end caught.
-            let list = platform::kill_strays(None, None, &pids);
-            if !list.is_empty() {
-                (l.sink)(RunEvent::Warning(format!(
-                    "{} process(es) were left running at the end of the run, killed: {}",
-                    list.len(),
-                    list.join("; ")
-                )));
-            }
-            // Crashes whose re-run never started are recorded as they are (an interrupted
-            // run leaves them to --resume).
-            if l.stopping != Some(Finish::Interrupted) {
-                for job in l.queue.iter_mut() {
-                    if let Some(record) = job.forensic.take() {
-                        (l.sink)(RunEvent::Record(record));
-                    }
+    }
+
+    /// How the run finished, once nothing runs and nothing is left (or it is stopping):
+    /// strays killed, crashes whose re-run never started recorded as they are, the tests
+    /// that did not run counted.
+    fn over(&mut self, pids: &[i32]) -> Option<Finish> {
+        let nothing_left = self.queue.is_empty() && self.pool.tests.is_empty();
+        if !self.running.is_empty() || !(nothing_left || self.stopping.is_some()) {
+            return None;
+        }
+        // Whatever the chunks' tests left running that no chunk end caught.
+        let list = platform::kill_strays(None, None, pids);
+        if !list.is_empty() {
+            (self.sink)(RunEvent::Warning(format!(
+                "{} process(es) were left running at the end of the run, killed: {}",
+                list.len(),
+                list.join("; ")
+            )));
+        }
+        // An interrupted run leaves them to --resume.
+        if self.stopping != Some(Finish::Interrupted) {
+            for job in self.queue.iter_mut() {
+                if let Some(record) = job.forensic.take() {
+                    (self.sink)(RunEvent::Record(record));
                 }
             }
-            let not_run = l.not_run
-                + l.pool.tests.len()
-                + l.queue
-                    .iter()
-                    .filter(|j| j.forensic.is_none())
-                    .map(|j| j.tests.len())
-                    .sum::<usize>();
-            return match l.stopping {
-                Some(Finish::OutOfBudget { .. }) => Finish::OutOfBudget { not_run },
-                Some(Finish::FailedFast { .. }) => Finish::FailedFast { not_run },
-                Some(other) => other,
-                None => Finish::Completed,
-            };
         }
-        if freed {
-            continue;
-        }
-        pause = match (busy, &*launcher) {
+        let not_run = self.not_run
+            + self.pool.tests.len()
+            + self
+                .queue
+                .iter()
+                .filter(|j| j.forensic.is_none())
+                .map(|j| j.tests.len())
+                .sum::<usize>();
+        Some(match self.stopping.take() {
+            Some(Finish::OutOfBudget { .. }) => Finish::OutOfBudget { not_run },
+            Some(Finish::FailedFast { .. }) => Finish::FailedFast { not_run },
+            Some(other) => other,
+            None => Finish::Completed,
+        })
+    }
+
+    /// Sleeps until the next turn: briefly after a busy one, longer and longer while
+    /// nothing happens (in fork mode, woken early when the zygote writes).
+    fn rest(&mut self, busy: bool, launcher: &mut Launcher) {
+        self.pause = match (busy, &*launcher) {
             (true, Launcher::Fork(_)) => POLL_FORK,
             (true, Launcher::Process) => POLL,
-            (false, _) => (pause * 2).min(POLL_IDLE),
+            (false, _) => (self.pause * 2).min(POLL_IDLE),
         };
         match launcher {
-            Launcher::Fork(zygote) => zygote.wait(pause),
-            Launcher::Process => std::thread::sleep(pause),
+            Launcher::Fork(zygote) => zygote.wait(self.pause),
+            Launcher::Process => std::thread::sleep(self.pause),
         }
     }
 }

@@ -7,7 +7,7 @@ use super::*;
 pub(super) fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<RunOptions> {
     let c = &project.mtest;
     let tiers = match &args.tier {
-        Some(spec) => crate::tiers::parse_tiers(spec).map_err(usage)?,
+        Some(spec) => crate::tiers::parse_tiers(spec)?,
         None => 0b1111,
     };
     let budget_s = match &args.budget {

@@ -103,8 +103,7 @@ pub(super) fn plan_selection(
         .clone()
         .or_else(|| env.project.mtest.selector.clone())
         .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
-    let selector =
-        discovery::resolve(env.host, env.root, &selector_spec, Source::Config).map_err(usage)?;
+    let selector = discovery::resolve(env.host, env.root, &selector_spec, Source::Config)?;
     let fallback = match selector.source {
         Source::Builtin => None,
         _ => builtins::load(env.host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),

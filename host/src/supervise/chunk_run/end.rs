@@ -9,7 +9,7 @@ use crate::clock;
 use crate::platform::{self, Sig};
 use crate::pytest::collect::tail_of;
 use crate::record::{Outcome, TestRecord};
-use crate::supervise::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
+use crate::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
 
 impl ChunkRun {
     /// If the process has exited: classifies what is left, cleans up strays, and says

@@ -15,14 +15,16 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::path_args::path_args;
-use super::watchdog::{Action, Seen, Watchdog, Why};
 use crate::clock;
 use crate::platform::{self, Sig};
-use crate::pytest::events::{parse_line, Event, EventTail, Finish, Hot, Leaked, Report};
+use crate::pytest::events::{
+    parse_line, Event, EventTail, Finish, Hot, Leaked, Report, Unreadable,
+};
 use crate::pytest::zygote::{ForkRequest, Zygote};
 use crate::pytest::{render_command, Pytest, PytestError};
 use crate::record::PlannedTest;
 use crate::record::{one_line, Outcome, TestRecord};
+use crate::watchdog::{Action, Seen, Watchdog, Why};
 
 mod end;
 mod records;
@@ -563,7 +565,7 @@ impl ChunkRun {
                 }
                 None => match parse_line(line) {
                     Ok(event) => self.apply(ctx, event, out),
-                    Err(line) => {
+                    Err(Unreadable(line)) => {
                         // Never dropped: the test in flight cannot pass with it unread.
                         match self.in_flight.as_mut() {
                             Some(f) => f.unreadable.push(line),

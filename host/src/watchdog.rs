@@ -1,4 +1,5 @@
-//! The watchdog of one worker, as a pure state machine: what it is shown (the test in
+//! The watchdog of one pytest process (a worker, or the zygote while it collects), as a
+//! pure state machine: what it is shown (the test in
 //! flight and since when, the last event, whether pytest's session is over) goes in, the
 //! signal to send comes out. No process, no clock of its own, so every path is a unit test.
 //! When the worker has exited, [`in_flight_end`] and [`rest_after_exit`] classify what it
