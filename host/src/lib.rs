@@ -3,67 +3,28 @@
 //! Data flows top to bottom: config → collect → select (plugin) → chunk → run & watch →
 //! records → store + reporters (plugins).
 
-mod civil;
 pub(crate) mod cli;
-pub mod clock;
 mod commands;
-pub(crate) mod config;
-pub(crate) mod platform;
-pub mod plugin_host;
 pub(crate) mod pytest;
 pub(crate) mod quarantine;
-pub(crate) mod record;
 pub(crate) mod report;
-pub(crate) mod run_event;
 pub(crate) mod selection;
-pub(crate) mod shard;
-pub(crate) mod store;
 pub(crate) mod supervise;
-pub(crate) mod tiers;
-pub(crate) mod watchdog;
+
+// The model (mtest-model): records, the plan's tests, run events, times, options' types,
+// the watchdog, exit codes. Imported at the root so every module names them `crate::…`.
+pub use mtest_model::clock;
+use mtest_model::{config, record, run_event, shard, tiers, watchdog};
+pub use mtest_model::{BadValue, Exit, FastMap, FastSet};
+// The OS layer (mtest-platform): every OS call.
+use mtest_platform as platform;
+// `.gates/` (mtest-store).
+use mtest_store as store;
+// WebAssembly plugins and native probes (mtest-plugin-host).
+pub use mtest_plugin_host as plugin_host;
 
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};
-
-/// A hash map for the per-test lookups of a run (test ids → index, counts): foldhash
-/// instead of SipHash, whose DoS resistance buys nothing for ids read from our own files.
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub type FastSet<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
-
-/// A value a user gave (an option, a configuration key) that mtest cannot take: one line
-/// naming it and what was expected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct BadValue(pub String);
-
-/// mtest's exit codes, as documented in `--help` and the README.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok,
-    Failures,
-    Usage,
-    Internal,
-    PytestBroken,
-    NothingSelected,
-    Interrupted,
-    /// Passed through from an external subcommand.
-    Code(u8),
-}
-
-impl Exit {
-    pub fn code(self) -> u8 {
-        match self {
-            Exit::Ok => 0,
-            Exit::Failures => 1,
-            Exit::Usage => 2,
-            Exit::Internal => 3,
-            Exit::PytestBroken => 4,
-            Exit::NothingSelected => 5,
-            Exit::Interrupted => 130,
-            Exit::Code(c) => c,
-        }
-    }
-}
 
 /// Runs mtest with the process's arguments; returns the exit code.
 pub fn main() -> Exit {

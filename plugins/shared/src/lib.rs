@@ -45,7 +45,7 @@ pub fn is_failure(o: Outcome) -> bool {
     )
 }
 
-#[path = "../../../host/src/civil.rs"]
+#[path = "../../../crates/mtest-model/src/civil.rs"]
 mod civil;
 
 /// Milliseconds since the Unix epoch as RFC 3339 text, `2026-11-26T17:29:05.123Z`, the

@@ -28,6 +28,9 @@ pub use cache::ArtifactCache;
 pub use kind::Kind;
 pub use sandbox::Grants;
 use sandbox::PluginState;
+
+// The model, named `crate::…` here as in the host.
+use mtest_model::{clock, record, Exit};
 pub use session::{ProbeSession, QuarantineSession, ReporterSession, SelectionSession};
 
 /// Resource limits for one plugin call / instance.

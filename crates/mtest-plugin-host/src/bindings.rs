@@ -8,7 +8,7 @@
 pub mod selection {
     wasmtime::component::bindgen!({
         world: "selection-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
     });
 }
@@ -16,7 +16,7 @@ pub mod selection {
 pub mod quarantine {
     wasmtime::component::bindgen!({
         world: "quarantine-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
         with: { "mtest:plugin/types": super::selection::mtest::plugin::types },
     });
@@ -25,7 +25,7 @@ pub mod quarantine {
 pub mod reporter {
     wasmtime::component::bindgen!({
         world: "reporter-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
         with: { "mtest:plugin/types": super::selection::mtest::plugin::types },
     });
@@ -34,7 +34,7 @@ pub mod reporter {
 pub mod probe {
     wasmtime::component::bindgen!({
         world: "probe-plugin",
-        path: "../wit",
+        path: "../../wit",
         exports: { default: async },
         with: { "mtest:plugin/types": super::selection::mtest::plugin::types },
     });

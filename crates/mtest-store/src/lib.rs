@@ -33,6 +33,9 @@ use serde::Serialize;
 
 pub use error::StoreError;
 
+// The model's modules, named `crate::…` here as in the host.
+use mtest_model::{clock, config, record, shard, Exit, FastMap};
+
 pub struct Gates {
     pub dir: PathBuf,
 }
@@ -170,7 +173,7 @@ pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
 }
 
 /// Reads a store file; a corrupt one is reported, set aside, and replaced by the default.
-pub(crate) fn load_or_default<T: serde::de::DeserializeOwned + Default>(
+pub fn load_or_default<T: serde::de::DeserializeOwned + Default>(
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> T {
@@ -193,7 +196,7 @@ pub(crate) fn load_or_default<T: serde::de::DeserializeOwned + Default>(
 }
 
 /// A new run's id: its start to the second, and a salt (`20261206T150139Z-c19011`).
-pub(crate) fn new_run_id() -> String {
+pub fn new_run_id() -> String {
     let now = crate::clock::now();
     let compact: String = now
         .chars()

@@ -31,9 +31,11 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    // crates/mtest-plugin-host → the repository.
     let root = manifest_dir
-        .parent()
-        .ok_or("host/ has no parent directory")?;
+        .ancestors()
+        .nth(2)
+        .ok_or("crates/mtest-plugin-host/ is not two levels below the repository")?;
     let plugins = root.join("plugins");
     let wit = root.join("wit");
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
@@ -48,10 +50,14 @@ fn run() -> Result<(), String> {
         "cargo:rerun-if-changed={}",
         plugins.join("Cargo.lock").display()
     );
-    // What the built-ins share (WIT types, outcome words).
+    // What the built-ins share (WIT types, outcome words, the model's calendar).
     println!(
         "cargo:rerun-if-changed={}",
         plugins.join("shared").display()
+    );
+    println!(
+        "cargo:rerun-if-changed={}",
+        root.join("crates/mtest-model/src/civil.rs").display()
     );
     for name in BUILTINS {
         println!(
@@ -109,7 +115,7 @@ fn run() -> Result<(), String> {
 
     let artifacts = target_dir.join("wasm32-wasip2").join("release");
     let mut generated = String::from(
-        "/// The built-in plugins, compiled from `plugins/` by `host/build.rs`.\n\
+        "/// The built-in plugins, compiled from `plugins/` by `crates/mtest-plugin-host/build.rs`.\n\
          pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",
     );
     for name in BUILTINS {

@@ -71,6 +71,12 @@ pub enum Isolation {
     Process,
 }
 
+impl Default for Isolation {
+    fn default() -> Self {
+        Isolation::default_for_platform()
+    }
+}
+
 impl Isolation {
     /// Fork on Linux; process on macOS, whose system frameworks are not fork-safe.
     pub fn default_for_platform() -> Isolation {

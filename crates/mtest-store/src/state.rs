@@ -115,12 +115,6 @@ pub fn collect_timeout() -> f64 {
     120.0
 }
 
-impl Default for Isolation {
-    fn default() -> Self {
-        Isolation::default_for_platform()
-    }
-}
-
 fn yes() -> bool {
     true
 }

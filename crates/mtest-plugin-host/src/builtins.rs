@@ -1,4 +1,4 @@
-//! The built-in plugins, embedded at build time (see `host/build.rs`).
+//! The built-in plugins, embedded at build time (see `build.rs`).
 //!
 //! They are ordinary components: loaded through the same cache, sandbox and checks as a
 //! user's `.wasm`, so a default never takes a path a user's plugin could not.
