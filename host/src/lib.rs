@@ -5,16 +5,11 @@
 
 pub(crate) mod cli;
 mod commands;
-pub(crate) mod pytest;
-pub(crate) mod quarantine;
-pub(crate) mod report;
-pub(crate) mod selection;
-pub(crate) mod supervise;
 
 // The model (mtest-model): records, the plan's tests, run events, times, options' types,
 // the watchdog, exit codes. Imported at the root so every module names them `crate::…`.
 pub use mtest_model::clock;
-use mtest_model::{config, record, run_event, shard, tiers, watchdog};
+use mtest_model::{config, record, run_event, shard, tiers};
 pub use mtest_model::{BadValue, Exit, FastMap, FastSet};
 // The OS layer (mtest-platform): every OS call.
 use mtest_platform as platform;
@@ -22,6 +17,14 @@ use mtest_platform as platform;
 use mtest_store as store;
 // WebAssembly plugins and native probes (mtest-plugin-host).
 pub use mtest_plugin_host as plugin_host;
+// pytest: the interpreter, the event plugin, the wire, collection, the zygote (mtest-pytest).
+use mtest_pytest as pytest;
+// The runner: the supervision loop, chunks, a batch's process (mtest-runner).
+use mtest_runner as supervise;
+// The selection and quarantine plugins asked (mtest-policy).
+use mtest_policy::{quarantine, selection};
+// Everything a run writes for people and tools (mtest-report).
+use mtest_report as report;
 
 use cli::{Cli, Command, PluginsCommand, QuarantineCommand};
 use plugin_host::{ArtifactCache, Limits, PluginHost};

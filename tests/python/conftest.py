@@ -10,7 +10,7 @@ import pytest
 pytest_plugins = ["pytester"]
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PLUGIN_DIR = REPO / "host" / "src" / "pytest"
+PLUGIN_DIR = REPO / "crates" / "mtest-pytest" / "src"
 WIRE = PLUGIN_DIR / "wire"
 
 

@@ -1,4 +1,4 @@
-"""What the plugin writes matches the wire's golden file (host/src/pytest/wire/), which
+"""What the plugin writes matches the wire's golden file (crates/mtest-pytest/src/wire/), which
 mtest's reader is tested against too: every event has the keys and the value types its
 golden examples show, and the zygote obeys the golden commands."""
 

@@ -17,13 +17,18 @@ pub mod chunk_run;
 pub mod chunks;
 pub mod path_args;
 
+// The lower crates' modules, named `crate::…` here as in the host.
+use mtest_model::{clock, record, run_event, watchdog, FastMap, FastSet};
+use mtest_platform as platform;
+use mtest_pytest as pytest;
+use mtest_store as store;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use chunk_run::{ChunkRun, Ended, Job, Launcher, RunContext};
 
-use crate::platform;
 use crate::pytest::PytestError;
 use crate::record::{Outcome, TestRecord};
 use crate::run_event::{RunEvent, Running};

@@ -53,7 +53,7 @@ pub enum CollectFailure {
     /// pytest's own text.
     Broken(String),
     /// We could not start it at all.
-    Io(crate::pytest::PytestError),
+    Io(crate::PytestError),
     /// An option that does not run tests (`--setup-plan`…).
     Refused(String),
     /// Ctrl-C or SIGTERM while collecting.
@@ -61,7 +61,7 @@ pub enum CollectFailure {
 }
 
 /// An event line of the collection that mtest cannot read.
-fn unreadable(e: crate::pytest::events::Unreadable) -> CollectFailure {
+fn unreadable(e: crate::events::Unreadable) -> CollectFailure {
     CollectFailure::Broken(format!(
         "{e}: mtest cannot know which tests were collected; please report this line"
     ))

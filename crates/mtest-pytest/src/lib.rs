@@ -17,6 +17,11 @@ use std::sync::Arc;
 
 pub use plugin_dir::PluginDir;
 
+// The lower crates' modules, named `crate::…` here as in the host.
+use mtest_model::{clock, record, watchdog, FastMap};
+use mtest_platform as platform;
+use mtest_store as store;
+
 /// The event plugin, a Python package: written into a private temp dir ([`PluginDir`]) on
 /// `PYTHONPATH`.
 const EVENT_PLUGIN_MODULE: &str = "mtest_events";

@@ -9,6 +9,12 @@ pub mod record_filter;
 pub mod reporters;
 pub mod stats;
 
+// The lower crates' modules, named `crate::…` here as in the host.
+use mtest_model::{clock, config, record, run_event, shard, BadValue, Exit, FastMap, FastSet};
+use mtest_platform as platform;
+use mtest_plugin_host as plugin_host;
+use mtest_store as store;
+
 use crate::record::{Attempt, TestRecord};
 use crate::store::run_log::RunLog;
 use progress::Progress;

@@ -1,5 +1,5 @@
 //! Running the reporter plugins of a run: each gets its own output directory under
-//! `.gates/last-run/`, sees run start, the records it wants (see [`crate::report::record_filter`]), and run
+//! `.gates/last-run/`, sees run start, the records it wants (see [`crate::record_filter`]), and run
 //! end. A reporter that fails is
 //! reported once and dropped for the rest of the run; the run itself goes on.
 
@@ -13,7 +13,7 @@ use crate::plugin_host::session::{
 };
 use crate::plugin_host::{builtins, PluginHost, Source};
 use crate::record::TestRecord;
-use crate::report::record_filter::{Filter, RunSoFar};
+use crate::record_filter::{Filter, RunSoFar};
 
 /// Records per `on-tests` call at most (a `--resume` replays a whole earlier invocation;
 /// a plugin's memory is bounded).
@@ -264,7 +264,7 @@ impl Reporters {
 pub fn run_summary(
     run_id: String,
     duration_s: f64,
-    stats: &crate::report::stats::RunStats,
+    stats: &crate::stats::RunStats,
     exit_code: u8,
     notes: Vec<String>,
 ) -> RunSummary {

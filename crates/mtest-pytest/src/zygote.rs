@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::events::{Event, EventTail, Unreadable};
 use crate::platform::{self, Sig};
-use crate::pytest::events::{Event, EventTail, Unreadable};
-use crate::pytest::{render_command, Pytest, PytestError};
+use crate::{render_command, Pytest, PytestError};
 
 /// What the zygote does after collecting.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -91,7 +91,7 @@ pub struct Zygote {
     waker: platform::FileWaker,
     /// The plugin dir on its `PYTHONPATH`, kept until it is gone (dropped after `Drop`
     /// killed it).
-    _plugin_dir: std::sync::Arc<crate::pytest::PluginDir>,
+    _plugin_dir: std::sync::Arc<crate::PluginDir>,
 }
 
 impl Zygote {
@@ -321,7 +321,7 @@ mod tests {
 
     /// The wire's golden file: an example of every command mtest sends the zygote. The
     /// plugin's own tests read their commands from it.
-    const GOLDEN: &str = include_str!("../pytest/wire/commands.jsonl");
+    const GOLDEN: &str = include_str!("wire/commands.jsonl");
 
     fn golden(c: &str) -> serde_json::Value {
         GOLDEN

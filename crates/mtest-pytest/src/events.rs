@@ -90,7 +90,7 @@ pub enum Event {
         pid: i32,
     },
     /// Worker `pid` is about to run the last test of its batch and asks for more:
-    /// mtest answers with a next batch or with its end ([`crate::pytest::zygote`]).
+    /// mtest answers with a next batch or with its end ([`crate::zygote`]).
     Want {
         pid: i32,
     },
