@@ -3,10 +3,10 @@
 //! `run.jsonl` and a failure bundle write a time the same way. No dependencies.
 
 /// The last instant RFC 3339 can write: 9999-12-31T23:59:59.999Z.
-pub const LAST_MS: u64 = 253_402_300_799_999;
+pub(crate) const LAST_MS: u64 = 253_402_300_799_999;
 
 /// `2026-11-26T04:30:54.123Z`. A later instant than [`LAST_MS`] is written as that one.
-pub fn rfc3339_millis(ms: u64) -> [u8; 24] {
+pub(crate) fn rfc3339_millis(ms: u64) -> [u8; 24] {
     let ms = ms.min(LAST_MS);
     let (days, rest) = (ms / 86_400_000, ms % 86_400_000);
     // Civil date from days since 1970-01-01 (Howard Hinnant's civil_from_days).

@@ -86,13 +86,6 @@ impl Isolation {
             Isolation::Process
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Isolation::Fork => "fork",
-            Isolation::Process => "process",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -3,7 +3,7 @@
 //! shards and tiers, the configuration's types (`config`), the watchdog's decisions
 //! (`watchdog`: pure), the exit codes. It depends on no other mtest crate.
 
-pub mod civil;
+pub(crate) mod civil;
 pub mod clock;
 pub mod config;
 pub mod record;

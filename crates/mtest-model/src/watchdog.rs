@@ -16,9 +16,9 @@
 use std::time::{Duration, Instant};
 
 /// How long the stack dump may take before the group is asked to terminate.
-pub const STACKS_WAIT: Duration = Duration::from_millis(750);
+pub(crate) const STACKS_WAIT: Duration = Duration::from_millis(750);
 /// How long SIGTERM may take before SIGKILL.
-pub const TERM_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const TERM_WAIT: Duration = Duration::from_secs(3);
 
 /// A signal the watchdog wants sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -145,7 +145,7 @@ pub fn describe_exit(status: ExitStatus) -> String {
 }
 
 /// A process still alive (or a zombie) that nobody waits for.
-pub struct Stray {
+pub(crate) struct Stray {
     pub pid: i32,
     pub cmd: String,
     /// Already dead, only waiting to be reaped.
@@ -156,7 +156,7 @@ pub struct Stray {
 
 impl Stray {
     /// `1234 sleep 60 (started by tests/test_x.py::test_y (call))`
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.test {
             Some(t) => format!("{} {} (started by {t})", self.pid, self.cmd),
             None => format!("{} {}", self.pid, self.cmd),
@@ -178,7 +178,7 @@ fn environ_var(pid: i32, name: &str) -> Option<String> {
 /// `PYTEST_XDIST_WORKER`). With `worker` (its name there: `gw0`…), only that worker's, so ending one chunk
 /// never kills a daemon that another running chunk uses; without, every chunk's (the end of
 /// the run).
-pub fn strays(pgid: Option<i32>, worker: Option<&str>, known: &[i32]) -> Vec<Stray> {
+pub(crate) fn strays(pgid: Option<i32>, worker: Option<&str>, known: &[i32]) -> Vec<Stray> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     for pid in candidates(pgid) {

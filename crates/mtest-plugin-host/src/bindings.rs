@@ -22,7 +22,7 @@ pub mod quarantine {
     });
 }
 
-pub mod reporter {
+pub(crate) mod reporter {
     wasmtime::component::bindgen!({
         world: "reporter-plugin",
         path: "../../wit",
@@ -31,7 +31,7 @@ pub mod reporter {
     });
 }
 
-pub mod probe {
+pub(crate) mod probe {
     wasmtime::component::bindgen!({
         world: "probe-plugin",
         path: "../../wit",

@@ -15,7 +15,7 @@ pub const DEFAULT_REPORTERS: &[&str] = &["txt-bundles", "summary-md", "html-repo
 pub const GITHUB_REPORTER: &str = "github";
 
 /// The component bytes of the built-in called `name`.
-pub fn bytes(name: &str) -> Option<&'static [u8]> {
+pub(crate) fn bytes(name: &str) -> Option<&'static [u8]> {
     BUILTIN_COMPONENTS
         .iter()
         .find(|(n, _)| *n == name)
@@ -23,7 +23,7 @@ pub fn bytes(name: &str) -> Option<&'static [u8]> {
 }
 
 /// Names of all built-ins, in listing order.
-pub fn names() -> impl Iterator<Item = &'static str> {
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
     BUILTIN_COMPONENTS.iter().map(|(n, _)| *n)
 }
 

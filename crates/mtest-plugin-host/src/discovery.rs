@@ -21,7 +21,7 @@ pub enum Found {
 }
 
 /// The project's plugin directory.
-pub fn project_dir(root: &Path) -> PathBuf {
+pub(crate) fn project_dir(root: &Path) -> PathBuf {
     root.join(".mtest").join("plugins")
 }
 
@@ -75,7 +75,7 @@ fn wasm_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// `mtest-<name>` executables on `PATH`, first one of each name wins (as a shell would).
-pub fn path_subcommands() -> Vec<(String, PathBuf)> {
+pub(crate) fn path_subcommands() -> Vec<(String, PathBuf)> {
     let mut found: Vec<(String, PathBuf)> = Vec::new();
     let Some(path) = std::env::var_os("PATH") else {
         return found;

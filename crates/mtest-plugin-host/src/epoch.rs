@@ -11,17 +11,17 @@ use std::time::Duration;
 use wasmtime::Engine;
 
 /// How often the epoch advances during a call.
-pub const TICK: Duration = Duration::from_millis(5);
+pub(crate) const TICK: Duration = Duration::from_millis(5);
 
 /// The timer thread and the number of calls it is timing.
 #[derive(Clone)]
-pub struct Ticker {
+pub(crate) struct Ticker {
     calls: Arc<AtomicUsize>,
     thread: Thread,
 }
 
 /// A call being timed; the ticker rests when the last one is dropped.
-pub struct Busy<'t>(&'t Ticker);
+pub(crate) struct Busy<'t>(&'t Ticker);
 
 impl Ticker {
     pub fn start(engine: &Engine) -> std::io::Result<Ticker> {
@@ -45,14 +45,14 @@ impl Ticker {
     }
 
     /// Ticks until the guard is dropped.
-    pub fn busy(&self) -> Busy<'_> {
+    pub(crate) fn busy(&self) -> Busy<'_> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         self.thread.unpark();
         Busy(self)
     }
 
     /// Ticks for a call of at most `limit`.
-    pub fn ticks(limit: Duration) -> u64 {
+    pub(crate) fn ticks(limit: Duration) -> u64 {
         (limit.as_millis() / TICK.as_millis()).max(1) as u64
     }
 }

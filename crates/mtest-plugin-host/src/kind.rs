@@ -18,14 +18,14 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub(crate) const ALL: [Kind; 4] = [
         Kind::Selection,
         Kind::QuarantinePolicy,
         Kind::Reporter,
         Kind::Probe,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Selection => "selection",
             Kind::QuarantinePolicy => "quarantine-policy",
@@ -63,11 +63,11 @@ impl fmt::Display for Kind {
 
 /// Why a component is not a plugin this host can load.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Incompatible(pub String);
+pub(crate) struct Incompatible(pub String);
 
 /// Reads the component's export names (`mtest:plugin/selector@0.4.0`, …) and returns the
 /// kind it implements, or why it is not one this host accepts.
-pub fn detect(engine: &Engine, component: &Component) -> Result<Kind, Incompatible> {
+pub(crate) fn detect(engine: &Engine, component: &Component) -> Result<Kind, Incompatible> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
     let prefix = format!("{WIT_PACKAGE}/");

@@ -25,13 +25,12 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store};
 
 pub use cache::ArtifactCache;
-pub use kind::Kind;
-pub use sandbox::Grants;
+pub(crate) use kind::Kind;
+pub(crate) use sandbox::Grants;
 use sandbox::PluginState;
 
 // The model, named `crate::…` here as in the host.
 use mtest_model::{clock, record, Exit};
-pub use session::{ProbeSession, QuarantineSession, ReporterSession, SelectionSession};
 
 /// Resource limits for one plugin call / instance.
 #[derive(Clone, Copy, Debug)]

@@ -20,14 +20,14 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// What the host grants one plugin instance, beyond computing.
 #[derive(Clone, Debug, Default)]
-pub struct Grants {
+pub(crate) struct Grants {
     /// Mounted read-write at `/out` (reporters).
     pub out_dir: Option<PathBuf>,
     /// TCP connections allowed to exactly these addresses (probes).
     pub tcp_connect: Vec<SocketAddr>,
 }
 
-pub struct PluginState {
+pub(crate) struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
@@ -78,7 +78,7 @@ impl PluginState {
 }
 
 /// Bounds linear memories and tables; remembers a refusal so the error can say why.
-pub struct MemoryLimiter {
+pub(crate) struct MemoryLimiter {
     limit: usize,
     pub refused: bool,
 }
@@ -115,13 +115,13 @@ impl ResourceLimiter for MemoryLimiter {
 /// The last few KiB a plugin wrote to stderr. Never refuses a write: a chatty plugin must
 /// not fail because of its logging.
 #[derive(Clone, Default)]
-pub struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
+pub(crate) struct StderrTail(Arc<Mutex<VecDeque<u8>>>);
 
 const STDERR_TAIL: usize = 8 * 1024;
 
 impl StderrTail {
     /// The last non-empty line, for one-line error messages (e.g. a Rust panic message).
-    pub fn last_line(&self) -> Option<String> {
+    pub(crate) fn last_line(&self) -> Option<String> {
         let buf = self.0.lock().ok()?;
         let (a, b) = buf.as_slices();
         let text = String::from_utf8_lossy(&[a, b].concat()).into_owned();

@@ -93,7 +93,7 @@ pub fn estimates(items: &[Item], histories: &[Option<&History>], q: f64) -> Vec<
 }
 
 /// Builds the request: files and markers become tables, candidates carry indices.
-pub fn request(inputs: &Inputs) -> SelectionRequest {
+pub(crate) fn request(inputs: &Inputs) -> SelectionRequest {
     let mut files: Vec<String> = Vec::new();
     let mut file_index: FastMap<&str, u32> = FastMap::default();
     let mut marker_names: Vec<String> = TAXONOMY.iter().map(|(m, _)| m.to_string()).collect();

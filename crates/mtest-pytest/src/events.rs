@@ -315,7 +315,7 @@ impl<'a> Hot<'a> {
         }
     }
 
-    pub fn into_event(self) -> Event {
+    pub(crate) fn into_event(self) -> Event {
         match self {
             Hot::Start { id, t } => Event::Start { id: id.into(), t },
             Hot::Finish { id, t, n } => Event::Finish(Finish {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-pub use plugin_dir::PluginDir;
+pub(crate) use plugin_dir::PluginDir;
 
 // The lower crates' modules, named `crate::…` here as in the host.
 use mtest_model::{clock, record, watchdog, FastMap};
@@ -138,7 +138,7 @@ impl Pytest {
 
     /// Checks that the interpreter runs and has pytest and pytest-timeout; one clear line
     /// naming the interpreter and the install command if not.
-    pub fn check_installed(&self) -> Result<(), PytestError> {
+    pub(crate) fn check_installed(&self) -> Result<(), PytestError> {
         let python = self.python.display();
         let output = Command::new(&self.python)
             .args(["-c", "import pytest, pytest_timeout"])
@@ -196,7 +196,7 @@ impl Pytest {
     /// Keeps the plugin dir for a process that outlives this value: the zygote spawned
     /// for collection lives on as the run's pytest, and its session end writes its
     /// private cache there.
-    pub fn dir_guard(&self) -> Arc<PluginDir> {
+    pub(crate) fn dir_guard(&self) -> Arc<PluginDir> {
         Arc::clone(&self.plugin_dir)
     }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 const PREFIX: &str = "mtest-plugin-";
 const OWNER_LOCK: &str = "owner.lock";
 
-pub struct PluginDir {
+pub(crate) struct PluginDir {
     dir: tempfile::TempDir,
     /// Locked for this value's life; opened close-on-exec, so no pytest child holds it.
     _owner: File,
@@ -47,7 +47,7 @@ fn lock_owner(dir: &Path) -> std::io::Result<File> {
 /// Removes every plugin dir in `tmp` whose owner is gone. Best effort: a dir that cannot
 /// be read, locked or removed (another user's, one from an mtest before the lock file)
 /// is left as it is; nothing in it is a result.
-pub fn sweep_abandoned(tmp: &Path) {
+pub(crate) fn sweep_abandoned(tmp: &Path) {
     let Ok(entries) = std::fs::read_dir(tmp) else {
         return;
     };

@@ -97,7 +97,7 @@ pub struct Zygote {
 impl Zygote {
     /// Starts `python -m pytest` with the event plugin in zygote `mode`; `args` are added
     /// before the user's own. Files go to `work/zygote.*`.
-    pub fn spawn(
+    pub(crate) fn spawn(
         pytest: &Pytest,
         mode: Mode,
         args: &[String],
@@ -297,7 +297,7 @@ impl Zygote {
     }
 
     /// Kills the zygote's group and reaps it (its workers die with it: PDEATHSIG).
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.stdin = None;
         platform::signal_group(self.pid, Sig::SIGKILL);
         let _ = self.child.wait();

@@ -3,7 +3,7 @@
 
 /// `tests_test_x.py__test_a_1_-3f2a9c1b.txt`: a readable, filesystem-safe prefix of the id
 /// plus 8 hex digits of its blake3 hash (which is what makes it unique).
-pub fn bundle_name(test_id: &str, attempt: u32) -> String {
+pub(crate) fn bundle_name(test_id: &str, attempt: u32) -> String {
     let mut safe = String::new();
     for c in test_id.chars() {
         let c = if c.is_ascii_alphanumeric() || c == '.' || c == '-' {

@@ -100,7 +100,7 @@ impl<'h> Enricher<'h> {
     }
 
     /// Sections for a failing record's bundle.
-    pub fn sections(&mut self, r: &TestRecord) -> Vec<(String, String)> {
+    pub(crate) fn sections(&mut self, r: &TestRecord) -> Vec<(String, String)> {
         let mut out = vec![("Duration history".to_string(), self.history_of(&r.test_id))];
         if !self.probes.is_empty() {
             out.push(("Daemon state".to_string(), self.probe_all(r)));
@@ -206,7 +206,7 @@ const SECRET_WORDS: &[&str] = &[
 ];
 
 /// Redacts values of secret-looking variables, and any URL's `user:password@`.
-pub fn redacted(name: &str, value: &str) -> String {
+pub(crate) fn redacted(name: &str, value: &str) -> String {
     let upper = name.to_ascii_uppercase();
     if SECRET_WORDS.iter().any(|w| upper.contains(w)) {
         return "<redacted>".into();
@@ -230,7 +230,7 @@ fn run_text(cmd: &mut Command) -> Option<String> {
 }
 
 /// Python, pytest and its plugins, OS, CPUs, git commit and dirtiness, environment.
-pub fn fingerprint(python: &Path, root: &Path) -> String {
+pub(crate) fn fingerprint(python: &Path, root: &Path) -> String {
     let mut lines = Vec::new();
     match run_text(
         Command::new(python)

@@ -284,7 +284,7 @@ impl Junit {
         }
     }
 
-    pub fn add(&mut self, r: &TestRecord) {
+    pub(crate) fn add(&mut self, r: &TestRecord) {
         let chunk = self.chunks.entry(r.chunk).or_default();
         let case = Case::new(r, &mut chunk.xml);
         chunk.cases.push(case);
@@ -314,7 +314,7 @@ impl Junit {
     }
 
     /// Chunks that still have cases (e.g. chunk 0: collection errors).
-    pub fn pending(&self) -> Vec<u32> {
+    pub(crate) fn pending(&self) -> Vec<u32> {
         self.chunks.keys().copied().collect()
     }
 

@@ -114,13 +114,13 @@ impl Progress {
     }
 
     /// The run's counts now.
-    pub fn counted(&mut self, stats: &RunStats) {
+    pub(crate) fn counted(&mut self, stats: &RunStats) {
         self.done = stats.tests();
         self.failing = stats.failing();
     }
 
     /// Prints a new record if it failed.
-    pub fn show(&mut self, r: &TestRecord) {
+    pub(crate) fn show(&mut self, r: &TestRecord) {
         if r.outcome.is_failure() || r.outcome == Outcome::Xpassed {
             let label = format!(
                 "{}{}",
@@ -280,7 +280,7 @@ impl Progress {
         self.held = true;
     }
 
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

@@ -15,7 +15,7 @@ type Span = (u64, u64);
 
 /// What the run has shown so far, from every record whatever the reporters want.
 #[derive(Default)]
-pub struct RunSoFar {
+pub(crate) struct RunSoFar {
     /// Tests that failed at least once: their later attempts go to every reporter.
     failed: crate::FastSet<String>,
     /// The earliest start and the latest finish so far, ms since the Unix epoch.
@@ -27,7 +27,7 @@ pub struct RunSoFar {
 
 impl RunSoFar {
     /// Notes one record; true if every reporter gets it.
-    pub fn note(&mut self, r: &TestRecord) -> bool {
+    pub(crate) fn note(&mut self, r: &TestRecord) -> bool {
         if let Some((start, end)) = times(r) {
             let (t0, t1) = self.span.get_or_insert((start, end));
             (*t0, *t1) = ((*t0).min(start), (*t1).max(end));
@@ -57,7 +57,7 @@ impl RunSoFar {
             .map(|(t0, t1)| (t1.saturating_sub(t0)).max(1) as f64)
     }
 
-    pub fn chunk_spans(&self) -> Vec<ChunkSpan> {
+    pub(crate) fn chunk_spans(&self) -> Vec<ChunkSpan> {
         self.chunks
             .iter()
             .map(|((shard, chunk), (start, end))| ChunkSpan {
@@ -77,7 +77,7 @@ fn times(r: &TestRecord) -> Option<Span> {
 }
 
 /// One reporter's `wanted`, with what it needs to remember.
-pub struct Filter {
+pub(crate) struct Filter {
     every: bool,
     /// The longest durations so far, shortest first, at most `slowest`.
     longest: Vec<f64>,
@@ -99,7 +99,7 @@ impl Filter {
 
     /// Whether this reporter is sent `r`; `must` says every reporter is. Every record goes
     /// through here, so the longest so far are those of the whole run.
-    pub fn wants(&mut self, r: &TestRecord, must: bool, so_far: &RunSoFar) -> bool {
+    pub(crate) fn wants(&mut self, r: &TestRecord, must: bool, so_far: &RunSoFar) -> bool {
         let slow = self.offer(r.duration_s);
         must || self.every || slow || self.wide(r, so_far)
     }

@@ -215,7 +215,7 @@ impl Reporters {
     }
 
     /// Sends each reporter the records that wait for it.
-    pub fn flush(&mut self) {
+    pub(crate) fn flush(&mut self) {
         self.sent = Instant::now();
         self.each(|s, records| {
             if records.is_empty() {
@@ -254,14 +254,14 @@ impl Reporters {
         }
     }
 
-    pub fn take_lines(&mut self) -> Vec<String> {
+    pub(crate) fn take_lines(&mut self) -> Vec<String> {
         std::mem::take(&mut self.lines)
     }
 }
 
 /// What reporters get at run end: the counts of `stats`, finished now ([`Reporters::end`]
 /// adds the chunks).
-pub fn run_summary(
+pub(crate) fn run_summary(
     run_id: String,
     duration_s: f64,
     stats: &crate::stats::RunStats,

@@ -49,7 +49,7 @@ fn slot(o: Outcome) -> usize {
 
 impl RunStats {
     /// Room for `tests` tests: a big run's map is not grown (and rehashed) a dozen times.
-    pub fn with_capacity(tests: usize) -> Self {
+    pub(crate) fn with_capacity(tests: usize) -> Self {
         RunStats {
             last: crate::FastMap::with_capacity_and_hasher(tests, Default::default()),
             ..RunStats::default()
@@ -110,7 +110,7 @@ impl RunStats {
 
     /// Tests that both failed and passed in this run, with (passed, attempts), sorted by
     /// test id: the pass rates `--repeat` reports.
-    pub fn pass_rates(&self) -> Vec<(&str, u32, u32)> {
+    pub(crate) fn pass_rates(&self) -> Vec<(&str, u32, u32)> {
         let mut rates: Vec<(&str, u32, u32)> = self
             .last
             .iter()
@@ -161,7 +161,7 @@ impl RunStats {
     /// What fails the run: failing tests; flaky ones with `--flaky-fails`, and those that
     /// were `repeated` (`--repeat`, new-test-repeats: finding flaky tests is why they ran
     /// again). Quarantined tests never do.
-    pub fn run_failures(&self, flaky_fails: bool, repeated: &crate::FastSet<&str>) -> usize {
+    pub(crate) fn run_failures(&self, flaky_fails: bool, repeated: &crate::FastSet<&str>) -> usize {
         self.last
             .iter()
             .filter(|(id, l)| {
@@ -199,7 +199,7 @@ impl RunStats {
     }
 
     /// (tier, its [`counts`](Self::counts)) for every tier some test has.
-    pub fn tier_counts(&self) -> Vec<(u8, Vec<(Outcome, usize)>)> {
+    pub(crate) fn tier_counts(&self) -> Vec<(u8, Vec<(Outcome, usize)>)> {
         (0u8..)
             .zip(&self.tier_counts)
             .map(|(tier, counts)| {

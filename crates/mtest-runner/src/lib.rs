@@ -15,7 +15,7 @@
 
 pub mod chunk_run;
 pub mod chunks;
-pub mod path_args;
+pub(crate) mod path_args;
 
 // The lower crates' modules, named `crate::…` here as in the host.
 use mtest_model::{clock, record, run_event, watchdog, FastMap, FastSet};

@@ -8,7 +8,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 /// `universe`: every file the collection found tests in. `chunk`: the chunk's files.
-pub fn path_args(chunk: &[&str], universe: &BTreeSet<String>) -> Vec<String> {
+pub(crate) fn path_args(chunk: &[&str], universe: &BTreeSet<String>) -> Vec<String> {
     let chunk_set: BTreeSet<&str> = chunk.iter().copied().collect();
     if universe.iter().all(|f| chunk_set.contains(f.as_str())) {
         return Vec::new();

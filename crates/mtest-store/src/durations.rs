@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::record::{Attempt, Outcome};
 
-pub const KEEP: usize = 10;
+pub(crate) const KEEP: usize = 10;
 /// The runs in which a quarantined test must have passed for its failure to be forgiven.
 pub const FLAKY_WINDOW: usize = 5;
 /// 2: outcomes as letters; 3: durations as whole microseconds (`us`). Files of schemas 1
@@ -85,7 +85,7 @@ pub fn median(values: &[f64]) -> Option<f64> {
 /// The value at `q` (0 to 1) of the sorted values, rounded to the nearest rank (0.5 gives
 /// the upper median). Up to [`KEEP`] values (a test's history) are sorted on the stack:
 /// this runs for every collected test at the start of a run.
-pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
+pub(crate) fn quantile(values: &[f64], q: f64) -> Option<f64> {
     let n = values.len();
     if n == 0 {
         return None;
@@ -201,7 +201,7 @@ mod micros {
     use serde::de::{Error, SeqAccess, Visitor};
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(secs: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(secs: &[f64], s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(secs.iter().map(|d| (d * 1e6).round().max(0.0) as u64))
     }
 
@@ -230,7 +230,7 @@ mod micros {
         }
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
         struct List;
         impl<'de> Visitor<'de> for List {
             type Value = Vec<f64>;
@@ -259,11 +259,11 @@ mod letters {
 
     use crate::record::Outcome;
 
-    pub fn serialize<S: Serializer>(outcomes: &[Outcome], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(outcomes: &[Outcome], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&outcomes.iter().map(|o| o.letter()).collect::<String>())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Outcome>, D::Error> {
         struct Letters;
         impl<'de> Visitor<'de> for Letters {
             type Value = Vec<Outcome>;

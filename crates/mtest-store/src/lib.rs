@@ -49,7 +49,7 @@ impl Gates {
     pub fn last_run(&self) -> PathBuf {
         self.dir.join("last-run")
     }
-    pub fn previous_run(&self) -> PathBuf {
+    pub(crate) fn previous_run(&self) -> PathBuf {
         self.dir.join("previous-run")
     }
     pub fn run_log(&self) -> PathBuf {
@@ -153,7 +153,7 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>, StoreErr
 }
 
 /// Renames `path` to `path.corrupt-<unix time>` and returns the new name.
-pub fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
+pub(crate) fn set_aside(path: &Path) -> Result<PathBuf, StoreError> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -180,7 +180,7 @@ struct Plan {
 }
 
 /// `plan.json`, beside `state.json`.
-pub fn plan_path(state: &Path) -> PathBuf {
+pub(crate) fn plan_path(state: &Path) -> PathBuf {
     state.with_file_name("plan.json")
 }
 

@@ -14,7 +14,7 @@ use crate::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
 impl ChunkRun {
     /// If the process has exited: classifies what is left, cleans up strays, and says
     /// what the dispatcher must do next.
-    pub fn try_end(
+    pub(crate) fn try_end(
         &mut self,
         ctx: &RunContext,
         running: &[i32],

@@ -80,7 +80,7 @@ pub struct FailureLimit {
 const STOP_ASKED: &str = "mtest asked to stop";
 
 /// A worker's name as pytest-xdist gives it (`gw0`, `gw1`…), by its slot.
-pub fn worker_name(slot: u32) -> String {
+pub(crate) fn worker_name(slot: u32) -> String {
     format!("gw{slot}")
 }
 
@@ -171,7 +171,7 @@ pub enum Launcher {
 }
 
 /// How a chunk ended, for the dispatcher.
-pub struct Ended {
+pub(crate) struct Ended {
     pub chunk: u32,
     /// Tests the chunk never ran because it was asked to stop early (budget, --fail-fast).
     pub dropped: usize,
@@ -188,7 +188,7 @@ pub struct Ended {
     pub versions: Option<(String, String)>,
 }
 
-pub struct ChunkRun {
+pub(crate) struct ChunkRun {
     pub id: u32,
     attempt: u32,
     isolated: bool,
@@ -258,7 +258,7 @@ impl ChunkRun {
     /// Starts batch `job` as chunk `id` in worker slot `slot`: a new worker, or with
     /// `continues` (a worker's pid and its chunk's mark, fork mode) the next batch of a
     /// worker that asked for one.
-    pub fn spawn(
+    pub(crate) fn spawn(
         ctx: &RunContext,
         id: u32,
         slot: u32,
@@ -451,39 +451,39 @@ impl ChunkRun {
     }
 
     /// Fork mode: the zygote reaped this worker.
-    pub fn exited(&mut self, status: ExitStatus) {
+    pub(crate) fn exited(&mut self, status: ExitStatus) {
         if let Proc::Forked { status: s } = &mut self.proc {
             *s = Some(status);
         }
     }
 
-    pub fn is_forked(&self) -> bool {
+    pub(crate) fn is_forked(&self) -> bool {
         matches!(self.proc, Proc::Forked { .. })
     }
 
     /// Its worker asked for a next batch and may be given one: a pool batch whose worker
     /// has not gone on already and is not being stopped.
-    pub fn may_go_on(&self) -> bool {
+    pub(crate) fn may_go_on(&self) -> bool {
         self.more && !self.handed_over && !self.soft_stopped && !self.interrupted
     }
 
     /// Its worker goes on with a next batch: the chunk ends with its session.
-    pub fn hand_over(&mut self) {
+    pub(crate) fn hand_over(&mut self) {
         self.handed_over = true;
     }
 
     /// The mark its worker puts on the processes its tests start.
-    pub fn mark(&self) -> u32 {
+    pub(crate) fn mark(&self) -> u32 {
         self.mark
     }
 
     /// Its worker's slot (see [`worker_name`]).
-    pub fn slot(&self) -> u32 {
+    pub(crate) fn slot(&self) -> u32 {
         self.slot
     }
 
     /// The chunk before it on the same worker has ended: its own clocks start now.
-    pub fn predecessor_ended(&mut self) {
+    pub(crate) fn predecessor_ended(&mut self) {
         if self.awaiting {
             self.awaiting = false;
             self.spawned = Instant::now();
@@ -491,27 +491,27 @@ impl ChunkRun {
         }
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// The test running now, if any.
     /// Ctrl-Z: asks the worker to pause (its event plugin puts pytest-timeout's timer
     /// aside and stops its process group).
-    pub fn pause(&self) {
+    pub(crate) fn pause(&self) {
         if !self.awaiting {
             platform::signal_pid(self.pid, Sig::SIGTSTP);
         }
     }
 
     /// Stops the worker's group outright (a worker that did not pause itself in time).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         platform::signal_group(self.pid, Sig::SIGSTOP);
     }
 
     /// `fg`: the worker's group runs on, and every clock of this chunk moves on by the
     /// time it was paused, so a paused test does not become `hung`.
-    pub fn resume(&mut self, paused: Duration) {
+    pub(crate) fn resume(&mut self, paused: Duration) {
         platform::signal_group(self.pid, Sig::SIGCONT);
         let later = |t: Instant| t.checked_add(paused).unwrap_or(t);
         self.spawned = later(self.spawned);
@@ -524,14 +524,14 @@ impl ChunkRun {
     }
 
     /// The test running now, and since when.
-    pub fn current(&self) -> Option<(usize, Instant)> {
+    pub(crate) fn current(&self) -> Option<(usize, Instant)> {
         self.in_flight.as_ref().map(|f| (f.test, f.started))
     }
 
     /// Reads new events (finished tests go to `out`) and advances the watchdog. A forensic
     /// re-run keeps its records to itself: they only inform the held-back one. Says
     /// whether there were new events.
-    pub fn poll(
+    pub(crate) fn poll(
         &mut self,
         ctx: &RunContext,
         out: &mut Vec<TestRecord>,
@@ -794,7 +794,7 @@ impl ChunkRun {
 
     /// First Ctrl-C: ask pytest to stop (KeyboardInterrupt); the test in flight is not
     /// recorded, so `--resume` runs it.
-    pub fn interrupt(&mut self) {
+    pub(crate) fn interrupt(&mut self) {
         self.interrupted = true;
         if self.awaiting {
             return; // the chunk before it on the same worker signals it
@@ -806,23 +806,23 @@ impl ChunkRun {
 
     /// The budget ran out or --fail-fast: finish the current test, then end the session (the event
     /// plugin sees the stop file after each test).
-    pub fn stop_soft(&mut self) {
+    pub(crate) fn stop_soft(&mut self) {
         self.soft_stopped = true;
     }
 
     /// Every test of its batch has ended, or its session has: the process ends any
     /// moment now (the loop watches closely, to hand out the next batch at once).
-    pub fn winding_down(&self) -> bool {
+    pub(crate) fn winding_down(&self) -> bool {
         self.session_finished.is_some() || self.done.len() >= self.tests.len()
     }
 
     /// Its crashes need no re-run alone: it was one already.
-    pub fn ran_alone(&self) -> bool {
+    pub(crate) fn ran_alone(&self) -> bool {
         self.forensic.is_some() || self.isolated
     }
 
     /// Second Ctrl-C: kill the whole group now.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.interrupted = true;
         if let Some(action) = self.dog.kill() {
             self.signal(action);
