@@ -53,7 +53,7 @@ impl Stamp {
 
     /// The RFC 3339 text, `2026-11-26T04:30:54.123Z`, into `out` (24 bytes; nothing
     /// without a time).
-    pub fn write(self, out: &mut Vec<u8>) {
+    pub(crate) fn write(self, out: &mut Vec<u8>) {
         let Some(ms) = self.0 else {
             return;
         };

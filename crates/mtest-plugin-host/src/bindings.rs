@@ -5,7 +5,7 @@
 //! alone cannot stop. The shared `types` interface is generated once (in `selection`) and
 //! reused by the other worlds, so an `Outcome` is one type everywhere.
 
-pub mod selection {
+pub(crate) mod selection {
     wasmtime::component::bindgen!({
         world: "selection-plugin",
         path: "../../wit",
@@ -13,7 +13,7 @@ pub mod selection {
     });
 }
 
-pub mod quarantine {
+pub(crate) mod quarantine {
     wasmtime::component::bindgen!({
         world: "quarantine-plugin",
         path: "../../wit",

@@ -32,7 +32,7 @@ impl Hasher for Blake3Hasher {
 
 impl ArtifactCache {
     /// `dir` of `None` disables the cache (every load compiles).
-    pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut hasher = Blake3Hasher(blake3::Hasher::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
@@ -68,7 +68,7 @@ impl ArtifactCache {
 
     /// Returns the compiled component, from the cache when it holds this exact component
     /// for this exact engine, else compiled now and stored for next time.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
+    pub(crate) fn load(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Component> {
         let path = self.path_for(bytes);
         if let Some(path) = &path {
             if path.is_file() {

@@ -24,7 +24,7 @@ pub(crate) struct Ticker {
 pub(crate) struct Busy<'t>(&'t Ticker);
 
 impl Ticker {
-    pub fn start(engine: &Engine) -> std::io::Result<Ticker> {
+    pub(crate) fn start(engine: &Engine) -> std::io::Result<Ticker> {
         let calls = Arc::new(AtomicUsize::new(0));
         let (engine, counting) = (engine.clone(), calls.clone());
         let thread = std::thread::Builder::new()

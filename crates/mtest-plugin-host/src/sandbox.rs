@@ -44,7 +44,7 @@ impl WasiView for PluginState {
 }
 
 impl PluginState {
-    pub fn new(grants: &Grants, memory_bytes: usize) -> io::Result<Self> {
+    pub(crate) fn new(grants: &Grants, memory_bytes: usize) -> io::Result<Self> {
         let stderr = StderrTail::default();
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());

@@ -19,7 +19,7 @@ use crate::tiers::{tier_of, TAXONOMY};
 
 /// Estimate for a test nobody has timed, in a suite nobody has timed: with the 15-second
 /// chunk target this gives the ~300 tests per chunk that suit unknown suites.
-pub const DEFAULT_ESTIMATE_MS: u32 = 50;
+pub(crate) const DEFAULT_ESTIMATE_MS: u32 = 50;
 
 pub struct Selected {
     pub tests: Vec<PlannedTest>,

@@ -181,7 +181,7 @@ pub struct EventTail {
 }
 
 impl EventTail {
-    pub fn new(path: &Path) -> Self {
+    pub(crate) fn new(path: &Path) -> Self {
         EventTail {
             path: path.to_path_buf(),
             file: None,
@@ -209,7 +209,7 @@ impl EventTail {
     /// New complete events; lines that are not valid events are returned as [`Unreadable`].
     /// Text that is not UTF-8 (a lone surrogate a test put into its report) is decoded
     /// lossily: the event and its outcome survive.
-    pub fn read(&mut self) -> Vec<Result<Event, Unreadable>> {
+    pub(crate) fn read(&mut self) -> Vec<Result<Event, Unreadable>> {
         let lines = self.read_lines();
         let lines = lines.split(|b| *b == b'\n').filter(|l| !l.is_empty());
         let mut events = Vec::with_capacity(lines.clone().count());

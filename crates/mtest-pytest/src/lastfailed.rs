@@ -12,7 +12,10 @@ use crate::store::StoreError;
 /// pytest's own rule, applied to each test's last attempt of the run: a failure (or an
 /// error, a hang, a crash) is added, a pass or a skip removes it; tests that did not run
 /// keep their entry.
-pub fn update(mut failed: BTreeMap<String, bool>, attempts: &[Attempt]) -> BTreeMap<String, bool> {
+pub(crate) fn update(
+    mut failed: BTreeMap<String, bool>,
+    attempts: &[Attempt],
+) -> BTreeMap<String, bool> {
     let mut last: crate::FastMap<&str, Outcome> = crate::FastMap::default();
     for a in attempts {
         last.insert(a.test_id.as_str(), a.outcome);

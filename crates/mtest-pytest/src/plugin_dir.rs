@@ -17,7 +17,7 @@ pub(crate) struct PluginDir {
 
 impl PluginDir {
     /// A new dir under the system temp dir, after sweeping the ones dead runs left.
-    pub fn create() -> Result<Self, super::PytestError> {
+    pub(crate) fn create() -> Result<Self, super::PytestError> {
         static SWEEP: std::sync::Once = std::sync::Once::new();
         let temp = std::env::temp_dir();
         SWEEP.call_once(|| sweep_abandoned(&temp));
@@ -30,7 +30,7 @@ impl PluginDir {
         Ok(PluginDir { dir, _owner: owner })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         self.dir.path()
     }
 }

@@ -293,7 +293,7 @@ impl Junit {
     /// A record of an earlier invocation of this run (`--resume`): its chunk's file was
     /// written then; the run's file has it too (its message, not its text, which is in
     /// its bundle).
-    pub fn replay(&mut self, r: &TestRecord) {
+    pub(crate) fn replay(&mut self, r: &TestRecord) {
         let mut alone = ChunkCases::default();
         let case = Case::new(r, &mut alone.xml);
         alone.cases.push(case);
@@ -320,7 +320,7 @@ impl Junit {
 
     /// Writes `junit.xml` (every chunk finished first): attempts still held (a retry that
     /// never ran) are written as they are.
-    pub fn end(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn end(&mut self) -> Result<(), StoreError> {
         let mut held: Vec<Vec<Case>> = self.merged.held.drain().map(|(_, v)| v).collect();
         held.sort_by(|a, b| a[0].test_id.cmp(&b[0].test_id));
         for mut attempts in held {

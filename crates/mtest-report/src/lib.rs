@@ -1,11 +1,11 @@
 //! Where records go: `run.jsonl` first (so a kill loses nothing that finished), then the
 //! reporter plugins, then the console.
 
-pub mod bundle_name;
+pub(crate) mod bundle_name;
 pub mod enrich;
 pub mod junit;
 pub mod progress;
-pub mod record_filter;
+pub(crate) mod record_filter;
 pub mod reporters;
 pub mod stats;
 

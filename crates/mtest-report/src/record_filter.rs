@@ -86,7 +86,7 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    pub fn new(wanted: &Wanted) -> Filter {
+    pub(crate) fn new(wanted: &Wanted) -> Filter {
         Filter {
             every: wanted.every,
             longest: Vec::new(),

@@ -179,7 +179,7 @@ impl Reporters {
     /// [`Reporters::flush_if_due`]), and at once when one needs a bundle: a kill of mtest
     /// must not take with it a bundle that its record, already in `run.jsonl`, names (a
     /// resumed run does not write it).
-    pub fn tests(&mut self, records: &[TestRecord], replayed: bool) {
+    pub(crate) fn tests(&mut self, records: &[TestRecord], replayed: bool) {
         if self.active.iter().all(|a| a.session.is_none()) {
             return;
         }
@@ -228,7 +228,7 @@ impl Reporters {
     /// Ends every reporter, with `summary` and the chunks' spans. A reporter that wrote
     /// `step-summary.md` on GitHub Actions has it appended to `$GITHUB_STEP_SUMMARY`
     /// (plugins see only their own directory).
-    pub fn end(&mut self, mut summary: RunSummary) {
+    pub(crate) fn end(&mut self, mut summary: RunSummary) {
         self.flush();
         summary.chunks = self.so_far.chunk_spans();
         self.each(|s, _| s.run_end(&summary));
