@@ -21,31 +21,7 @@ impl ChunkRun {
         out: &mut Vec<TestRecord>,
         warnings: &mut Vec<String>,
     ) -> Option<Ended> {
-        let status = match &mut self.proc {
-            Proc::Forked {
-                status: Some(status),
-            } => *status,
-            // Its worker went on with the next batch: the session's end is the chunk's.
-            Proc::Forked { status: None } if self.handed_over => {
-                self.read_events(ctx, out);
-                self.session_finished?;
-                ExitStatus::from_raw(0)
-            }
-            Proc::Forked { status: None } => return None,
-            Proc::Spawned(child) => match child.try_wait() {
-                Ok(Some(status)) => status,
-                Ok(None) => return None,
-                Err(e) => {
-                    warnings.push(format!(
-                        "chunk {}: cannot wait for pytest (pid {}): {e}",
-                        self.id, self.pid
-                    ));
-                    platform::signal_group(self.pid, Sig::SIGKILL);
-                    let _ = child.wait();
-                    return None;
-                }
-            },
-        };
+        let status = self.exit_status(ctx, out, warnings)?;
         let mut mine = std::mem::take(&mut self.held);
         let out: &mut Vec<TestRecord> = if self.forensic.is_some() {
             &mut mine
@@ -61,9 +37,6 @@ impl ChunkRun {
         }
         let how = platform::describe_exit(status);
         let log_tail = tail_of(&self.log, 80);
-
-        let mut requeue = Vec::new();
-        let mut broken = None;
         let in_flight = self.in_flight.take();
         if let Some(f) = &in_flight {
             if let Some(r) = self.in_flight_record(ctx, f, &how, &log_tail) {
@@ -74,16 +47,75 @@ impl ChunkRun {
         for r in out.iter() {
             self.any_failure |= r.outcome.is_failure();
         }
-
-        // The tests it never reached: neither recorded nor in flight.
         let in_flight_test = in_flight.as_ref().map(|f| f.test);
+        let (dropped, requeue, broken) = self.rest(ctx, in_flight_test, (&how, &log_tail), out);
+        let forensic = self
+            .forensic
+            .take()
+            .map(|held| verdict(*held, &mine, &how, &log_tail));
+        Some(Ended {
+            chunk: self.id,
+            dropped,
+            forensic,
+            requeue,
+            broken,
+            internal: self.internal.take(),
+            startup: self.first_test,
+            versions: self.versions.clone(),
+        })
+    }
+
+    /// The process's exit status once it has ended (a worker that went on with a next
+    /// batch: once its session has); none while it runs.
+    fn exit_status(
+        &mut self,
+        ctx: &RunContext,
+        out: &mut Vec<TestRecord>,
+        warnings: &mut Vec<String>,
+    ) -> Option<ExitStatus> {
+        match &mut self.proc {
+            Proc::Forked {
+                status: Some(status),
+            } => Some(*status),
+            // Its worker went on with the next batch: the session's end is the chunk's.
+            Proc::Forked { status: None } if self.handed_over => {
+                self.read_events(ctx, out);
+                self.session_finished?;
+                Some(ExitStatus::from_raw(0))
+            }
+            Proc::Forked { status: None } => None,
+            Proc::Spawned(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status),
+                Ok(None) => None,
+                Err(e) => {
+                    warnings.push(format!(
+                        "chunk {}: cannot wait for pytest (pid {}): {e}",
+                        self.id, self.pid
+                    ));
+                    platform::signal_group(self.pid, Sig::SIGKILL);
+                    let _ = child.wait();
+                    None
+                }
+            },
+        }
+    }
+
+    /// The tests of the batch it never reached (neither recorded nor in flight), by the
+    /// watchdog's rule: (dropped, re-queued, why the run is broken), records in `out`.
+    fn rest(
+        &mut self,
+        ctx: &RunContext,
+        in_flight_test: Option<usize>,
+        (how, log_tail): (&str, &str),
+        out: &mut Vec<TestRecord>,
+    ) -> (usize, Vec<Job>, Option<String>) {
         let remaining: Vec<usize> = self
             .tests
             .iter()
             .copied()
             .filter(|t| !self.done.contains(t) && Some(*t) != in_flight_test)
             .collect();
-        let mut dropped = 0;
+        let (mut dropped, mut requeue, mut broken) = (0, Vec::new(), None);
         let refused = self.refused.take();
         let rest = watchdog::rest_after_exit(Exit {
             refused: refused.is_some(),
@@ -92,7 +124,7 @@ impl ChunkRun {
             aborted: self.aborted,
             session_started: self.session_started,
             session_finished: self.session_finished.is_some(),
-            any_test_started: in_flight.is_some() || remaining.len() < self.tests.len(),
+            any_test_started: in_flight_test.is_some() || remaining.len() < self.tests.len(),
             continued: self.mark != self.id,
         });
         match rest {
@@ -117,23 +149,10 @@ impl ChunkRun {
                 }
             }
             Rest::DiedLoading => {
-                self.died_loading(ctx, remaining, &how, &log_tail, out, &mut requeue)
+                self.died_loading(ctx, remaining, how, log_tail, out, &mut requeue)
             }
         }
-        let forensic = self
-            .forensic
-            .take()
-            .map(|held| verdict(*held, &mine, &how, &log_tail));
-        Some(Ended {
-            chunk: self.id,
-            dropped,
-            forensic,
-            requeue,
-            broken,
-            internal: self.internal.take(),
-            startup: self.first_test,
-            versions: self.versions.clone(),
-        })
+        (dropped, requeue, broken)
     }
 
     /// The record of the test a worker was running when it exited: `hung` or `crashed`,

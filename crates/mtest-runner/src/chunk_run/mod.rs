@@ -245,6 +245,38 @@ pub(crate) struct ChunkRun {
     interrupted: bool,
 }
 
+/// A fork-mode batch's worker: the chunk's id and slot, the worker it continues (pid, its
+/// first chunk's id), and how it runs.
+#[derive(Clone, Copy)]
+struct Worker {
+    id: u32,
+    slot: u32,
+    continues: Option<(i32, u32)>,
+    unbuffered: bool,
+    more: bool,
+}
+
+/// Writes the batch's test ids, one a line, to `ids`; returns its files, each once, in
+/// order.
+fn write_ids<'c>(
+    ctx: &'c RunContext,
+    tests: &[usize],
+    ids: &Path,
+) -> Result<Vec<&'c str>, PytestError> {
+    let mut id_list = String::new();
+    let mut files: Vec<&str> = Vec::new();
+    for &t in tests {
+        id_list.push_str(&ctx.tests[t].id);
+        id_list.push('\n');
+        let file = ctx.tests[t].file.as_str();
+        if !files.contains(&file) {
+            files.push(file);
+        }
+    }
+    std::fs::write(ids, id_list).map_err(PytestError::write(ids))?;
+    Ok(files)
+}
+
 /// The files of a chunk.
 #[derive(Clone, Copy)]
 struct ChunkPaths<'p> {
@@ -280,61 +312,28 @@ impl ChunkRun {
         // It may have been deleted during the run (with the rest of .gates/).
         std::fs::create_dir_all(&ctx.chunk_dir).map_err(PytestError::write(&ctx.chunk_dir))?;
 
-        let mut id_list = String::new();
-        let mut files: Vec<&str> = Vec::new();
-        for &t in &tests {
-            id_list.push_str(&ctx.tests[t].id);
-            id_list.push('\n');
-            let file = ctx.tests[t].file.as_str();
-            if !files.contains(&file) {
-                files.push(file);
-            }
-        }
-        std::fs::write(&ids, id_list).map_err(PytestError::write(&ids))?;
+        let files = write_ids(ctx, &tests, &ids)?;
         let tail = EventTail::create(&events).map_err(PytestError::write(&events))?;
         let unbuffered = forensic.is_some() || isolated;
         let more = matches!(launcher, Launcher::Fork(_)) && !unbuffered;
+        let paths = ChunkPaths {
+            ids: &ids,
+            events: &events,
+            log: &log,
+            stacks: &stacks,
+        };
         let (proc, pid, command) = match launcher {
             Launcher::Fork(zygote) => {
-                let items: Vec<u32> = tests.iter().map(|&t| ctx.item_index[t]).collect();
-                let request = ForkRequest {
-                    c: if continues.is_some() { "next" } else { "fork" },
-                    pid: continues.map(|(pid, _)| pid),
-                    w: id,
-                    worker: worker_name(slot),
-                    workers: ctx.jobs,
-                    run: &ctx.run_id,
-                    items: &items,
-                    events: &events,
-                    log: &log,
-                    stacks: &stacks,
-                    stop: ctx.stop_file.as_deref(),
+                let worker = Worker {
+                    id,
+                    slot,
+                    continues,
                     unbuffered,
-                    gc_freeze: ctx.gc_freeze,
-                    max_fail: ctx.max_fail.as_ref().map(|l| l.tests),
-                    failing: ctx.max_fail.as_ref().map(|l| l.failing.as_path()),
-                    forgiven: ctx.max_fail.as_ref().map(|l| l.forgiven.as_path()),
                     more,
                 };
-                let pid = match continues {
-                    Some((pid, _)) => zygote.answer(pid, Some(&request)).map(|()| pid)?,
-                    None => zygote.fork(&request)?,
-                };
-                let command = format!(
-                    "{} # forked worker {}, its tests in {}",
-                    zygote.command,
-                    continues.map_or(id, |(_, mark)| mark),
-                    ids.display()
-                );
-                (Proc::Forked { status: None }, pid, command)
+                Self::fork_worker(ctx, zygote, &worker, &tests, &paths)?
             }
             Launcher::Process => {
-                let paths = ChunkPaths {
-                    ids: &ids,
-                    events: &events,
-                    log: &log,
-                    stacks: &stacks,
-                };
                 let (child, command) =
                     Self::spawn_process(ctx, (id, slot), &files, &paths, unbuffered)?;
                 let pid = child_pid(&child);
@@ -381,6 +380,55 @@ impl ChunkRun {
             dog: Watchdog::default(),
             interrupted: false,
         })
+    }
+
+    /// Fork mode: a fork of the zygote for the batch, or (`continues`) the next batch of
+    /// a worker that asked for one; its pid and how to tell it in a bundle.
+    fn fork_worker(
+        ctx: &RunContext,
+        zygote: &mut Zygote,
+        worker: &Worker,
+        tests: &[usize],
+        paths: &ChunkPaths,
+    ) -> Result<(Proc, i32, String), PytestError> {
+        let Worker {
+            id,
+            slot,
+            continues,
+            unbuffered,
+            more,
+        } = *worker;
+        let items: Vec<u32> = tests.iter().map(|&t| ctx.item_index[t]).collect();
+        let request = ForkRequest {
+            c: if continues.is_some() { "next" } else { "fork" },
+            pid: continues.map(|(pid, _)| pid),
+            w: id,
+            worker: worker_name(slot),
+            workers: ctx.jobs,
+            run: &ctx.run_id,
+            items: &items,
+            events: paths.events,
+            log: paths.log,
+            stacks: paths.stacks,
+            stop: ctx.stop_file.as_deref(),
+            unbuffered,
+            gc_freeze: ctx.gc_freeze,
+            max_fail: ctx.max_fail.as_ref().map(|l| l.tests),
+            failing: ctx.max_fail.as_ref().map(|l| l.failing.as_path()),
+            forgiven: ctx.max_fail.as_ref().map(|l| l.forgiven.as_path()),
+            more,
+        };
+        let pid = match continues {
+            Some((pid, _)) => zygote.answer(pid, Some(&request)).map(|()| pid)?,
+            None => zygote.fork(&request)?,
+        };
+        let command = format!(
+            "{} # forked worker {}, its tests in {}",
+            zygote.command,
+            continues.map_or(id, |(_, mark)| mark),
+            paths.ids.display()
+        );
+        Ok((Proc::Forked { status: None }, pid, command))
     }
 
     /// Process mode: a pytest process of its own for the chunk's files, keeping its ids.

@@ -2,6 +2,7 @@
 //! `--budget`, tiers, shards), the records of what did not collect, `--explain-selection`.
 
 use super::*;
+use crate::plugin_host::LoadedPlugin;
 
 /// The record of a module that skipped itself at collection (`pytest.importorskip` at
 /// module level): one skipped outcome under the module's id, as pytest counts it.
@@ -95,103 +96,151 @@ pub(super) fn plan_selection(
     opts: &RunOptions,
     collection: Collection,
 ) -> Result<Planned> {
-    let collected = &collection.collected;
-
-    let selector_spec = env
-        .args
-        .selector
-        .clone()
-        .or_else(|| env.project.mtest.selector.clone())
-        .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
-    let selector = discovery::resolve(env.host, env.root, &selector_spec, Source::Config)?;
-    let fallback = match selector.source {
-        Source::Builtin => None,
-        _ => builtins::load(env.host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
-    };
-    // --lf: only the tests whose latest outcome in the history is a failure (all when
-    // none is, as pytest does).
-    let failed_last = |id: &str| {
-        env.durations
-            .tests
-            .get(id)
-            .and_then(|h| h.outcomes.last())
-            .is_some_and(|o| o.is_failure())
-    };
+    let (selector, fallback) = selector_for(env)?;
     let mut notes = Vec::new();
-    let last_failed: Vec<Item>;
-    // Index among the items the plugin sees → index among the collected items.
-    let mut positions: Option<Vec<usize>> = None;
-    let items: &[Item] = if opts.last_failed {
-        let kept: Vec<usize> = (0..collected.items.len())
-            .filter(|&i| failed_last(&collected.items[i].id))
-            .collect();
-        last_failed = kept.iter().map(|&i| collected.items[i].clone()).collect();
-        if last_failed.is_empty() {
-            notes.push("--lf: no test failed last time: running all".to_string());
-            &collected.items
-        } else {
-            positions = Some(kept);
-            notes.push(format!(
-                "--lf: {} test(s) that failed last time",
-                last_failed.len()
-            ));
-            &last_failed
-        }
-    } else {
-        &collected.items
+    let collected = &collection.collected;
+    let last_failed = opts
+        .last_failed
+        .then(|| only_failed_last(env, &collected.items, &mut notes))
+        .flatten();
+    let items: &[Item] = match &last_failed {
+        Some((items, _)) => items,
+        None => &collected.items,
     };
-    let budget_ms = opts.budget_s.map(|s| {
-        let spent = env.started.elapsed();
-        let left = budget_left(s, spent + env.ending);
-        let share = env
-            .durations
-            .throughput
-            .map(|t| {
-                format!(
-                    ", at the last run's pace (its tests filled {:.0}% of the workers' time)",
-                    t * 100.0
-                )
-            })
-            .unwrap_or_default();
-        notes.push(format!(
-            "--budget {}: collection took {}, the run's end is given {} (the last run's), the tests are planned in the {} left{share}",
-            clock::human(clock::secs(s)),
-            clock::human(spent),
-            clock::human(env.ending),
-            clock::human(left)
-        ));
-        env.durations.usable_ms(budget_left_ms(left))
-    });
     let inputs = selection::Inputs {
         items,
         durations: env.durations,
         quarantine: env.quarantine,
         tiers: opts.tiers,
-        budget_ms,
+        budget_ms: opts.budget_s.map(|s| budget_for_tests(env, s, &mut notes)),
         workers: opts.jobs,
         startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
         shard: opts.shard,
     };
     let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)?;
-    if let Some(positions) = &positions {
+    if let Some((_, positions)) = &last_failed {
         for (i, _) in selected.excluded.iter_mut() {
             *i = positions.get(*i).copied().unwrap_or(*i);
         }
     }
     if opts.failed_first {
-        // Stable: the selection's order within each part.
-        let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut selected.tests)
-            .into_iter()
-            .partition(|t| failed_last(&t.id));
-        notes.push(format!(
-            "--ff: {} test(s) that failed last time first",
-            first.len()
-        ));
-        first.extend(rest);
-        selected.tests = first;
+        failed_first(env, &mut selected, &mut notes);
     }
-    // --repeat and new-test-repeats: how many times each test runs.
+    repeats(env, opts, &mut selected, &mut notes);
+    notes.extend(selected.notes.iter().cloned());
+    if selector.source != Source::Builtin {
+        notes.push(format!("selection by {}", selector.label()));
+    }
+    if let Some(fb) = &selected.fallback {
+        eprintln!("warning: {fb}");
+        notes.push(fb.clone());
+    }
+    if selected.left_out_by_tier > 0 {
+        notes.push(format!(
+            "{} test(s) not in the selected tiers",
+            selected.left_out_by_tier
+        ));
+    }
+    Ok(Planned {
+        collection,
+        selected,
+        notes,
+    })
+}
+
+/// The selection plugin (`--selector`, else the configured one, else the built-in) and,
+/// for one that is not built in, the built-in to fall back on.
+fn selector_for(env: &Env) -> Result<(LoadedPlugin, Option<LoadedPlugin>)> {
+    let spec = env
+        .args
+        .selector
+        .clone()
+        .or_else(|| env.project.mtest.selector.clone())
+        .unwrap_or_else(|| builtins::DEFAULT_SELECTOR.to_string());
+    let selector = discovery::resolve(env.host, env.root, &spec, Source::Config)?;
+    let fallback = match selector.source {
+        Source::Builtin => None,
+        _ => builtins::load(env.host, builtins::DEFAULT_SELECTOR).and_then(|r| r.ok()),
+    };
+    Ok((selector, fallback))
+}
+
+/// Whether a test's latest outcome in the history is a failure.
+fn failed_last(env: &Env, id: &str) -> bool {
+    env.durations
+        .tests
+        .get(id)
+        .and_then(|h| h.outcomes.last())
+        .is_some_and(|o| o.is_failure())
+}
+
+/// `--lf`: the tests whose latest outcome in the history is a failure, with their indices
+/// among the collected items; none (all run, as pytest does) when no test failed.
+fn only_failed_last(
+    env: &Env,
+    items: &[Item],
+    notes: &mut Vec<String>,
+) -> Option<(Vec<Item>, Vec<usize>)> {
+    let kept: Vec<usize> = (0..items.len())
+        .filter(|&i| failed_last(env, &items[i].id))
+        .collect();
+    if kept.is_empty() {
+        notes.push("--lf: no test failed last time: running all".to_string());
+        return None;
+    }
+    notes.push(format!(
+        "--lf: {} test(s) that failed last time",
+        kept.len()
+    ));
+    Some((kept.iter().map(|&i| items[i].clone()).collect(), kept))
+}
+
+/// `--budget`: what the tests may take of it (collection and the run's end taken off),
+/// in the history's usable milliseconds; says how it was reckoned.
+fn budget_for_tests(env: &Env, budget_s: f64, notes: &mut Vec<String>) -> u64 {
+    let spent = env.started.elapsed();
+    let left = budget_left(budget_s, spent + env.ending);
+    let share = env
+        .durations
+        .throughput
+        .map(|t| {
+            format!(
+                ", at the last run's pace (its tests filled {:.0}% of the workers' time)",
+                t * 100.0
+            )
+        })
+        .unwrap_or_default();
+    notes.push(format!(
+        "--budget {}: collection took {}, the run's end is given {} (the last run's), the tests are planned in the {} left{share}",
+        clock::human(clock::secs(budget_s)),
+        clock::human(spent),
+        clock::human(env.ending),
+        clock::human(left)
+    ));
+    env.durations.usable_ms(budget_left_ms(left))
+}
+
+/// `--ff`: the tests that failed last time first, each part in the selection's order.
+fn failed_first(env: &Env, selected: &mut selection::Selected, notes: &mut Vec<String>) {
+    let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut selected.tests)
+        .into_iter()
+        .partition(|t| failed_last(env, &t.id));
+    notes.push(format!(
+        "--ff: {} test(s) that failed last time first",
+        first.len()
+    ));
+    first.extend(rest);
+    selected.tests = first;
+}
+
+/// `--repeat` and new-test-repeats: how many times each test runs.
+fn repeats(
+    env: &Env,
+    opts: &RunOptions,
+    selected: &mut selection::Selected,
+    notes: &mut Vec<String>,
+) {
     let mut new_repeated = 0;
     for t in &mut selected.tests {
         t.runs = opts.repeat.max(1);
@@ -212,25 +261,6 @@ pub(super) fn plan_selection(
             opts.new_test_repeats
         ));
     }
-    notes.extend(selected.notes.iter().cloned());
-    if selector.source != Source::Builtin {
-        notes.push(format!("selection by {}", selector.label()));
-    }
-    if let Some(fb) = &selected.fallback {
-        eprintln!("warning: {fb}");
-        notes.push(fb.clone());
-    }
-    if selected.left_out_by_tier > 0 {
-        notes.push(format!(
-            "{} test(s) not in the selected tiers",
-            selected.left_out_by_tier
-        ));
-    }
-    Ok(Planned {
-        collection,
-        selected,
-        notes,
-    })
 }
 
 pub(super) fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
