@@ -113,7 +113,14 @@ impl<'h> Recorder<'h> {
 
     fn count(&mut self, record: &TestRecord) {
         self.stats.record(record);
+    }
+
+    /// A turn of the supervision loop, for the console: what runs now, the estimated
+    /// milliseconds of the tests done, and the counts (told once a turn: counting the
+    /// failing tests walks every test).
+    pub fn tick(&mut self, running: Vec<crate::run_event::Running>, done_ms: u64) {
         self.progress.counted(&self.stats);
+        self.progress.tick(running, done_ms);
     }
 
     /// The records of earlier invocations of this run (`--resume`): counted and shown to

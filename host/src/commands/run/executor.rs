@@ -65,7 +65,7 @@ pub(super) fn supervise_and_record<'h>(
                     } => {
                         rec.reporters.flush_if_due();
                         rec.flush_lines();
-                        rec.progress.tick(running, done_estimate_ms)
+                        rec.tick(running, done_estimate_ms)
                     }
                 }
             }
