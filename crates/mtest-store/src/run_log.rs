@@ -2,9 +2,9 @@
 //! `O_APPEND` file, so a SIGKILL of mtest leaves at most one torn last line, which `read`
 //! sets aside.
 //!
-//! Beside it, `details.jsonl`: a line for each record with text (a failure's traceback and
-//! output, a skip's reason), keyed by test and attempt, so what a resumed or merged run
-//! replays is whole.
+//! Beside it, `details.jsonl`: a line for each record with text (a failure's traceback,
+//! output and log, a crash's last output; a pass or a skip has none), keyed by test and
+//! attempt, so what a resumed or merged run replays is whole.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
