@@ -116,8 +116,7 @@ impl<'h> Recorder<'h> {
     }
 
     /// A turn of the supervision loop, for the console: what runs now, the estimated
-    /// milliseconds of the tests done, and the counts (told once a turn: counting the
-    /// failing tests walks every test).
+    /// milliseconds of the tests done, and the counts.
     pub fn tick(&mut self, running: Vec<crate::run_event::Running>, done_ms: u64) {
         self.progress.counted(&self.stats);
         self.progress.tick(running, done_ms);

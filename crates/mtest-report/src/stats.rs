@@ -41,6 +41,9 @@ pub struct RunStats {
     tier_counts: [[usize; 8]; 4],
     /// Records seen, every attempt.
     pub attempts: usize,
+    /// Tests whose last attempt failed and that are not quarantined, kept as records come
+    /// (the console asks every loop turn).
+    failing: usize,
 }
 
 fn slot(o: Outcome) -> usize {
@@ -66,8 +69,15 @@ impl RunStats {
             attempts: 1,
             failed: u32::from(r.outcome.is_failure()),
         };
+        let fails = |l: &Last| l.outcome.is_failure() && !l.quarantined;
+        if fails(&now) {
+            self.failing += 1;
+        }
         match self.last.get_mut(&r.test_id) {
             Some(before) => {
+                if fails(before) {
+                    self.failing -= 1;
+                }
                 self.counts[slot(before.outcome)] -= 1;
                 self.tier_counts[before.tier][slot(before.outcome)] -= 1;
                 now.attempts += before.attempts;
@@ -89,10 +99,7 @@ impl RunStats {
 
     /// Tests whose last attempt failed and that are not quarantined.
     pub fn failing(&self) -> usize {
-        self.last
-            .values()
-            .filter(|l| l.outcome.is_failure() && !l.quarantined)
-            .count()
+        self.failing
     }
 
     /// Tests whose last attempt failed though they are quarantined.
@@ -279,6 +286,12 @@ mod tests {
         assert_eq!(s.run_failures(false, &crate::FastSet::from_iter(["a"])), 2);
         assert_eq!(s.run_failures(false, &crate::FastSet::from_iter(["c"])), 1);
         assert_eq!(s.failing(), 1);
+        let walked = s
+            .last
+            .values()
+            .filter(|l| l.outcome.is_failure() && !l.quarantined)
+            .count();
+        assert_eq!(s.failing(), walked);
         // a: 1 of 2 passed; b failed both (not flaky); c passed its only run.
         assert_eq!(s.pass_rates(), vec![("a", 1, 2)]);
     }
