@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::events::{Event, Item};
 use super::zygote::{Mode, Zygote};
 use super::Pytest;
-use crate::platform::{self, Sig};
-use crate::watchdog::{Action, Seen, Watchdog, Why};
+use crate::platform;
+use crate::watchdog::{Seen, Watchdog, Why};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CollectError {
@@ -402,12 +402,7 @@ fn watch(
             return w.ended(status, &zygote, mode, limits);
         }
         if let Some(action) = w.dog.tick(Instant::now(), &w.seen(mode, limits)) {
-            match action {
-                Action::DumpStacks => platform::signal_pid(zygote.pid, Sig::SIGUSR1),
-                Action::Interrupt => platform::signal_pid(zygote.pid, Sig::SIGINT),
-                Action::Terminate => platform::signal_group(zygote.pid, Sig::SIGTERM),
-                Action::Kill => platform::signal_group(zygote.pid, Sig::SIGKILL),
-            }
+            super::signal(zygote.pid, action);
         }
         // Woken by what the zygote writes; the rest (its end, a hang) is seen on the tick.
         zygote.wait(Duration::from_millis(20));

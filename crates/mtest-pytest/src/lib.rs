@@ -253,6 +253,19 @@ pub fn combine_coverage(pytest: &Pytest, chunk_dir: &Path) -> Result<String, Pyt
         .to_string())
 }
 
+/// Sends the watchdog's `action` to the pytest process `pid` (a worker, or the zygote
+/// while it collects): stacks and interrupts to the process, termination to its group.
+pub fn signal(pid: i32, action: watchdog::Action) {
+    use platform::Sig;
+    use watchdog::Action;
+    match action {
+        Action::DumpStacks => platform::signal_pid(pid, Sig::SIGUSR1),
+        Action::Interrupt => platform::signal_pid(pid, Sig::SIGINT),
+        Action::Terminate => platform::signal_group(pid, Sig::SIGTERM),
+        Action::Kill => platform::signal_group(pid, Sig::SIGKILL),
+    }
+}
+
 /// A command line as a person would type it (for bundles and messages).
 pub fn render_command(cmd: &Command) -> String {
     let mut parts = vec![shell_quote(&cmd.get_program().to_string_lossy())];

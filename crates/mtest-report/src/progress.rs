@@ -76,18 +76,10 @@ impl Progress {
             bar
         });
         Progress {
-            total,
-            done: 0,
-            failing: 0,
-            started,
             plan,
             color,
             bar,
-            last_line: None,
-            running: Vec::new(),
-            done_ms: 0,
-            run_started: None,
-            held: false,
+            ..Progress::quiet(total, started)
         }
     }
 

@@ -187,6 +187,11 @@ impl Loop<'_, '_> {
         let test = r
             .test
             .or_else(|| ctx.index.get(r.test_id.as_str()).copied());
+        // --max-fail counts failing tests, each once, quarantined ones aside (a crash held
+        // for its re-run alone counts now).
+        if let Some(t) = test.filter(|_| r.outcome.is_failure() && !r.quarantined) {
+            self.failing.insert(t);
+        }
         if r.outcome == Outcome::Crashed && self.options.rerun_crashed && forensic_ok {
             if let Some(test) = test {
                 self.queue.push_front(Job {
@@ -526,18 +531,6 @@ impl Loop<'_, '_> {
 
     /// A chunk's records and warnings of this turn passed on; --max-fail counted.
     fn take_records(&mut self, ctx: &RunContext, forensic_ok: bool) {
-        for r in self
-            .out
-            .iter()
-            .filter(|r| r.outcome.is_failure() && !r.quarantined)
-        {
-            if let Some(t) = r
-                .test
-                .or_else(|| ctx.index.get(r.test_id.as_str()).copied())
-            {
-                self.failing.insert(t);
-            }
-        }
         for record in std::mem::take(&mut self.out) {
             self.record(ctx, record, forensic_ok);
         }

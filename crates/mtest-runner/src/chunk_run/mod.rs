@@ -832,12 +832,7 @@ impl ChunkRun {
     }
 
     fn signal(&self, action: Action) {
-        match action {
-            Action::DumpStacks => platform::signal_pid(self.pid, Sig::SIGUSR1),
-            Action::Interrupt => platform::signal_pid(self.pid, Sig::SIGINT),
-            Action::Terminate => platform::signal_group(self.pid, Sig::SIGTERM),
-            Action::Kill => platform::signal_group(self.pid, Sig::SIGKILL),
-        }
+        crate::pytest::signal(self.pid, action);
     }
 
     /// First Ctrl-C: ask pytest to stop (KeyboardInterrupt); the test in flight is not
