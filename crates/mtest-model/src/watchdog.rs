@@ -180,19 +180,46 @@ pub fn in_flight_end(test: usize, dog: &Watchdog, timeout_in_output: bool) -> In
     }
 }
 
-/// What the worker showed before it exited, for the tests of its batch that never ended.
+/// How far a worker's pytest session got, as its events say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Session {
+    #[default]
+    NotStarted,
+    Running,
+    /// Its tests are over (the run loop's end, or pytest's session end), since then.
+    Over(Instant),
+}
+
+impl Session {
+    pub fn over_since(self) -> Option<Instant> {
+        match self {
+            Session::Over(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// What mtest asked of a worker; a later, stronger request replaces a weaker one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Asked {
+    #[default]
+    Nothing,
+    /// End the session after the current test (the budget ran out, `--fail-fast`,
+    /// `--max-fail`).
+    StopAfterTest,
+    /// mtest was interrupted (Ctrl-C): stop now.
+    Interrupt,
+}
+
+/// What a worker's exit left known, for [`rest_after_exit`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Exit {
     /// pytest refused its options (`--setup-plan`…): nothing can be recorded.
     pub refused: bool,
-    /// mtest was interrupted (Ctrl-C).
-    pub interrupted: bool,
-    /// mtest asked the session to stop after a test (budget, `--fail-fast`).
-    pub soft_stopped: bool,
+    pub asked: Asked,
     /// A test ended pytest's run loop (`pytest.exit()`, KeyboardInterrupt in a test).
     pub aborted: bool,
-    pub session_started: bool,
-    pub session_finished: bool,
+    pub session: Session,
     /// A test of the batch started.
     pub any_test_started: bool,
     /// The batch was the next one of a worker that had run another: it may have died in
@@ -223,17 +250,22 @@ pub enum Rest {
 /// Classifies the rest of a worker's batch once it has exited (the test in flight is
 /// [`in_flight_end`]'s).
 pub fn rest_after_exit(e: Exit) -> Rest {
+    let (started, over) = match e.session {
+        Session::NotStarted => (false, false),
+        Session::Running => (true, false),
+        Session::Over(_) => (true, true),
+    };
     if e.refused {
         Rest::Refused
-    } else if e.interrupted {
+    } else if e.asked == Asked::Interrupt {
         Rest::LeftForResume
-    } else if e.soft_stopped && e.session_finished {
+    } else if e.asked == Asked::StopAfterTest && over {
         Rest::Dropped
-    } else if e.aborted || (e.continued && !e.session_started) {
+    } else if e.aborted || (e.continued && !started) {
         Rest::Requeue
-    } else if !e.session_started {
+    } else if !started {
         Rest::NotStarted
-    } else if e.session_finished {
+    } else if over {
         Rest::NotRun
     } else if e.any_test_started {
         // Died in or between tests.
@@ -341,9 +373,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stronger_request_is_kept() {
+        // A chunk keeps `asked.max(new)`: a stop after an interrupt is still an interrupt.
+        assert_eq!(Asked::Interrupt.max(Asked::StopAfterTest), Asked::Interrupt);
+        assert_eq!(
+            Asked::Nothing.max(Asked::StopAfterTest),
+            Asked::StopAfterTest
+        );
+        let interrupted_then_stopped = Exit {
+            asked: Asked::Interrupt.max(Asked::StopAfterTest),
+            session: Session::Over(Instant::now()),
+            ..Exit::default()
+        };
+        assert_eq!(
+            rest_after_exit(interrupted_then_stopped),
+            Rest::LeftForResume
+        );
+    }
+
+    #[test]
     fn exits_classify_the_rest_of_the_batch() {
         let died = Exit {
-            session_started: true,
+            session: Session::Running,
             ..Exit::default()
         };
         assert_eq!(rest_after_exit(died), Rest::DiedLoading);
@@ -353,7 +404,7 @@ mod tests {
         };
         assert_eq!(rest_after_exit(died_mid), Rest::Requeue);
         let ended = Exit {
-            session_finished: true,
+            session: Session::Over(Instant::now()),
             ..died_mid
         };
         assert_eq!(rest_after_exit(ended), Rest::NotRun);
@@ -374,12 +425,12 @@ mod tests {
         // A stop asked for counts only if the session did end: a crash after the
         // request still sends the rest to a new worker, never to "not run".
         let stop_then_crash = Exit {
-            soft_stopped: true,
+            asked: Asked::StopAfterTest,
             ..died_mid
         };
         assert_eq!(rest_after_exit(stop_then_crash), Rest::Requeue);
         let stopped = Exit {
-            soft_stopped: true,
+            asked: Asked::StopAfterTest,
             ..ended
         };
         assert_eq!(rest_after_exit(stopped), Rest::Dropped);
@@ -389,7 +440,7 @@ mod tests {
         };
         assert_eq!(rest_after_exit(aborted), Rest::Requeue);
         let interrupted = Exit {
-            interrupted: true,
+            asked: Asked::Interrupt,
             ..stopped
         };
         assert_eq!(rest_after_exit(interrupted), Rest::LeftForResume);

@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use crate::events::{Event, EventTail, Unreadable};
 use crate::platform::{self, Sig};
+use crate::watchdog::{Seen, Watchdog};
 use crate::{render_command, Pytest, PytestError};
 
 /// What the zygote does after collecting.
@@ -265,11 +266,20 @@ impl Zygote {
         }
     }
 
-    /// Lets the zygote end its session, waiting at most `limit`, then kills what is
-    /// left. Returns how it ended.
+    /// Lets the zygote end its session, waiting at most `limit`; then the watchdog's
+    /// escalation (its stacks, SIGTERM, SIGKILL to its group) ends it, as it ends a hung
+    /// worker. Returns how it ended.
     pub fn quit(&mut self, limit: Duration, mut slow: impl FnMut()) -> String {
         self.ask_quit();
         let asked = Instant::now();
+        let seen = Seen {
+            in_flight: None,
+            last_event: asked,
+            quiet_limit: limit,
+            session_over: None,
+            session_end_limit: limit,
+        };
+        let mut dog = Watchdog::default();
         let mut said = false;
         loop {
             if !said && asked.elapsed() > SLOW_SESSION_END {
@@ -278,19 +288,19 @@ impl Zygote {
             }
             if let Some(status) = self.ended() {
                 self.stdin = None;
+                if dog.why().is_some() {
+                    return format!(
+                        "killed: its session end took longer than {} (session-end-timeout; stacks in {})",
+                        crate::clock::human(limit),
+                        self.stacks.display()
+                    );
+                }
                 // Notices are kept by `read`; nothing else matters now.
                 let _ = self.read();
                 return platform::describe_exit(status);
             }
-            if asked.elapsed() > limit {
-                platform::signal_pid(self.pid, Sig::SIGUSR1);
-                std::thread::sleep(Duration::from_millis(500));
-                self.kill();
-                return format!(
-                    "killed: its session end took longer than {} (session-end-timeout; stacks in {})",
-                    crate::clock::human(limit),
-                    self.stacks.display()
-                );
+            if let Some(action) = dog.tick(Instant::now(), &seen) {
+                crate::signal(self.pid, action);
             }
             std::thread::sleep(Duration::from_millis(5));
         }

@@ -4,12 +4,12 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use super::{ChunkRun, Ended, InFlight, Job, Proc, RunContext};
+use super::{ChunkRun, Ended, InFlight, Job, Proc, RunContext, Succession};
 use crate::clock;
 use crate::platform::{self, Sig};
 use crate::pytest::collect::tail_of;
 use crate::record::{Outcome, TestRecord};
-use crate::watchdog::{self, in_flight_end, Exit, InFlightEnd, Rest};
+use crate::watchdog::{self, in_flight_end, Asked, Exit, InFlightEnd, Rest};
 
 impl ChunkRun {
     /// If the process has exited: classifies what is left, cleans up strays, and says
@@ -30,7 +30,7 @@ impl ChunkRun {
         };
         self.read_events(ctx, out);
         warnings.append(&mut self.warnings);
-        if !self.handed_over || self.proc_status().is_some() {
+        if self.succession != Succession::HandedOver || self.proc_status().is_some() {
             // A worker that went on keeps its processes (its fixtures' servers); what its
             // tests leaked was killed test by test, the rest goes at its last chunk's end.
             self.clean_up_strays(running, warnings);
@@ -78,9 +78,9 @@ impl ChunkRun {
                 status: Some(status),
             } => Some(*status),
             // Its worker went on with the next batch: the session's end is the chunk's.
-            Proc::Forked { status: None } if self.handed_over => {
+            Proc::Forked { status: None } if self.succession == Succession::HandedOver => {
                 self.read_events(ctx, out);
-                self.session_finished?;
+                self.session.over_since()?;
                 Some(ExitStatus::from_raw(0))
             }
             Proc::Forked { status: None } => None,
@@ -119,11 +119,9 @@ impl ChunkRun {
         let refused = self.refused.take();
         let rest = watchdog::rest_after_exit(Exit {
             refused: refused.is_some(),
-            interrupted: self.interrupted,
-            soft_stopped: self.soft_stopped,
+            asked: self.asked,
             aborted: self.aborted,
-            session_started: self.session_started,
-            session_finished: self.session_finished.is_some(),
+            session: self.session,
             any_test_started: in_flight_test.is_some() || remaining.len() < self.tests.len(),
             continued: self.mark != self.id,
         });
@@ -168,7 +166,7 @@ impl ChunkRun {
         let thread_timeout = log_tail.contains("+ Timeout +");
         let end = match in_flight_end(f.test, &self.dog, thread_timeout) {
             InFlightEnd::HungByWatchdog => InFlightEnd::HungByWatchdog,
-            _ if self.interrupted => InFlightEnd::LeftForResume,
+            _ if self.asked == Asked::Interrupt => InFlightEnd::LeftForResume,
             end => end,
         };
         match end {

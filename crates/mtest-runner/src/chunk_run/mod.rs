@@ -24,7 +24,7 @@ use crate::pytest::zygote::{ForkRequest, Zygote};
 use crate::pytest::{render_command, Pytest, PytestError};
 use crate::record::PlannedTest;
 use crate::record::{one_line, Outcome, TestRecord};
-use crate::watchdog::{Action, Seen, Watchdog, Why};
+use crate::watchdog::{Action, Asked, Seen, Session, Watchdog, Why};
 
 mod end;
 mod records;
@@ -193,8 +193,8 @@ pub(crate) struct ChunkRun {
     attempt: u32,
     isolated: bool,
     forensic: Option<Box<TestRecord>>,
-    /// Asked to end after its current test (the budget ran out, --fail-fast).
-    soft_stopped: bool,
+    /// What mtest asked of it: to end after its current test, or to stop now.
+    asked: Asked,
     /// A forensic re-run's own records.
     held: Vec<TestRecord>,
     tests: Vec<usize>,
@@ -209,8 +209,7 @@ pub(crate) struct ChunkRun {
     /// Spawn to first test start: start-up plus collecting the chunk's files.
     first_test: Option<Duration>,
     versions: Option<(String, String)>,
-    session_started: bool,
-    session_finished: Option<Instant>,
+    session: Session,
     collect_errors: Vec<(String, String)>,
     /// A test ended the run loop (KeyboardInterrupt, pytest.exit(), INTERNALERROR).
     aborted: bool,
@@ -225,24 +224,39 @@ pub(crate) struct ChunkRun {
     done: crate::FastSet<usize>,
     /// Where in `tests` the next test to start is expected (a worker runs its batch in
     /// order): its id is compared, not looked up in the run's 100k-entry index.
-    next: usize,
+    cursor: usize,
     any_failure: bool,
-    /// Fork mode, a batch from the pool: its worker asks for a next batch before its last
-    /// test, and may go on with it in the same process.
-    more: bool,
-    /// Its worker went on with a next batch: this chunk ends when its session does, not
-    /// when the process does.
-    handed_over: bool,
-    /// It continues a worker that is still running the last test of its previous batch
-    /// (whose chunk watches it): no watchdog and no signals of its own until that ends.
-    awaiting: bool,
+    succession: Succession,
+    watcher: Watcher,
     /// The number of its worker's first batch.
     mark: u32,
     /// Its worker's slot among the `-j` running at once: its name (`gw0`…), which the
     /// processes its tests start carry in their environment (PYTEST_XDIST_WORKER).
     slot: u32,
     dog: Watchdog,
-    interrupted: bool,
+}
+
+/// Whether its worker goes on with a next batch in the same process.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Succession {
+    /// Its process ends with its batch (process mode, a test run alone).
+    Last,
+    /// Fork mode, a batch from the pool: its worker asks for a next batch before its
+    /// last test.
+    MayGoOn,
+    /// Its worker went on with a next batch: this chunk ends when its session does, not
+    /// when the process does.
+    HandedOver,
+}
+
+/// Who watches its process and signals it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Watcher {
+    /// It continues a worker that is still running the last test of its previous batch:
+    /// that batch's chunk watches it; this one has no watchdog and sends no signals until
+    /// that chunk ends.
+    Predecessor,
+    Itself,
 }
 
 /// A fork-mode batch's worker: the chunk's id and slot, the worker it continues (pid, its
@@ -346,7 +360,7 @@ impl ChunkRun {
             attempt,
             isolated,
             forensic,
-            soft_stopped: false,
+            asked: Asked::Nothing,
             held: Vec::new(),
             pid,
             tests,
@@ -359,8 +373,7 @@ impl ChunkRun {
             last_event: now,
             first_test: None,
             versions: None,
-            session_started: false,
-            session_finished: None,
+            session: Session::NotStarted,
             collect_errors: Vec::new(),
             aborted: false,
             internal: None,
@@ -370,15 +383,21 @@ impl ChunkRun {
             warnings: Vec::new(),
             in_flight: None,
             done: crate::FastSet::default(),
-            next: 0,
+            cursor: 0,
             any_failure: false,
-            more,
-            handed_over: false,
-            awaiting: continues.is_some(),
+            succession: if more {
+                Succession::MayGoOn
+            } else {
+                Succession::Last
+            },
+            watcher: if continues.is_some() {
+                Watcher::Predecessor
+            } else {
+                Watcher::Itself
+            },
             mark: continues.map_or(id, |(_, mark)| mark),
             slot,
             dog: Watchdog::default(),
-            interrupted: false,
         })
     }
 
@@ -512,12 +531,12 @@ impl ChunkRun {
     /// Its worker asked for a next batch and may be given one: a pool batch whose worker
     /// has not gone on already and is not being stopped.
     pub(crate) fn may_go_on(&self) -> bool {
-        self.more && !self.handed_over && !self.soft_stopped && !self.interrupted
+        self.succession == Succession::MayGoOn && self.asked == Asked::Nothing
     }
 
     /// Its worker goes on with a next batch: the chunk ends with its session.
     pub(crate) fn hand_over(&mut self) {
-        self.handed_over = true;
+        self.succession = Succession::HandedOver;
     }
 
     /// The mark its worker puts on the processes its tests start.
@@ -532,8 +551,8 @@ impl ChunkRun {
 
     /// The chunk before it on the same worker has ended: its own clocks start now.
     pub(crate) fn predecessor_ended(&mut self) {
-        if self.awaiting {
-            self.awaiting = false;
+        if self.watcher == Watcher::Predecessor {
+            self.watcher = Watcher::Itself;
             self.spawned = Instant::now();
             self.last_event = self.spawned;
         }
@@ -543,11 +562,10 @@ impl ChunkRun {
         self.pid
     }
 
-    /// The test running now, if any.
     /// Ctrl-Z: asks the worker to pause (its event plugin puts pytest-timeout's timer
     /// aside and stops its process group).
     pub(crate) fn pause(&self) {
-        if !self.awaiting {
+        if self.watcher == Watcher::Itself {
             platform::signal_pid(self.pid, Sig::SIGTSTP);
         }
     }
@@ -564,7 +582,9 @@ impl ChunkRun {
         let later = |t: Instant| t.checked_add(paused).unwrap_or(t);
         self.spawned = later(self.spawned);
         self.last_event = later(self.last_event);
-        self.session_finished = self.session_finished.map(later);
+        if let Session::Over(t) = self.session {
+            self.session = Session::Over(later(t));
+        }
         if let Some(f) = self.in_flight.as_mut() {
             f.started = later(f.started);
         }
@@ -634,10 +654,10 @@ impl ChunkRun {
         if self.first_test.is_none() {
             self.first_test = Some(self.spawned.elapsed());
         }
-        let expected = self.tests.get(self.next).copied();
+        let expected = self.tests.get(self.cursor).copied();
         let test = match expected.filter(|&t| ctx.tests[t].id == id) {
             Some(t) => {
-                self.next += 1;
+                self.cursor += 1;
                 Some(t)
             }
             None => ctx.index.get(id).copied(),
@@ -689,7 +709,7 @@ impl ChunkRun {
     fn apply(&mut self, ctx: &RunContext, event: Event, out: &mut Vec<TestRecord>) {
         match event {
             Event::SessionStart { pytest, python, .. } => {
-                self.session_started = true;
+                self.session = Session::Running;
                 self.versions = Some((python, pytest));
             }
             Event::Start { id, t } => self.start(ctx, &id, t),
@@ -759,16 +779,16 @@ impl ChunkRun {
                 // mtest's own stop (its stop file, or the workers' --max-fail count, which
                 // writes it): the rest of the batch is left out as after `stop_soft`.
                 if why == STOP_ASKED {
-                    self.soft_stopped = true;
+                    self.asked = self.asked.max(Asked::StopAfterTest);
                 }
                 self.stopped = Some(why);
             }
             Event::Notice { text } => self.warnings.push(text),
             Event::Refused { text } => self.refused = Some(text),
             Event::CollectError { id, text } => self.collect_errors.push((id, text)),
-            Event::SessionFinish { .. } => self.session_finished = Some(Instant::now()),
-            Event::TestsDone => {
-                self.session_finished.get_or_insert_with(Instant::now);
+            Event::SessionFinish { .. } => self.session = Session::Over(Instant::now()),
+            Event::TestsDone if !matches!(self.session, Session::Over(_)) => {
+                self.session = Session::Over(Instant::now());
             }
             _ => {}
         }
@@ -793,7 +813,7 @@ impl ChunkRun {
     }
 
     fn watch(&mut self, ctx: &RunContext) {
-        if self.awaiting || ctx.foreground.is_some() {
+        if self.watcher == Watcher::Predecessor || ctx.foreground.is_some() {
             return;
         }
         let seen = Seen {
@@ -805,7 +825,7 @@ impl ChunkRun {
             quiet_limit: clock::secs(ctx.timeout_s.max(1.0))
                 .saturating_add(ctx.grace)
                 .saturating_add(Duration::from_secs(60)),
-            session_over: self.session_finished,
+            session_over: self.session.over_since(),
             session_end_limit: ctx.session_end,
         };
         let Some(action) = self.dog.tick(Instant::now(), &seen) else {
@@ -838,8 +858,8 @@ impl ChunkRun {
     /// First Ctrl-C: ask pytest to stop (KeyboardInterrupt); the test in flight is not
     /// recorded, so `--resume` runs it.
     pub(crate) fn interrupt(&mut self) {
-        self.interrupted = true;
-        if self.awaiting {
+        self.asked = Asked::Interrupt;
+        if self.watcher == Watcher::Predecessor {
             return; // the chunk before it on the same worker signals it
         }
         if let Some(action) = self.dog.interrupt(Instant::now()) {
@@ -850,13 +870,13 @@ impl ChunkRun {
     /// The budget ran out or --fail-fast: finish the current test, then end the session (the event
     /// plugin sees the stop file after each test).
     pub(crate) fn stop_soft(&mut self) {
-        self.soft_stopped = true;
+        self.asked = self.asked.max(Asked::StopAfterTest);
     }
 
     /// Every test of its batch has ended, or its session has: the process ends any
     /// moment now (the loop watches closely, to hand out the next batch at once).
     pub(crate) fn winding_down(&self) -> bool {
-        self.session_finished.is_some() || self.done.len() >= self.tests.len()
+        matches!(self.session, Session::Over(_)) || self.done.len() >= self.tests.len()
     }
 
     /// Its crashes need no re-run alone: it was one already.
@@ -866,7 +886,7 @@ impl ChunkRun {
 
     /// Second Ctrl-C: kill the whole group now.
     pub(crate) fn kill(&mut self) {
-        self.interrupted = true;
+        self.asked = Asked::Interrupt;
         if let Some(action) = self.dog.kill() {
             self.signal(action);
         }
