@@ -37,42 +37,48 @@ fn run() -> Result<(), String> {
         .nth(2)
         .ok_or("crates/mtest-plugin-host/ is not two levels below the repository")?;
     let plugins = root.join("plugins");
-    let wit = root.join("wit");
     let out_dir = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let target_dir = out_dir.join("plugins-target");
-
-    println!("cargo:rerun-if-changed={}", wit.display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins.join("Cargo.toml").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins.join("Cargo.lock").display()
-    );
-    // What the built-ins share (WIT types, outcome words, the model's calendar).
-    println!(
-        "cargo:rerun-if-changed={}",
-        plugins.join("shared").display()
-    );
-    println!(
-        "cargo:rerun-if-changed={}",
-        root.join("crates/mtest-model/src/civil.rs").display()
-    );
-    for name in BUILTINS {
-        println!(
-            "cargo:rerun-if-changed={}",
-            plugins.join(name).join("src").display()
-        );
-        println!(
-            "cargo:rerun-if-changed={}",
-            plugins.join(name).join("Cargo.toml").display()
-        );
+    rerun_if_changed(root);
+    let status = nested_cargo(&plugins, &target_dir)
+        .status()
+        .map_err(|e| format!("cannot run cargo for the plugins: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "`cargo build --release --target wasm32-wasip2` in {} failed ({status}); \
+             is the target installed? run `rustup target add wasm32-wasip2`",
+            plugins.display()
+        ));
     }
+    embed(&target_dir.join("wasm32-wasip2").join("release"), &out_dir)
+}
 
+/// What the built-ins are built from: the WIT, the plugins' workspace, what they share
+/// (WIT types, outcome words, the model's calendar).
+fn rerun_if_changed(root: &Path) {
+    let plugins = root.join("plugins");
+    let mut inputs = vec![
+        root.join("wit"),
+        plugins.join("Cargo.toml"),
+        plugins.join("Cargo.lock"),
+        plugins.join("shared"),
+        root.join("crates/mtest-model/src/civil.rs"),
+    ];
+    for name in BUILTINS {
+        inputs.push(plugins.join(name).join("src"));
+        inputs.push(plugins.join(name).join("Cargo.toml"));
+    }
+    for input in inputs {
+        println!("cargo:rerun-if-changed={}", input.display());
+    }
+}
+
+/// `cargo build` of the plugins for wasm32-wasip2, in its own target directory, without
+/// the variables cargo set for this (host) build.
+fn nested_cargo(plugins: &Path, target_dir: &Path) -> Command {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&plugins)
+    cmd.current_dir(plugins)
         .args([
             "build",
             "--release",
@@ -80,7 +86,7 @@ fn run() -> Result<(), String> {
             "wasm32-wasip2",
             "--target-dir",
         ])
-        .arg(&target_dir);
+        .arg(target_dir);
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
@@ -102,18 +108,12 @@ fn run() -> Result<(), String> {
             cmd.env_remove(key);
         }
     }
-    let status = cmd
-        .status()
-        .map_err(|e| format!("cannot run cargo for the plugins: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "`cargo build --release --target wasm32-wasip2` in {} failed ({status}); \
-             is the target installed? run `rustup target add wasm32-wasip2`",
-            plugins.display()
-        ));
-    }
+    cmd
+}
 
-    let artifacts = target_dir.join("wasm32-wasip2").join("release");
+/// Copies each built-in's component into `out_dir` and writes `builtins.rs`, which embeds
+/// them.
+fn embed(artifacts: &Path, out_dir: &Path) -> Result<(), String> {
     let mut generated = String::from(
         "/// The built-in plugins, compiled from `plugins/` by `crates/mtest-plugin-host/build.rs`.\n\
          pub const BUILTIN_COMPONENTS: &[(&str, &[u8])] = &[\n",

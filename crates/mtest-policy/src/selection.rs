@@ -7,7 +7,7 @@ use crate::FastMap;
 
 use crate::plugin_host::bindings::WitOutcome;
 use crate::plugin_host::session::{
-    Candidate, ExclusionReason, SelectionRequest, SelectionSession, Shard as WitShard,
+    Candidate, ExclusionReason, Selection, SelectionRequest, SelectionSession, Shard as WitShard,
 };
 use crate::plugin_host::{LoadedPlugin, PluginError, PluginHost};
 use crate::pytest::events::Item;
@@ -262,24 +262,7 @@ pub fn select(
     inputs: &Inputs,
 ) -> Result<Selected, PolicyError> {
     let req = request(inputs);
-    let ask = |p: &LoadedPlugin| SelectionSession::start(host, p).and_then(|mut s| s.select(&req));
-    let (answer, used, fallback_note) = match ask(plugin) {
-        Ok(sel) => (sel, plugin, None),
-        Err(e) => match fallback {
-            Some(fb) => {
-                let sel = ask(fb).map_err(|e2| PolicyError::FallbackFailed {
-                    failed: e.clone(),
-                    fallback: e2,
-                })?;
-                (
-                    sel,
-                    fb,
-                    Some(format!("{e}; used the built-in {} instead", fb.label())),
-                )
-            }
-            None => return Err(e.into()),
-        },
-    };
+    let (answer, used, fallback_note) = ask(host, (plugin, fallback), &req)?;
     if let Some(shard) = inputs.shard {
         let to_others = answer
             .excluded
@@ -294,52 +277,14 @@ pub fn select(
     }
     let mut order = answer.selected.clone();
     groups_in_collection_order(&mut order, inputs.items);
-    let tests: Vec<PlannedTest> = order
-        .iter()
-        .map(|&i| {
-            let item = &inputs.items[i as usize];
-            let c = &req.candidates[i as usize];
-            PlannedTest {
-                id: item.id.clone(),
-                file: item.file.clone(),
-                line: item.line,
-                markers: item.markers.clone(),
-                tier: c.tier,
-                estimate_ms: c.estimate_ms,
-                timeout_s: item.timeout,
-                quarantined: c.quarantined && forgiven(inputs.durations, &item.id),
-                isolate: c.last_outcome == Some(WitOutcome::Crashed),
-                runs: 1,
-                group: item.group.clone(),
-            }
-        })
-        .collect();
+    let tests: Vec<PlannedTest> = order.iter().map(|&i| planned(inputs, &req, i)).collect();
     let count = |r: ExclusionReason| answer.excluded.iter().filter(|x| x.reason == r).count();
-    let mut excluded: Vec<(usize, ExclusionReason)> = answer
-        .excluded
-        .iter()
-        .map(|x| (x.index as usize, x.reason))
-        .collect();
-    let mut accounted = vec![false; inputs.items.len()];
-    for &i in answer
-        .selected
-        .iter()
-        .chain(answer.excluded.iter().map(|x| &x.index))
-    {
-        accounted[i as usize] = true;
-    }
-    excluded.extend(
-        accounted
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| !**a)
-            .map(|(i, _)| (i, ExclusionReason::Policy)),
-    );
     let shard_plan = inputs
         .shard
         .map(|shard| shard_plan(shard, &used.info.name, &req, &answer));
+    let excluded = excluded(&answer, inputs.items.len());
     let mut notes = answer.notes;
-    // Quarantined, and not forgiven above.
+    // Quarantined, and not forgiven by `planned`.
     notes.extend(
         order
             .iter()
@@ -360,4 +305,73 @@ pub fn select(
         shard_plan,
         fallback: fallback_note,
     })
+}
+
+/// The selector's answer, the plugin that gave it, and the note said when that was the
+/// fallback.
+fn ask<'p>(
+    host: &PluginHost,
+    (plugin, fallback): (&'p LoadedPlugin, Option<&'p LoadedPlugin>),
+    req: &SelectionRequest,
+) -> Result<(Selection, &'p LoadedPlugin, Option<String>), PolicyError> {
+    let ask = |p: &LoadedPlugin| SelectionSession::start(host, p).and_then(|mut s| s.select(req));
+    match ask(plugin) {
+        Ok(sel) => Ok((sel, plugin, None)),
+        Err(e) => match fallback {
+            Some(fb) => {
+                let sel = ask(fb).map_err(|e2| PolicyError::FallbackFailed {
+                    failed: e.clone(),
+                    fallback: e2,
+                })?;
+                let note = format!("{e}; used the built-in {} instead", fb.label());
+                Ok((sel, fb, Some(note)))
+            }
+            None => Err(e.into()),
+        },
+    }
+}
+
+/// Collected item `i` as the run plans it.
+fn planned(inputs: &Inputs, req: &SelectionRequest, i: u32) -> PlannedTest {
+    let item = &inputs.items[i as usize];
+    let c = &req.candidates[i as usize];
+    PlannedTest {
+        id: item.id.clone(),
+        file: item.file.clone(),
+        line: item.line,
+        markers: item.markers.clone(),
+        tier: c.tier,
+        estimate_ms: c.estimate_ms,
+        timeout_s: item.timeout,
+        quarantined: c.quarantined && forgiven(inputs.durations, &item.id),
+        isolate: c.last_outcome == Some(WitOutcome::Crashed),
+        runs: 1,
+        group: item.group.clone(),
+    }
+}
+
+/// The items the answer left out, and why; an item it neither selected nor excluded is
+/// left out by its policy.
+fn excluded(answer: &Selection, items: usize) -> Vec<(usize, ExclusionReason)> {
+    let mut excluded: Vec<(usize, ExclusionReason)> = answer
+        .excluded
+        .iter()
+        .map(|x| (x.index as usize, x.reason))
+        .collect();
+    let mut accounted = vec![false; items];
+    for &i in answer
+        .selected
+        .iter()
+        .chain(answer.excluded.iter().map(|x| &x.index))
+    {
+        accounted[i as usize] = true;
+    }
+    excluded.extend(
+        accounted
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !**a)
+            .map(|(i, _)| (i, ExclusionReason::Policy)),
+    );
+    excluded
 }

@@ -108,14 +108,7 @@ pub enum Event {
     Finish(Finish),
     /// The test ended pytest's run loop (KeyboardInterrupt, `pytest.exit()`, a hook that
     /// raised): it has its outcome; the tests after it run in a new worker.
-    Aborted {
-        id: String,
-        kind: String,
-        message: String,
-        text: String,
-        t: f64,
-        n: Option<u32>,
-    },
+    Aborted(Aborted),
     /// pytest's session asked to stop (`-x`/`--maxfail`, the budget).
     Stopped {
         why: String,
@@ -146,6 +139,19 @@ pub struct Report {
     pub stdout: Option<String>,
     pub stderr: Option<String>,
     pub log: Option<String>,
+}
+
+/// A test that ended pytest's run loop: `aborted`.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+pub struct Aborted {
+    pub id: String,
+    /// `internal` for a hook that raised (INTERNALERROR); otherwise how the loop ended.
+    pub kind: String,
+    pub message: String,
+    pub text: String,
+    pub t: f64,
+    /// How many `report` events the test wrote.
+    pub n: Option<u32>,
 }
 
 /// A test's end: `finish`.
@@ -479,7 +485,7 @@ mod tests {
             Event::Start { .. } => "start",
             Event::Report(_) => "report",
             Event::Finish(_) => "finish",
-            Event::Aborted { .. } => "aborted",
+            Event::Aborted(_) => "aborted",
             Event::Stopped { .. } => "stopped",
             Event::InternalError { .. } => "internal_error",
             Event::SessionFinish { .. } => "session_finish",

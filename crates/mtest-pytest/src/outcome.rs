@@ -13,46 +13,58 @@ pub struct Classified {
 /// error, a call failure a failure, `wasxfail` turns skips into xfailed and passes into
 /// xpassed; a pytest-timeout failure is a hang; failed subtests fail their parent.
 pub fn outcome_of(reports: &[Report]) -> (Classified, Details) {
-    let mut outcome = Outcome::Passed;
-    let mut message: Option<String> = None;
-    let mut details = Details::default();
-    let mut subtests = SubtestCounts::default();
-    let mut first_failed_subtest: Option<String> = None;
-    let mut failure_texts: Vec<String> = Vec::new();
+    let mut tally = Tally {
+        outcome: Outcome::Passed,
+        message: None,
+        details: Details::default(),
+        subtests: SubtestCounts::default(),
+        first_failed_subtest: None,
+        failure_texts: Vec::new(),
+    };
     for r in reports {
-        let captured = |d: &mut Details| {
-            if let Some(s) = &r.stdout {
-                d.stdout.push_str(s);
-            }
-            if let Some(s) = &r.stderr {
-                d.stderr.push_str(s);
-            }
-            if let Some(s) = &r.log {
-                d.log.push_str(s);
-            }
-        };
-        if let Some(desc) = &r.subtest {
-            if r.outcome == "failed" {
-                subtests.failed += 1;
-                first_failed_subtest.get_or_insert_with(|| {
-                    format!(
-                        "{desc}: {}",
-                        r.message.as_deref().map(one_line).unwrap_or_default()
-                    )
-                });
-                if let Some(text) = &r.longrepr {
-                    failure_texts.push(format!("subtest {desc}:\n{text}"));
-                }
-                captured(&mut details);
-            } else if r.outcome == "passed" {
-                subtests.passed += 1;
-            }
-            continue;
+        match &r.subtest {
+            Some(desc) => tally.subtest(r, desc),
+            None => tally.phase(r),
         }
+    }
+    tally.end()
+}
+
+/// The reports of one test, as they are read.
+struct Tally {
+    outcome: Outcome,
+    message: Option<String>,
+    details: Details,
+    subtests: SubtestCounts,
+    first_failed_subtest: Option<String>,
+    failure_texts: Vec<String>,
+}
+
+impl Tally {
+    fn subtest(&mut self, r: &Report, desc: &str) {
+        if r.outcome == "failed" {
+            self.subtests.failed += 1;
+            self.first_failed_subtest.get_or_insert_with(|| {
+                format!(
+                    "{desc}: {}",
+                    r.message.as_deref().map(one_line).unwrap_or_default()
+                )
+            });
+            if let Some(text) = &r.longrepr {
+                self.failure_texts.push(format!("subtest {desc}:\n{text}"));
+            }
+            self.captured(r);
+        } else if r.outcome == "passed" {
+            self.subtests.passed += 1;
+        }
+    }
+
+    /// A phase's report (setup, call, teardown).
+    fn phase(&mut self, r: &Report) {
         let msg = r.message.as_deref().map(one_line);
         match (r.when.as_str(), r.outcome.as_str()) {
             ("call", "passed") => {
-                outcome = if r.wasxfail {
+                self.outcome = if r.wasxfail {
                     Outcome::Xpassed
                 } else {
                     Outcome::Passed
@@ -62,61 +74,79 @@ pub fn outcome_of(reports: &[Report]) -> (Classified, Details) {
                 let timeout = msg
                     .as_deref()
                     .is_some_and(|m| m.contains("from pytest-timeout"));
-                outcome = if timeout {
+                self.outcome = if timeout {
                     Outcome::Hung
                 } else {
                     Outcome::Failed
                 };
-                message = msg;
+                self.message = msg;
             }
             (_, "skipped") => {
-                outcome = if r.wasxfail {
+                self.outcome = if r.wasxfail {
                     Outcome::Xfailed
                 } else {
                     Outcome::Skipped
                 };
-                message = msg;
+                self.message = msg;
             }
             // setup or teardown: an error, unless the call already failed.
-            (_, "failed") if !matches!(outcome, Outcome::Failed | Outcome::Hung) => {
-                outcome = Outcome::Error;
-                message = msg.map(|m| format!("error in {}: {m}", r.when));
+            (_, "failed") if !matches!(self.outcome, Outcome::Failed | Outcome::Hung) => {
+                self.outcome = Outcome::Error;
+                self.message = msg.map(|m| format!("error in {}: {m}", r.when));
             }
             _ => {}
         }
         if r.outcome == "failed" {
             if let Some(text) = &r.longrepr {
-                failure_texts.push(text.clone());
+                self.failure_texts.push(text.clone());
             }
-            captured(&mut details);
+            self.captured(r);
         }
     }
-    let has_subtests = subtests.passed + subtests.failed > 0;
-    if subtests.failed > 0 {
-        let rollup = format!(
-            "{} of {} subtests failed; first: {}",
-            subtests.failed,
-            subtests.passed + subtests.failed,
-            first_failed_subtest.unwrap_or_default()
-        );
-        // pytest 9 fails the parent itself with "contains N failed subtest(s)".
-        message = match message {
-            Some(m) if !m.contains("failed subtest") => Some(format!("{m}; {rollup}")),
-            _ => Some(rollup),
-        };
-        if matches!(outcome, Outcome::Passed | Outcome::Xpassed) {
-            outcome = Outcome::Failed;
+
+    /// A failing report's captured output.
+    fn captured(&mut self, r: &Report) {
+        let d = &mut self.details;
+        for (to, from) in [
+            (&mut d.stdout, &r.stdout),
+            (&mut d.stderr, &r.stderr),
+            (&mut d.log, &r.log),
+        ] {
+            if let Some(s) = from {
+                to.push_str(s);
+            }
         }
     }
-    details.failure = failure_texts.join("\n\n");
-    (
-        Classified {
-            outcome,
-            message,
-            subtests: has_subtests.then_some(subtests),
-        },
-        details,
-    )
+
+    fn end(mut self) -> (Classified, Details) {
+        let subtests = self.subtests;
+        if subtests.failed > 0 {
+            let rollup = format!(
+                "{} of {} subtests failed; first: {}",
+                subtests.failed,
+                subtests.passed + subtests.failed,
+                self.first_failed_subtest.unwrap_or_default()
+            );
+            // pytest 9 fails the parent itself with "contains N failed subtest(s)".
+            self.message = match self.message {
+                Some(m) if !m.contains("failed subtest") => Some(format!("{m}; {rollup}")),
+                _ => Some(rollup),
+            };
+            if matches!(self.outcome, Outcome::Passed | Outcome::Xpassed) {
+                self.outcome = Outcome::Failed;
+            }
+        }
+        self.details.failure = self.failure_texts.join("\n\n");
+        let has_subtests = subtests.passed + subtests.failed > 0;
+        (
+            Classified {
+                outcome: self.outcome,
+                message: self.message,
+                subtests: has_subtests.then_some(subtests),
+            },
+            self.details,
+        )
+    }
 }
 
 #[cfg(test)]

@@ -16,9 +16,6 @@ const STARTUPS_PER_CHUNK: u64 = 15;
 /// holds part of a file collects all of it again.
 const RUN_DWARFS_COLLECTION: u64 = 20;
 
-/// Returns chunks as lists of indices into `tests`, in dispatch order. Files appear in the
-/// order of their first test in `tests` (the selection's priority order). `collect_ms`
-/// is each file's measured collection time: a chunk pays it for every file it touches.
 /// Chunks per worker when no test has a history: enough to balance, few enough that the
 /// start-ups stay small beside the run (a default estimate of a few ms or 50 ms is wrong
 /// for most suites either way).
@@ -33,6 +30,9 @@ pub struct Costs<'a> {
     pub cold: bool,
 }
 
+/// Returns chunks as lists of indices into `tests`, in dispatch order. Files appear in the
+/// order of their first test in `tests` (the selection's priority order). `collect_ms`
+/// is each file's measured collection time: a chunk pays it for every file it touches.
 pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) -> Vec<Vec<usize>> {
     // Tests that crashed last time run first, each alone.
     let (alone, order): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| tests[i].isolate);
@@ -59,7 +59,15 @@ fn unit_of(t: &PlannedTest) -> Unit<'_> {
 /// `order` with each file's tests together, files in the order of their first test (and
 /// each `xdist_group`'s tests together, at its first test).
 pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
-    let mut units: Vec<Vec<usize>> = Vec::new();
+    units(tests, order)
+        .into_iter()
+        .flat_map(|(_, members)| members)
+        .collect()
+}
+
+/// The tests of `order` by unit (file or group), units in the order of their first test.
+fn units<'t>(tests: &'t [PlannedTest], order: &[usize]) -> Vec<(Unit<'t>, Vec<usize>)> {
+    let mut units: Vec<(Unit, Vec<usize>)> = Vec::new();
     let mut index: FastMap<Unit, usize> = FastMap::default();
     let mut last: Option<(Unit, usize)> = None;
     for &i in order {
@@ -68,14 +76,14 @@ pub fn by_file(tests: &[PlannedTest], order: &[usize]) -> Vec<usize> {
         let slot = match last {
             Some((u, slot)) if u == unit => slot,
             _ => *index.entry(unit).or_insert_with(|| {
-                units.push(Vec::new());
+                units.push((unit, Vec::new()));
                 units.len() - 1
             }),
         };
         last = Some((unit, slot));
-        units[slot].push(i);
+        units[slot].1.push(i);
     }
-    units.concat()
+    units
 }
 
 fn plan_together(
@@ -87,37 +95,17 @@ fn plan_together(
     if order.is_empty() {
         return Vec::new();
     }
-    // Group by file (an xdist_group's tests together), in order of first appearance.
-    let mut files: Vec<(Unit, Vec<usize>)> = Vec::new();
-    let mut index: FastMap<Unit, usize> = FastMap::default();
-    for &i in order {
-        let unit = unit_of(&tests[i]);
-        let slot = *index.entry(unit).or_insert_with(|| {
-            files.push((unit, Vec::new()));
-            files.len() - 1
-        });
-        files[slot].1.push(i);
-    }
-    let cost = |i: usize| tests[i].estimate_ms.max(1) as u64;
+    let files = units(tests, order);
+    let cost = |i: usize| u64::from(tests[i].estimate_ms.max(1));
     let collect = |unit: &Unit| match unit {
         Unit::File(file) => costs.collect_ms.get(*file).copied().unwrap_or(0),
         Unit::Group(_) => 0,
     };
     let total: u64 = order.iter().map(|&i| cost(i)).sum::<u64>()
         + files.iter().map(|(f, _)| collect(f)).sum::<u64>();
-    let max_chunk = STARTUPS_PER_CHUNK * costs.startup_ms.max(100) as u64;
-    // A multiple of the workers, so the last round keeps every worker busy.
-    let jobs = jobs.max(1) as u64;
-    let wanted = if costs.cold {
-        jobs * COLD_CHUNKS_PER_JOB
-    } else {
-        total.div_ceil(max_chunk).div_ceil(jobs) * jobs
-    };
-    let target = total.div_ceil(wanted).max(1);
-
-    let mut chunks: Vec<Vec<usize>> = Vec::new();
-    let mut current: Vec<usize> = Vec::new();
-    let mut current_cost = 0u64;
+    let jobs = u64::from(jobs.max(1));
+    let target = chunk_target(total, jobs, costs);
+    let mut cut = Cutter::default();
     for (unit, members) in files {
         let run_cost: u64 = members.iter().map(|&i| cost(i)).sum();
         let collect_cost = collect(&unit);
@@ -133,36 +121,63 @@ fn plan_together(
                 wanted.min(jobs)
             };
             let piece = run_cost.div_ceil(pieces).max(1);
-            if current_cost > 0 {
-                chunks.push(std::mem::take(&mut current));
-                current_cost = 0;
-            }
+            cut.end_chunk();
             for i in members {
-                if current_cost >= piece {
-                    chunks.push(std::mem::take(&mut current));
-                    current_cost = 0;
+                if cut.cost >= piece {
+                    cut.end_chunk();
                 }
-                current.push(i);
-                current_cost += cost(i);
+                cut.add(i, cost(i));
             }
-            current_cost += collect_cost;
+            cut.cost += collect_cost;
             continue;
         }
         // A whole file joins the current chunk if that overshoots the target by less than
         // stopping short would undershoot it.
-        let overshoot = (current_cost + file_cost).saturating_sub(target);
-        let undershoot = target.saturating_sub(current_cost);
-        if current_cost > 0 && overshoot > undershoot {
-            chunks.push(std::mem::take(&mut current));
-            current_cost = 0;
+        let overshoot = (cut.cost + file_cost).saturating_sub(target);
+        let undershoot = target.saturating_sub(cut.cost);
+        if overshoot > undershoot {
+            cut.end_chunk();
         }
-        current.extend(members);
-        current_cost += file_cost;
+        cut.current.extend(members);
+        cut.cost += file_cost;
     }
-    if !current.is_empty() {
-        chunks.push(current);
+    cut.end_chunk();
+    cut.chunks
+}
+
+/// A chunk's target cost: `total` cut into a multiple of the workers (so the last round
+/// keeps every worker busy), of at most STARTUPS_PER_CHUNK start-ups each.
+fn chunk_target(total: u64, jobs: u64, costs: &Costs) -> u64 {
+    let max_chunk = STARTUPS_PER_CHUNK * u64::from(costs.startup_ms.max(100));
+    let wanted = if costs.cold {
+        jobs * COLD_CHUNKS_PER_JOB
+    } else {
+        total.div_ceil(max_chunk).div_ceil(jobs) * jobs
+    };
+    total.div_ceil(wanted).max(1)
+}
+
+/// The chunks cut so far, and the one being filled.
+#[derive(Default)]
+struct Cutter {
+    chunks: Vec<Vec<usize>>,
+    current: Vec<usize>,
+    cost: u64,
+}
+
+impl Cutter {
+    fn add(&mut self, test: usize, cost: u64) {
+        self.current.push(test);
+        self.cost += cost;
     }
-    chunks
+
+    /// The chunk being filled, if it holds a test, is done.
+    fn end_chunk(&mut self) {
+        if !self.current.is_empty() {
+            self.chunks.push(std::mem::take(&mut self.current));
+        }
+        self.cost = 0;
+    }
 }
 
 #[cfg(test)]

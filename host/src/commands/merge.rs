@@ -185,6 +185,54 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
     let mut notes = Vec::new();
     let mut incomplete = false;
     let first = &shards[0];
+    planned_alike(shards)?;
+    let count = first.plan.shard.count;
+    let missing: Vec<String> = (1..=count)
+        .filter(|k| !shards.iter().any(|s| s.shard().index == *k))
+        .map(|k| format!("{k}/{count}"))
+        .collect();
+    if !missing.is_empty() {
+        let text = format!("missing shard(s) {}", missing.join(", "));
+        let advice = "give every shard's .gates/ (or --partial to merge what there is)";
+        notes.push(if_partial(partial, text, advice)?);
+        incomplete = true;
+    }
+    for s in shards {
+        if s.state.status != Status::Complete {
+            let text = format!(
+                "{} did not finish (its state is {:?})",
+                s.label(),
+                s.state.status
+            );
+            let advice = "finish it with `mtest --resume` there, or merge with --partial";
+            notes.push(if_partial(partial, text, advice)?);
+            incomplete = true;
+        }
+    }
+    one_shard_each(shards)?;
+    if missing.is_empty() {
+        let own: usize = shards.iter().map(|s| s.plan.own).sum();
+        if own != first.plan.eligible {
+            return Err(usage(format!(
+                "the shards hold {own} test(s) together, the run {}: the shards were not planned alike",
+                first.plan.eligible
+            )));
+        }
+    }
+    Ok((notes, incomplete))
+}
+
+/// A shortfall (a missing or unfinished shard) is a `--partial` note, or the merge's end.
+fn if_partial(partial: bool, text: String, advice: &str) -> Result<String, Stop> {
+    if !partial {
+        return Err(usage(format!("{text}: {advice}")));
+    }
+    Ok(format!("--partial: {text}"))
+}
+
+/// The shards are of one split, planned from the same inputs, each given once.
+fn planned_alike(shards: &[ShardDir]) -> Result<(), Stop> {
+    let first = &shards[0];
     for s in &shards[1..] {
         if s.plan.shard.count != first.plan.shard.count {
             return Err(usage(format!(
@@ -214,37 +262,11 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
             )));
         }
     }
-    let count = first.plan.shard.count;
-    let missing: Vec<String> = (1..=count)
-        .filter(|k| !seen.contains_key(k))
-        .map(|k| format!("{k}/{count}"))
-        .collect();
-    if !missing.is_empty() {
-        let text = format!("missing shard(s) {}", missing.join(", "));
-        if !partial {
-            return Err(usage(format!(
-                "{text}: give every shard's .gates/ (or --partial to merge what there is)"
-            )));
-        }
-        notes.push(format!("--partial: {text}: their tests did not run"));
-        incomplete = true;
-    }
-    for s in shards {
-        if s.state.status != Status::Complete {
-            let text = format!(
-                "{} did not finish (its state is {:?})",
-                s.label(),
-                s.state.status
-            );
-            if !partial {
-                return Err(usage(format!(
-                    "{text}: finish it with `mtest --resume` there, or merge with --partial"
-                )));
-            }
-            notes.push(format!("--partial: {text}"));
-            incomplete = true;
-        }
-    }
+    Ok(())
+}
+
+/// Every test ran in one shard only.
+fn one_shard_each(shards: &[ShardDir]) -> Result<(), Stop> {
     let mut owner: HashMap<&str, Shard> = HashMap::new();
     for s in shards {
         for r in &s.records {
@@ -259,16 +281,7 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
             }
         }
     }
-    if missing.is_empty() {
-        let own: usize = shards.iter().map(|s| s.plan.own).sum();
-        if own != first.plan.eligible {
-            return Err(usage(format!(
-                "the shards hold {own} test(s) together, the run {}: the shards were not planned alike",
-                first.plan.eligible
-            )));
-        }
-    }
-    Ok((notes, incomplete))
+    Ok(())
 }
 
 /// Tests a shard selected that have no record. A run that stops by design (a budget, a
@@ -397,29 +410,13 @@ fn execute(
     gates.rotate_last_run()?;
     let mut state = merged_state(&shards, dirs);
     let mut rec = recorder(&gates, root, project, host, &state, started)?;
-    rec.adopt(
-        shards
-            .iter()
-            .flat_map(|s| {
-                s.records.iter().cloned().map(|mut r| {
-                    r.shard = Some(s.shard());
-                    r
-                })
-            })
-            .collect(),
-    );
+    rec.adopt(shard_records(&shards));
     rec.end_junit();
     let mut store_errors: Vec<String> = rec.write_error.iter().cloned().collect();
     store_errors.extend(copy_bundles(&shards, &gates.last_run().join("failures")));
-    let durations = merged_durations(&shards);
-    if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
-        store_errors.push(e.to_string());
-    }
     let places = (root, project, host);
-    let quarantine = merged_quarantine(&shards, &rec, incomplete, &durations, places, &mut notes);
-    if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
-        store_errors.push(e.to_string());
-    }
+    let learnt = learn(&gates, &shards, (&rec, incomplete), places, &mut notes);
+    store_errors.extend(learnt);
 
     // The exit code, as a run's: a flaky test the shards repeated (`--repeat`,
     // new-test-repeats) fails it too.
@@ -430,20 +427,7 @@ fn execute(
         .map(|t| t.id.as_str())
         .collect();
     notes.extend(rec.stats.pass_rate_notes());
-    let worst_shard = shards
-        .iter()
-        .filter_map(|s| s.state.exit_code)
-        .find(|c| *c == Exit::PytestBroken.code() || *c == Exit::Internal.code());
-    if let Some(code) = worst_shard {
-        notes.push(format!("a shard ended with exit code {code}"));
-    }
-    notes.insert(0, shard_walls(&shards));
-    let mut end = RunEnd {
-        broken: worst_shard.map(Exit::Code),
-        incomplete,
-        flaky_fails: shards.iter().any(|s| s.state.options.flaky_fails),
-        ..RunEnd::default()
-    };
+    let mut end = merged_end(&shards, incomplete, &mut notes);
     end.store_failed = !store_errors.is_empty();
     let exit = rec.stats.exit(&end, &repeated);
     state.exit_code = Some(exit.code());
@@ -477,6 +461,58 @@ fn execute(
         left: (not_run > 0).then(|| format!("{not_run} selected test(s) did not run")),
     });
     Ok(exit)
+}
+
+/// Every shard's records, each marked with its shard.
+fn shard_records(shards: &[ShardDir]) -> Vec<TestRecord> {
+    shards
+        .iter()
+        .flat_map(|s| {
+            s.records.iter().cloned().map(|mut r| {
+                r.shard = Some(s.shard());
+                r
+            })
+        })
+        .collect()
+}
+
+/// The merged durations and quarantine written to `.gates/`; says what could not be.
+fn learn(
+    gates: &Gates,
+    shards: &[ShardDir],
+    (rec, incomplete): (&Recorder, bool),
+    places: (&Path, &ProjectConfig, &PluginHost),
+    notes: &mut Vec<String>,
+) -> Vec<String> {
+    let mut store_errors = Vec::new();
+    let durations = merged_durations(shards);
+    if let Err(e) = store::atomic_write_json(&gates.durations(), &durations) {
+        store_errors.push(e.to_string());
+    }
+    let quarantine = merged_quarantine(shards, rec, incomplete, &durations, places, notes);
+    if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
+        store_errors.push(e.to_string());
+    }
+    store_errors
+}
+
+/// How the shards ended, as one run's end (the store's part aside); the shards' wall
+/// times and a broken shard's exit code go to `notes`.
+fn merged_end(shards: &[ShardDir], incomplete: bool, notes: &mut Vec<String>) -> RunEnd {
+    let worst_shard = shards
+        .iter()
+        .filter_map(|s| s.state.exit_code)
+        .find(|c| *c == Exit::PytestBroken.code() || *c == Exit::Internal.code());
+    if let Some(code) = worst_shard {
+        notes.push(format!("a shard ended with exit code {code}"));
+    }
+    notes.insert(0, shard_walls(shards));
+    RunEnd {
+        broken: worst_shard.map(Exit::Code),
+        incomplete,
+        flaky_fails: shards.iter().any(|s| s.state.options.flaky_fails),
+        ..RunEnd::default()
+    }
 }
 
 /// The merged run's state: the shards' tests and options (as one run's), a new run id.

@@ -11,6 +11,8 @@ use crate::pytest::find_python;
 use crate::record::TestRecord;
 use crate::Exit;
 
+use super::Stop;
+
 const SCENARIOS: &str = r#"
 import ctypes
 import os
@@ -91,41 +93,19 @@ const EXPECTED: &[(&str, &str, &str)] = &[
 ];
 
 pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
+    execute(args, root, project).unwrap_or_else(Stop::report)
+}
+
+fn execute(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Result<Exit, Stop> {
     let started = Instant::now();
     let python = find_python(
         args.python.as_deref(),
         project.mtest.python.as_deref(),
         root,
     );
-    let dir = match tempfile::Builder::new()
-        .prefix("mtest-self-check-")
-        .tempdir()
-    {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: cannot create a temp project: {e}");
-            return Exit::Internal;
-        }
-    };
-    let setup = std::fs::create_dir_all(dir.path().join("tests"))
-        .and_then(|_| std::fs::write(dir.path().join("tests/test_scenarios.py"), SCENARIOS))
-        .and_then(|_| {
-            std::fs::write(
-                dir.path().join("pyproject.toml"),
-                "[project]\nname = \"mtest-self-check\"\n",
-            )
-        });
-    if let Err(e) = setup {
-        eprintln!("error: cannot write the temp project: {e}");
-        return Exit::Internal;
-    }
-    let exe = match std::env::current_exe() {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("error: cannot find this mtest binary: {e}");
-            return Exit::Internal;
-        }
-    };
+    let dir = temp_project()?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Stop::internal(format!("cannot find this mtest binary: {e}")))?;
     println!(
         "mtest self-check: {} scenarios with {} in {}",
         EXPECTED.len(),
@@ -138,14 +118,8 @@ pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
         .arg("--python")
         .arg(&python)
         .args(["--timeout", "2", "-j", "2"])
-        .output();
-    let output = match output {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("error: cannot run mtest: {e}");
-            return Exit::Internal;
-        }
-    };
+        .output()
+        .map_err(|e| Stop::internal(format!("cannot run mtest: {e}")))?;
     let run_dir = dir.path().join(".gates/last-run");
     let records: Vec<TestRecord> = std::fs::read_to_string(run_dir.join("run.jsonl"))
         .unwrap_or_default()
@@ -155,9 +129,41 @@ pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
     if records.is_empty() {
         println!("FAIL: the supervised run recorded nothing; its output:");
         println!("{}", String::from_utf8_lossy(&output.stderr).trim_end());
-        return Exit::Failures;
+        return Ok(Exit::Failures);
     }
+    let wrong = wrong_outcomes(&records, &run_dir) + wrong_ends(&run_dir, &output);
+    let secs = started.elapsed().as_secs_f64();
+    if wrong == 0 {
+        println!("PASS: every outcome is right ({secs:.1}s)");
+        Ok(Exit::Ok)
+    } else {
+        println!("FAIL: {wrong} check(s) wrong ({secs:.1}s); the supervised run said:");
+        println!("{}", String::from_utf8_lossy(&output.stderr).trim_end());
+        Ok(Exit::Failures)
+    }
+}
 
+/// A project of the scenarios in a temp dir.
+fn temp_project() -> Result<tempfile::TempDir, Stop> {
+    let dir = tempfile::Builder::new()
+        .prefix("mtest-self-check-")
+        .tempdir()
+        .map_err(|e| Stop::internal(format!("cannot create a temp project: {e}")))?;
+    std::fs::create_dir_all(dir.path().join("tests"))
+        .and_then(|_| std::fs::write(dir.path().join("tests/test_scenarios.py"), SCENARIOS))
+        .and_then(|_| {
+            std::fs::write(
+                dir.path().join("pyproject.toml"),
+                "[project]\nname = \"mtest-self-check\"\n",
+            )
+        })
+        .map_err(|e| Stop::internal(format!("cannot write the temp project: {e}")))?;
+    Ok(dir)
+}
+
+/// Prints each scenario's check; returns how many are wrong (an outcome, or a failure
+/// without its bundle).
+fn wrong_outcomes(records: &[TestRecord], run_dir: &Path) -> usize {
     let mut wrong = 0;
     for (name, expected, what) in EXPECTED {
         let id = format!("tests/test_scenarios.py::{name}");
@@ -173,8 +179,13 @@ pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
             if ok { "PASS" } else { "FAIL" }
         );
     }
+    wrong
+}
+
+/// Prints the checks of the run's end (its summary, its exit code); returns how many are
+/// wrong.
+fn wrong_ends(run_dir: &Path, output: &std::process::Output) -> usize {
     let summary_ok = run_dir.join("summary.md").is_file();
-    wrong += usize::from(!summary_ok);
     println!(
         "  {:<30} {:<8} {}  the summary reporter ran",
         "summary.md",
@@ -182,7 +193,6 @@ pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
         if summary_ok { "PASS" } else { "FAIL" }
     );
     let exit_ok = output.status.code() == Some(1);
-    wrong += usize::from(!exit_ok);
     println!(
         "  {:<30} {:<8} {}  failures make the run fail",
         "exit code",
@@ -192,14 +202,5 @@ pub fn run(args: &RunArgs, root: &Path, project: &ProjectConfig) -> Exit {
             .map_or("signal".into(), |c| c.to_string()),
         if exit_ok { "PASS" } else { "FAIL" }
     );
-
-    let secs = started.elapsed().as_secs_f64();
-    if wrong == 0 {
-        println!("PASS: every outcome is right ({secs:.1}s)");
-        Exit::Ok
-    } else {
-        println!("FAIL: {wrong} check(s) wrong ({secs:.1}s); the supervised run said:");
-        println!("{}", String::from_utf8_lossy(&output.stderr).trim_end());
-        Exit::Failures
-    }
+    usize::from(!summary_ok) + usize::from(!exit_ok)
 }

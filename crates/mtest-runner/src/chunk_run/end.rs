@@ -29,14 +29,14 @@ impl ChunkRun {
             out
         };
         self.read_events(ctx, out);
-        warnings.append(&mut self.warnings);
+        warnings.append(&mut self.heard.warnings);
         if self.succession != Succession::HandedOver || self.proc_status().is_some() {
             // A worker that went on keeps its processes (its fixtures' servers); what its
             // tests leaked was killed test by test, the rest goes at its last chunk's end.
             self.clean_up_strays(running, warnings);
         }
         let how = platform::describe_exit(status);
-        let log_tail = tail_of(&self.log, 80);
+        let log_tail = tail_of(&self.files.log, 80);
         let in_flight = self.in_flight.take();
         if let Some(f) = &in_flight {
             if let Some(r) = self.in_flight_record(ctx, f, &how, &log_tail) {
@@ -59,9 +59,9 @@ impl ChunkRun {
             forensic,
             requeue,
             broken,
-            internal: self.internal.take(),
+            internal: self.heard.internal.take(),
             startup: self.first_test,
-            versions: self.versions.clone(),
+            versions: self.heard.versions.clone(),
         })
     }
 
@@ -116,11 +116,11 @@ impl ChunkRun {
             .filter(|t| !self.done.contains(t) && Some(*t) != in_flight_test)
             .collect();
         let (mut dropped, mut requeue, mut broken) = (0, Vec::new(), None);
-        let refused = self.refused.take();
+        let refused = self.heard.refused.take();
         let rest = watchdog::rest_after_exit(Exit {
             refused: refused.is_some(),
             asked: self.asked,
-            aborted: self.aborted,
+            aborted: self.heard.aborted,
             session: self.session,
             any_test_started: in_flight_test.is_some() || remaining.len() < self.tests.len(),
             continued: self.mark != self.id,
@@ -177,7 +177,7 @@ impl ChunkRun {
                     "hung: no result {} after it started; mtest's watchdog dumped its stacks and killed pytest ({how})",
                     clock::human(limit)
                 ));
-                r.details.stacks = std::fs::read_to_string(&self.stacks).unwrap_or_default();
+                r.details.stacks = std::fs::read_to_string(&self.files.stacks).unwrap_or_default();
                 r.details.last_output = log_tail.to_string();
                 Some(r)
             }

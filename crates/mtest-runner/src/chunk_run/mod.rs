@@ -18,7 +18,7 @@ use super::path_args::path_args;
 use crate::clock;
 use crate::platform::{self, Sig};
 use crate::pytest::events::{
-    parse_line, Event, EventTail, Finish, Hot, Leaked, Report, Unreadable,
+    parse_line, Aborted, Event, EventTail, Finish, Hot, Leaked, Report, Unreadable,
 };
 use crate::pytest::zygote::{ForkRequest, Zygote};
 use crate::pytest::{render_command, Pytest, PytestError};
@@ -201,25 +201,14 @@ pub(crate) struct ChunkRun {
     proc: Proc,
     pid: i32,
     tail: EventTail,
-    log: PathBuf,
-    stacks: PathBuf,
+    files: ChunkFiles,
     command: String,
     spawned: Instant,
     last_event: Instant,
     /// Spawn to first test start: start-up plus collecting the chunk's files.
     first_test: Option<Duration>,
-    versions: Option<(String, String)>,
     session: Session,
-    collect_errors: Vec<(String, String)>,
-    /// A test ended the run loop (KeyboardInterrupt, pytest.exit(), INTERNALERROR).
-    aborted: bool,
-    internal: Option<String>,
-    /// pytest's session asked to stop (-x, --maxfail): why.
-    stopped: Option<String>,
-    /// Tests that started non-daemon threads (they keep pytest from exiting).
-    thread_starters: Vec<String>,
-    refused: Option<String>,
-    warnings: Vec<String>,
+    heard: Heard,
     in_flight: Option<InFlight>,
     done: crate::FastSet<usize>,
     /// Where in `tests` the next test to start is expected (a worker runs its batch in
@@ -234,6 +223,26 @@ pub(crate) struct ChunkRun {
     /// processes its tests start carry in their environment (PYTEST_XDIST_WORKER).
     slot: u32,
     dog: Watchdog,
+}
+
+/// What its events told, beside its tests' records.
+#[derive(Default)]
+struct Heard {
+    /// Python's and pytest's versions.
+    versions: Option<(String, String)>,
+    /// Files that failed to collect in it: (id, pytest's text).
+    collect_errors: Vec<(String, String)>,
+    /// A test ended the run loop (KeyboardInterrupt, pytest.exit(), INTERNALERROR).
+    aborted: bool,
+    internal: Option<String>,
+    /// pytest's session asked to stop (-x, --maxfail): why.
+    stopped: Option<String>,
+    /// Tests that started non-daemon threads (they keep pytest from exiting).
+    thread_starters: Vec<String>,
+    /// pytest refused its options: why.
+    refused: Option<String>,
+    /// Said once the loop takes them (`poll`).
+    warnings: Vec<String>,
 }
 
 /// Whether its worker goes on with a next batch in the same process.
@@ -291,13 +300,27 @@ fn write_ids<'c>(
     Ok(files)
 }
 
-/// The files of a chunk.
-#[derive(Clone, Copy)]
-struct ChunkPaths<'p> {
-    ids: &'p Path,
-    events: &'p Path,
-    log: &'p Path,
-    stacks: &'p Path,
+/// The files of a chunk, in the run's chunk directory.
+struct ChunkFiles {
+    /// Its tests' ids, one a line.
+    ids: PathBuf,
+    events: PathBuf,
+    /// pytest's output.
+    log: PathBuf,
+    /// Where faulthandler writes its stacks (SIGUSR1).
+    stacks: PathBuf,
+}
+
+impl ChunkFiles {
+    fn of(ctx: &RunContext, id: u32) -> ChunkFiles {
+        let file = |ext: &str| ctx.chunk_dir.join(format!("chunk-{id:04}.{ext}"));
+        ChunkFiles {
+            ids: file("ids"),
+            events: file("events"),
+            log: file("log"),
+            stacks: file("stacks"),
+        }
+    }
 }
 
 impl ChunkRun {
@@ -318,24 +341,14 @@ impl ChunkRun {
             attempt,
             forensic,
         } = job;
-        let name = format!("chunk-{id:04}");
-        let ids = ctx.chunk_dir.join(format!("{name}.ids"));
-        let events = ctx.chunk_dir.join(format!("{name}.events"));
-        let log = ctx.chunk_dir.join(format!("{name}.log"));
-        let stacks = ctx.chunk_dir.join(format!("{name}.stacks"));
+        let paths = ChunkFiles::of(ctx, id);
         // It may have been deleted during the run (with the rest of .gates/).
         std::fs::create_dir_all(&ctx.chunk_dir).map_err(PytestError::write(&ctx.chunk_dir))?;
 
-        let files = write_ids(ctx, &tests, &ids)?;
-        let tail = EventTail::create(&events).map_err(PytestError::write(&events))?;
+        let files = write_ids(ctx, &tests, &paths.ids)?;
+        let tail = EventTail::create(&paths.events).map_err(PytestError::write(&paths.events))?;
         let unbuffered = forensic.is_some() || isolated;
         let more = matches!(launcher, Launcher::Fork(_)) && !unbuffered;
-        let paths = ChunkPaths {
-            ids: &ids,
-            events: &events,
-            log: &log,
-            stacks: &stacks,
-        };
         let (proc, pid, command) = match launcher {
             Launcher::Fork(zygote) => {
                 let worker = Worker {
@@ -366,21 +379,13 @@ impl ChunkRun {
             tests,
             proc,
             tail,
-            log,
-            stacks,
+            files: paths,
             command,
             spawned: now,
             last_event: now,
             first_test: None,
-            versions: None,
             session: Session::NotStarted,
-            collect_errors: Vec::new(),
-            aborted: false,
-            internal: None,
-            stopped: None,
-            thread_starters: Vec::new(),
-            refused: None,
-            warnings: Vec::new(),
+            heard: Heard::default(),
             in_flight: None,
             done: crate::FastSet::default(),
             cursor: 0,
@@ -408,7 +413,7 @@ impl ChunkRun {
         zygote: &mut Zygote,
         worker: &Worker,
         tests: &[usize],
-        paths: &ChunkPaths,
+        paths: &ChunkFiles,
     ) -> Result<(Proc, i32, String), PytestError> {
         let Worker {
             id,
@@ -426,9 +431,9 @@ impl ChunkRun {
             workers: ctx.jobs,
             run: &ctx.run_id,
             items: &items,
-            events: paths.events,
-            log: paths.log,
-            stacks: paths.stacks,
+            events: &paths.events,
+            log: &paths.log,
+            stacks: &paths.stacks,
             stop: ctx.stop_file.as_deref(),
             unbuffered,
             gc_freeze: ctx.gc_freeze,
@@ -455,15 +460,15 @@ impl ChunkRun {
         ctx: &RunContext,
         (id, slot): (u32, u32),
         files: &[&str],
-        paths: &ChunkPaths,
+        paths: &ChunkFiles,
         unbuffered: bool,
     ) -> Result<(Child, String), PytestError> {
-        let ChunkPaths {
+        let ChunkFiles {
             ids,
             events,
             log,
             stacks,
-        } = *paths;
+        } = paths;
         let mut cmd = ctx.pytest.command(events);
         cmd.env("MTEST_SELECT", ids)
             .env("MTEST_STACKS", stacks)
@@ -614,7 +619,7 @@ impl ChunkRun {
             self.read_events(ctx, out)
         };
         self.watch(ctx);
-        warnings.append(&mut self.warnings);
+        warnings.append(&mut self.heard.warnings);
         read
     }
 
@@ -637,7 +642,7 @@ impl ChunkRun {
                         // Never dropped: the test in flight cannot pass with it unread.
                         match self.in_flight.as_mut() {
                             Some(f) => f.unreadable.push(line),
-                            None => self.warnings.push(format!(
+                            None => self.heard.warnings.push(format!(
                                 "chunk {}: an event line could not be read: {}",
                                 self.id,
                                 one_line(&line)
@@ -697,7 +702,8 @@ impl ChunkRun {
                 .push(format!("{} {} (killed by mtest{by})", l.pid, l.cmd));
         }
         if !threads.is_empty() {
-            self.thread_starters
+            self.heard
+                .thread_starters
                 .push(format!("{} ({})", record.test_id, threads.join(", ")));
         }
         self.any_failure |= record.outcome.is_failure();
@@ -710,7 +716,7 @@ impl ChunkRun {
         match event {
             Event::SessionStart { pytest, python, .. } => {
                 self.session = Session::Running;
-                self.versions = Some((python, pytest));
+                self.heard.versions = Some((python, pytest));
             }
             Event::Start { id, t } => self.start(ctx, &id, t),
             Event::Report(report) => {
@@ -729,69 +735,64 @@ impl ChunkRun {
                 leaked,
                 threads,
             }) => self.finish(ctx, (&id, t, n), (leaked, threads), out),
-            Event::Aborted {
-                id,
-                kind,
-                message,
-                text,
-                t,
-                n,
-            } => {
-                // A plugin can raise before the test's `start` (pytest-timeout arms its
-                // timer first): the test is still the one that broke the loop.
-                let f = match self.take_in_flight(ctx, &id) {
-                    Some(f) => f,
-                    None => match ctx.index.get(id.as_str()) {
-                        Some(&test) if !self.done.contains(&test) => InFlight {
-                            test,
-                            started: Instant::now(),
-                            started_at: clock::epoch(t),
-                            reports: Vec::new(),
-                            unreadable: Vec::new(),
-                        },
-                        _ => return,
-                    },
-                };
-                let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
-                check_reports(&mut record, &f, n);
-                if !record.outcome.is_failure() || kind == "internal" {
-                    record.outcome = if kind == "internal" {
-                        Outcome::Error
-                    } else {
-                        Outcome::Failed
-                    };
-                }
-                record.message = Some(message);
-                if !record.details.failure.is_empty() {
-                    record.details.failure.push_str("\n\n");
-                }
-                record.details.failure.push_str(&text);
-                if kind == "internal" {
-                    self.internal = Some(text);
-                }
-                self.aborted = true;
-                self.any_failure = true;
-                self.done.insert(f.test);
-                self.with_command(&mut record);
-                out.push(record);
-            }
+            Event::Aborted(aborted) => self.abort(ctx, aborted, out),
             Event::Stopped { why } => {
                 // mtest's own stop (its stop file, or the workers' --max-fail count, which
                 // writes it): the rest of the batch is left out as after `stop_soft`.
                 if why == STOP_ASKED {
                     self.asked = self.asked.max(Asked::StopAfterTest);
                 }
-                self.stopped = Some(why);
+                self.heard.stopped = Some(why);
             }
-            Event::Notice { text } => self.warnings.push(text),
-            Event::Refused { text } => self.refused = Some(text),
-            Event::CollectError { id, text } => self.collect_errors.push((id, text)),
+            Event::Notice { text } => self.heard.warnings.push(text),
+            Event::Refused { text } => self.heard.refused = Some(text),
+            Event::CollectError { id, text } => self.heard.collect_errors.push((id, text)),
             Event::SessionFinish { .. } => self.session = Session::Over(Instant::now()),
             Event::TestsDone if !matches!(self.session, Session::Over(_)) => {
                 self.session = Session::Over(Instant::now());
             }
             _ => {}
         }
+    }
+
+    /// A test ended the run loop: its record, failed (an error for an INTERNALERROR).
+    fn abort(&mut self, ctx: &RunContext, a: Aborted, out: &mut Vec<TestRecord>) {
+        // A plugin can raise before the test's `start` (pytest-timeout arms its timer
+        // first): the test is still the one that broke the loop.
+        let f = match self.take_in_flight(ctx, &a.id) {
+            Some(f) => f,
+            None => match ctx.index.get(a.id.as_str()) {
+                Some(&test) if !self.done.contains(&test) => InFlight {
+                    test,
+                    started: Instant::now(),
+                    started_at: clock::epoch(a.t),
+                    reports: Vec::new(),
+                    unreadable: Vec::new(),
+                },
+                _ => return,
+            },
+        };
+        let mut record = self.record_from_reports(ctx, &f, clock::epoch(a.t));
+        check_reports(&mut record, &f, a.n);
+        let internal = a.kind == "internal";
+        if internal {
+            record.outcome = Outcome::Error;
+        } else if !record.outcome.is_failure() {
+            record.outcome = Outcome::Failed;
+        }
+        record.message = Some(a.message);
+        if !record.details.failure.is_empty() {
+            record.details.failure.push_str("\n\n");
+        }
+        record.details.failure.push_str(&a.text);
+        if internal {
+            self.heard.internal = Some(a.text);
+        }
+        self.heard.aborted = true;
+        self.any_failure = true;
+        self.done.insert(f.test);
+        self.with_command(&mut record);
+        out.push(record);
     }
 
     /// A failure's bundle shows the command that ran it (set late: the outcome can turn
@@ -834,15 +835,15 @@ impl ChunkRun {
         if self.dog.why() == Some(Why::Lingered) {
             // pytest's session is over but the process lived on: a non-daemon thread, a
             // hanging atexit handler.
-            let starters = if self.thread_starters.is_empty() {
+            let starters = if self.heard.thread_starters.is_empty() {
                 String::new()
             } else {
                 format!(
                     "; non-daemon threads were started by {}",
-                    self.thread_starters.join("; ")
+                    self.heard.thread_starters.join("; ")
                 )
             };
-            self.warnings.push(format!(
+            self.heard.warnings.push(format!(
                 "chunk {}: pytest did not exit {} after its tests ended (session-end-timeout){starters}; killed",
                 self.id,
                 clock::human(ctx.session_end)

@@ -71,6 +71,7 @@ impl ChunkRun {
     pub(super) fn not_run_record(&self, ctx: &RunContext, t: usize) -> TestRecord {
         let file = &ctx.tests[t].file;
         if let Some((_, text)) = self
+            .heard
             .collect_errors
             .iter()
             .find(|(id, _)| id.starts_with(file.as_str()))
@@ -83,7 +84,7 @@ impl ChunkRun {
             ));
             r.details.failure = text.clone();
             r
-        } else if let Some(why) = &self.stopped {
+        } else if let Some(why) = &self.heard.stopped {
             let mut r = self.blank_record(ctx, t, Outcome::Skipped);
             r.message = Some(format!("not run: pytest ended the session early: {why}"));
             r

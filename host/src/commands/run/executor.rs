@@ -18,7 +18,7 @@ pub(super) struct Supervised<'h> {
 /// failure bundles) and the console on a thread of their own: a slow reporter or probe
 /// never delays a watchdog or the budget check.
 pub(super) fn supervise_and_record<'h>(
-    mut rec: Recorder<'h>,
+    rec: Recorder<'h>,
     ctx: &RunContext,
     work: Work,
     launcher: &mut Launcher,
@@ -28,52 +28,7 @@ pub(super) fn supervise_and_record<'h>(
         // One message a loop turn (the events up to its `Tick`): a wake-up of this thread
         // per record cost more than recording it.
         let (tx, rx) = std::sync::mpsc::channel::<Vec<RunEvent>>();
-        let recorder = scope.spawn(move || {
-            let mut startups = Vec::new();
-            let mut versions = None;
-            let mut records = Vec::new();
-            for message in rx.into_iter().flatten() {
-                if let RunEvent::Record(r) = message {
-                    records.push(*r);
-                    continue;
-                }
-                // What a turn recorded is stored in one write, before what follows it.
-                if !records.is_empty() {
-                    rec.record(std::mem::take(&mut records));
-                }
-                match message {
-                    RunEvent::Record(_) => {}
-                    RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
-                    RunEvent::ChunkEnded {
-                        chunk,
-                        startup,
-                        versions: v,
-                    } => {
-                        if let Err(e) = rec.junit.finish(chunk) {
-                            rec.progress.line(&format!("warning: {e}"));
-                            rec.write_error.get_or_insert(e.to_string());
-                        }
-                        startups.extend(startup);
-                        if versions.is_none() {
-                            versions = v;
-                        }
-                    }
-                    RunEvent::Tick {
-                        running,
-                        done_estimate_ms,
-                        ..
-                    } => {
-                        rec.reporters.flush_if_due();
-                        rec.flush_lines();
-                        rec.tick(running, done_estimate_ms)
-                    }
-                }
-            }
-            if !records.is_empty() {
-                rec.record(records);
-            }
-            (rec, startups, versions)
-        });
+        let recorder = scope.spawn(move || record_turns(rec, rx));
         let mut turn = Vec::new();
         let finish = supervise::run(ctx, work, launcher, options, &mut |event| {
             let turn_ends = matches!(event, RunEvent::Tick { .. });
@@ -106,6 +61,58 @@ pub(super) fn supervise_and_record<'h>(
                 .into(),
         )),
     }
+}
+
+/// The recorder thread: each loop turn's events, until the loop ends; returns the
+/// recorder, the workers' start-ups and the versions the first worker reported.
+fn record_turns(
+    mut rec: Recorder<'_>,
+    rx: std::sync::mpsc::Receiver<Vec<RunEvent>>,
+) -> (Recorder<'_>, Vec<Duration>, Option<(String, String)>) {
+    let mut startups = Vec::new();
+    let mut versions = None;
+    let mut records = Vec::new();
+    for message in rx.into_iter().flatten() {
+        if let RunEvent::Record(r) = message {
+            records.push(*r);
+            continue;
+        }
+        // What a turn recorded is stored in one write, before what follows it.
+        if !records.is_empty() {
+            rec.record(std::mem::take(&mut records));
+        }
+        match message {
+            RunEvent::Record(_) => {}
+            RunEvent::Warning(w) => rec.progress.line(&format!("warning: {w}")),
+            RunEvent::ChunkEnded {
+                chunk,
+                startup,
+                versions: v,
+            } => {
+                if let Err(e) = rec.junit.finish(chunk) {
+                    rec.progress.line(&format!("warning: {e}"));
+                    rec.write_error.get_or_insert(e.to_string());
+                }
+                startups.extend(startup);
+                if versions.is_none() {
+                    versions = v;
+                }
+            }
+            RunEvent::Tick {
+                running,
+                done_estimate_ms,
+                ..
+            } => {
+                rec.reporters.flush_if_due();
+                rec.flush_lines();
+                rec.tick(running, done_estimate_ms)
+            }
+        }
+    }
+    if !records.is_empty() {
+        rec.record(records);
+    }
+    (rec, startups, versions)
 }
 
 /// The test to run again under pytest's debugger, and as which attempt.

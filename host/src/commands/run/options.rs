@@ -18,16 +18,7 @@ pub(super) fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> R
         ),
         None => None,
     };
-    let jobs = args.jobs.or(c.jobs).unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() as u32)
-            .unwrap_or(1)
-    });
-    if jobs == 0 || jobs > MAX_JOBS {
-        return Err(usage(format!(
-            "-j must be between 1 and {MAX_JOBS}, not {jobs}"
-        )));
-    }
+    let jobs = jobs(args.jobs.or(c.jobs))?;
     let timeout_s = args
         .timeout
         .or(c.timeout)
@@ -88,6 +79,21 @@ pub(super) fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> R
         new_test_repeats: c.new_test_repeats.unwrap_or(0),
         debugger,
     })
+}
+
+/// `-j`: as given, else one worker a CPU (at most [`MAX_JOBS`]).
+fn jobs(given: Option<u32>) -> Result<u32> {
+    let jobs = given.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| u32::try_from(n.get()).unwrap_or(MAX_JOBS).min(MAX_JOBS))
+            .unwrap_or(1)
+    });
+    if jobs == 0 || jobs > MAX_JOBS {
+        return Err(usage(format!(
+            "-j must be between 1 and {MAX_JOBS}, not {jobs}"
+        )));
+    }
+    Ok(jobs)
 }
 
 /// pytest's debugger flags (`--pdb`, `--trace`), taken out of the arguments every pytest

@@ -390,7 +390,6 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         notes,
     } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
-    let ms = |ms: u32| clock::human(std::time::Duration::from_millis(ms as u64));
     let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
     println!(
         "would run {} of {} collected test(s), estimated {} of test time, in this order:",
@@ -399,36 +398,7 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         clock::human(std::time::Duration::from_millis(total))
     );
     for (n, t) in selected.tests.iter().enumerate() {
-        let why = if t.tier == 0 {
-            "tier 0"
-        } else if env
-            .durations
-            .tests
-            .get(&t.id)
-            .is_some_and(|h| h.failure_score > 0.05 || h.recent_failures() > 0)
-        {
-            "recently failing"
-        } else {
-            ""
-        };
-        let q = if t.quarantined { " [quarantined]" } else { "" };
-        let g = t
-            .group
-            .as_ref()
-            .map(|g| format!(" [xdist_group {g}]"))
-            .unwrap_or_default();
-        println!(
-            "{:>6}. tier {}  ~{:>7}  {}{q}{g}{}",
-            n + 1,
-            t.tier,
-            ms(t.estimate_ms),
-            t.id,
-            if why.is_empty() {
-                String::new()
-            } else {
-                format!("  ({why})")
-            }
-        );
+        println!("{:>6}. {}", n + 1, explain_test(env, t));
     }
     for line in group_placement(&selected.tests) {
         println!("{line}");
@@ -458,7 +428,7 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
             println!(
                 "        tier {}  ~{:>7}  {}  ({reason})",
                 crate::tiers::tier_of(&item.markers),
-                ms(estimates[i]),
+                human_ms(estimates[i]),
                 item.id
             );
         }
@@ -473,4 +443,36 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         return Ok(Exit::NothingSelected);
     }
     Ok(Exit::Ok)
+}
+
+fn human_ms(ms: u32) -> String {
+    clock::human(std::time::Duration::from_millis(u64::from(ms)))
+}
+
+/// A selected test's line: its tier, estimate, id, marks, and why it comes early.
+fn explain_test(env: &Env, t: &PlannedTest) -> String {
+    let why = if t.tier == 0 {
+        "  (tier 0)"
+    } else if env
+        .durations
+        .tests
+        .get(&t.id)
+        .is_some_and(|h| h.failure_score > 0.05 || h.recent_failures() > 0)
+    {
+        "  (recently failing)"
+    } else {
+        ""
+    };
+    let q = if t.quarantined { " [quarantined]" } else { "" };
+    let g = t
+        .group
+        .as_ref()
+        .map(|g| format!(" [xdist_group {g}]"))
+        .unwrap_or_default();
+    format!(
+        "tier {}  ~{:>7}  {}{q}{g}{why}",
+        t.tier,
+        human_ms(t.estimate_ms),
+        t.id
+    )
 }
