@@ -354,7 +354,7 @@ fn summary_md_counts_outcomes_and_links_failures() {
         command: "mtest".into(),
     };
     s.run_start(&start).unwrap();
-    // Two batches, as two turns of the supervision loop would send them.
+    // Two chunks, as two turns of the supervision loop would send them.
     s.tests(&[
         record("t::a", WitOutcome::Passed, None),
         record("t::b", WitOutcome::Passed, None),

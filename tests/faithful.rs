@@ -1,5 +1,5 @@
 //! mtest beside plain pytest: the same project, the same options, the same outcome for
-//! every test, in both isolation modes, at `-j 1` and `-j 2`, in a worker's first batch and
+//! every test, in both isolation modes, at `-j 1` and `-j 2`, in a worker's first chunk and
 //! in a later one.
 
 use crate::common;
@@ -29,7 +29,7 @@ const EXPECTED: &[(&str, &str)] = &[
 ];
 
 /// Quick tests between the two copies of the behaviour module, so that at `-j 2` the
-/// second copy runs in a worker's later batch.
+/// second copy runs in a worker's later chunk.
 fn filler() -> String {
     "import pytest\n\n@pytest.mark.parametrize('i', range(300))\ndef test_filler(i):\n    pass\n"
         .into()
@@ -68,7 +68,7 @@ fn pids(log: &Path) -> BTreeMap<String, String> {
 }
 
 #[test]
-fn every_observable_behaviour_is_plain_pytests_in_every_batch_and_mode() {
+fn every_observable_behaviour_is_plain_pytests_in_every_chunk_and_mode() {
     let dir = behaviour_project();
     let root = dir.path();
     let extra = root.join("extra").display().to_string();
@@ -131,16 +131,16 @@ fn every_observable_behaviour_is_plain_pytests_in_every_batch_and_mode() {
                 }
             }
             if isolation == "fork" && jobs == "2" {
-                assert_later_batches(&records, &pids(&pid_log));
+                assert_later_chunks(&records, &pids(&pid_log));
             }
         }
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
 }
 
-/// The second copy of the behaviour module ran in later batches of workers that had run
-/// an earlier batch: some chunk before its own in the same process.
-fn assert_later_batches(records: &[serde_json::Value], pids: &BTreeMap<String, String>) {
+/// The second copy of the behaviour module ran in later chunks of workers that had run
+/// an earlier chunk: some chunk before its own in the same process.
+fn assert_later_chunks(records: &[serde_json::Value], pids: &BTreeMap<String, String>) {
     let chunk_of = |id: &str| {
         records
             .iter()
@@ -161,7 +161,7 @@ fn assert_later_batches(records: &[serde_json::Value], pids: &BTreeMap<String, S
         .collect();
     assert!(
         later.len() > 10,
-        "the second copy did not run in workers' later batches: {later:?}"
+        "the second copy did not run in workers' later chunks: {later:?}"
     );
 }
 

@@ -406,7 +406,7 @@ fn a_test_needing_another_modules_import_passes_as_under_pytest() {
 }
 
 /// `files`, and 200 tests in 20 files (`tests/test_fNN.py`: `def test_N` + `rest`):
-/// many batches at `-j2`.
+/// many chunks at `-j2`.
 fn with_many_tests(files: &[(&str, &str)], rest: &str) -> tempfile::TempDir {
     let mut all: Vec<(String, String)> = files
         .iter()
@@ -444,10 +444,10 @@ fn a_module_a_chunk_names_is_judged_as_in_the_runs_collection() {
 }
 
 #[test]
-fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
+fn a_worker_goes_on_with_chunk_after_chunk_keeping_its_session() {
     // As semver's suite: an autouse fixture of tests/ fills the session-scoped
     // doctest_namespace, and the doctests of docs/ (collected last) rely on it; a session
-    // fixture counts its set-ups. 200 tests in 20 files at -j2 are many batches.
+    // fixture counts its set-ups. 200 tests in 20 files at -j2 are many chunks.
     let files = [
         (
             "conftest.py",
@@ -474,12 +474,12 @@ fn a_worker_goes_on_with_batch_after_batch_keeping_its_session() {
         .iter()
         .map(|r| r["chunk"].as_i64().unwrap())
         .collect();
-    assert!(chunks.len() > 2, "expected many batches: {chunks:?}");
+    assert!(chunks.len() > 2, "expected many chunks: {chunks:?}");
     let setups = std::fs::read_to_string(dir.path().join("setups.txt")).unwrap();
     if isolation() == "fork" {
         assert_eq!(code, Some(0), "{stderr}");
         assert_eq!(got["docs/usage.rst::usage.rst"], "passed");
-        // Once per worker, not once per batch.
+        // Once per worker, not once per chunk.
         assert!(
             setups.lines().count() <= 2,
             "set up {} times",
@@ -794,7 +794,7 @@ def test_c():
 
 #[test]
 fn fail_fast_ends_every_worker_after_its_current_test() {
-    // One worker, one batch of 40 tests: --fail-fast must not wait for the batch's end.
+    // One worker, one chunk of 40 tests: --fail-fast must not wait for the chunk's end.
     let mut text = String::from("import time\n\ndef test_a_fails():\n    assert 0\n");
     for i in 0..40 {
         text.push_str(&format!("\ndef test_{i:02}():\n    time.sleep(0.1)\n"));

@@ -188,8 +188,8 @@ pub struct RunArgs {
     /// Reporter plugin for this run, instead of the configured ones (repeatable).
     #[arg(long = "reporter", value_name = "PLUGIN")]
     pub reporters: Vec<String>,
-    /// How tests are isolated: `fork` (collect once, fork workers that take batch after
-    /// batch; the default on Linux) or `process` (a pytest process per chunk).
+    /// How tests are isolated: `fork` (collect once, fork workers that take chunk after
+    /// chunk; the default on Linux) or `process` (a pytest process per chunk).
     #[arg(long, value_name = "MODE")]
     pub isolation: Option<crate::config::Isolation>,
     /// Colour on stderr: `auto` (a terminal, unless NO_COLOR is set; FORCE_COLOR forces

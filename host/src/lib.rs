@@ -19,7 +19,7 @@ use mtest_store as store;
 pub use mtest_plugin_host as plugin_host;
 // pytest: the interpreter, the event plugin, the wire, collection, the zygote (mtest-pytest).
 use mtest_pytest as pytest;
-// The runner: the supervision loop, chunks, a batch's process (mtest-runner).
+// The runner: the supervision loop, chunks, a chunk's process (mtest-runner).
 use mtest_runner as supervise;
 // The selection and quarantine plugins asked (mtest-policy).
 use mtest_policy::{quarantine, selection};

@@ -9,7 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// before freed memory goes back to the OS. At 0 (or the default 10 ms) pages freed in
 /// one loop turn went back and were faulted in again by the next: at 1 s, a warm
 /// 100k-test run takes 67k page faults instead of 92k and ~7% less of mtest's CPU, for a
-/// peak RSS of 121–132 MB (at 0: 115–119 MB). At 10 s (a batch's buffers outlive a
+/// peak RSS of 121–132 MB (at 0: 115–119 MB). At 10 s (a chunk's buffers outlive a
 /// second), a cold 100k-test run: 43k faults instead of 53k, peak RSS 104 MB either way;
 /// never purging: 38k, but 149 MB.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;

@@ -62,10 +62,10 @@ pub struct Config {
 }
 
 /// How tests are isolated from each other.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Isolation {
-    /// One pytest process collects once; each batch runs in a fork of it.
+    /// One pytest process collects once; each chunk runs in a fork of it.
     Fork,
     /// Each chunk is a pytest process of its own, collecting its own files.
     Process,
@@ -74,6 +74,21 @@ pub enum Isolation {
 impl Default for Isolation {
     fn default() -> Self {
         Isolation::default_for_platform()
+    }
+}
+
+/// `--isolation`'s value, as the configuration spells it.
+impl std::str::FromStr for Isolation {
+    type Err = crate::BadValue;
+
+    fn from_str(s: &str) -> Result<Isolation, crate::BadValue> {
+        match s {
+            "fork" => Ok(Isolation::Fork),
+            "process" => Ok(Isolation::Process),
+            _ => Err(crate::BadValue(format!(
+                "--isolation {s:?}: expected fork or process"
+            ))),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use crate::record::TestRecord;
 pub enum RunEvent {
     /// A test's outcome (one attempt).
     Record(Box<TestRecord>),
-    /// A chunk (a worker's batch, or a pytest process) ended.
+    /// A chunk (a worker's chunk, or a pytest process) ended.
     ChunkEnded {
         chunk: u32,
         /// Spawn to first test: pytest's fixed cost per chunk.

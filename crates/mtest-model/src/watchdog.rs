@@ -3,7 +3,7 @@
 //! flight and since when, the last event, whether pytest's session is over) goes in, the
 //! signal to send comes out. No process, no clock of its own, so every path is a unit test.
 //! When the worker has exited, [`in_flight_end`] and [`rest_after_exit`] classify what it
-//! left: its test in flight, and the tests of its batch it never reached.
+//! left: its test in flight, and the tests of its chunk it never reached.
 //!
 //! ```text
 //! watching ──test over its limit / no event for the quiet limit──▶ stacks asked (SIGUSR1)
@@ -220,14 +220,14 @@ pub struct Exit {
     /// A test ended pytest's run loop (`pytest.exit()`, KeyboardInterrupt in a test).
     pub aborted: bool,
     pub session: Session,
-    /// A test of the batch started.
+    /// A test of the chunk started.
     pub any_test_started: bool,
-    /// The batch was the next one of a worker that had run another: it may have died in
+    /// The chunk was the next one of a worker that had run another: it may have died in
     /// that one's last test, before this one's session began.
     pub continued: bool,
 }
 
-/// What becomes of the tests of a batch that never ended, first reason first.
+/// What becomes of the tests of a chunk that never ended, first reason first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rest {
     /// pytest refused the options: the run is broken.
@@ -247,7 +247,7 @@ pub enum Rest {
     DiedLoading,
 }
 
-/// Classifies the rest of a worker's batch once it has exited (the test in flight is
+/// Classifies the rest of a worker's chunk once it has exited (the test in flight is
 /// [`in_flight_end`]'s).
 pub fn rest_after_exit(e: Exit) -> Rest {
     let (started, over) = match e.session {
@@ -409,14 +409,14 @@ mod tests {
         };
         assert_eq!(rest_after_exit(ended), Rest::NotRun);
         assert_eq!(rest_after_exit(Exit::default()), Rest::NotStarted);
-        // A worker's next batch whose session never began: the worker died in its previous
-        // batch's last test, which says nothing of this batch's tests: run them again.
+        // A worker's next chunk whose session never began: the worker died in its previous
+        // chunk's last test, which says nothing of this chunk's tests: run them again.
         let next_of_a_dead_worker = Exit {
             continued: true,
             ..Exit::default()
         };
         assert_eq!(rest_after_exit(next_of_a_dead_worker), Rest::Requeue);
-        // Once its session began, it is any batch.
+        // Once its session began, it is any chunk.
         let continued_and_ended = Exit {
             continued: true,
             ..ended

@@ -89,8 +89,8 @@ pub enum Event {
         w: u32,
         pid: i32,
     },
-    /// Worker `pid` is about to run the last test of its batch and asks for more:
-    /// mtest answers with a next batch or with its end ([`crate::zygote`]).
+    /// Worker `pid` is about to run the last test of its chunk and asks for more:
+    /// mtest answers with a next chunk or with its end ([`crate::zygote`]).
     Want {
         pid: i32,
     },

@@ -1,11 +1,11 @@
 //! The zygote: one pytest process per run that configures pytest with the project's own
 //! configuration, collects every test once, and then only forks. Each worker is a `fork()`
-//! of it after collection, in a process group of its own, running batches of items
+//! of it after collection, in a process group of its own, running chunks of items
 //! through pytest's run loop (see the plugin's `zygote.py`: `serve` and `run_worker`).
 //!
 //! mtest talks to it on its stdin (one JSON command a line) and reads its event file: the
 //! collected items, then `forked` (a worker's pid), `want` (a worker about to run the last
-//! test of its batch asks for more: mtest answers `next` with a batch, or `done`, which
+//! test of its chunk asks for more: mtest answers `next` with a chunk, or `done`, which
 //! the zygote passes on over the worker's socket) and `exited` (its wait status). The
 //! zygote runs no test; when mtest dies its stdin closes and it kills its workers.
 
@@ -32,8 +32,8 @@ pub enum Mode {
     Fork,
 }
 
-/// One worker's batch, as the zygote receives it: `fork` (a new worker) or `next` (the
-/// answer to worker `pid`'s `want`: its next batch, in the same process).
+/// One worker's chunk, as the zygote receives it: `fork` (a new worker) or `next` (the
+/// answer to worker `pid`'s `want`: its next chunk, in the same process).
 #[derive(Serialize)]
 pub struct ForkRequest<'a> {
     pub c: &'static str,
@@ -62,11 +62,11 @@ pub struct ForkRequest<'a> {
     pub failing: Option<&'a Path>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forgiven: Option<&'a Path>,
-    /// The worker asks for a next batch before its last test (a pool batch).
+    /// The worker asks for a next chunk before its last test (a chunk cut from the uncut tests).
     pub more: bool,
 }
 
-/// The answer to a `want` when there is no next batch: the worker finishes and exits.
+/// The answer to a `want` when there is no next chunk: the worker finishes and exits.
 fn done_line(pid: i32) -> String {
     format!("{{\"c\":\"done\",\"pid\":{pid}}}")
 }
@@ -84,7 +84,7 @@ pub struct Zygote {
     pub command: String,
     /// Exit statuses the zygote reported, by worker pid, not yet taken.
     exits: HashMap<i32, ExitStatus>,
-    /// Workers that asked for a next batch, not yet answered.
+    /// Workers that asked for a next chunk, not yet answered.
     wants: Vec<i32>,
     /// Notices (options mtest changed), said once.
     pub notices: Vec<String>,
@@ -184,17 +184,17 @@ impl Zygote {
         self.exits.remove(&pid)
     }
 
-    /// The workers that asked for a next batch since the last call.
+    /// The workers that asked for a next chunk since the last call.
     pub fn take_wants(&mut self) -> Vec<i32> {
         std::mem::take(&mut self.wants)
     }
 
-    /// Answers worker `pid`'s `want`: a next batch (a `next` request), or none (it
-    /// finishes its batch and exits).
+    /// Answers worker `pid`'s `want`: a next chunk (a `next` request), or none (it
+    /// finishes its chunk and exits).
     pub fn answer(&mut self, pid: i32, next: Option<&ForkRequest>) -> Result<(), PytestError> {
         let mut line = match next {
             Some(request) => serde_json::to_vec(request)
-                .map_err(|e| PytestError::Zygote(format!("cannot encode a batch: {e}")))?,
+                .map_err(|e| PytestError::Zygote(format!("cannot encode a chunk: {e}")))?,
             None => done_line(pid).into_bytes(),
         };
         line.push(b'\n');
@@ -211,7 +211,7 @@ impl Zygote {
             .and_then(|()| stdin.flush())
             .map_err(|e| {
                 PytestError::Zygote(format!(
-                    "cannot send a batch to the zygote (pid {}): {e}",
+                    "cannot send a chunk to the zygote (pid {}): {e}",
                     self.pid
                 ))
             })

@@ -41,7 +41,7 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) ->
     chunks
 }
 
-/// What stays together in a batch or chunk: an `xdist_group`'s tests (on one worker, in
+/// What stays together in a chunk or chunk: an `xdist_group`'s tests (on one worker, in
 /// order, as pytest-xdist's `--dist loadgroup` keeps them), else a file's.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Unit<'a> {
@@ -242,8 +242,8 @@ mod tests {
         tests.push(grouped("b.py"));
         tests.push(t("c.py", 10));
         let order: Vec<usize> = (0..tests.len()).collect();
-        let pool = by_file(&tests, &order);
-        let at = |i: usize| pool.iter().position(|&x| x == i).unwrap();
+        let uncut = by_file(&tests, &order);
+        let at = |i: usize| uncut.iter().position(|&x| x == i).unwrap();
         assert_eq!(
             at(22),
             at(1) + 1,

@@ -2,13 +2,13 @@
 //! they finish, re-queues what a dying chunk never reached, re-runs a crashed test alone
 //! for its bundle, retries failures (`--retries`), keeps the budget, handles Ctrl-C.
 //!
-//! In fork mode work is handed out dynamically: when a worker is about to run the last
-//! test of its batch it asks for more, and the next batch is cut from the pool, sized by
-//! guided self-scheduling (a share of what is left, so the last batches are small and
-//! every worker finishes at about the same time, history or not); the worker goes on with
-//! it in the same process, so its session fixtures stay up. Each batch is a chunk of its
-//! own (event file, log, records); a worker that is answered "no more" (the pool is empty,
-//! the run is stopping, or retries wait: those start in fresh forks) exits.
+//! In fork mode the tests are cut into chunks on demand: when a worker is about to run
+//! the last test of its chunk it asks for more, and the next chunk is cut from the uncut
+//! tests, sized by guided self-scheduling (a share of what is left, so the last chunks are
+//! small and every worker finishes at about the same time, history or not); the worker
+//! goes on with it in the same process, so its session fixtures stay up. Each chunk has
+//! its own event file, log and records; a worker that is answered "no more" (no test is
+//! left uncut, the run is stopping, or retries wait: those start in fresh forks) exits.
 //!
 //! Everything happens on this one thread (chunks are spawned here too, which matters:
 //! `PR_SET_PDEATHSIG` fires when the spawning *thread* ends).
@@ -27,7 +27,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use chunk_run::{ChunkRun, Ended, Job, Launcher, RunContext};
+use chunk_run::{Chunk, ChunkRun, Ended, Launcher, RunContext};
 
 use crate::pytest::PytestError;
 use crate::record::{Outcome, TestRecord};
@@ -55,63 +55,63 @@ pub enum Finish {
 
 /// What there is to run.
 #[derive(Default)]
-pub struct Work {
+pub struct Queue {
     /// Jobs that run first, in order: tests that crashed last time, each alone; in process
     /// mode, every planned chunk.
-    pub jobs: Vec<Job>,
-    /// Fork mode: the tests to hand out in batches, in this order.
-    pub pool: Vec<usize>,
+    pub chunks: Vec<Chunk>,
+    /// Fork mode: the tests to hand out in chunks, in this order.
+    pub uncut: Vec<usize>,
     /// Tests that failed in an earlier invocation of this run (`--resume`): a pass now
     /// is flaky.
     pub failed_before: Vec<usize>,
 }
 
-/// The smallest batch worth a fork, in estimated milliseconds of tests.
-const MIN_BATCH_MS: u64 = 250;
+/// The smallest chunk worth a fork, in estimated milliseconds of tests.
+const MIN_CHUNK_MS: u64 = 250;
 
-/// Tests not yet handed out, cut into batches on demand.
-struct Pool {
+/// Tests not yet handed out, cut into chunks on demand.
+struct Uncut {
     tests: VecDeque<usize>,
     cost: u64,
 }
 
-impl Pool {
-    fn new(ctx: &RunContext, tests: Vec<usize>) -> Pool {
+impl Uncut {
+    fn new(ctx: &RunContext, tests: Vec<usize>) -> Uncut {
         let cost = tests.iter().map(|&t| cost_of(ctx, t)).sum();
-        Pool {
+        Uncut {
             tests: tests.into(),
             cost,
         }
     }
 
-    /// The next batch: about 1/(2·jobs) of what is left, at least [`MIN_BATCH_MS`]; with
-    /// one worker there is nothing to balance: all of it (a fork between batches costs
+    /// The next chunk: about 1/(2·jobs) of what is left, at least [`MIN_CHUNK_MS`]; with
+    /// one worker there is nothing to balance: all of it (a fork between chunks costs
     /// ~15 ms and module fixtures set up again).
-    fn next(&mut self, ctx: &RunContext, jobs: u32) -> Option<Job> {
+    fn next(&mut self, ctx: &RunContext, jobs: u32) -> Option<Chunk> {
         if self.tests.is_empty() {
             return None;
         }
         let target = match jobs {
             0 | 1 => u64::MAX,
-            _ => (self.cost / (2 * u64::from(jobs))).max(MIN_BATCH_MS),
+            _ => (self.cost / (2 * u64::from(jobs))).max(MIN_CHUNK_MS),
         };
-        let mut batch = Vec::new();
+        let mut chunk = Vec::new();
         let mut cost = 0;
         while let Some(&t) = self.tests.front() {
-            // An xdist_group's tests stay in one batch (the pool holds them together).
+            // An xdist_group's tests stay in one chunk (they are uncut together).
             let in_group = |last: &usize| {
                 ctx.tests[t].group.is_some() && ctx.tests[t].group == ctx.tests[*last].group
             };
-            if cost >= target && batch.last().is_some_and(|last| !in_group(last)) {
+            if cost >= target && chunk.last().is_some_and(|last| !in_group(last)) {
                 break;
             }
             self.tests.pop_front();
             cost += cost_of(ctx, t);
-            batch.push(t);
+            chunk.push(t);
         }
         self.cost = self.cost.saturating_sub(cost);
-        Some(Job {
-            tests: batch,
+        Some(Chunk {
+            tests: chunk,
             isolated: false,
             attempt: 1,
             forensic: None,
@@ -144,14 +144,14 @@ pub struct Options {
 const POLL: Duration = Duration::from_millis(5);
 const POLL_IDLE: Duration = Duration::from_millis(50);
 /// In fork mode the loop also wakes when the zygote writes (a worker forked or ended), so
-/// a worker waits for its next batch no longer than in process mode while the records of
+/// a worker waits for its next chunk no longer than in process mode while the records of
 /// quick tests are read in fewer, larger turns (each turn costs mtest a few system calls
 /// and a wake-up of its recorder thread).
 const POLL_FORK: Duration = Duration::from_millis(20);
 
 struct Loop<'s, 'a> {
-    queue: VecDeque<Job>,
-    pool: Pool,
+    queue: VecDeque<Chunk>,
+    uncut: Uncut,
     running: Vec<ChunkRun>,
     next_id: u32,
     stopping: Option<Finish>,
@@ -194,7 +194,7 @@ impl Loop<'_, '_> {
         }
         if r.outcome == Outcome::Crashed && self.options.rerun_crashed && forensic_ok {
             if let Some(test) = test {
-                self.queue.push_front(Job {
+                self.queue.push_front(Chunk {
                     tests: vec![test],
                     isolated: false,
                     attempt: r.attempt,
@@ -245,8 +245,8 @@ impl Loop<'_, '_> {
         self.running.iter_mut().for_each(ChunkRun::stop_soft);
     }
 
-    /// Worker `pid` is about to run the last test of its batch and asks for more: the
-    /// next batch from the pool, unless the run is stopping or has jobs waiting (retries
+    /// Worker `pid` is about to run the last test of its chunk and asks for more: the
+    /// next chunk from the uncut tests, unless the run is stopping or has jobs waiting (retries
     /// and re-runs start in fresh forks), in which case it finishes and exits.
     fn go_on(
         &mut self,
@@ -258,30 +258,30 @@ impl Loop<'_, '_> {
             .running
             .iter()
             .position(|c| c.pid() == pid && c.may_go_on());
-        let job = match asking {
+        let chunk = match asking {
             Some(_) if self.stopping.is_none() && self.queue.is_empty() => {
-                self.pool.next(ctx, self.options.jobs)
+                self.uncut.next(ctx, self.options.jobs)
             }
             _ => None,
         };
-        let (Some(i), Some(job)) = (asking, job) else {
+        let (Some(i), Some(chunk)) = (asking, chunk) else {
             return match launcher {
                 Launcher::Fork(zygote) => zygote.answer(pid, None),
                 Launcher::Process => Ok(()),
             };
         };
         let (mark, slot) = (self.running[i].mark(), self.running[i].slot());
-        let next = match ChunkRun::spawn(ctx, self.next_id, slot, job, launcher, Some((pid, mark)))
-        {
-            Ok(next) => next,
-            Err(e) => {
-                // The run stops; the worker waiting for an answer finishes its batch.
-                if let Launcher::Fork(zygote) = launcher {
-                    let _ = zygote.answer(pid, None);
+        let next =
+            match ChunkRun::spawn(ctx, self.next_id, slot, chunk, launcher, Some((pid, mark))) {
+                Ok(next) => next,
+                Err(e) => {
+                    // The run stops; the worker waiting for an answer finishes its chunk.
+                    if let Launcher::Fork(zygote) = launcher {
+                        let _ = zygote.answer(pid, None);
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         self.next_id += 1;
         self.running[i].hand_over();
         self.running.push(next);
@@ -305,14 +305,14 @@ fn free_slot(running: &[ChunkRun]) -> u32 {
 
 pub fn run(
     ctx: &RunContext,
-    work: Work,
+    queue: Queue,
     launcher: &mut Launcher,
     options: &Options,
     sink: &mut dyn FnMut(RunEvent),
 ) -> Finish {
     // A test on the terminal stops with mtest at Ctrl-Z, as any foreground process does.
     platform::catch_pause(ctx.foreground.is_none());
-    let finish = turns(ctx, work, launcher, options, sink);
+    let finish = turns(ctx, queue, launcher, options, sink);
     platform::catch_pause(false);
     finish
 }
@@ -344,20 +344,20 @@ fn pause_and_resume(running: &mut [ChunkRun]) {
 /// The supervision loop, a turn at a time, until the run is over.
 fn turns(
     ctx: &RunContext,
-    work: Work,
+    queue: Queue,
     launcher: &mut Launcher,
     options: &Options,
     sink: &mut dyn FnMut(RunEvent),
 ) -> Finish {
     let mut l = Loop {
-        queue: work.jobs.into(),
-        pool: Pool::new(ctx, work.pool),
+        queue: queue.chunks.into(),
+        uncut: Uncut::new(ctx, queue.uncut),
         running: Vec::new(),
         next_id: options.first_chunk.max(1),
         stopping: None,
-        failing: work.failed_before.iter().copied().collect(),
+        failing: queue.failed_before.iter().copied().collect(),
         retry: Vec::new(),
-        failed_before: work.failed_before.into_iter().collect(),
+        failed_before: queue.failed_before.into_iter().collect(),
         not_run: 0,
         done_estimate_ms: 0,
         interrupts_seen: 0,
@@ -390,7 +390,7 @@ fn turns(
             return finish;
         }
         // A chunk ended this turn: its worker's place is handed out at once, not after
-        // the next sleep (in fork mode 20 ms a batch during which a core idles).
+        // the next sleep (in fork mode 20 ms a chunk during which a core idles).
         if !freed {
             l.rest(busy || polled, launcher);
         }
@@ -438,15 +438,15 @@ impl Loop<'_, '_> {
     fn start_chunks(&mut self, ctx: &RunContext, launcher: &mut Launcher) -> bool {
         let mut started = false;
         while self.stopping.is_none() && self.running.len() < self.options.jobs.max(1) as usize {
-            let Some(job) = self
+            let Some(chunk) = self
                 .queue
                 .pop_front()
-                .or_else(|| self.pool.next(ctx, self.options.jobs))
+                .or_else(|| self.uncut.next(ctx, self.options.jobs))
             else {
                 break;
             };
             let slot = free_slot(&self.running);
-            match ChunkRun::spawn(ctx, self.next_id, slot, job, launcher, None) {
+            match ChunkRun::spawn(ctx, self.next_id, slot, chunk, launcher, None) {
                 Ok(chunk) => {
                     self.running.push(chunk);
                     started = true;
@@ -462,7 +462,7 @@ impl Loop<'_, '_> {
     }
 
     /// Fork mode: the zygote reaps the workers and says how they ended, and which ask
-    /// for a next batch (returned, with whether it said anything). A zygote that died
+    /// for a next chunk (returned, with whether it said anything). A zygote that died
     /// leaves the rest of the run to process mode.
     fn hear_the_zygote(&mut self, launcher: &mut Launcher) -> (bool, Vec<i32>) {
         let Launcher::Fork(zygote) = launcher else {
@@ -470,7 +470,7 @@ impl Loop<'_, '_> {
         };
         let heard = !zygote.read().is_empty();
         self.warnings.append(&mut zygote.notices);
-        // A worker that went on with a next batch is the process of two chunks.
+        // A worker that went on with a next chunk is the process of two chunks.
         let mut forked: Vec<i32> = self
             .running
             .iter()
@@ -586,8 +586,8 @@ impl Loop<'_, '_> {
             return;
         }
         // What a dead chunk never reached runs next, before the rest.
-        for job in ended.requeue.drain(..).rev() {
-            self.queue.push_front(job);
+        for chunk in ended.requeue.drain(..).rev() {
+            self.queue.push_front(chunk);
         }
         self.queue_retries();
     }
@@ -622,7 +622,7 @@ impl Loop<'_, '_> {
                 .filter(|(_, a)| *a == attempt)
                 .map(|(t, _)| *t)
                 .collect();
-            self.queue.push_back(Job {
+            self.queue.push_back(Chunk {
                 tests,
                 isolated: false,
                 attempt,
@@ -655,7 +655,7 @@ impl Loop<'_, '_> {
     /// strays killed, crashes whose re-run never started recorded as they are, the tests
     /// that did not run counted.
     fn over(&mut self, pids: &[i32]) -> Option<Finish> {
-        let nothing_left = self.queue.is_empty() && self.pool.tests.is_empty();
+        let nothing_left = self.queue.is_empty() && self.uncut.tests.is_empty();
         if !self.running.is_empty() || !(nothing_left || self.stopping.is_some()) {
             return None;
         }
@@ -670,14 +670,14 @@ impl Loop<'_, '_> {
         }
         // An interrupted run leaves them to --resume.
         if self.stopping != Some(Finish::Interrupted) {
-            for job in self.queue.iter_mut() {
-                if let Some(record) = job.forensic.take() {
+            for chunk in self.queue.iter_mut() {
+                if let Some(record) = chunk.forensic.take() {
                     (self.sink)(RunEvent::Record(record));
                 }
             }
         }
         let not_run = self.not_run
-            + self.pool.tests.len()
+            + self.uncut.tests.len()
             + self
                 .queue
                 .iter()

@@ -1,4 +1,4 @@
-//! `last-run/run.jsonl`: one record a line, the lines of a batch one `write` on an
+//! `last-run/run.jsonl`: one record a line, the lines of a chunk one `write` on an
 //! `O_APPEND` file, so a SIGKILL of mtest leaves at most one torn last line, which `read`
 //! sets aside.
 //!
@@ -24,7 +24,7 @@ pub struct RunLog {
     /// (device, inode) of the file written: if the path stops naming it, the store was
     /// deleted or replaced during the run.
     identity: (u64, u64),
-    /// The lines of a batch, reused: a fresh buffer for each batch is fresh pages (a
+    /// The lines of a chunk, reused: a fresh buffer for each chunk is fresh pages (a
     /// zeroed huge page, often) from the kernel each time.
     lines: Vec<u8>,
 }

@@ -15,8 +15,8 @@ never a pass.
 The same run loop serves both of mtest's executors:
   - process mode: this pytest process runs the ids in MTEST_SELECT, then ends;
   - fork mode (MTEST_ZYGOTE=fork): this process (the zygote) collects once, reports the
-    items, and then only forks: a worker per batch that mtest sends on stdin, which then
-    asks for more before its last test and may go on with the next batch (see zygote.py).
+    items, and then only forks: a worker per chunk that mtest sends on stdin, which then
+    asks for more before its last test and may go on with the next chunk (see zygote.py).
 
 Environment (set by mtest, read once at import and then taken out of os.environ):
   MTEST_EVENTS   path of the event file (required, else this plugin does nothing)

@@ -1,4 +1,4 @@
-"""The run loop: pytest's protocol over a batch of items with what a test can do to end it
+"""The run loop: pytest's protocol over a chunk of items with what a test can do to end it
 caught; the stop file and --max-fail."""
 
 import os
@@ -60,9 +60,9 @@ def run_items(session, items, ask=None):
     """pytest's run loop over `items`, with what a test can do to end it caught.
 
     `ask` (a worker that may be given more): called before the last item, it returns the
-    next batch's command or None; the last item then runs with the next batch's first item
+    next chunk's command or None; the last item then runs with the next chunk's first item
     as its `nextitem`, so pytest keeps the fixtures both need (the session's, a module's)
-    as it does between any two tests. Returns that command when the batch ran to its end."""
+    as it does between any two tests. Returns that command when the chunk ran to its end."""
     import signal
     import traceback
 

@@ -36,8 +36,8 @@ def own_timer(session):
     use for every test of the session -- the signal method over the whole test, no session
     timeout, no debugger, no other plugin timing tests -- the run loop arms the same timer
     itself and those hooks go: a timeout still ends in pytest-timeout's own handler (its
-    stack dump, its message). Decided once per process, for all its batches: a worker's
-    later batches find the plugin gone and must go on timing (see `settings_of`).
+    stack dump, its message). Decided once per process, for all its chunks: a worker's
+    later chunks find the plugin gone and must go on timing (see `settings_of`).
     Returns the timer, or None (pytest-timeout then works as ever)."""
     if S.timer is None:
         S.timer = take_timer(session) or False
@@ -61,7 +61,7 @@ def take_timer(session):
             return None
         plain = plugin.Settings(config._env_timeout, "signal", False,
                                 config._env_timeout_disable_debugger_detection)
-        # Every test with a marker of its own, in every batch this process may run.
+        # Every test with a marker of its own, in every chunk this process may run.
         for item in session.items:
             if not has_timeout_marker(item):
                 continue
@@ -76,7 +76,7 @@ def take_timer(session):
 
 
 def settings_of(timer, item):
-    """A test's pytest-timeout settings under the run loop's own timer. A worker's batch
+    """A test's pytest-timeout settings under the run loop's own timer. A worker's chunk
     can be 15k tests: only those with a marker are looked at again (~5 us a test)."""
     plugin, plain, _ = timer
     return plugin._get_item_settings(item) if has_timeout_marker(item) else plain

@@ -1,5 +1,5 @@
-"""Fork mode: the zygote serves mtest's commands (a worker per batch, reaped and reported),
-a worker runs its batches and asks for more; the collected heap is frozen in workers and
+"""Fork mode: the zygote serves mtest's commands (a worker per chunk, reaped and reported),
+a worker runs its chunks and asks for more; the collected heap is frozen in workers and
 given back at the first heap walk."""
 
 import gc
@@ -31,7 +31,7 @@ def zygote_exit():
 
 
 def serve(session):
-    """The zygote: read one command a line on stdin, fork a worker for each batch, report
+    """The zygote: read one command a line on stdin, fork a worker for each chunk, report
     every worker's pid and exit status. EOF on stdin (mtest died): kill them all, leave."""
     import select
     import signal
@@ -58,15 +58,15 @@ def serve(session):
         reap()
         if stdin not in readable:
             continue
-        chunk = os.read(stdin, 65536)
-        if not chunk:
+        data = os.read(stdin, 65536)
+        if not data:
             for pid in list(S.workers):
                 try:
                     os.killpg(pid, signal.SIGKILL)
                 except OSError:
                     pass
             os._exit(0)
-        buf += chunk
+        buf += data
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
             command = json.loads(line)
@@ -153,7 +153,7 @@ def thawing(walker):
 
 
 def relay_want(pid, link):
-    """Worker `pid` is about to run the last test of its batch and asks for more: mtest
+    """Worker `pid` is about to run the last test of its chunk and asks for more: mtest
     decides."""
     try:
         data = link.recv(4096)
@@ -169,10 +169,10 @@ def relay_want(pid, link):
 def wait_for_quit():
     buf = b""
     while b'"quit"' not in buf:
-        chunk = os.read(S.commands, 65536)
-        if not chunk:
+        data = os.read(S.commands, 65536)
+        if not data:
             return
-        buf += chunk
+        buf += data
 
 
 def reap(block=False):
@@ -236,10 +236,10 @@ def fork(session, command):
 
 def run_worker(session, command):
     """A forked worker: its own process group, output, event file and stack file; runs
-    its batch through pytest's run loop and exits without pytest's session end (the
+    its chunk through pytest's run loop and exits without pytest's session end (the
     zygote has that). A worker with a link to the zygote asks for more before the last
-    test of each batch and, given a next batch, goes on with it in the same process (its
-    session fixtures and imports stay, as in an xdist worker); each batch has its own
+    test of each chunk and, given a next chunk, goes on with it in the same process (its
+    session fixtures and imports stay, as in an xdist worker); each chunk has its own
     event file, log and stack file."""
     import signal
 
@@ -272,11 +272,11 @@ def run_worker(session, command):
     ask = ask_more if S.link is not None else None
     items = session.items
     while True:
-        begin_batch(session, command)
-        batch = [items[i] for i in command["items"]]
+        begin_chunk(session, command)
+        chunk = [items[i] for i in command["items"]]
         following = None
         try:
-            following = runloop.run_items(session, batch, ask)
+            following = runloop.run_items(session, chunk, ask)
             if following is None:
                 # After a test ended the loop early, its fixtures are still set up.
                 session._setupstate.teardown_exact(None)
@@ -296,15 +296,15 @@ def run_worker(session, command):
     return 0
 
 
-def begin_batch(session, command):
-    """Points the worker at a batch's own event file, log and stack file, and starts it."""
+def begin_chunk(session, command):
+    """Points the worker at a chunk's own event file, log and stack file, and starts it."""
     config = session.config
     channel.write_pending()
     os.close(S.fd)
     S.fd = os.open(command["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     S.env["MTEST_EVENTS"] = command["events"]
 
-    # Output: the batch's own log, and a capture of the worker's own (the zygote's
+    # Output: the chunk's own log, and a capture of the worker's own (the zygote's
     # capture files are shared with every other fork); the capture is restarted so that
     # it puts the new log back between tests.
     log = os.open(command["log"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -368,7 +368,7 @@ def become_worker(config, name, count, run):
 
 
 def ask_more():
-    """Asks mtest (through the zygote) for a next batch: its command, or None (end)."""
+    """Asks mtest (through the zygote) for a next chunk: its command, or None (end)."""
     channel.write_pending()
     buf = b""
     try:

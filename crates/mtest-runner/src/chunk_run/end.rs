@@ -4,7 +4,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
-use super::{ChunkRun, Ended, InFlight, Job, Proc, RunContext, Succession};
+use super::{Chunk, ChunkRun, Ended, InFlight, Proc, RunContext, Succession};
 use crate::clock;
 use crate::platform::{self, Sig};
 use crate::pytest::collect::tail_of;
@@ -66,7 +66,7 @@ impl ChunkRun {
     }
 
     /// The process's exit status once it has ended (a worker that went on with a next
-    /// batch: once its session has); none while it runs.
+    /// chunk: once its session has); none while it runs.
     fn exit_status(
         &mut self,
         ctx: &RunContext,
@@ -77,7 +77,7 @@ impl ChunkRun {
             Proc::Forked {
                 status: Some(status),
             } => Some(*status),
-            // Its worker went on with the next batch: the session's end is the chunk's.
+            // Its worker went on with the next chunk: the session's end is the chunk's.
             Proc::Forked { status: None } if self.succession == Succession::HandedOver => {
                 self.read_events(ctx, out);
                 self.session.over_since()?;
@@ -100,7 +100,7 @@ impl ChunkRun {
         }
     }
 
-    /// The tests of the batch it never reached (neither recorded nor in flight), by the
+    /// The tests of the chunk it never reached (neither recorded nor in flight), by the
     /// watchdog's rule: (dropped, re-queued, why the run is broken), records in `out`.
     fn rest(
         &mut self,
@@ -108,7 +108,7 @@ impl ChunkRun {
         in_flight_test: Option<usize>,
         (how, log_tail): (&str, &str),
         out: &mut Vec<TestRecord>,
-    ) -> (usize, Vec<Job>, Option<String>) {
+    ) -> (usize, Vec<Chunk>, Option<String>) {
         let remaining: Vec<usize> = self
             .tests
             .iter()
@@ -215,7 +215,7 @@ impl ChunkRun {
         how: &str,
         log_tail: &str,
         out: &mut Vec<TestRecord>,
-        requeue: &mut Vec<Job>,
+        requeue: &mut Vec<Chunk>,
     ) {
         let mut by_file: Vec<(&str, Vec<usize>)> = Vec::new();
         for t in remaining {
@@ -243,8 +243,8 @@ impl ChunkRun {
         }
     }
 
-    fn same_attempt(&self, tests: Vec<usize>) -> Job {
-        Job {
+    fn same_attempt(&self, tests: Vec<usize>) -> Chunk {
+        Chunk {
             tests,
             isolated: false,
             attempt: self.attempt,

@@ -1,4 +1,4 @@
-//! One chunk: one batch of tests run by one process in its own process group — a forked
+//! One chunk: one chunk of tests run by one process in its own process group — a forked
 //! worker of the zygote (fork mode) or a `python -m pytest` of its own (process mode) —
 //! watched through its event file until it exits, then classified.
 //!
@@ -124,7 +124,7 @@ impl<'a> RunContext<'a> {
 }
 
 /// What one chunk is asked to do.
-pub struct Job {
+pub struct Chunk {
     pub tests: Vec<usize>,
     /// One test that crashed last time, run alone and unbuffered (it needs no re-run).
     pub isolated: bool,
@@ -135,10 +135,10 @@ pub struct Job {
     pub forensic: Option<Box<TestRecord>>,
 }
 
-impl Job {
-    pub fn first(ctx: &RunContext, tests: Vec<usize>) -> Job {
+impl Chunk {
+    pub fn first(ctx: &RunContext, tests: Vec<usize>) -> Chunk {
         let isolated = matches!(tests.as_slice(), [t] if ctx.tests[*t].isolate);
-        Job {
+        Chunk {
             tests,
             isolated,
             attempt: 1,
@@ -178,7 +178,7 @@ pub(crate) struct Ended {
     /// A forensic re-run's verdict: the held-back record, completed.
     pub forensic: Option<TestRecord>,
     /// Tests to run again in new chunks (the process died before reaching them).
-    pub requeue: Vec<Job>,
+    pub requeue: Vec<Chunk>,
     /// pytest could not run at all: its text. The run stops.
     pub broken: Option<String>,
     /// A test's INTERNALERROR (a hook raised): its text; the same one twice stops the run.
@@ -211,13 +211,13 @@ pub(crate) struct ChunkRun {
     heard: Heard,
     in_flight: Option<InFlight>,
     done: crate::FastSet<usize>,
-    /// Where in `tests` the next test to start is expected (a worker runs its batch in
+    /// Where in `tests` the next test to start is expected (a worker runs its chunk in
     /// order): its id is compared, not looked up in the run's 100k-entry index.
     cursor: usize,
     any_failure: bool,
     succession: Succession,
     watcher: Watcher,
-    /// The number of its worker's first batch.
+    /// The number of its worker's first chunk.
     mark: u32,
     /// Its worker's slot among the `-j` running at once: its name (`gw0`…), which the
     /// processes its tests start carry in their environment (PYTEST_XDIST_WORKER).
@@ -245,15 +245,15 @@ struct Heard {
     warnings: Vec<String>,
 }
 
-/// Whether its worker goes on with a next batch in the same process.
+/// Whether its worker goes on with a next chunk in the same process.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Succession {
-    /// Its process ends with its batch (process mode, a test run alone).
+    /// Its process ends with its chunk (process mode, a test run alone).
     Last,
-    /// Fork mode, a batch from the pool: its worker asks for a next batch before its
+    /// Fork mode, a chunk from the uncut tests: its worker asks for a next chunk before its
     /// last test.
     MayGoOn,
-    /// Its worker went on with a next batch: this chunk ends when its session does, not
+    /// Its worker went on with a next chunk: this chunk ends when its session does, not
     /// when the process does.
     HandedOver,
 }
@@ -261,14 +261,14 @@ enum Succession {
 /// Who watches its process and signals it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Watcher {
-    /// It continues a worker that is still running the last test of its previous batch:
-    /// that batch's chunk watches it; this one has no watchdog and sends no signals until
+    /// It continues a worker that is still running the last test of its previous chunk:
+    /// that chunk watches it; this one has no watchdog and sends no signals until
     /// that chunk ends.
     Predecessor,
     Itself,
 }
 
-/// A fork-mode batch's worker: the chunk's id and slot, the worker it continues (pid, its
+/// A fork-mode chunk's worker: the chunk's id and slot, the worker it continues (pid, its
 /// first chunk's id), and how it runs.
 #[derive(Clone, Copy)]
 struct Worker {
@@ -279,7 +279,7 @@ struct Worker {
     more: bool,
 }
 
-/// Writes the batch's test ids, one a line, to `ids`; returns its files, each once, in
+/// Writes the chunk's test ids, one a line, to `ids`; returns its files, each once, in
 /// order.
 fn write_ids<'c>(
     ctx: &'c RunContext,
@@ -324,23 +324,23 @@ impl ChunkFiles {
 }
 
 impl ChunkRun {
-    /// Starts batch `job` as chunk `id` in worker slot `slot`: a new worker, or with
-    /// `continues` (a worker's pid and its chunk's mark, fork mode) the next batch of a
+    /// Starts `chunk` with id `id` in worker slot `slot`: a new worker, or with
+    /// `continues` (a worker's pid and its chunk's mark, fork mode) the next chunk of a
     /// worker that asked for one.
     pub(crate) fn spawn(
         ctx: &RunContext,
         id: u32,
         slot: u32,
-        job: Job,
+        chunk: Chunk,
         launcher: &mut Launcher,
         continues: Option<(i32, u32)>,
     ) -> Result<ChunkRun, PytestError> {
-        let Job {
+        let Chunk {
             tests,
             isolated,
             attempt,
             forensic,
-        } = job;
+        } = chunk;
         let paths = ChunkFiles::of(ctx, id);
         // It may have been deleted during the run (with the rest of .gates/).
         std::fs::create_dir_all(&ctx.chunk_dir).map_err(PytestError::write(&ctx.chunk_dir))?;
@@ -406,7 +406,7 @@ impl ChunkRun {
         })
     }
 
-    /// Fork mode: a fork of the zygote for the batch, or (`continues`) the next batch of
+    /// Fork mode: a fork of the zygote for the chunk, or (`continues`) the next chunk of
     /// a worker that asked for one; its pid and how to tell it in a bundle.
     fn fork_worker(
         ctx: &RunContext,
@@ -533,13 +533,13 @@ impl ChunkRun {
         matches!(self.proc, Proc::Forked { .. })
     }
 
-    /// Its worker asked for a next batch and may be given one: a pool batch whose worker
+    /// Its worker asked for a next chunk and may be given one: a chunk cut on demand whose worker
     /// has not gone on already and is not being stopped.
     pub(crate) fn may_go_on(&self) -> bool {
         self.succession == Succession::MayGoOn && self.asked == Asked::Nothing
     }
 
-    /// Its worker goes on with a next batch: the chunk ends with its session.
+    /// Its worker goes on with a next chunk: the chunk ends with its session.
     pub(crate) fn hand_over(&mut self) {
         self.succession = Succession::HandedOver;
     }
@@ -738,7 +738,7 @@ impl ChunkRun {
             Event::Aborted(aborted) => self.abort(ctx, aborted, out),
             Event::Stopped { why } => {
                 // mtest's own stop (its stop file, or the workers' --max-fail count, which
-                // writes it): the rest of the batch is left out as after `stop_soft`.
+                // writes it): the rest of the chunk is left out as after `stop_soft`.
                 if why == STOP_ASKED {
                     self.asked = self.asked.max(Asked::StopAfterTest);
                 }
@@ -874,8 +874,8 @@ impl ChunkRun {
         self.asked = self.asked.max(Asked::StopAfterTest);
     }
 
-    /// Every test of its batch has ended, or its session has: the process ends any
-    /// moment now (the loop watches closely, to hand out the next batch at once).
+    /// Every test of its chunk has ended, or its session has: the process ends any
+    /// moment now (the loop watches closely, to hand out the next chunk at once).
     pub(crate) fn winding_down(&self) -> bool {
         matches!(self.session, Session::Over(_)) || self.done.len() >= self.tests.len()
     }

@@ -50,7 +50,7 @@ pub(super) fn start_recorder<'h>(
     env: &Env,
     durations: &Arc<Durations>,
     state: &RunState,
-    todo: &[PlannedTest],
+    tests: &[PlannedTest],
     counts: Counts,
     started: Instant,
 ) -> Result<Recorder<'h>> {
@@ -94,9 +94,9 @@ pub(super) fn start_recorder<'h>(
         &env.project.mtest.probes,
     ));
     let plan = Plan {
-        estimate_ms: todo.iter().map(|t| u64::from(t.estimate_ms)).sum(),
+        estimate_ms: tests.iter().map(|t| u64::from(t.estimate_ms)).sum(),
         with_history: durations
-            .histories(todo.iter().map(|t| t.id.as_str()))
+            .histories(tests.iter().map(|t| t.id.as_str()))
             .iter()
             .filter(|h| h.is_some())
             .count()

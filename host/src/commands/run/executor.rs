@@ -20,7 +20,7 @@ pub(super) struct Supervised<'h> {
 pub(super) fn supervise_and_record<'h>(
     rec: Recorder<'h>,
     ctx: &RunContext,
-    work: Work,
+    queue: Queue,
     launcher: &mut Launcher,
     options: &supervise::Options,
 ) -> Result<Supervised<'h>> {
@@ -30,7 +30,7 @@ pub(super) fn supervise_and_record<'h>(
         let (tx, rx) = std::sync::mpsc::channel::<Vec<RunEvent>>();
         let recorder = scope.spawn(move || record_turns(rec, rx));
         let mut turn = Vec::new();
-        let finish = supervise::run(ctx, work, launcher, options, &mut |event| {
+        let finish = supervise::run(ctx, queue, launcher, options, &mut |event| {
             let turn_ends = matches!(event, RunEvent::Tick { .. });
             turn.push(event);
             if turn_ends {
@@ -181,11 +181,11 @@ pub(super) fn in_the_debugger<'h>(
     }
     ctx.max_fail = None;
     ctx.foreground = Some(debugger.to_vec());
-    let mut job = Job::first(ctx, vec![target.test]);
-    job.attempt = target.attempt;
-    let work = Work {
-        jobs: vec![job],
-        pool: Vec::new(),
+    let mut chunk = Chunk::first(ctx, vec![target.test]);
+    chunk.attempt = target.attempt;
+    let queue = Queue {
+        chunks: vec![chunk],
+        uncut: Vec::new(),
         failed_before: if target.failed {
             vec![target.test]
         } else {
@@ -200,7 +200,7 @@ pub(super) fn in_the_debugger<'h>(
         rerun_crashed: false,
         deadline: None,
     };
-    supervise_and_record(rec, ctx, work, &mut Launcher::Process, &options)
+    supervise_and_record(rec, ctx, queue, &mut Launcher::Process, &options)
 }
 
 /// --max-fail for the workers: every worker appends each of its failing tests to one file
@@ -209,7 +209,7 @@ pub(super) fn in_the_debugger<'h>(
 pub(super) fn failure_limit(
     chunks: &Path,
     n: u32,
-    todo: &[PlannedTest],
+    tests: &[PlannedTest],
     failed_earlier: &[String],
 ) -> Result<chunk_run::FailureLimit> {
     let io = |p: &Path, e: std::io::Error| {
@@ -226,7 +226,7 @@ pub(super) fn failure_limit(
     )
     .map_err(|e| io(&failing, e))?;
     let forgiven = chunks.join("forgiven");
-    let quarantined = todo.iter().filter(|t| t.quarantined);
+    let quarantined = tests.iter().filter(|t| t.quarantined);
     std::fs::write(&forgiven, lines(&mut quarantined.map(|t| t.id.as_str())))
         .map_err(|e| io(&forgiven, e))?;
     Ok(chunk_run::FailureLimit {
@@ -254,45 +254,46 @@ pub(super) fn write_initial_paths(chunks: &Path, paths: &[String]) -> Result<std
 }
 
 /// The run's work. Fork mode: tests that crashed last time first, each alone; the rest
-/// a pool handed out in batches, files kept together in the order of their first
+/// the rest cut into chunks as workers ask, files kept together in the order of their first
 /// selected test. Process mode: every planned chunk. Then the attempts a resumed run
 /// owes (told apart by id: `launcher_for` may have dropped tests not collected any more).
-pub(super) fn work_for(
+pub(super) fn queue_for(
     ctx: &RunContext,
     fork: bool,
     jobs: u32,
     costs: &chunks::Costs,
     owed: &FastMap<String, u32>,
-) -> Work {
-    let todo = ctx.tests;
+) -> Queue {
+    let tests = ctx.tests;
     let (owed_tests, order): (Vec<usize>, Vec<usize>) =
-        (0..todo.len()).partition(|&i| owed.contains_key(&todo[i].id));
-    let mut work = if fork {
-        let (alone, rest): (Vec<usize>, Vec<usize>) = order.iter().partition(|&&i| todo[i].isolate);
-        Work {
-            jobs: alone
+        (0..tests.len()).partition(|&i| owed.contains_key(&tests[i].id));
+    let mut queue = if fork {
+        let (alone, rest): (Vec<usize>, Vec<usize>) =
+            order.iter().partition(|&&i| tests[i].isolate);
+        Queue {
+            chunks: alone
                 .into_iter()
-                .map(|i| Job::first(ctx, vec![i]))
+                .map(|i| Chunk::first(ctx, vec![i]))
                 .collect(),
-            pool: chunks::by_file(todo, &rest),
+            uncut: chunks::by_file(tests, &rest),
             failed_before: Vec::new(),
         }
     } else {
-        Work {
-            jobs: chunks::plan(todo, &order, jobs, costs)
+        Queue {
+            chunks: chunks::plan(tests, &order, jobs, costs)
                 .into_iter()
-                .map(|tests| Job::first(ctx, tests))
+                .map(|tests| Chunk::first(ctx, tests))
                 .collect(),
-            pool: Vec::new(),
+            uncut: Vec::new(),
             failed_before: Vec::new(),
         }
     };
     for i in owed_tests {
-        let mut job = Job::first(ctx, vec![i]);
-        job.attempt = owed[&todo[i].id];
-        work.jobs.push(job);
+        let mut chunk = Chunk::first(ctx, vec![i]);
+        chunk.attempt = owed[&tests[i].id];
+        queue.chunks.push(chunk);
     }
-    work
+    queue
 }
 
 /// pytest's own session end in the zygote, asked for when the last worker ended: plugins
@@ -387,7 +388,7 @@ pub(super) fn start_collection(
 pub(super) fn launcher_for(
     opts: &RunOptions,
     collection: Option<Collection>,
-    todo: &mut Vec<PlannedTest>,
+    tests: &mut Vec<PlannedTest>,
     run_id: &str,
     records: &mut Vec<TestRecord>,
 ) -> (Launcher, Vec<u32>) {
@@ -413,9 +414,9 @@ pub(super) fn launcher_for(
         .enumerate()
         .map(|(i, item)| (item.id.as_str(), i as u32))
         .collect();
-    let mut kept = Vec::with_capacity(todo.len());
-    let mut item_index = Vec::with_capacity(todo.len());
-    for t in todo.drain(..) {
+    let mut kept = Vec::with_capacity(tests.len());
+    let mut item_index = Vec::with_capacity(tests.len());
+    for t in tests.drain(..) {
         match index.get(t.id.as_str()) {
             Some(&i) => {
                 item_index.push(i);
@@ -434,7 +435,7 @@ pub(super) fn launcher_for(
             }
         }
     }
-    *todo = kept;
+    *tests = kept;
     (Launcher::Fork(Box::new(zygote)), item_index)
 }
 

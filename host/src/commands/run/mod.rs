@@ -32,8 +32,8 @@ use crate::store::durations::Durations;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, load_or_default, lock, new_run_id, run_log, Gates, Loaded};
-use crate::supervise::chunk_run::{self, Job, Launcher, RunContext};
-use crate::supervise::{self, chunks, Finish, Work};
+use crate::supervise::chunk_run::{self, Chunk, Launcher, RunContext};
+use crate::supervise::{self, chunks, Finish, Queue};
 use crate::{quarantine, Exit, FastMap, FastSet};
 
 mod ending;
@@ -212,7 +212,7 @@ fn execute(
     );
     if plan.moved {
         // The plan as it was selected (a fresh run collected it: no test was dropped).
-        state.tests = plan.todo;
+        state.tests = plan.tests;
     }
     Ok(end_run(&places, state, &repeated, ran, stored))
 }
@@ -229,7 +229,7 @@ struct Places<'a> {
 /// by an earlier invocation, whether the plan was reordered (`moved`), and what the
 /// executor and the --max-fail count need.
 struct ToRun {
-    todo: Vec<PlannedTest>,
+    tests: Vec<PlannedTest>,
     owed: FastMap<String, u32>,
     moved: bool,
     /// Fork mode: each test's index among the zygote's items (moved into the context).
@@ -266,12 +266,12 @@ fn prepare<'h>(
         .filter(|t| t.runs > 1)
         .map(|t| t.id.clone())
         .collect();
-    let Todo {
-        tests: mut todo,
+    let LeftToRun {
+        mut tests,
         first_runs,
         owed,
         moved,
-    } = todo_for(&mut state, &earlier, retries, env.args.resume);
+    } = left_to_run(&mut state, &earlier, retries, env.args.resume);
     let collect_ms: FastMap<String, u64> = collection
         .as_ref()
         .map(|c| {
@@ -284,7 +284,7 @@ fn prepare<'h>(
     let (launcher, item_index) = launcher_for(
         &state.options,
         collection,
-        &mut todo,
+        &mut tests,
         &state.run_id,
         &mut fresh_records,
     );
@@ -296,7 +296,7 @@ fn prepare<'h>(
         total: selected + fresh_records.len(),
         recorded: earlier.len(),
     };
-    let mut rec = start_recorder(host, env, durations, &state, &todo, counts, env.started)?;
+    let mut rec = start_recorder(host, env, durations, &state, &tests, counts, env.started)?;
     rec.flush_lines();
     // A resumed `--pdb` run stops at its next failure: the earlier ones do not count (and
     // are not run again: it has no retries).
@@ -309,7 +309,7 @@ fn prepare<'h>(
     rec.shard = state.options.shard;
     rec.record(fresh_records);
     let plan = ToRun {
-        todo,
+        tests,
         owed,
         moved,
         item_index,
@@ -348,7 +348,7 @@ fn context<'a>(
     let (gates, opts) = (env.gates, &state.options);
     let mut ctx = RunContext::new(
         pytest,
-        &plan.todo,
+        &plan.tests,
         universe,
         state.run_id.clone(),
         &gates.last_run(),
@@ -365,7 +365,7 @@ fn context<'a>(
     let _ = std::fs::remove_file(&stop);
     ctx.stop_file = Some(stop);
     if let Some(n) = opts.stop_after_failures() {
-        let limit = failure_limit(&gates.chunks(), n, &plan.todo, &plan.failed_earlier)?;
+        let limit = failure_limit(&gates.chunks(), n, &plan.tests, &plan.failed_earlier)?;
         ctx.max_fail = Some(limit);
     }
     Ok(ctx)
@@ -404,12 +404,12 @@ fn supervise_run<'h>(
             .all(|t| !env.durations.tests.contains_key(&t.id)),
     };
     let fork = matches!(launcher, Launcher::Fork(_));
-    let mut work = if opts.traces() {
-        Work::default() // --trace: the first selected test runs on the terminal, below
+    let mut queue = if opts.traces() {
+        Queue::default() // --trace: the first selected test runs on the terminal, below
     } else {
-        work_for(ctx, fork, opts.jobs, &costs, &plan.owed)
+        queue_for(ctx, fork, opts.jobs, &costs, &plan.owed)
     };
-    work.failed_before = plan
+    queue.failed_before = plan
         .failed_earlier
         .iter()
         .filter_map(|id| ctx.index.get(id.as_str()).copied())
@@ -424,7 +424,7 @@ fn supervise_run<'h>(
         deadline,
     };
     let supervised_from = Instant::now();
-    let mut supervised = supervise_and_record(rec, ctx, work, launcher, &supervise_options)?;
+    let mut supervised = supervise_and_record(rec, ctx, queue, launcher, &supervise_options)?;
     let new = &supervised.rec.records[first_new..];
     if let Some(target) = debug_target(opts, &supervised.finish, new, ctx) {
         let debugged = in_the_debugger(supervised.rec, ctx, target, &opts.debugger, env.gates)?;

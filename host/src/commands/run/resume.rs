@@ -3,7 +3,7 @@
 use super::*;
 
 /// What this invocation runs.
-pub(super) struct Todo {
+pub(super) struct LeftToRun {
     /// First runs, then the attempts owed (a resumed run's).
     pub(super) tests: Vec<PlannedTest>,
     pub(super) first_runs: usize,
@@ -18,12 +18,12 @@ pub(super) struct Todo {
 /// those not yet recorded (and may drop some its collection no longer has), then on the
 /// attempts its recorded tests are still owed (a failure's retry, the next run of a
 /// repeated test).
-pub(super) fn todo_for(
+pub(super) fn left_to_run(
     state: &mut RunState,
     earlier: &[TestRecord],
     retries: u32,
     resume: bool,
-) -> Todo {
+) -> LeftToRun {
     let owed = owed_attempts(&state.tests, earlier, retries);
     let moved = !resume;
     let mut tests: Vec<PlannedTest> = if moved {
@@ -39,7 +39,7 @@ pub(super) fn todo_for(
     };
     let first_runs = tests.len();
     tests.extend(owed.iter().map(|(t, _)| t.clone()));
-    Todo {
+    LeftToRun {
         tests,
         first_runs,
         owed: owed.into_iter().map(|(t, a)| (t.id, a)).collect(),
