@@ -85,9 +85,7 @@ impl std::str::FromStr for Isolation {
         match s {
             "fork" => Ok(Isolation::Fork),
             "process" => Ok(Isolation::Process),
-            _ => Err(crate::BadValue(format!(
-                "--isolation {s:?}: expected fork or process"
-            ))),
+            _ => Err(crate::BadValue("expected `fork` or `process`".into())),
         }
     }
 }
