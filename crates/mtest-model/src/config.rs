@@ -128,7 +128,7 @@ pub struct ProbeSpec {
     pub native: Option<String>,
     /// Consent to load `native` code, which runs with mtest's rights (in a helper process).
     #[serde(default)]
-    pub trusted: bool,
+    pub(crate) trusted: bool,
     /// Time limit of one probe call, in seconds (default 5).
     pub timeout: Option<f64>,
     /// Settings handed to the plugin; `address` (host:port) is also what it may connect to.

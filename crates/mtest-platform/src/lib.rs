@@ -146,12 +146,12 @@ pub fn describe_exit(status: ExitStatus) -> String {
 
 /// A process still alive (or a zombie) that nobody waits for.
 pub(crate) struct Stray {
-    pub pid: i32,
-    pub cmd: String,
+    pub(crate) pid: i32,
+    pub(crate) cmd: String,
     /// Already dead, only waiting to be reaped.
-    pub zombie: bool,
+    pub(crate) zombie: bool,
     /// The test that started it (pytest's `PYTEST_CURRENT_TEST`, inherited).
-    pub test: Option<String>,
+    pub(crate) test: Option<String>,
 }
 
 impl Stray {

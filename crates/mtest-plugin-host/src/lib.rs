@@ -153,8 +153,8 @@ impl HostError {
 /// A plugin call that did not return a usable answer. The message names the plugin.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginError {
-    pub plugin: String,
-    pub what: String,
+    pub(crate) plugin: String,
+    pub(crate) what: String,
 }
 
 impl fmt::Display for PluginError {
@@ -171,7 +171,7 @@ pub struct PluginHost {
     cache: ArtifactCache,
     runtime: Arc<tokio::runtime::Runtime>,
     ticker: epoch::Ticker,
-    pub limits: Limits,
+    pub(crate) limits: Limits,
 }
 
 impl PluginHost {

@@ -22,16 +22,16 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Grants {
     /// Mounted read-write at `/out` (reporters).
-    pub out_dir: Option<PathBuf>,
+    pub(crate) out_dir: Option<PathBuf>,
     /// TCP connections allowed to exactly these addresses (probes).
-    pub tcp_connect: Vec<SocketAddr>,
+    pub(crate) tcp_connect: Vec<SocketAddr>,
 }
 
 pub(crate) struct PluginState {
     wasi: WasiCtx,
     table: ResourceTable,
-    pub limiter: MemoryLimiter,
-    pub stderr: StderrTail,
+    pub(crate) limiter: MemoryLimiter,
+    pub(crate) stderr: StderrTail,
 }
 
 impl WasiView for PluginState {
@@ -80,7 +80,7 @@ impl PluginState {
 /// Bounds linear memories and tables; remembers a refusal so the error can say why.
 pub(crate) struct MemoryLimiter {
     limit: usize,
-    pub refused: bool,
+    pub(crate) refused: bool,
 }
 
 impl ResourceLimiter for MemoryLimiter {

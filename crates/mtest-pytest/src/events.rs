@@ -126,19 +126,19 @@ pub enum Event {
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 pub struct Report {
     pub id: String,
-    pub when: String,
-    pub outcome: String,
+    pub(crate) when: String,
+    pub(crate) outcome: String,
     #[serde(default)]
-    pub duration: f64,
+    pub(crate) duration: f64,
     #[serde(default)]
-    pub wasxfail: bool,
+    pub(crate) wasxfail: bool,
     /// Set for a pytest 9 `SubtestReport`: the subtest's description.
-    pub subtest: Option<String>,
-    pub message: Option<String>,
-    pub longrepr: Option<String>,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    pub log: Option<String>,
+    pub(crate) subtest: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) longrepr: Option<String>,
+    pub(crate) stdout: Option<String>,
+    pub(crate) stderr: Option<String>,
+    pub(crate) log: Option<String>,
 }
 
 /// A test that ended pytest's run loop: `aborted`.

@@ -42,12 +42,12 @@ const EVENT_PLUGIN: &[(&str, &str)] = &[
 /// The interpreter and the pieces every pytest invocation needs.
 pub struct Pytest {
     pub python: PathBuf,
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// Holds the `mtest_events` package (and private pytest caches) for as long as this, or a
     /// process started from it that may still write there (the zygote), lives.
     plugin_dir: Arc<PluginDir>,
     /// Appended to every invocation: `[tool.mtest] pytest-args`, then `-- ARGS`.
-    pub extra_args: Vec<String>,
+    pub(crate) extra_args: Vec<String>,
     /// pytest-cov is on (`--cov`): process-mode chunks each keep their own data file.
     pub coverage: bool,
 }

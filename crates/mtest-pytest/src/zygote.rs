@@ -80,7 +80,7 @@ pub struct Zygote {
     pub pid: i32,
     tail: EventTail,
     pub log: PathBuf,
-    pub stacks: PathBuf,
+    pub(crate) stacks: PathBuf,
     pub command: String,
     /// Exit statuses the zygote reported, by worker pid, not yet taken.
     exits: HashMap<i32, ExitStatus>,

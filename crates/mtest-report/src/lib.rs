@@ -24,7 +24,7 @@ use stats::RunStats;
 /// The one place a run's records go, in order: `run.jsonl` (with `details.jsonl`), the
 /// reporters, the JUnit files, the counts, the console.
 pub struct Recorder<'h> {
-    pub log: RunLog,
+    pub(crate) log: RunLog,
     pub reporters: Reporters,
     pub progress: Progress,
     /// The run's counts: each test once, by its last attempt.

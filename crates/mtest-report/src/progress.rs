@@ -35,7 +35,7 @@ pub struct Plan {
 
 pub struct Progress {
     /// Tests to record: the bar's length.
-    pub total: usize,
+    pub(crate) total: usize,
     /// Tests recorded so far, and how many of them fail (by their last attempt): the
     /// recorder's counts, as it last said them.
     done: usize,

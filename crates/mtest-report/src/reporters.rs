@@ -37,7 +37,7 @@ struct Active {
 pub struct Reporters {
     active: Vec<Active>,
     /// Console lines and warnings for the caller to print.
-    pub lines: Vec<String>,
+    pub(crate) lines: Vec<String>,
     so_far: RunSoFar,
     /// When the last `on-tests` calls were made.
     sent: Instant,

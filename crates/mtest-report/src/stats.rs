@@ -40,7 +40,7 @@ pub struct RunStats {
     /// The same, per tier.
     tier_counts: [[usize; 8]; 4],
     /// Records seen, every attempt.
-    pub attempts: usize,
+    pub(crate) attempts: usize,
     /// Tests whose last attempt failed and that are not quarantined, kept as records come
     /// (the console asks every loop turn).
     failing: usize,

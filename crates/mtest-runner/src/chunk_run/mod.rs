@@ -33,17 +33,17 @@ use records::check_reports;
 
 /// What every chunk of a run shares.
 pub struct RunContext<'a> {
-    pub pytest: &'a Pytest,
+    pub(crate) pytest: &'a Pytest,
     pub tests: &'a [PlannedTest],
     pub index: crate::FastMap<&'a str, usize>,
     /// Every file the collection found tests in (chunks pass directories when complete).
-    pub universe: BTreeSet<String>,
-    pub run_id: String,
-    pub chunk_dir: PathBuf,
+    pub(crate) universe: BTreeSet<String>,
+    pub(crate) run_id: String,
+    pub(crate) chunk_dir: PathBuf,
     /// Per-test timeout handed to pytest-timeout, seconds.
-    pub timeout_s: f64,
+    pub(crate) timeout_s: f64,
     /// How long past its timeout a test may run before the watchdog stops it.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
     /// Written when the budget runs out or --fail-fast stops the run; chunks end after
     /// their current test.
     pub stop_file: Option<PathBuf>,
@@ -125,14 +125,14 @@ impl<'a> RunContext<'a> {
 
 /// What one chunk is asked to do.
 pub struct Chunk {
-    pub tests: Vec<usize>,
+    pub(crate) tests: Vec<usize>,
     /// One test that crashed last time, run alone and unbuffered (it needs no re-run).
-    pub isolated: bool,
+    pub(crate) isolated: bool,
     /// 1 for a first run; n for the (n-1)th retry of failed tests.
     pub attempt: u32,
     /// Set for the re-run of a crashed test alone, unbuffered: its record, held back until
     /// the re-run says more about the crash.
-    pub forensic: Option<Box<TestRecord>>,
+    pub(crate) forensic: Option<Box<TestRecord>>,
 }
 
 impl Chunk {
@@ -172,24 +172,24 @@ pub enum Launcher {
 
 /// How a chunk ended, for the dispatcher.
 pub(crate) struct Ended {
-    pub chunk: u32,
+    pub(crate) chunk: u32,
     /// Tests the chunk never ran because it was asked to stop early (budget, --fail-fast).
-    pub dropped: usize,
+    pub(crate) dropped: usize,
     /// A forensic re-run's verdict: the held-back record, completed.
-    pub forensic: Option<TestRecord>,
+    pub(crate) forensic: Option<TestRecord>,
     /// Tests to run again in new chunks (the process died before reaching them).
-    pub requeue: Vec<Chunk>,
+    pub(crate) requeue: Vec<Chunk>,
     /// pytest could not run at all: its text. The run stops.
-    pub broken: Option<String>,
+    pub(crate) broken: Option<String>,
     /// A test's INTERNALERROR (a hook raised): its text; the same one twice stops the run.
-    pub internal: Option<String>,
+    pub(crate) internal: Option<String>,
     /// Time from spawn to the first test: pytest's fixed cost per chunk here.
-    pub startup: Option<Duration>,
-    pub versions: Option<(String, String)>,
+    pub(crate) startup: Option<Duration>,
+    pub(crate) versions: Option<(String, String)>,
 }
 
 pub(crate) struct ChunkRun {
-    pub id: u32,
+    pub(crate) id: u32,
     attempt: u32,
     isolated: bool,
     forensic: Option<Box<TestRecord>>,
