@@ -323,7 +323,7 @@ fn merge_refuses_what_is_not_one_whole_run_and_writes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("--partial: missing shard(s) 3/3"),
+        stderr.contains("--partial: missing shard(s) 3/3: their tests did not run"),
         "{stderr}"
     );
     assert!(stderr.contains("quarantine not updated"), "{stderr}");

@@ -41,7 +41,7 @@ pub fn plan(tests: &[PlannedTest], order: &[usize], jobs: u32, costs: &Costs) ->
     chunks
 }
 
-/// What stays together in a chunk or chunk: an `xdist_group`'s tests (on one worker, in
+/// What stays together in a chunk: an `xdist_group`'s tests (on one worker, in
 /// order, as pytest-xdist's `--dist loadgroup` keeps them), else a file's.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 enum Unit<'a> {

@@ -194,7 +194,8 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
     if !missing.is_empty() {
         let text = format!("missing shard(s) {}", missing.join(", "));
         let advice = "give every shard's .gates/ (or --partial to merge what there is)";
-        notes.push(if_partial(partial, text, advice)?);
+        only_if_partial(partial, &text, advice)?;
+        notes.push(format!("--partial: {text}: their tests did not run"));
         incomplete = true;
     }
     for s in shards {
@@ -205,7 +206,8 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
                 s.state.status
             );
             let advice = "finish it with `mtest --resume` there, or merge with --partial";
-            notes.push(if_partial(partial, text, advice)?);
+            only_if_partial(partial, &text, advice)?;
+            notes.push(format!("--partial: {text}"));
             incomplete = true;
         }
     }
@@ -222,12 +224,12 @@ fn check(shards: &[ShardDir], partial: bool) -> Result<(Vec<String>, bool), Stop
     Ok((notes, incomplete))
 }
 
-/// A shortfall (a missing or unfinished shard) is a `--partial` note, or the merge's end.
-fn if_partial(partial: bool, text: String, advice: &str) -> Result<String, Stop> {
+/// A shortfall (a missing or unfinished shard) ends the merge unless it is `--partial`.
+fn only_if_partial(partial: bool, text: &str, advice: &str) -> Result<(), Stop> {
     if !partial {
         return Err(usage(format!("{text}: {advice}")));
     }
-    Ok(format!("--partial: {text}"))
+    Ok(())
 }
 
 /// The shards are of one split, planned from the same inputs, each given once.

@@ -1,4 +1,4 @@
-//! One chunk: one chunk of tests run by one process in its own process group — a forked
+//! One chunk: tests run together by one process in its own process group — a forked
 //! worker of the zygote (fork mode) or a `python -m pytest` of its own (process mode) —
 //! watched through its event file until it exits, then classified.
 //!
@@ -748,7 +748,7 @@ impl ChunkRun {
             Event::Refused { text } => self.heard.refused = Some(text),
             Event::CollectError { id, text } => self.heard.collect_errors.push((id, text)),
             Event::SessionFinish { .. } => self.session = Session::Over(Instant::now()),
-            Event::TestsDone if !matches!(self.session, Session::Over(_)) => {
+            Event::TestsDone if self.session.over_since().is_none() => {
                 self.session = Session::Over(Instant::now());
             }
             _ => {}
@@ -877,7 +877,7 @@ impl ChunkRun {
     /// Every test of its chunk has ended, or its session has: the process ends any
     /// moment now (the loop watches closely, to hand out the next chunk at once).
     pub(crate) fn winding_down(&self) -> bool {
-        matches!(self.session, Session::Over(_)) || self.done.len() >= self.tests.len()
+        self.session.over_since().is_some() || self.done.len() >= self.tests.len()
     }
 
     /// Its crashes need no re-run alone: it was one already.
