@@ -6,6 +6,7 @@
 pub(crate) mod civil;
 pub mod clock;
 pub mod config;
+pub mod deps;
 pub mod record;
 pub mod run_event;
 pub mod shard;

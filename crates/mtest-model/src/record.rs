@@ -263,6 +263,10 @@ pub struct Details {
     /// Sections mtest adds when it bundles the failure (history, environment, probes).
     #[serde(skip)]
     pub extra: Vec<(String, String)>,
+    /// What the test depended on, as its worker recorded it (`mtest --changed`); `None`
+    /// when nothing was recorded. Kept in `.gates/impact.json`, not with the record.
+    #[serde(skip)]
+    pub deps: Option<crate::deps::Deps>,
 }
 
 impl Details {

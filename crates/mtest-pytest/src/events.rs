@@ -121,6 +121,25 @@ pub enum Event {
     },
     /// A process-mode chunk's run loop is over: what is left is pytest's session end.
     TestsDone,
+    /// A project file a test depends on, numbered in this event file: its path and its
+    /// checksum when the worker first saw it (`mtest_impact`).
+    Source {
+        n: u32,
+        path: String,
+        sum: String,
+    },
+    /// A block of a declared source: a code object's own source, by qualified name.
+    Block {
+        n: u32,
+        source: u32,
+        name: String,
+    },
+    /// A set of declared blocks and (non-Python) sources, which a `finish` names.
+    Deps {
+        n: u32,
+        blocks: Vec<u32>,
+        files: Vec<u32>,
+    },
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -166,6 +185,10 @@ pub struct Finish {
     /// Non-daemon threads that appeared during the test.
     #[serde(default)]
     pub threads: Vec<String>,
+    /// The numbers of the dependency sets (`deps` events) of the test: absent when its
+    /// worker recorded nothing for it.
+    #[serde(default)]
+    pub deps: Option<Vec<u32>>,
 }
 
 #[derive(Debug, Deserialize, Clone, PartialEq)]
@@ -294,8 +317,36 @@ fn parse_hot(line: &[u8]) -> Option<Event> {
 /// two of these per test, read without allocating.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Hot<'a> {
-    Start { id: &'a str, t: f64 },
-    Finish { id: &'a str, t: f64, n: u32 },
+    Start {
+        id: &'a str,
+        t: f64,
+    },
+    Finish {
+        id: &'a str,
+        t: f64,
+        n: u32,
+        deps: HotDeps,
+    },
+}
+
+/// A plain `finish`'s dependency sets: none, its own, or its own and its module's
+/// collection's (as the plugin writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum HotDeps {
+    #[default]
+    None,
+    One(u32),
+    Two(u32, u32),
+}
+
+impl HotDeps {
+    pub fn numbers(self) -> Option<Vec<u32>> {
+        match self {
+            HotDeps::None => None,
+            HotDeps::One(a) => Some(vec![a]),
+            HotDeps::Two(a, b) => Some(vec![a, b]),
+        }
+    }
 }
 
 impl<'a> Hot<'a> {
@@ -313,9 +364,19 @@ impl<'a> Hot<'a> {
             c.expect(br#","t":"#)?;
             let t = c.number(b',')?;
             c.expect(br#","n":"#)?;
-            let n = c.count(b'}')?;
-            c.end(b"}")?;
-            Some(Hot::Finish { id, t, n })
+            let n = c.count(b'}').or_else(|| c.count(b','))?;
+            let deps = if c.tag(br#","deps":["#) {
+                let first = c.count(b']').or_else(|| c.count(b','))?;
+                if c.tag(b",") {
+                    HotDeps::Two(first, c.count(b']')?)
+                } else {
+                    HotDeps::One(first)
+                }
+            } else {
+                HotDeps::None
+            };
+            c.end(if deps == HotDeps::None { b"}" } else { b"]}" })?;
+            Some(Hot::Finish { id, t, n, deps })
         } else {
             None
         }
@@ -324,12 +385,13 @@ impl<'a> Hot<'a> {
     pub(crate) fn into_event(self) -> Event {
         match self {
             Hot::Start { id, t } => Event::Start { id: id.into(), t },
-            Hot::Finish { id, t, n } => Event::Finish(Finish {
+            Hot::Finish { id, t, n, deps } => Event::Finish(Finish {
                 id: id.into(),
                 t,
                 n: Some(n),
                 leaked: Vec::new(),
                 threads: Vec::new(),
+                deps: deps.numbers(),
             }),
         }
     }
@@ -490,10 +552,13 @@ mod tests {
             Event::InternalError { .. } => "internal_error",
             Event::SessionFinish { .. } => "session_finish",
             Event::TestsDone => "tests_done",
+            Event::Source { .. } => "source",
+            Event::Block { .. } => "block",
+            Event::Deps { .. } => "deps",
         }
     }
 
-    const KINDS: [&str; 22] = [
+    const KINDS: [&str; 25] = [
         "session_start",
         "item",
         "collect_error",
@@ -516,6 +581,9 @@ mod tests {
         "internal_error",
         "session_finish",
         "tests_done",
+        "source",
+        "block",
+        "deps",
     ];
 
     #[test]
@@ -591,6 +659,8 @@ mod tests {
         for line in [
             &br#"{"e":"start","id":"t.py::a[x-1.5]","t":1795744367.674367}"#[..],
             br#"{"e":"finish","id":"t.py::a","t":1795744367.6768098,"n":0}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":0,"deps":[3]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":10,"deps":[12,7]}"#,
             "{\"e\":\"finish\",\"id\":\"t.py::é\",\"t\":2.5e-3,\"n\":12}".as_bytes(),
             br#"{"e":"item","id":"t.py::a[1]","file":"t.py","line":3,"markers":["parametrize"],"timeout":null}"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":null,"markers":[],"timeout":null}"#,
@@ -609,6 +679,9 @@ mod tests {
             br#"{"e":"start","id":"t.py::a","t":1.5}}"#,
             b"{\"e\":\"start\",\"id\":\"t.py::a\tb\",\"t\":1.5}",
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":-1}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1,2,3]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1]"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":3,"markers":[],"timeout":2.5}"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":-1,"markers":[],"timeout":null}"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":3,"markers":["a",],"timeout":null}"#,

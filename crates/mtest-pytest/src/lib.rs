@@ -37,6 +37,18 @@ const EVENT_PLUGIN: &[(&str, &str)] = &[
     ("runloop.py", include_str!("mtest_events/runloop.py")),
     ("zygote.py", include_str!("mtest_events/zygote.py")),
     ("coverage.py", include_str!("mtest_events/coverage.py")),
+    (
+        "dependencies.py",
+        include_str!("mtest_events/dependencies.py"),
+    ),
+];
+/// Beside the package, top-level (they must not import pytest): the recorder of each
+/// test's dependencies, its Python 3.11 half, and the module that starts pytest with it.
+const BOOT_MODULE: &str = "mtest_boot";
+const TOP_LEVEL: &[(&str, &str)] = &[
+    ("mtest_boot.py", include_str!("mtest_boot.py")),
+    ("mtest_impact.py", include_str!("mtest_impact.py")),
+    ("mtest_rewrite.py", include_str!("mtest_rewrite.py")),
 ];
 
 /// The interpreter and the pieces every pytest invocation needs.
@@ -50,6 +62,8 @@ pub struct Pytest {
     pub(crate) extra_args: Vec<String>,
     /// pytest-cov is on (`--cov`): process-mode chunks each keep their own data file.
     pub coverage: bool,
+    /// Each test's dependencies are recorded (`impact`, on by default).
+    pub impact: bool,
 }
 
 /// Whether pytest-cov's `--cov` appears in the configuration or the extra arguments.
@@ -124,7 +138,13 @@ impl Pytest {
             .and_then(|()| {
                 EVENT_PLUGIN
                     .iter()
-                    .try_for_each(|(name, text)| std::fs::write(package.join(name), text))
+                    .map(|(name, text)| (package.join(name), text))
+                    .chain(
+                        TOP_LEVEL
+                            .iter()
+                            .map(|(name, text)| (plugin_dir.path().join(name), text)),
+                    )
+                    .try_for_each(|(path, text)| std::fs::write(path, text))
             })
             .map_err(PytestError::write(&package))?;
         Ok(Pytest {
@@ -133,6 +153,7 @@ impl Pytest {
             root,
             plugin_dir: Arc::new(plugin_dir),
             extra_args,
+            impact: false,
         })
     }
 
@@ -167,7 +188,8 @@ impl Pytest {
         )))
     }
 
-    /// `python -m pytest -p mtest_events` in the project root, with the plugin on
+    /// `python -m mtest_boot -p mtest_events` (pytest, with each test's dependencies
+    /// recorded from its start when `impact` is on) in the project root, with the plugin on
     /// `PYTHONPATH` and event file `events`. pytest's cache is the project's own, as under
     /// plain pytest (the `cache` fixture, `--lf` at collection); the event plugin keeps
     /// parallel chunks from writing pytest's own entries into it, and mtest writes
@@ -176,12 +198,13 @@ impl Pytest {
     pub fn command(&self, events: &Path) -> Command {
         let mut cmd = Command::new(&self.python);
         cmd.current_dir(&self.root)
-            .args(["-m", "pytest", "-p", EVENT_PLUGIN_MODULE]);
+            .args(["-m", BOOT_MODULE, "-p", EVENT_PLUGIN_MODULE]);
         // The plugin gives PYTHONPATH back as it was (MTEST_PYTHONPATH) once imported.
         let was = std::env::var_os("PYTHONPATH").unwrap_or_default();
         cmd.env("PYTHONPATH", self.pythonpath())
             .env("MTEST_PYTHONPATH", was)
             .env("MTEST_EVENTS", events)
+            .env("MTEST_IMPACT", if self.impact { "1" } else { "0" })
             // A worker's own identity marks what its tests start; the zygote has none.
             .env_remove("PYTEST_XDIST_WORKER")
             .env_remove("PYTEST_XDIST_WORKER_COUNT")

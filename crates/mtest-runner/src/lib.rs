@@ -18,7 +18,7 @@ pub mod chunks;
 pub(crate) mod path_args;
 
 // The lower crates' modules, named `crate::…` here as in the host.
-use mtest_model::{clock, record, run_event, watchdog, FastMap, FastSet};
+use mtest_model::{clock, deps, record, run_event, watchdog, FastMap, FastSet};
 use mtest_platform as platform;
 use mtest_pytest as pytest;
 use mtest_store as store;

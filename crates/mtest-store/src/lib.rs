@@ -13,6 +13,7 @@
 //!   plan.json                 the run's selected tests, written once at its start (atomic)
 //!   durations.json            per-test history (atomic)
 //!   quarantine.json           quarantine state (atomic)
+//!   impact.json               what each test depended on when it last ran (atomic)
 //!   collect/                  the zygote's events, output and stacks
 //! ```
 //! Every JSON file is written to a temp file and renamed. A file that does not parse is
@@ -20,6 +21,7 @@
 
 pub mod durations;
 mod error;
+pub mod impact;
 pub mod lock;
 pub mod quarantine;
 pub mod run_log;
@@ -34,7 +36,7 @@ use serde::Serialize;
 pub use error::StoreError;
 
 // The model's modules, named `crate::…` here as in the host.
-use mtest_model::{clock, config, record, shard, Exit, FastMap};
+use mtest_model::{clock, config, deps, record, shard, Exit, FastMap};
 
 pub struct Gates {
     pub dir: PathBuf,

@@ -29,6 +29,7 @@ Environment (set by mtest, read once at import and then taken out of os.environ)
                  one a line (see collection.as_collected)
   MTEST_PYTHONPATH  PYTHONPATH as it was before mtest put this plugin's dir on it
   MTEST_MAXFAIL, MTEST_FAILING, MTEST_FORGIVEN  process mode: --max-fail (see runloop.set_limit)
+  MTEST_IMPACT   "1": record what each test depends on (see mtest_impact, dependencies)
   MTEST_FOREGROUND  "1": one test run again on the user's terminal under pytest's
                  debugger (`mtest -- --pdb` / `--trace`): --pdb and --trace are allowed,
                  Ctrl-Z is the terminal's
@@ -77,6 +78,9 @@ if S.zygote:
     atexit.register(zygote.zygote_exit)
 runloop.set_limit(S.env.get("MTEST_MAXFAIL"), S.env.get("MTEST_FAILING"),
                   S.env.get("MTEST_FORGIVEN"))
+
+# A plugin of its own: its hooks share names with this module's.
+pytest_plugins = ("mtest_events.dependencies",)
 
 # pytest's hooks: pytest finds them on this module.
 from .collection import (  # noqa: E402,F401

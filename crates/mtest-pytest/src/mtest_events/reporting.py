@@ -4,7 +4,7 @@ import os
 import threading
 import time
 
-from . import channel, leaks, options, runloop
+from . import channel, dependencies, leaks, options, runloop
 from .state import S
 
 
@@ -94,16 +94,20 @@ def pytest_runtest_logfinish(nodeid, location):
     now = time.time()
     leaked = leaks.leaked()
     threads = leaks.new_threads() if threading.active_count() > 1 or S.known_threads else None
+    deps = dependencies.finish()
     if leaked or threads:
         event = {"e": "finish", "id": nodeid, "t": now, "n": S.reports}
         if leaked:
             event["leaked"] = leaked
         if threads:
             event["threads"] = threads
+        if deps is not None:
+            event["deps"] = deps
         channel.emit(event, flush=False)
     else:
-        S.pending.append('{"e":"finish","id":%s,"t":%r,"n":%d}'
-                         % (channel.quote(nodeid), now, S.reports))
+        S.pending.append('{"e":"finish","id":%s,"t":%r,"n":%d%s}'
+                         % (channel.quote(nodeid), now, S.reports,
+                            "" if deps is None else ',"deps":[%s]' % ",".join(map(str, deps))))
 
 
 def pytest_internalerror(excrepr, excinfo):

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from . import channel, options, reporting, timeouts, zygote
+from . import channel, dependencies, options, reporting, timeouts, zygote
 from .state import S
 
 
@@ -86,6 +86,7 @@ def run_items(session, items, ask=None):
                     signal.signal(signal.SIGALRM, timeouts.on_alarm)
                     armed = True
                     signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+            dependencies.begin(item)
             hook.pytest_runtest_protocol(item=item, nextitem=nextitem)
         except KeyboardInterrupt:
             if mtest_interrupted():

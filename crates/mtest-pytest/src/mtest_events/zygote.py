@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from . import channel, coverage, leaks, options, runloop, timeouts
+from . import channel, coverage, dependencies, leaks, options, runloop, timeouts
 from .state import S
 
 
@@ -303,6 +303,7 @@ def begin_chunk(session, command):
     os.close(S.fd)
     S.fd = os.open(command["events"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     S.env["MTEST_EVENTS"] = command["events"]
+    dependencies.new_chunk()
 
     # Output: the chunk's own log, and a capture of the worker's own (the zygote's
     # capture files are shared with every other fork); the capture is restarted so that

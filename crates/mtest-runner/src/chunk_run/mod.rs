@@ -26,6 +26,7 @@ use crate::record::PlannedTest;
 use crate::record::{one_line, Outcome, TestRecord};
 use crate::watchdog::{Action, Asked, Seen, Session, Watchdog, Why};
 
+mod deps;
 mod end;
 mod records;
 
@@ -209,6 +210,8 @@ pub(crate) struct ChunkRun {
     first_test: Option<Duration>,
     session: Session,
     heard: Heard,
+    /// What its event file declared of its tests' dependencies.
+    declared: deps::Declared,
     in_flight: Option<InFlight>,
     done: crate::FastSet<usize>,
     /// Where in `tests` the next test to start is expected (a worker runs its chunk in
@@ -386,6 +389,7 @@ impl ChunkRun {
             first_test: None,
             session: Session::NotStarted,
             heard: Heard::default(),
+            declared: deps::Declared::default(),
             in_flight: None,
             done: crate::FastSet::default(),
             cursor: 0,
@@ -633,9 +637,13 @@ impl ChunkRun {
             // A test's start and plain finish, read in place (two a test).
             match Hot::parse(line) {
                 Some(Hot::Start { id, t }) => self.start(ctx, id, t),
-                Some(Hot::Finish { id, t, n }) => {
-                    self.finish(ctx, (id, t, Some(n)), Default::default(), out)
-                }
+                Some(Hot::Finish { id, t, n, deps }) => self.finish(
+                    ctx,
+                    (id, t, Some(n)),
+                    Default::default(),
+                    deps.numbers(),
+                    out,
+                ),
                 None => match parse_line(line) {
                     Ok(event) => self.apply(ctx, event, out),
                     Err(Unreadable(line)) => {
@@ -684,12 +692,14 @@ impl ChunkRun {
         ctx: &RunContext,
         (id, t, n): (&str, f64, Option<u32>),
         (leaked, threads): (Vec<Leaked>, Vec<String>),
+        deps: Option<Vec<u32>>,
         out: &mut Vec<TestRecord>,
     ) {
         let Some(f) = self.take_in_flight(ctx, id) else {
             return;
         };
         let mut record = self.record_from_reports(ctx, &f, clock::epoch(t));
+        record.details.deps = deps.and_then(|numbers| self.declared.deps(&numbers));
         check_reports(&mut record, &f, n);
         for l in leaked {
             platform::kill_and_reap(l.pid);
@@ -734,7 +744,11 @@ impl ChunkRun {
                 n,
                 leaked,
                 threads,
-            }) => self.finish(ctx, (&id, t, n), (leaked, threads), out),
+                deps,
+            }) => self.finish(ctx, (&id, t, n), (leaked, threads), deps, out),
+            Event::Source { n, path, sum } => self.declared.source(n, path, sum),
+            Event::Block { n, source, name } => self.declared.block(n, source, name),
+            Event::Deps { n, blocks, files } => self.declared.set(n, &blocks, &files),
             Event::Aborted(aborted) => self.abort(ctx, aborted, out),
             Event::Stopped { why } => {
                 // mtest's own stop (its stop file, or the workers' --max-fail count, which

@@ -1,0 +1,92 @@
+"""Each test's dependencies (recorded by `mtest_impact`) on the wire: a test's `finish`
+carries the numbers of its dependency sets (`"deps": [own, early]`), declared before in
+the same event file by `source`, `block` and `deps` events. A plugin of its own
+(registered through `mtest_events.pytest_plugins`), so that its hooks sit beside the
+others' of the same name."""
+
+import sys
+
+import pytest
+
+import mtest_impact as impact
+
+from . import channel
+from .state import S
+
+if S.env.get("MTEST_EVENTS"):
+    impact.start(S.env)  # a no-op when mtest_boot started it before pytest
+    if impact.R.on and sys.version_info < (3, 12):
+        import mtest_rewrite
+
+        mtest_rewrite.chain_pytest()
+
+_declared = impact.Declarations()
+_item = None
+_collected = None  # the test file whose collection is done, its children's too soon
+
+
+def new_chunk():
+    """A new event file: what it mentions is declared anew."""
+    global _declared
+    _declared = impact.Declarations()
+
+
+def begin(item):
+    global _item
+    _item = item
+    impact.begin_test()
+
+
+def finish():
+    """The numbers of the dependency sets of the test that began (declared now), or None
+    when it has no record (recording off, a file unreadable)."""
+    global _item
+    item, _item = _item, None
+    if item is None or not impact.R.on:
+        return None
+    info = getattr(item, "_fixtureinfo", None)
+    defs = [d for ds in info.name2fixturedefs.values() for d in ds] if info is not None else ()
+    deps = impact.end_test(item, defs)
+    if deps is None:
+        return None
+    return _declared.of(deps, lambda event: channel.emit(event, flush=False))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_fixture_setup(fixturedef, request):
+    if fixturedef.scope == "function" or not impact.R.on:
+        yield
+        return
+    before = impact.fixture_begin()
+    try:
+        yield
+    finally:
+        impact.fixture_end(fixturedef, before)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    global _collected
+    yield
+    if impact.R.on and isinstance(collector, pytest.File):
+        _end_of(_collected)
+        _collected = impact.relpath(str(collector.path))
+
+
+def pytest_collection_finish(session):
+    global _collected
+    if impact.R.on:
+        _end_of(_collected)
+        _collected = None
+        impact.R.end_early_part()
+
+
+def _end_of(rel):
+    """A test file's collection and its children's are done: what ran so far counts for
+    its tests. (Called when the next file is collected, or at the end: pytest collects
+    a file's classes after the file's own report.)"""
+    if rel is not None:
+        impact.R.end_early_part(rel)
+
+
+__all__ = ["pytest_collection_finish", "pytest_fixture_setup", "pytest_make_collect_report"]

@@ -1,0 +1,531 @@
+"""What each test depends on, for `mtest --changed`: the project's code it ran, block by
+block, and the project's other files it opened.
+
+A *block* is one code object's own source: a function's or a method's body, a class's
+body, a module's top level -- each without the blocks nested in it, which are code objects
+of their own. It is named by its file (relative to the root, with `/`) and its qualified
+name as Python gives it (`Version.__lt__`, `parse.<locals>.inner`, `<module>`); a lambda,
+a comprehension or a generator expression belongs to the block whose source holds it. Its
+checksum is of its syntax tree without positions, computed from the file on disk (never
+from live bytecode, which pytest rewrites), so moving a block or editing a comment changes
+nothing.
+
+This module is top-level (not in the `mtest_events` package, which imports pytest) so that
+`mtest_boot` can start recording before pytest imports anything of the project: pytest
+itself imports `packaging.version` while it reads its configuration.
+
+Recording, per Python:
+- 3.12+: two `sys.monitoring` tools. FIND sees every code object's first start and
+  disables itself there for good; a project code object is recorded for what is running
+  and watched from the next test on by WATCH through local events. WATCH records a code
+  object at its first start in a test and switches its events off; they are on again when
+  the test ends. A test costs one call per project code object it runs.
+- 3.11: the project's modules are rewritten as they are imported (a path hook), and
+  pytest's rewriting of test modules and conftests is extended: every block's first
+  statement adds the block to the set being recorded (`builtins._mtest_seen`).
+
+What runs before the tests -- pytest's own imports of the project, conftests, the import
+of each test module while it is collected -- runs once, and a change there can reach tests
+that never run it again. It is recorded in one growing list; the tests of test module T
+depend on all of it up to the end of T's collection (what an earlier module's collection
+imported or registered, T may use). Fixtures wider than a function are set up once, in the
+first test that needs them: what their set-up ran is kept per fixture and counts for every
+test that uses it.
+
+A file is hashed when it is first seen (its first code object started, or opened); if it
+cannot be read then, the tests depending on it get no record, and mtest runs them again
+next time. Nothing here writes events: `mtest_events` asks `declarations` at each test's
+end.
+"""
+
+import ast
+import hashlib
+import os
+import sys
+
+ROOT = os.getcwd()
+_PREFIX = os.path.join(ROOT, "")
+_HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+# Inside the root but not the project's: the interpreter's own trees (a venv in the
+# project), this plugin, caches and other tools' environments.
+_OUTSIDE = tuple({os.path.join(os.path.realpath(p), "")
+                  for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)} | {_HERE})
+_SKIP = frozenset({"site-packages", "dist-packages", "__pycache__", ".tox", ".nox", ".git",
+                   ".hg", ".venv", "venv", ".gates", "node_modules"})
+
+FIND, WATCH = 3, 4  # sys.monitoring tool ids (0-2 are debuggers', coverage's, profilers')
+
+
+def relpath(filename):
+    """`filename` relative to the root with `/`, or None when it is not the project's."""
+    known = _rel.get(filename, 0)
+    if known != 0:
+        return known
+    rel = None
+    if isinstance(filename, str) and filename and not filename.startswith("<"):
+        path = os.path.normpath(filename if os.path.isabs(filename)
+                                else os.path.join(_cwd(), filename))
+        if path.startswith(_PREFIX) and not path.startswith(_OUTSIDE):
+            parts = path[len(_PREFIX):].split(os.sep)
+            if not _SKIP.intersection(parts):
+                rel = "/".join(parts)
+    _rel[filename] = rel
+    return rel
+
+
+def _cwd():
+    try:
+        return os.getcwd()
+    except OSError:
+        return ROOT
+
+
+_rel = {}
+
+
+def file_sum(data):
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def read_sum(rel):
+    """The checksum of a project file as it is now, "" if it does not exist, None if it
+    cannot be read."""
+    try:
+        return file_sum(read(rel))
+    except FileNotFoundError:
+        return ""
+    except OSError:
+        return None
+
+
+def read(rel):
+    """A project file's bytes, read without recording it as opened by what is running."""
+    global _quiet
+    _quiet += 1
+    try:
+        with open(os.path.join(ROOT, rel), "rb") as f:
+            return f.read()
+    finally:
+        _quiet -= 1
+
+
+_quiet = 0
+
+
+# --- blocks: what a file's source holds ------------------------------------------------
+
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def block_sums(source):
+    """{qualified name: checksum} of every block of a module's source (bytes or str).
+    Raises SyntaxError, ValueError or RecursionError for what cannot be parsed."""
+    texts = {}
+    module = []
+    _dump(ast.parse(source), module, "", texts)
+    texts.setdefault("<module>", []).append(module)
+    return {name: hashlib.blake2b("\x1e".join("\x1f".join(t) for t in parts).encode(
+        "utf-8", "surrogatepass"), digest_size=8).hexdigest() for name, parts in texts.items()}
+
+
+def _dump(node, out, scope, texts):
+    if isinstance(node, _DEFS):
+        name = scope + node.name
+        head = [type(node).__name__, node.name]
+        body = []
+        inner = name + ("." if isinstance(node, ast.ClassDef) else ".<locals>.")
+        for field, value in ast.iter_fields(node):
+            if field == "body":
+                _dump_value(value, body, inner, texts)
+            else:
+                head.append(field)
+                _dump_value(value, head, scope, texts)
+        out.extend(head)  # the `def`/`class` statement runs in the enclosing block
+        texts.setdefault(name, []).append(head + body)
+        return
+    out.append(type(node).__name__)
+    for field, value in ast.iter_fields(node):
+        out.append(field)
+        _dump_value(value, out, scope, texts)
+    out.append(")")
+
+
+def _dump_value(value, out, scope, texts):
+    if isinstance(value, ast.AST):
+        _dump(value, out, scope, texts)
+    elif isinstance(value, list):
+        out.append("[")
+        for v in value:
+            _dump_value(v, out, scope, texts)
+        out.append("]")
+    else:
+        out.append(type(value).__name__ + repr(value))
+
+
+def static_name(qualname):
+    """The block a runtime code object's qualified name belongs to: a lambda's,
+    comprehension's or generator expression's is the block whose source holds it."""
+    if "<" not in qualname:
+        return qualname
+    parts = qualname.split(".")
+    while parts and parts[-1].startswith("<"):
+        parts.pop()
+    return ".".join(parts) if parts else "<module>"
+
+
+# --- recording -----------------------------------------------------------------------
+
+class Recorder:
+    """What is being recorded now: `seen` (the ids of code objects on 3.12+, block keys on
+    3.11, the project files opened as ("", path)), and what was kept from before the
+    tests. Code objects are known by identity: two with the same code in two files are
+    equal (an empty `__init__.py` and another)."""
+
+    def __init__(self):
+        self.on = False
+        self.why_not = None
+        self.seen = set()  # what ran since the last take
+        self.early = []  # everything that ran before the tests, in order, each once
+        self.early_known = set()
+        self.module_base = {}  # test module's file -> how much of `early` counts for it
+        self.fixtures = {}  # a fixture definition wider than a function -> what it ran
+        self.sources = {}  # project file -> its checksum when first seen (None: unreadable)
+        # Project files whose code is recorded: reading one (pytest does, to rewrite a
+        # test module) is no dependency beyond its code.
+        self.code_files = set()
+        # The project's code objects seen: id -> block key (file, name), and id -> the code
+        # object (kept alive, so that its id is never another's).
+        self.keys = {}
+        self.codes = {}
+        self.backend = None
+        self.modules_checked = 0  # how many of sys.modules note_unseen_modules looked at
+
+    def key_of(self, thing):
+        """A recorded thing's key: (file, block name) for code, ("", file) for a file."""
+        if isinstance(thing, tuple):
+            return thing
+        return self.keys.get(thing)
+
+    def code_key(self, code):
+        """A code object's block key, None when it is not the project's (its first start)."""
+        rel = relpath(code.co_filename) if code.co_filename.endswith(".py") else None
+        if rel is None:
+            return None
+        key = self.keys[id(code)] = (rel, static_name(code.co_qualname))
+        self.codes[id(code)] = code
+        self.see_code(rel)
+        return key
+
+    def see_code(self, rel, checksum=None):
+        self.code_files.add(rel)
+        if checksum is not None:
+            self.sources.setdefault(rel, checksum)
+        self.see_source(rel)
+
+    def see_source(self, rel):
+        if rel not in self.sources:
+            self.sources[rel] = read_sum(rel)
+
+    def take(self):
+        """What was recorded since the last take, as keys; recording goes on afresh."""
+        seen, self.seen = self.seen, set()
+        if self.backend is not None:
+            self.backend.rearm(seen)
+        keys = {self.key_of(t) for t in seen}
+        keys.discard(None)
+        return keys
+
+    def note_unseen_modules(self):
+        """The project's modules imported without their code being seen (before recording
+        started; on 3.11, by a loader that did not rewrite them) count as whole files:
+        what their top level ran is not known."""
+        modules = list(sys.modules.values())
+        if len(modules) < self.modules_checked:
+            self.modules_checked = 0
+        for module in modules[self.modules_checked:]:
+            path = getattr(module, "__file__", None)
+            if isinstance(path, str) and path.endswith(".py"):
+                rel = relpath(path)
+                if rel is not None and rel not in self.code_files:
+                    self.seen.add(("", rel))
+        self.modules_checked = len(modules)
+
+    def end_early_part(self, module_file=None):
+        """What ran so far belongs before the tests; with a test module's file: its tests
+        depend on all of it (called when the module's collection ends)."""
+        self.note_unseen_modules()
+        if module_file is not None:
+            self.see_source(module_file)
+        for key in self.take():
+            if key not in self.early_known:
+                self.early_known.add(key)
+                self.early.append(key)
+        if module_file is not None:
+            self.module_base[module_file] = len(self.early)
+
+
+R = Recorder()
+
+
+class Monitoring:
+    """Python 3.12+: the two sys.monitoring tools."""
+
+    def __init__(self, recorder):
+        mon = sys.monitoring
+        self.mon = mon
+        self.events = mon.events.PY_START | mon.events.PY_RESUME
+        self.recorder = recorder
+        self.pending = []  # project code first seen: watched from the next take on
+        mon.use_tool_id(FIND, "mtest impact (find)")
+        try:
+            mon.use_tool_id(WATCH, "mtest impact (watch)")
+        except ValueError:
+            mon.free_tool_id(FIND)
+            raise
+        pending = self.pending
+        disable = mon.DISABLE
+        set_local = mon.set_local_events
+        code_key = recorder.code_key
+
+        def find(code, offset):
+            if id(code) not in recorder.keys and code_key(code) is not None:
+                recorder.seen.add(id(code))
+                pending.append(code)
+            return disable
+
+        def watch(code, offset):
+            recorder.seen.add(id(code))
+            set_local(WATCH, code, 0)
+        for event in (mon.events.PY_START, mon.events.PY_RESUME):
+            mon.register_callback(FIND, event, find)
+            mon.register_callback(WATCH, event, watch)
+        mon.set_events(FIND, self.events)
+
+    def rearm(self, seen):
+        set_local = self.mon.set_local_events
+        events = self.events
+        for code in self.pending:
+            set_local(WATCH, code, events)
+        self.pending.clear()
+        codes = self.recorder.codes
+        for thing in seen:
+            code = codes.get(thing) if isinstance(thing, int) else None
+            if code is not None:
+                set_local(WATCH, code, events)
+
+    def stop(self):
+        mon = self.mon
+        mon.set_events(FIND, 0)
+        for tool in (FIND, WATCH):
+            for event in (mon.events.PY_START, mon.events.PY_RESUME):
+                mon.register_callback(tool, event, None)
+            mon.free_tool_id(tool)
+
+
+def start(environ):
+    """Starts recording unless `MTEST_IMPACT` says "0" (or is not set by mtest)."""
+    if environ.get("MTEST_IMPACT") != "1" or R.on:
+        return
+    try:
+        if sys.version_info >= (3, 12):
+            R.backend = Monitoring(R)
+        else:
+            import mtest_rewrite
+
+            R.backend = mtest_rewrite.Rewriting(R)
+    except Exception as e:  # a tool id taken (coverage, a profiler): record nothing
+        R.why_not = "%s: %s" % (type(e).__name__, e)
+        return
+    sys.addaudithook(_on_audit)
+    R.on = True
+    R.note_unseen_modules()
+
+
+def stop():
+    if R.on and R.backend is not None:
+        R.backend.stop()
+    R.on = False
+
+
+def _on_audit(event, args):
+    """A project file opened for reading is a dependency of what is running. (An audit hook
+    cannot be removed: once recording stops it only looks at a flag.)"""
+    if event != "open" or not R.on or _quiet:
+        return
+    path, mode, flags = args
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    elif not isinstance(path, str):
+        return  # a file descriptor, a path-like already converted
+    if mode is not None:
+        if "r" not in mode and "+" not in mode:
+            return
+    elif flags is not None and flags & os.O_ACCMODE == os.O_WRONLY:
+        return
+    if path.endswith((".pyc", ".pyo")):
+        return
+    if path.endswith(".py") and sys._getframe(1).f_code.co_filename.startswith("<frozen"):
+        return  # an import: the module's code is recorded as it runs
+    rel = relpath(path)
+    if rel is not None:
+        R.seen.add(("", rel))
+
+
+# --- a test's dependencies -----------------------------------------------------------
+
+def begin_test():
+    if R.on:
+        R.take()  # between tests (pytest's own code, a previous teardown): nobody's
+
+
+def fixture_begin():
+    """Before a fixture wider than a function is set up: what ran so far is the test's."""
+    return R.take() if R.on else None
+
+
+def fixture_end(fixturedef, before):
+    """After its set-up: what it ran is its own (kept for every test that uses it) and
+    also the test's."""
+    if not R.on or before is None:
+        return
+    ran = R.take()
+    R.fixtures.setdefault(fixturedef, set()).update(ran)
+    R.seen.update(before)
+    R.seen.update(ran)
+
+
+def end_test(item, fixturedefs):
+    """The test's own dependencies (what it ran, with its fixtures') and the count of the
+    early list its module's tests depend on; None when recording is off."""
+    if not R.on:
+        return None
+    own = R.take()
+    for fixturedef in fixturedefs:
+        ran = R.fixtures.get(fixturedef)
+        if ran:
+            own |= ran
+    return own, R.module_base.get(_module_file(item), len(R.early))
+
+
+def _module_file(item):
+    try:
+        return relpath(str(item.path))
+    except Exception:
+        return None
+
+
+class Declarations:
+    """Numbers for what one event file mentions: sources, blocks and dependency sets, each
+    declared by an event before its first use (every chunk's event file anew)."""
+
+    def __init__(self):
+        self.sources = {}
+        self.blocks = {}
+        self.sets = {}  # None for a set that mentions a file that could not be read
+        self.numbered = 0
+        self.bases = {}  # how much of the early list -> its set's number
+
+    def of(self, deps, emit):
+        """The numbers of the sets a test depends on, declaring what is new with `emit`;
+        None when a file it depends on could not be read."""
+        own, base = deps
+        first = self._set(frozenset(own), emit)
+        if first is None or not base:
+            return None if first is None else [first]
+        if base not in self.bases:
+            self.bases[base] = self._set(frozenset(R.early[:base]), emit)
+        number = self.bases[base]
+        return None if number is None else [first, number]
+
+    def _set(self, keys, emit):
+        if keys in self.sets:
+            return self.sets[keys]
+        blocks, files = [], []
+        for key in keys:
+            rel, name = key
+            if not rel:  # a file opened
+                if name not in R.code_files:
+                    files.append(self._source(name, emit))
+            else:
+                blocks.append(self._block(key, emit))
+        if None in blocks or None in files:
+            self.sets[keys] = None
+            return None
+        number = self.sets[keys] = self.numbered
+        self.numbered += 1
+        emit({"e": "deps", "n": number, "blocks": sorted(blocks), "files": sorted(files)})
+        return number
+
+    def _source(self, rel, emit):
+        number = self.sources.get(rel)
+        if number is not None:
+            return number
+        R.see_source(rel)
+        checksum = R.sources.get(rel)
+        if checksum is None:
+            return None
+        number = self.sources[rel] = len(self.sources)
+        emit({"e": "source", "n": number, "path": rel, "sum": checksum})
+        return number
+
+    def _block(self, key, emit):
+        number = self.blocks.get(key)
+        if number is not None:
+            return number
+        source = self._source(key[0], emit)
+        if source is None:
+            return None
+        number = self.blocks[key] = len(self.blocks)
+        emit({"e": "block", "n": number, "source": source, "name": key[1]})
+        return number
+
+
+# --- the check: what a file's blocks are now ---------------------------------------------
+
+def check(request):
+    """For mtest: {path: [checksums recorded]} in, {path: {"sum": now, "blocks": {name:
+    checksum}}} out for every path: "sum" is "" for a file gone, None for one that cannot
+    be read; "blocks" is there when the file is none of the versions recorded and is
+    Python that parses."""
+    answer = {}
+    for rel, recorded in request.items():
+        now = read_sum(rel)
+        entry = answer[rel] = {"sum": now}
+        if now and now not in recorded and rel.endswith(".py"):
+            try:
+                entry["blocks"] = block_sums(read(rel))
+            except (OSError, SyntaxError, ValueError, RecursionError):
+                pass
+    return answer
+
+
+def sums(request):
+    """For mtest: {path: checksum recorded} in, {path: {name: checksum}} out for the files
+    that are still as recorded ({} for a data file); a file changed since, or Python that
+    does not parse, is left out (its blocks are unknown)."""
+    answer = {}
+    for rel, recorded in request.items():
+        try:
+            data = read(rel)
+            if file_sum(data) == recorded:
+                answer[rel] = block_sums(data) if rel.endswith(".py") else {}
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            pass
+    return answer
+
+
+def main(argv):
+    """`python -m mtest_impact check|sums` in the root: a JSON request on stdin, the
+    answer on stdout."""
+    import json
+
+    ask = {"check": check, "sums": sums}.get(argv[0] if argv else None)
+    if ask is None:
+        sys.stderr.write("usage: python -m mtest_impact check|sums < request.json\n")
+        return 2
+    json.dump(ask(json.load(sys.stdin)), sys.stdout, separators=(",", ":"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,210 @@
+"""Python 3.11's recording for `mtest_impact`: the project's modules are rewritten as they
+are imported, so that every block's first statement adds the block's key to the set being
+recorded (`_mtest_seen((file, name))`, a builtin bound to that set's `add`); a lambda adds
+its enclosing block's key before it computes its value.
+
+The project's own modules are imported through a path hook for the project's directories
+(a loader that rewrites them, its bytecode cached beside the usual one under its own tag);
+pytest's test modules and conftests, which pytest's assertion rewriting imports, are
+rewritten in that rewriting (its `rewrite_asserts`, chained once pytest is imported;
+its bytecode cache gets a tag of its own too).
+
+Not seen on 3.11: a generator resumed in a later test than the one that started it; code
+compiled from strings.
+"""
+
+import ast
+import builtins
+import importlib.machinery as machinery
+import importlib.util
+import marshal
+import os
+import sys
+
+import mtest_impact as impact
+
+TAG = "mtest-1"
+SEEN = "_mtest_seen"
+
+
+class Rewriting:
+    def __init__(self, recorder):
+        self.recorder = recorder
+        self.rearm(())
+        sys.path_hooks.insert(0, path_hook)
+        for path in list(sys.path_importer_cache):
+            if _is_project_dir(path):
+                del sys.path_importer_cache[path]
+
+    def rearm(self, seen):
+        """The builtin adds to the set being recorded now."""
+        builtins._mtest_seen = self.recorder.seen.add
+
+    def stop(self):
+        builtins._mtest_seen = _ignore
+        if path_hook in sys.path_hooks:
+            sys.path_hooks.remove(path_hook)
+
+
+def _ignore(key):
+    pass
+
+
+def _is_project_dir(path):
+    return isinstance(path, str) and impact.relpath(os.path.join(path, "_.py")) is not None
+
+
+def path_hook(path):
+    if not _is_project_dir(path) or not os.path.isdir(path or "."):
+        raise ImportError("not a directory of the project")
+    return machinery.FileFinder(
+        path,
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (Loader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    )
+
+
+class Loader(machinery.SourceFileLoader):
+    """Loads a project module rewritten; its bytecode is cached under its own tag, keyed by
+    the source's checksum."""
+
+    def get_code(self, fullname):
+        rel = impact.relpath(self.path)
+        if rel is None:
+            return super().get_code(fullname)
+        data = impact.read(rel)
+        checksum = impact.file_sum(data)
+        impact.R.see_code(rel, checksum)
+        head = importlib.util.MAGIC_NUMBER + checksum.encode("ascii")
+        cache = _cache_path(self.path)
+        try:
+            with open(cache, "rb") as f:
+                cached = f.read()
+            if cached.startswith(head):
+                return marshal.loads(cached[len(head):])
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        tree = ast.parse(data, self.path)
+        instrument(tree, rel)
+        code = compile(tree, self.path, "exec", dont_inherit=True)
+        _write(cache, head + marshal.dumps(code))
+        return code
+
+
+def _cache_path(path):
+    folder, name = os.path.split(path)
+    stem = name.rsplit(".", 1)[0]
+    return os.path.join(folder, "__pycache__",
+                        "%s.%s-%s.pyc" % (stem, sys.implementation.cache_tag, TAG))
+
+
+def _write(path, data):
+    """Best effort, atomically: a cache that cannot be written is rewritten next time."""
+    if sys.dont_write_bytecode:
+        return
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(temp, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except OSError:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+
+
+def instrument(tree, rel):
+    """Every block of `tree` (a module of file `rel`) adds its key when it starts."""
+    _insert(tree.body, (rel, "<module>"), module=True)
+    _visit(tree, rel, "")  # every node it adds is placed (no fix_missing_locations: it
+    # would give pytest's own unplaced nodes an end before their start)
+
+
+def _visit(node, rel, scope):
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, impact._DEFS):
+            name = scope + child.name
+            inner = name + ("." if isinstance(child, ast.ClassDef) else ".<locals>.")
+            _visit(child, rel, inner)
+            _insert(child.body, (rel, name))
+        elif isinstance(child, ast.Lambda):
+            _visit(child, rel, scope)
+            key = (rel, impact.static_name(scope + "<lambda>"))
+            body = child.body
+            pair = ast.Tuple([_placed(_call(key), body), body], ast.Load())
+            child.body = ast.Subscript(pair, ast.Constant(1), ast.Load())
+            _placed(child.body, body)
+        else:
+            _visit(child, rel, scope)
+
+
+def _call(key):
+    return ast.Call(ast.Name(SEEN, ast.Load()), [ast.Constant(key)], [])
+
+
+def _placed(node, where):
+    """`node` and every node in it not placed yet, at `where`'s place (pytest's own
+    inserted nodes may lack an end)."""
+    start = (where.lineno, where.col_offset)
+    end = (getattr(where, "end_lineno", None) or start[0],
+           getattr(where, "end_col_offset", None) or start[1])
+    if end < start:
+        end = start
+    for n in ast.walk(node):
+        if "lineno" in n._attributes and getattr(n, "lineno", None) is None:
+            n.lineno, n.col_offset = start
+            n.end_lineno, n.end_col_offset = end
+    return node
+
+
+def _insert(body, key, module=False):
+    at = 0
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        at = 1  # the docstring stays first
+    if module:
+        while at < len(body) and isinstance(body[at], ast.ImportFrom) \
+                and body[at].module == "__future__":
+            at += 1
+    statement = ast.Expr(_call(key))
+    if body:
+        _placed(statement, body[min(at, len(body) - 1)])
+    else:
+        _placed(statement, ast.Pass(lineno=1, col_offset=0))
+    body.insert(at, statement)
+
+
+def chain_pytest():
+    """Test modules and conftests: rewritten in pytest's own rewriting, whose bytecode cache
+    gets this tag too (it would otherwise serve a plain run's rewriting, and a plain run
+    ours)."""
+    try:
+        from _pytest.assertion import rewrite
+    except ImportError:
+        return
+    original = rewrite.rewrite_asserts
+    if getattr(original, "_mtest", False):
+        return
+
+    def rewrite_asserts(mod, source, module_path=None, config=None):
+        original(mod, source, module_path, config)
+        rel = impact.relpath(str(module_path)) if module_path is not None else None
+        if rel is not None:
+            impact.R.see_code(rel, impact.file_sum(source))
+            instrument(mod, rel)
+
+    def read_pyc(source, pyc, trace=lambda x: None):
+        code = read_cached(source, pyc, trace)
+        rel = impact.relpath(str(source)) if code is not None else None
+        if rel is not None:
+            impact.R.see_code(rel)
+        return code
+
+    read_cached = rewrite._read_pyc
+    rewrite_asserts._mtest = True
+    rewrite.rewrite_asserts = rewrite_asserts
+    rewrite._read_pyc = read_pyc
+    rewrite.PYC_TAIL = ".%s-%s%s" % (rewrite.PYTEST_TAG, TAG, rewrite.PYC_EXT)

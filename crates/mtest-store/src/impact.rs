@@ -1,0 +1,559 @@
+//! `.gates/impact.json`: what each test depended on when it last ran (`mtest --changed`).
+//!
+//! Written by mtest's host only, at the end of a run, atomically: a run killed half-way
+//! leaves the previous file whole. A run replaces the records of the tests it ran and
+//! keeps the others'. A record names the versions of the project's files it was made
+//! against (path and checksum) and, for Python files, the blocks it ran; the checksum of
+//! every block of a version is computed once, after the run that first recorded it
+//! (`mtest_impact sums`), from the file on disk — unless the file changed since, and then
+//! the version's blocks are unknown and any change to the file counts.
+//!
+//! ```text
+//! {"version":1,
+//!  "sources":[["src/pkg/v.py","5c2a…",{"<module>":"a1…","Version.__lt__":"9f…"}],
+//!             ["tests/data.txt","77e0…",{}], ["src/pkg/old.py","d00d…",null]],
+//!  "sets":[[[[0,"Version.__lt__"]],[1]]],       blocks as [source, name], then files
+//!  "tests":{"tests/test_v.py::test_lt":[0,3]}}  a test's sets
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::deps::{Block, DepSet, Deps, Source};
+use crate::record::TestRecord;
+use crate::{FastMap, StoreError};
+
+const VERSION: u32 = 1;
+
+/// The checksums of a file version's blocks, by name.
+pub type BlockSums = BTreeMap<Arc<str>, Arc<str>>;
+
+/// What is known of a file version's blocks.
+#[derive(Clone, Debug, PartialEq)]
+enum Sums {
+    /// Recorded in this run; computed at its end ([`Impact::set_sums`]).
+    Pending,
+    /// The file changed before its blocks could be computed, or it does not parse: the
+    /// version counts as one block, the whole file.
+    Unknown,
+    Known(BlockSums),
+}
+
+#[derive(Default)]
+pub struct Impact {
+    sources: BTreeMap<Source, Sums>,
+    tests: FastMap<String, Deps>,
+}
+
+/// What a project file is now, as `mtest_impact check` answers: its checksum ("" when it
+/// is gone) and, when it is Python that parses, its blocks' checksums.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+pub struct Now {
+    pub sum: Option<Arc<str>>,
+    #[serde(default)]
+    pub blocks: Option<BlockSums>,
+}
+
+/// Why a recorded test is impacted by a change: the first changed thing it depends on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// A block of a Python file changed (or is gone).
+    Block {
+        path: Arc<str>,
+        name: Arc<str>,
+    },
+    /// A file it depends on as a whole changed: a data file, or Python whose blocks are
+    /// not known.
+    File {
+        path: Arc<str>,
+    },
+    Deleted {
+        path: Arc<str>,
+    },
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Block { path, name } => write!(f, "{path}: {name} changed"),
+            Change::File { path } => write!(f, "{path} changed"),
+            Change::Deleted { path } => write!(f, "{path} deleted"),
+        }
+    }
+}
+
+impl Impact {
+    pub fn path(gates: &Path) -> std::path::PathBuf {
+        gates.join("impact.json")
+    }
+
+    /// The store's records; a file that does not parse is reported in `warnings`, set
+    /// aside, and mtest starts afresh (every test then has no record: all run).
+    pub fn load(path: &Path, warnings: &mut Vec<String>) -> Impact {
+        let file: File = crate::load_or_default(path, warnings);
+        if file.version != VERSION && !file.tests.is_empty() {
+            warnings.push(format!(
+                "warning: {} is of another mtest (version {}); its records are not used",
+                path.display(),
+                file.version
+            ));
+            return Impact::default();
+        }
+        file.into_impact()
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), StoreError> {
+        crate::atomic_write_json(path, &File::from_impact(self))
+    }
+
+    pub fn len(&self) -> usize {
+        self.tests.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tests.is_empty()
+    }
+
+    pub fn deps(&self, test: &str) -> Option<&Deps> {
+        self.tests.get(test)
+    }
+
+    /// This run's records: each test that ran gets what its last attempt recorded; one
+    /// that ran without a record (its worker crashed, a file could not be read) has none
+    /// any more, so it runs next time.
+    pub fn learn(&mut self, records: &[TestRecord]) {
+        for r in records {
+            match &r.details.deps {
+                Some(deps) => {
+                    for set in &deps.0 {
+                        for source in set.blocks.iter().map(|b| &b.source).chain(&set.files) {
+                            self.sources.entry(source.clone()).or_insert(Sums::Pending);
+                        }
+                    }
+                    self.tests.insert(r.test_id.clone(), deps.clone());
+                }
+                None => {
+                    self.tests.remove(&r.test_id);
+                }
+            }
+        }
+    }
+
+    /// The Python file versions whose blocks are to be computed: path → checksum.
+    pub fn pending(&self) -> BTreeMap<Arc<str>, Arc<str>> {
+        self.sources
+            .iter()
+            .filter(|(s, sums)| **sums == Sums::Pending && s.path.ends_with(".py"))
+            .map(|(s, _)| (s.path.clone(), s.sum.clone()))
+            .collect()
+    }
+
+    /// `mtest_impact sums`' answer: the blocks of each version whose file is still as
+    /// recorded. Every other pending version's blocks are unknown from now on; a data
+    /// file has none.
+    pub fn set_sums(&mut self, mut answer: BTreeMap<Arc<str>, BlockSums>) {
+        for (source, sums) in self.sources.iter_mut() {
+            if *sums != Sums::Pending {
+                continue;
+            }
+            *sums = if !source.path.ends_with(".py") {
+                Sums::Known(BlockSums::new())
+            } else {
+                match answer.remove(&source.path) {
+                    Some(blocks) => Sums::Known(blocks),
+                    None => Sums::Unknown,
+                }
+            };
+        }
+    }
+
+    /// What `mtest_impact check` is asked: every recorded file, with its recorded
+    /// checksums.
+    pub fn check_request(&self) -> BTreeMap<Arc<str>, Vec<Arc<str>>> {
+        let mut request: BTreeMap<Arc<str>, Vec<Arc<str>>> = BTreeMap::new();
+        for source in self.sources.keys() {
+            request
+                .entry(source.path.clone())
+                .or_default()
+                .push(source.sum.clone());
+        }
+        request
+    }
+
+    /// Each recorded test that a change reaches, with the first change it depends on;
+    /// `now`: every recorded file as it is now (a file missing from it counts as changed).
+    pub fn impacted(&self, now: &BTreeMap<Arc<str>, Now>) -> FastMap<&str, Change> {
+        let mut by_set: FastMap<*const DepSet, Option<Change>> = FastMap::default();
+        let mut impacted = FastMap::default();
+        for (test, deps) in &self.tests {
+            for set in &deps.0 {
+                let change = by_set
+                    .entry(Arc::as_ptr(set))
+                    .or_insert_with(|| self.first_change(set, now));
+                if let Some(change) = change {
+                    impacted.insert(test.as_str(), change.clone());
+                    break;
+                }
+            }
+        }
+        impacted
+    }
+
+    fn first_change(&self, set: &DepSet, now: &BTreeMap<Arc<str>, Now>) -> Option<Change> {
+        let blocks = set
+            .blocks
+            .iter()
+            .find_map(|b| self.block_change(&b.source, Some(&b.name), now));
+        blocks.or_else(|| {
+            set.files
+                .iter()
+                .find_map(|f| self.block_change(f, None, now))
+        })
+    }
+
+    /// Whether block `name` of `source` (`None`: the whole file) is not what it was.
+    fn block_change(
+        &self,
+        source: &Source,
+        name: Option<&Arc<str>>,
+        now: &BTreeMap<Arc<str>, Now>,
+    ) -> Option<Change> {
+        let path = source.path.clone();
+        let file = || Some(Change::File { path: path.clone() });
+        let Some(current) = now.get(&source.path) else {
+            return file(); // not checked: never assumed unchanged
+        };
+        match current.sum.as_deref() {
+            Some(sum) if sum == &*source.sum => return None,
+            Some("") => return Some(Change::Deleted { path }),
+            _ => {}
+        }
+        let (Some(name), Some(Sums::Known(then)), Some(blocks)) =
+            (name, self.sources.get(source), current.blocks.as_ref())
+        else {
+            return file();
+        };
+        (then.get(name).is_none() || then.get(name) != blocks.get(name)).then(|| Change::Block {
+            path,
+            name: name.clone(),
+        })
+    }
+}
+
+/// A stored set: its blocks as (source number, name), then its files' source numbers.
+type StoredSet = (Vec<(u32, Arc<str>)>, Vec<u32>);
+
+/// The file as stored: sources and sets by number.
+#[derive(Serialize, Deserialize)]
+struct File {
+    version: u32,
+    sources: Vec<(Arc<str>, Arc<str>, Option<BlockSums>)>,
+    sets: Vec<StoredSet>,
+    tests: BTreeMap<String, Vec<u32>>,
+}
+
+impl Default for File {
+    fn default() -> Self {
+        File {
+            version: VERSION,
+            sources: Vec::new(),
+            sets: Vec::new(),
+            tests: BTreeMap::new(),
+        }
+    }
+}
+
+impl File {
+    fn from_impact(impact: &Impact) -> File {
+        let mut file = File::default();
+        let mut sources: FastMap<Source, u32> = FastMap::default();
+        let mut sets: FastMap<*const DepSet, u32> = FastMap::default();
+        for (test, deps) in &impact.tests {
+            let mut numbers = Vec::with_capacity(deps.0.len());
+            for set in &deps.0 {
+                let number = *sets.entry(Arc::as_ptr(set)).or_insert_with(|| {
+                    let mut source = |s: &Source| -> u32 {
+                        *sources.entry(s.clone()).or_insert_with(|| {
+                            let sums = match impact.sources.get(s) {
+                                Some(Sums::Known(blocks)) => Some(blocks.clone()),
+                                _ => None,
+                            };
+                            file.sources.push((s.path.clone(), s.sum.clone(), sums));
+                            file.sources.len() as u32 - 1
+                        })
+                    };
+                    let blocks = set
+                        .blocks
+                        .iter()
+                        .map(|b| (source(&b.source), b.name.clone()))
+                        .collect();
+                    let files = set.files.iter().map(&mut source).collect();
+                    file.sets.push((blocks, files));
+                    file.sets.len() as u32 - 1
+                });
+                numbers.push(number);
+            }
+            file.tests.insert(test.clone(), numbers);
+        }
+        file
+    }
+
+    /// A number that points nowhere drops the test's record (it runs next time).
+    fn into_impact(self) -> Impact {
+        let mut impact = Impact::default();
+        let sources: Vec<Source> = self
+            .sources
+            .into_iter()
+            .map(|(path, sum, blocks)| {
+                let source = Source { path, sum };
+                let sums = blocks.map_or(Sums::Unknown, Sums::Known);
+                impact.sources.insert(source.clone(), sums);
+                source
+            })
+            .collect();
+        let sets: Vec<Option<Arc<DepSet>>> = self
+            .sets
+            .into_iter()
+            .map(|(blocks, files)| {
+                let blocks = blocks
+                    .into_iter()
+                    .map(|(s, name)| {
+                        let source = sources.get(s as usize)?.clone();
+                        Some(Block { source, name })
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                let files = files
+                    .into_iter()
+                    .map(|s| sources.get(s as usize).cloned())
+                    .collect::<Option<Vec<_>>>()?;
+                Some(Arc::new(DepSet { blocks, files }))
+            })
+            .collect();
+        for (test, numbers) in self.tests {
+            let deps = numbers
+                .iter()
+                .map(|&n| sets.get(n as usize).cloned().flatten())
+                .collect::<Option<Vec<_>>>();
+            if let Some(deps) = deps.filter(|d| !d.is_empty()) {
+                impact.tests.insert(test, Deps(deps));
+            }
+        }
+        impact
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(path: &str, sum: &str) -> Source {
+        Source {
+            path: path.into(),
+            sum: sum.into(),
+        }
+    }
+
+    fn block(s: &Source, name: &str) -> Block {
+        Block {
+            source: s.clone(),
+            name: name.into(),
+        }
+    }
+
+    fn record(id: &str, deps: Option<Deps>) -> TestRecord {
+        let mut r: TestRecord = serde_json::from_str(&format!(
+            r#"{{"schema_version":1,"run_id":"r","test_id":"{id}","outcome":"passed",
+            "duration_s":0.1,"tier":1,"markers":[],"file":"t.py","line":1,"chunk":0,
+            "attempt":1,"quarantined":false,"started_at":"2026-12-06T00:00:00Z",
+            "finished_at":"2026-12-06T00:00:01Z","message":null,"bundle":null}}"#
+        ))
+        .expect("a record");
+        r.details.deps = deps;
+        r
+    }
+
+    fn sums(pairs: &[(&str, &str)]) -> BlockSums {
+        pairs
+            .iter()
+            .map(|(n, s)| ((*n).into(), (*s).into()))
+            .collect()
+    }
+
+    fn now(entries: &[(&str, &str, Option<BlockSums>)]) -> BTreeMap<Arc<str>, Now> {
+        entries
+            .iter()
+            .map(|(p, s, b)| {
+                (
+                    (*p).into(),
+                    Now {
+                        sum: Some((*s).into()),
+                        blocks: b.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Two tests: `a` ran v.py's `f`, `b` ran `g` and read data.txt; both share the
+    /// early set (v.py's top level).
+    fn recorded() -> Impact {
+        let v = source("src/v.py", "v1");
+        let data = source("data.txt", "d1");
+        let early = Arc::new(DepSet {
+            blocks: vec![block(&v, "<module>")],
+            files: vec![],
+        });
+        let a = Arc::new(DepSet {
+            blocks: vec![block(&v, "f")],
+            files: vec![],
+        });
+        let b = Arc::new(DepSet {
+            blocks: vec![block(&v, "g")],
+            files: vec![data],
+        });
+        let mut impact = Impact::default();
+        impact.learn(&[
+            record("t.py::a", Some(Deps(vec![a, early.clone()]))),
+            record("t.py::b", Some(Deps(vec![b, early]))),
+        ]);
+        let mut answer = BTreeMap::new();
+        answer.insert(
+            "src/v.py".into(),
+            sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]),
+        );
+        impact.set_sums(answer);
+        impact
+    }
+
+    fn impacted(impact: &Impact, now: &BTreeMap<Arc<str>, Now>) -> Vec<(String, String)> {
+        let mut found: Vec<(String, String)> = impact
+            .impacted(now)
+            .into_iter()
+            .map(|(t, c)| (t.to_string(), c.to_string()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn nothing_changed_impacts_nothing() {
+        let impact = recorded();
+        let now = now(&[("src/v.py", "v1", None), ("data.txt", "d1", None)]);
+        assert_eq!(impacted(&impact, &now), vec![]);
+    }
+
+    #[test]
+    fn a_changed_block_impacts_the_tests_that_ran_it_only() {
+        let impact = recorded();
+        let blocks = sums(&[("<module>", "m"), ("f", "F2"), ("g", "G")]);
+        let now = now(&[("src/v.py", "v2", Some(blocks)), ("data.txt", "d1", None)]);
+        assert_eq!(
+            impacted(&impact, &now),
+            vec![("t.py::a".into(), "src/v.py: f changed".into())]
+        );
+    }
+
+    #[test]
+    fn top_level_code_impacts_every_test_after_it_and_a_gone_block_counts() {
+        let impact = recorded();
+        let blocks = sums(&[("<module>", "m2"), ("g", "G")]);
+        let now = now(&[("src/v.py", "v2", Some(blocks)), ("data.txt", "d1", None)]);
+        assert_eq!(
+            impacted(&impact, &now),
+            vec![
+                ("t.py::a".into(), "src/v.py: f changed".into()),
+                ("t.py::b".into(), "src/v.py: <module> changed".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_data_file_a_deleted_file_and_an_unparsable_one_are_changes() {
+        let impact = recorded();
+        let now_data = now(&[("src/v.py", "v1", None), ("data.txt", "d2", None)]);
+        assert_eq!(
+            impacted(&impact, &now_data),
+            vec![("t.py::b".into(), "data.txt changed".into())]
+        );
+        let gone = now(&[("src/v.py", "", None), ("data.txt", "d1", None)]);
+        assert_eq!(impacted(&impact, &gone).len(), 2);
+        assert!(impacted(&impact, &gone)[0].1.contains("deleted"));
+        let broken = now(&[("src/v.py", "v3", None), ("data.txt", "d1", None)]);
+        assert_eq!(
+            impacted(&impact, &broken).len(),
+            2,
+            "blocks unknown now: all"
+        );
+        let unchecked = now(&[("data.txt", "d1", None)]);
+        assert_eq!(
+            impacted(&impact, &unchecked).len(),
+            2,
+            "not checked: changed"
+        );
+    }
+
+    #[test]
+    fn a_version_whose_blocks_are_unknown_counts_as_a_whole_file() {
+        let mut impact = recorded();
+        let w = source("src/w.py", "w1");
+        let set = Arc::new(DepSet {
+            blocks: vec![block(&w, "h")],
+            files: vec![],
+        });
+        impact.learn(&[record("t.py::c", Some(Deps(vec![set])))]);
+        assert_eq!(impact.pending().len(), 1);
+        impact.set_sums(BTreeMap::new()); // the file changed before its sums were taken
+        let blocks = sums(&[("h", "H")]);
+        let n = now(&[
+            ("src/v.py", "v1", None),
+            ("data.txt", "d1", None),
+            ("src/w.py", "w2", Some(blocks)),
+        ]);
+        assert_eq!(
+            impacted(&impact, &n),
+            vec![("t.py::c".into(), "src/w.py changed".into())]
+        );
+    }
+
+    #[test]
+    fn a_test_run_without_a_record_loses_its_old_one() {
+        let mut impact = recorded();
+        impact.learn(&[record("t.py::a", None)]);
+        assert!(impact.deps("t.py::a").is_none());
+        assert!(impact.deps("t.py::b").is_some());
+    }
+
+    #[test]
+    fn the_file_round_trips_and_shares_sets() {
+        let impact = recorded();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = Impact::path(dir.path());
+        impact.save(&path).expect("saved");
+        let text = std::fs::read_to_string(&path).expect("read");
+        let file: File = serde_json::from_str(&text).expect("parses");
+        assert_eq!(file.sets.len(), 3, "the early set is stored once: {text}");
+        let mut warnings = Vec::new();
+        let back = Impact::load(&path, &mut warnings);
+        assert!(warnings.is_empty());
+        assert_eq!(back.len(), 2);
+        assert_eq!(back.deps("t.py::a"), impact.deps("t.py::a"));
+        let blocks = sums(&[("<module>", "m"), ("f", "F2"), ("g", "G")]);
+        let n = now(&[("src/v.py", "v2", Some(blocks)), ("data.txt", "d1", None)]);
+        assert_eq!(impacted(&back, &n), impacted(&impact, &n));
+    }
+
+    #[test]
+    fn a_corrupt_file_is_set_aside_and_every_test_has_no_record() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = Impact::path(dir.path());
+        std::fs::write(&path, "{not json").expect("write");
+        let mut warnings = Vec::new();
+        let impact = Impact::load(&path, &mut warnings);
+        assert!(impact.is_empty());
+        assert!(warnings[0].contains("corrupt"), "{warnings:?}");
+        assert!(!path.exists(), "set aside");
+    }
+}

@@ -1,0 +1,251 @@
+"""`mtest_impact`: blocks and their checksums, and what a real pytest run records for each
+test (its own code, its fixtures', what ran before it, the files it opened), on this
+interpreter and, where one is found, on Python 3.12+ (sys.monitoring)."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from conftest import PLUGIN_DIR, read_events
+
+sys.path.insert(0, str(PLUGIN_DIR))
+import mtest_impact  # noqa: E402
+
+
+def sums(source):
+    return mtest_impact.block_sums(textwrap.dedent(source))
+
+
+BASE = """
+    '''doc'''
+    import os
+    LIMIT = 10
+
+    def helper(x, y=1):
+        def inner(z):
+            return z + 1
+        f = lambda v: v * 2
+        return inner(x) + f(y)
+
+    class Box:
+        size = LIMIT
+
+        @property
+        def grow(self):
+            return self.size + 1
+"""
+
+
+def test_every_block_is_named_as_python_names_its_code():
+    assert set(sums(BASE)) == {"<module>", "helper", "helper.<locals>.inner", "Box",
+                               "Box.grow"}
+
+
+def test_positions_comments_and_blank_lines_change_no_block():
+    moved = "\n\n# a comment\n" + textwrap.dedent(BASE).replace("return z + 1",
+                                                                 "return z + 1  # note")
+    assert mtest_impact.block_sums(moved) == sums(BASE)
+
+
+@pytest.mark.parametrize("old, new, changed", [
+    ("return z + 1", "return z + 2", {"helper.<locals>.inner"}),
+    ("v * 2", "v * 3", {"helper"}),  # a lambda is its enclosing block's
+    ("return self.size + 1", "return self.size - 1", {"Box.grow"}),
+    ("size = LIMIT", "size = LIMIT + 1", {"Box"}),
+    ("LIMIT = 10", "LIMIT = 11", {"<module>"}),
+    ("'''doc'''", "'''other doc'''", {"<module>"}),
+    # A header runs in the enclosing block and shapes the block itself.
+    ("def helper(x, y=1):", "def helper(x, y=2):", {"<module>", "helper"}),
+    ("@property", "@staticmethod", {"Box", "Box.grow"}),
+    ("def inner(z):", "def inner(w):", {"helper", "helper.<locals>.inner"}),
+])
+def test_a_change_changes_the_blocks_that_hold_it_and_no_other(old, new, changed):
+    before, after = sums(BASE), sums(BASE.replace(old, new))
+    assert {name for name in before if before[name] != after.get(name)} == changed
+
+
+def test_the_same_name_twice_is_one_block_of_both():
+    source = "if X:\n    def f():\n        return 1\nelse:\n    def f():\n        return 2\n"
+    changed = source.replace("return 2", "return 3")
+    assert set(sums(source)) == {"<module>", "f"}
+    assert sums(source)["f"] != sums(changed)["f"]
+
+
+@pytest.mark.parametrize("runtime, block", [
+    ("f", "f"),
+    ("C.m", "C.m"),
+    ("f.<locals>.g", "f.<locals>.g"),
+    ("f.<locals>.<lambda>", "f"),
+    ("f.<locals>.<listcomp>", "f"),
+    ("C.<lambda>", "C"),
+    ("<lambda>", "<module>"),
+    ("<genexpr>", "<module>"),
+    ("<module>", "<module>"),
+    ("f.<locals>.g.<locals>.<genexpr>", "f.<locals>.g"),
+])
+def test_a_code_objects_name_maps_to_the_block_that_holds_its_source(runtime, block):
+    assert mtest_impact.static_name(runtime) == block
+
+
+def test_the_check_says_what_each_file_is_now(tmp_path):
+    (tmp_path / "a.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "data.txt").write_text("x")
+    a_sum = mtest_impact.file_sum(b"def f():\n    return 1\n")
+    request = {"a.py": [a_sum], "data.txt": ["old"], "gone.py": ["s"]}
+    answer = _helper(tmp_path, "check", request)
+    assert answer["a.py"] == {"sum": a_sum}, "as recorded: no blocks needed"
+    assert answer["data.txt"]["sum"] == mtest_impact.file_sum(b"x")
+    assert "blocks" not in answer["data.txt"]
+    assert answer["gone.py"] == {"sum": ""}
+    (tmp_path / "a.py").write_text("def f():\n    return 2\n")
+    answer = _helper(tmp_path, "check", {"a.py": [a_sum]})
+    assert set(answer["a.py"]["blocks"]) == {"<module>", "f"}
+    # `sums`: only for a file still as recorded.
+    assert _helper(tmp_path, "sums", {"a.py": a_sum}) == {}
+    now = mtest_impact.file_sum((tmp_path / "a.py").read_bytes())
+    assert set(_helper(tmp_path, "sums", {"a.py": now})["a.py"]) == {"<module>", "f"}
+
+
+def _helper(root, command, request):
+    done = subprocess.run([sys.executable, "-m", "mtest_impact", command], cwd=root,
+                          input=json.dumps(request), capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=str(PLUGIN_DIR)), check=True)
+    return json.loads(done.stdout)
+
+
+# --- recording in a real pytest run ----------------------------------------------------
+
+PROJECT = {
+    "pkg/__init__.py": "",
+    "pkg/empty.py": "",  # the same code as __init__.py: known apart all the same
+    "pkg/calc.py": """
+        LIMIT = 10
+
+        def add(a, b):
+            return a + b
+
+        def mul(a, b):
+            f = lambda x: x * b
+            return f(a)
+
+        def unused():
+            return 0
+
+        class Box:
+            size = LIMIT
+
+            def grow(self):
+                return self.size + 1
+    """,
+    "tests/conftest.py": """
+        import pytest
+        from pkg import calc
+
+        @pytest.fixture(scope="session")
+        def big():
+            return calc.add(100, 1)
+    """,
+    "tests/test_calc.py": """
+        import os
+        import pkg.empty
+        from pkg.calc import add, mul, Box
+
+        def test_add():
+            assert add(1, 2) == 3
+
+        def test_mul():
+            assert mul(2, 3) == 6
+
+        def test_box():
+            assert Box().grow() == 11
+
+        def test_big(big):
+            assert big == 101
+
+        def test_big_again(big):
+            assert big == 101
+
+        def test_data():
+            with open(os.path.join(os.path.dirname(__file__), "data.txt")) as f:
+                assert f.read() == "x"
+    """,
+    "tests/data.txt": "x",
+}
+
+
+def _interpreters():
+    found = [pytest.param(sys.executable, id="this-python")]
+    other = os.environ.get("MTEST_TEST_PYTHON312")
+    if other:
+        found.append(pytest.param(other, id="python3.12"))
+    return found
+
+
+def _record(root, python, events):
+    for path, text in PROJECT.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(textwrap.dedent(text))
+    env = dict(os.environ, PYTHONPATH=str(PLUGIN_DIR), MTEST_EVENTS=str(events),
+               MTEST_IMPACT="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    done = subprocess.run([python, "-m", "mtest_boot", "-p", "mtest_events",
+                           "-p", "no:cacheprovider", "-q"], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return _deps_by_test(read_events(events))
+
+
+def _deps_by_test(events):
+    """{test: (its own blocks and files, what ran before it)}, resolved from the wire."""
+    sources, blocks, sets, found = {}, {}, {}, {}
+    for e in events:
+        if e["e"] == "source":
+            sources[e["n"]] = e["path"]
+        elif e["e"] == "block":
+            blocks[e["n"]] = "%s:%s" % (sources[e["source"]], e["name"])
+        elif e["e"] == "deps":
+            sets[e["n"]] = {blocks[b] for b in e["blocks"]} | {sources[f] for f in e["files"]}
+        elif e["e"] == "finish" and "deps" in e:
+            found[e["id"].split("::")[-1]] = [sets[n] for n in e["deps"]]
+    return found
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_each_test_records_its_code_its_fixtures_and_what_ran_before_it(python, tmp_path):
+    deps = _record(tmp_path, python, tmp_path / "events")
+    assert set(deps) == {"test_add", "test_mul", "test_box", "test_big", "test_big_again",
+                         "test_data"}
+    own = {test: sets[0] for test, sets in deps.items()}
+    assert own["test_add"] == {"pkg/calc.py:add", "tests/test_calc.py:test_add"}
+    assert own["test_mul"] == {"pkg/calc.py:mul", "tests/test_calc.py:test_mul"}
+    assert own["test_box"] == {"pkg/calc.py:Box.grow", "tests/test_calc.py:test_box"}
+    # A session fixture is set up once; both of its tests depend on what it ran.
+    for test in ("test_big", "test_big_again"):
+        assert own[test] == {"pkg/calc.py:add", "tests/conftest.py:big",
+                             "tests/test_calc.py:%s" % test}, test
+    assert own["test_data"] == {"tests/test_calc.py:test_data", "tests/data.txt"}
+    # What ran while the tests were imported counts for every test of the module.
+    early = deps["test_add"][1]
+    assert early == {"pkg/__init__.py:<module>", "pkg/empty.py:<module>",
+                     "pkg/calc.py:<module>", "pkg/calc.py:Box", "tests/conftest.py:<module>",
+                     "tests/test_calc.py:<module>"}
+    assert all(sets[1] == early for sets in deps.values())
+    assert not any("unused" in block for sets in deps.values() for s in sets for block in s)
+
+
+def test_recording_is_off_unless_mtest_says_so(tmp_path, monkeypatch):
+    deps = _record(tmp_path, sys.executable, tmp_path / "events")
+    assert deps
+    monkeypatch.setenv("MTEST_IMPACT", "0")
+    events = tmp_path / "off.events"
+    env = dict(os.environ, PYTHONPATH=str(PLUGIN_DIR), MTEST_EVENTS=str(events))
+    subprocess.run([sys.executable, "-m", "mtest_boot", "-p", "mtest_events",
+                    "-p", "no:cacheprovider", "-q"], cwd=tmp_path, env=env, check=True,
+                   capture_output=True)
+    kinds = {e["e"] for e in read_events(events)}
+    assert "finish" in kinds and not kinds & {"source", "block", "deps"}
