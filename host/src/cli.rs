@@ -149,6 +149,19 @@ pub struct RunArgs {
     /// The tests whose last run failed first, then the rest.
     #[arg(long = "ff", visible_alias = "failed-first")]
     pub failed_first: bool,
+    /// Only the tests a change can reach: those whose recorded dependencies (the project's
+    /// code they ran, the files they read) changed since they last ran, new tests, and
+    /// those that failed last time. Everything when the environment or configuration
+    /// changed or nothing is recorded yet.
+    #[arg(long)]
+    pub changed: bool,
+    /// With `--changed`: also the tests that depend on a file `git diff REF` names.
+    #[arg(long, value_name = "REF", requires = "changed")]
+    pub changed_since: Option<String>,
+    /// With `--changed`: run every test, and report each failing test that `--changed`
+    /// would have left out (a check of the selection before relying on it).
+    #[arg(long, requires = "changed")]
+    pub verify: bool,
     /// Parallel pytest processes (default: number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<u32>,

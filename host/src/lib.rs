@@ -9,7 +9,7 @@ mod commands;
 // The model (mtest-model): records, the plan's tests, run events, times, options' types,
 // the watchdog, exit codes. Imported at the root so every module names them `crate::…`.
 pub use mtest_model::clock;
-use mtest_model::{config, record, run_event, shard, tiers};
+use mtest_model::{config, deps, record, run_event, shard, tiers};
 pub use mtest_model::{BadValue, Exit, FastMap, FastSet};
 // The OS layer (mtest-platform): every OS call.
 use mtest_platform as platform;

@@ -104,17 +104,32 @@ def test_the_check_says_what_each_file_is_now(tmp_path):
     (tmp_path / "a.py").write_text("def f():\n    return 2\n")
     answer = _helper(tmp_path, "check", {"a.py": [a_sum]})
     assert set(answer["a.py"]["blocks"]) == {"<module>", "f"}
+    # One version recorded is the file as it is, another is not: its blocks are needed.
+    now = mtest_impact.file_sum((tmp_path / "a.py").read_bytes())
+    answer = _helper(tmp_path, "check", {"a.py": [a_sum, now]})
+    assert answer["a.py"]["sum"] == now and "blocks" in answer["a.py"]
     # `sums`: only for a file still as recorded.
     assert _helper(tmp_path, "sums", {"a.py": a_sum}) == {}
     now = mtest_impact.file_sum((tmp_path / "a.py").read_bytes())
     assert set(_helper(tmp_path, "sums", {"a.py": now})["a.py"]) == {"<module>", "f"}
 
 
-def _helper(root, command, request):
+def _helper(root, command, files, config="", whole=False):
     done = subprocess.run([sys.executable, "-m", "mtest_impact", command], cwd=root,
-                          input=json.dumps(request), capture_output=True, text=True,
+                          input=json.dumps({"config": config, "files": files}),
+                          capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(PLUGIN_DIR)), check=True)
-    return json.loads(done.stdout)
+    answer = json.loads(done.stdout)
+    return answer if whole else answer["files"]
+
+
+def test_the_environment_is_the_interpreter_its_distributions_and_the_configuration(
+        tmp_path):
+    env = _helper(tmp_path, "check", {}, whole=True)["env"]
+    assert env == _helper(tmp_path, "check", {}, whole=True)["env"]
+    assert env != _helper(tmp_path, "check", {}, config="-p xdist", whole=True)["env"]
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    assert env != _helper(tmp_path, "check", {}, whole=True)["env"]
 
 
 # --- recording in a real pytest run ----------------------------------------------------

@@ -59,6 +59,9 @@ pub struct Config {
     /// collections do not touch, and so copy, the collected heap (default true). false:
     /// each worker unfreezes them, so `gc.get_objects()` in a test lists them too.
     pub gc_freeze: Option<bool>,
+    /// Record what each test depends on (the project's code it ran, the files it read),
+    /// for `--changed` (default true).
+    pub impact: Option<bool>,
 }
 
 /// How tests are isolated from each other.

@@ -29,6 +29,10 @@ pub enum PytestError {
     /// Combining process mode's coverage data.
     #[error("{0}")]
     Coverage(String),
+    /// `python -m mtest_impact` (the check of what changed, the blocks of what a run
+    /// recorded) failed: what it said.
+    #[error("{0}")]
+    Impact(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }

@@ -216,6 +216,45 @@ impl Pytest {
         cmd
     }
 
+    /// Asks `python -m mtest_impact COMMAND` (in the root, with the plugin's dir on
+    /// `PYTHONPATH`) with a JSON `request`; its JSON answer.
+    pub fn ask_impact<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &str,
+        request: &impl serde::Serialize,
+    ) -> Result<T, PytestError> {
+        use std::io::Write;
+        let fail = |what: String| PytestError::Impact(format!("mtest_impact {command}: {what}"));
+        let body = serde_json::to_vec(request).map_err(|e| fail(e.to_string()))?;
+        let mut child = Command::new(&self.python)
+            .current_dir(&self.root)
+            .env("PYTHONPATH", self.pythonpath())
+            .args(["-m", "mtest_impact", command])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .map_err(|source| PytestError::NoPython {
+                python: self.python.clone(),
+                source,
+            })?;
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(&body));
+        let output = child.wait_with_output().map_err(|e| fail(e.to_string()))?;
+        if let Some(Err(e)) = written {
+            return Err(fail(format!("cannot send the request: {e}")));
+        }
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr.lines().last().unwrap_or("no output");
+            return Err(fail(format!(
+                "{} ({})",
+                crate::record::one_line(last),
+                output.status
+            )));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| fail(format!("its answer: {e}")))
+    }
+
     /// Keeps the plugin dir for a process that outlives this value: the zygote spawned
     /// for collection lives on as the run's pytest, and its session end writes its
     /// private cache there.

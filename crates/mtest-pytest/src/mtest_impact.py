@@ -51,7 +51,8 @@ _HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 _OUTSIDE = tuple({os.path.join(os.path.realpath(p), "")
                   for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)} | {_HERE})
 _SKIP = frozenset({"site-packages", "dist-packages", "__pycache__", ".tox", ".nox", ".git",
-                   ".hg", ".venv", "venv", ".gates", "node_modules"})
+                   ".hg", ".venv", "venv", ".gates", "node_modules", ".pytest_cache",
+                   ".hypothesis", ".mypy_cache", ".ruff_cache"})
 
 FIND, WATCH = 3, 4  # sys.monitoring tool ids (0-2 are debuggers', coverage's, profilers')
 
@@ -71,6 +72,14 @@ def relpath(filename):
                 rel = "/".join(parts)
     _rel[filename] = rel
     return rel
+
+
+def leave_out(directory):
+    """Files under `directory` (pytest's cache, wherever it is configured) are nobody's
+    dependency: they change from run to run by themselves."""
+    global _OUTSIDE
+    _OUTSIDE += (os.path.join(os.path.abspath(directory), ""),)
+    _rel.clear()
 
 
 def _cwd():
@@ -482,16 +491,39 @@ class Declarations:
 
 # --- the check: what a file's blocks are now ---------------------------------------------
 
-def check(request):
-    """For mtest: {path: [checksums recorded]} in, {path: {"sum": now, "blocks": {name:
-    checksum}}} out for every path: "sum" is "" for a file gone, None for one that cannot
-    be read; "blocks" is there when the file is none of the versions recorded and is
-    Python that parses."""
+# pytest's and mtest's configuration files: a change in one changes the environment.
+CONFIG_FILES = ("pyproject.toml", "pytest.ini", ".pytest.ini", "setup.cfg", "tox.ini")
+
+
+def environment(config):
+    """The environment's fingerprint: the interpreter, the installed distributions, the
+    configuration files and `config` (mtest's account of its own options and pytest's
+    arguments). A test recorded in another environment may behave otherwise."""
+    digest = hashlib.blake2b(digest_size=12)
+    try:
+        from importlib import metadata
+
+        dists = sorted("%s==%s" % (d.metadata["Name"], d.version)
+                       for d in metadata.distributions())
+    except Exception as e:  # a broken distribution: never assumed unchanged
+        dists = ["unreadable: %r" % (e,)]
+    parts = [sys.version, sys.executable, config] + dists
+    parts += ["%s=%s" % (name, read_sum(name)) for name in CONFIG_FILES]
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
+    return digest.hexdigest()
+
+
+def check(files):
+    """{path: [checksums recorded]} in, {path: {"sum": now, "blocks": {name: checksum}}}
+    out for every path: "sum" is "" for a file gone, None for one that cannot be read;
+    "blocks" is there when the file differs from a version recorded and is Python that
+    parses."""
     answer = {}
-    for rel, recorded in request.items():
+    for rel, recorded in files.items():
         now = read_sum(rel)
         entry = answer[rel] = {"sum": now}
-        if now and now not in recorded and rel.endswith(".py"):
+        if now and any(r != now for r in recorded) and rel.endswith(".py"):
             try:
                 entry["blocks"] = block_sums(read(rel))
             except (OSError, SyntaxError, ValueError, RecursionError):
@@ -499,12 +531,12 @@ def check(request):
     return answer
 
 
-def sums(request):
-    """For mtest: {path: checksum recorded} in, {path: {name: checksum}} out for the files
-    that are still as recorded ({} for a data file); a file changed since, or Python that
-    does not parse, is left out (its blocks are unknown)."""
+def sums(files):
+    """{path: checksum recorded} in, {path: {name: checksum}} out for the files that are
+    still as recorded ({} for a data file); a file changed since, or Python that does not
+    parse, is left out (its blocks are unknown)."""
     answer = {}
-    for rel, recorded in request.items():
+    for rel, recorded in files.items():
         try:
             data = read(rel)
             if file_sum(data) == recorded:
@@ -515,15 +547,19 @@ def sums(request):
 
 
 def main(argv):
-    """`python -m mtest_impact check|sums` in the root: a JSON request on stdin, the
-    answer on stdout."""
+    """`python -m mtest_impact check|sums` in the root: a JSON request on stdin,
+    {"config": ..., "files": ...}; the answer on stdout, {"env": the environment's
+    fingerprint, "files": ...}."""
     import json
 
     ask = {"check": check, "sums": sums}.get(argv[0] if argv else None)
     if ask is None:
         sys.stderr.write("usage: python -m mtest_impact check|sums < request.json\n")
         return 2
-    json.dump(ask(json.load(sys.stdin)), sys.stdout, separators=(",", ":"))
+    request = json.load(sys.stdin)
+    answer = {"env": environment(request.get("config", "")),
+              "files": ask(request.get("files", {}))}
+    json.dump(answer, sys.stdout, separators=(",", ":"))
     return 0
 
 

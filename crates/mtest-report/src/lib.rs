@@ -10,7 +10,9 @@ pub mod reporters;
 pub mod stats;
 
 // The lower crates' modules, named `crate::…` here as in the host.
-use mtest_model::{clock, config, record, run_event, shard, BadValue, Exit, FastMap, FastSet};
+use mtest_model::{
+    clock, config, deps, record, run_event, shard, BadValue, Exit, FastMap, FastSet,
+};
 use mtest_platform as platform;
 use mtest_plugin_host as plugin_host;
 use mtest_store as store;
@@ -31,6 +33,9 @@ pub struct Recorder<'h> {
     pub stats: RunStats,
     /// Every attempt of the run (replayed ones included), in record order.
     pub records: Vec<Attempt>,
+    /// What each attempt of this invocation depended on (`None`: nothing recorded), in
+    /// record order: `.gates/impact.json` learns it at the run's end.
+    pub deps: Vec<(String, Option<crate::deps::Deps>)>,
     /// A failure to write run.jsonl: the run cannot promise resumability any more.
     pub write_error: Option<String>,
     pub junit: junit::Junit,
@@ -52,6 +57,7 @@ impl<'h> Recorder<'h> {
             log,
             reporters,
             records: Vec::with_capacity(progress.total),
+            deps: Vec::new(),
             stats: RunStats::with_capacity(progress.total),
             progress,
             write_error: None,
@@ -78,11 +84,13 @@ impl<'h> Recorder<'h> {
         }
         self.store(&records);
         self.reporters.tests(&records, false);
-        for record in records {
+        for mut record in records {
             self.junit.add(&record);
             self.count(&record);
             self.progress.show(&record);
             self.flush_lines();
+            let deps = record.details.deps.take();
+            self.deps.push((record.test_id.clone(), deps));
             self.records.push(Attempt::from(record));
         }
     }

@@ -13,8 +13,13 @@
 //!  "sources":[["src/pkg/v.py","5c2a…",{"<module>":"a1…","Version.__lt__":"9f…"}],
 //!             ["tests/data.txt","77e0…",{}], ["src/pkg/old.py","d00d…",null]],
 //!  "sets":[[[[0,"Version.__lt__"]],[1]]],       blocks as [source, name], then files
-//!  "tests":{"tests/test_v.py::test_lt":[0,3]}}  a test's sets
+//!  "envs":["9c1f…"],
+//!  "tests":{"tests/test_v.py::test_lt":[0,[0,3]]}}  a test's environment, its sets
 //! ```
+//!
+//! The environment a test was recorded in (the interpreter, the installed distributions,
+//! pytest's and mtest's configuration files and arguments: `mtest_impact`'s fingerprint)
+//! is part of its record: a test recorded in another environment is impacted.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -23,7 +28,6 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::deps::{Block, DepSet, Deps, Source};
-use crate::record::TestRecord;
 use crate::{FastMap, StoreError};
 
 const VERSION: u32 = 1;
@@ -45,7 +49,14 @@ enum Sums {
 #[derive(Default)]
 pub struct Impact {
     sources: BTreeMap<Source, Sums>,
-    tests: FastMap<String, Deps>,
+    tests: FastMap<String, Recorded>,
+}
+
+/// A test's record: the environment's fingerprint then, and its dependencies.
+#[derive(Clone, Debug, PartialEq)]
+struct Recorded {
+    env: Arc<str>,
+    deps: Deps,
 }
 
 /// What a project file is now, as `mtest_impact check` answers: its checksum ("" when it
@@ -60,6 +71,8 @@ pub struct Now {
 /// Why a recorded test is impacted by a change: the first changed thing it depends on.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
+    /// It was recorded in another environment.
+    Environment,
     /// A block of a Python file changed (or is gone).
     Block {
         path: Arc<str>,
@@ -81,6 +94,10 @@ impl std::fmt::Display for Change {
             Change::Block { path, name } => write!(f, "{path}: {name} changed"),
             Change::File { path } => write!(f, "{path} changed"),
             Change::Deleted { path } => write!(f, "{path} deleted"),
+            Change::Environment => write!(
+                f,
+                "the environment changed (Python, installed distributions, configuration)"
+            ),
         }
     }
 }
@@ -118,37 +135,69 @@ impl Impact {
     }
 
     pub fn deps(&self, test: &str) -> Option<&Deps> {
-        self.tests.get(test)
+        self.tests.get(test).map(|r| &r.deps)
     }
 
-    /// This run's records: each test that ran gets what its last attempt recorded; one
-    /// that ran without a record (its worker crashed, a file could not be read) has none
-    /// any more, so it runs next time.
-    pub fn learn(&mut self, records: &[TestRecord]) {
-        for r in records {
-            match &r.details.deps {
+    /// This run's records, made in environment `env`: each test that ran gets what its
+    /// last attempt recorded; one that ran without a record (its worker crashed, a file
+    /// could not be read) has none any more, so it runs next time.
+    pub fn learn(&mut self, ran: &[(String, Option<Deps>)], env: &str) {
+        let env: Arc<str> = env.into();
+        for (test, deps) in ran {
+            match deps {
                 Some(deps) => {
                     for set in &deps.0 {
                         for source in set.blocks.iter().map(|b| &b.source).chain(&set.files) {
                             self.sources.entry(source.clone()).or_insert(Sums::Pending);
                         }
                     }
-                    self.tests.insert(r.test_id.clone(), deps.clone());
+                    let recorded = Recorded {
+                        env: env.clone(),
+                        deps: deps.clone(),
+                    };
+                    self.tests.insert(test.clone(), recorded);
                 }
                 None => {
-                    self.tests.remove(&r.test_id);
+                    self.tests.remove(test);
                 }
             }
         }
     }
 
-    /// The Python file versions whose blocks are to be computed: path → checksum.
-    pub fn pending(&self) -> BTreeMap<Arc<str>, Arc<str>> {
-        self.sources
-            .iter()
-            .filter(|(s, sums)| **sums == Sums::Pending && s.path.ends_with(".py"))
-            .map(|(s, _)| (s.path.clone(), s.sum.clone()))
+    /// The Python file versions `records` name that the store does not know yet, whose
+    /// blocks are to be computed ([`Impact::set_sums`]): path → checksum.
+    pub fn new_sources(&self, ran: &[(String, Option<Deps>)]) -> BTreeMap<Arc<str>, Arc<str>> {
+        let sets = ran.iter().filter_map(|(_, deps)| deps.as_ref());
+        let sources = sets.flat_map(|d| d.0.iter().flat_map(|s| s.blocks.iter()));
+        sources
+            .map(|b| &b.source)
+            .filter(|s| !self.sources.contains_key(*s))
+            .map(|s| (s.path.clone(), s.sum.clone()))
             .collect()
+    }
+
+    /// The recorded tests that depend on any of `paths` (a block of it, or all of it),
+    /// each with one such path.
+    pub fn depending_on<'p>(
+        &self,
+        paths: impl Iterator<Item = &'p str>,
+    ) -> FastMap<&str, Arc<str>> {
+        let paths: crate::FastSet<&str> = paths.collect();
+        let mut found = FastMap::default();
+        if paths.is_empty() {
+            return found;
+        }
+        for (test, recorded) in &self.tests {
+            let sources = recorded
+                .deps
+                .0
+                .iter()
+                .flat_map(|s| s.blocks.iter().map(|b| &b.source).chain(s.files.iter()));
+            if let Some(source) = sources.into_iter().find(|s| paths.contains(&*s.path)) {
+                found.insert(test.as_str(), source.path.clone());
+            }
+        }
+        found
     }
 
     /// `mtest_impact sums`' answer: the blocks of each version whose file is still as
@@ -184,12 +233,17 @@ impl Impact {
     }
 
     /// Each recorded test that a change reaches, with the first change it depends on;
-    /// `now`: every recorded file as it is now (a file missing from it counts as changed).
-    pub fn impacted(&self, now: &BTreeMap<Arc<str>, Now>) -> FastMap<&str, Change> {
+    /// `now`: every recorded file as it is now (a file missing from it counts as
+    /// changed); `env`: the environment's fingerprint now.
+    pub fn impacted(&self, now: &BTreeMap<Arc<str>, Now>, env: &str) -> FastMap<&str, Change> {
         let mut by_set: FastMap<*const DepSet, Option<Change>> = FastMap::default();
         let mut impacted = FastMap::default();
-        for (test, deps) in &self.tests {
-            for set in &deps.0 {
+        for (test, recorded) in &self.tests {
+            if &*recorded.env != env {
+                impacted.insert(test.as_str(), Change::Environment);
+                continue;
+            }
+            for set in &recorded.deps.0 {
                 let change = by_set
                     .entry(Arc::as_ptr(set))
                     .or_insert_with(|| self.first_change(set, now));
@@ -252,7 +306,9 @@ struct File {
     version: u32,
     sources: Vec<(Arc<str>, Arc<str>, Option<BlockSums>)>,
     sets: Vec<StoredSet>,
-    tests: BTreeMap<String, Vec<u32>>,
+    envs: Vec<Arc<str>>,
+    /// A test's environment and sets, by number.
+    tests: BTreeMap<String, (u32, Vec<u32>)>,
 }
 
 impl Default for File {
@@ -261,6 +317,7 @@ impl Default for File {
             version: VERSION,
             sources: Vec::new(),
             sets: Vec::new(),
+            envs: Vec::new(),
             tests: BTreeMap::new(),
         }
     }
@@ -270,11 +327,17 @@ impl File {
     fn from_impact(impact: &Impact) -> File {
         let mut file = File::default();
         let mut sources: FastMap<Source, u32> = FastMap::default();
-        let mut sets: FastMap<*const DepSet, u32> = FastMap::default();
-        for (test, deps) in &impact.tests {
-            let mut numbers = Vec::with_capacity(deps.0.len());
-            for set in &deps.0 {
-                let number = *sets.entry(Arc::as_ptr(set)).or_insert_with(|| {
+        // By content: each chunk of a run declares its own copy of the sets its tests share.
+        let mut sets: FastMap<&DepSet, u32> = FastMap::default();
+        let mut envs: FastMap<Arc<str>, u32> = FastMap::default();
+        for (test, recorded) in &impact.tests {
+            let env = *envs.entry(recorded.env.clone()).or_insert_with(|| {
+                file.envs.push(recorded.env.clone());
+                file.envs.len() as u32 - 1
+            });
+            let mut numbers = Vec::with_capacity(recorded.deps.0.len());
+            for set in &recorded.deps.0 {
+                let number = *sets.entry(&**set).or_insert_with(|| {
                     let mut source = |s: &Source| -> u32 {
                         *sources.entry(s.clone()).or_insert_with(|| {
                             let sums = match impact.sources.get(s) {
@@ -296,7 +359,7 @@ impl File {
                 });
                 numbers.push(number);
             }
-            file.tests.insert(test.clone(), numbers);
+            file.tests.insert(test.clone(), (env, numbers));
         }
         file
     }
@@ -332,13 +395,15 @@ impl File {
                 Some(Arc::new(DepSet { blocks, files }))
             })
             .collect();
-        for (test, numbers) in self.tests {
+        for (test, (env, numbers)) in self.tests {
             let deps = numbers
                 .iter()
                 .map(|&n| sets.get(n as usize).cloned().flatten())
                 .collect::<Option<Vec<_>>>();
-            if let Some(deps) = deps.filter(|d| !d.is_empty()) {
-                impact.tests.insert(test, Deps(deps));
+            let env = self.envs.get(env as usize).cloned();
+            if let (Some(deps), Some(env)) = (deps.filter(|d| !d.is_empty()), env) {
+                let deps = Deps(deps);
+                impact.tests.insert(test, Recorded { env, deps });
             }
         }
         impact
@@ -363,16 +428,8 @@ mod tests {
         }
     }
 
-    fn record(id: &str, deps: Option<Deps>) -> TestRecord {
-        let mut r: TestRecord = serde_json::from_str(&format!(
-            r#"{{"schema_version":1,"run_id":"r","test_id":"{id}","outcome":"passed",
-            "duration_s":0.1,"tier":1,"markers":[],"file":"t.py","line":1,"chunk":0,
-            "attempt":1,"quarantined":false,"started_at":"2026-12-06T00:00:00Z",
-            "finished_at":"2026-12-06T00:00:01Z","message":null,"bundle":null}}"#
-        ))
-        .expect("a record");
-        r.details.deps = deps;
-        r
+    fn record(id: &str, deps: Option<Deps>) -> (String, Option<Deps>) {
+        (id.to_string(), deps)
     }
 
     fn sums(pairs: &[(&str, &str)]) -> BlockSums {
@@ -415,10 +472,13 @@ mod tests {
             files: vec![data],
         });
         let mut impact = Impact::default();
-        impact.learn(&[
-            record("t.py::a", Some(Deps(vec![a, early.clone()]))),
-            record("t.py::b", Some(Deps(vec![b, early]))),
-        ]);
+        impact.learn(
+            &[
+                record("t.py::a", Some(Deps(vec![a, early.clone()]))),
+                record("t.py::b", Some(Deps(vec![b, early]))),
+            ],
+            "env1",
+        );
         let mut answer = BTreeMap::new();
         answer.insert(
             "src/v.py".into(),
@@ -430,7 +490,7 @@ mod tests {
 
     fn impacted(impact: &Impact, now: &BTreeMap<Arc<str>, Now>) -> Vec<(String, String)> {
         let mut found: Vec<(String, String)> = impact
-            .impacted(now)
+            .impacted(now, "env1")
             .into_iter()
             .map(|(t, c)| (t.to_string(), c.to_string()))
             .collect();
@@ -503,8 +563,9 @@ mod tests {
             blocks: vec![block(&w, "h")],
             files: vec![],
         });
-        impact.learn(&[record("t.py::c", Some(Deps(vec![set])))]);
-        assert_eq!(impact.pending().len(), 1);
+        let records = [record("t.py::c", Some(Deps(vec![set])))];
+        assert_eq!(impact.new_sources(&records).len(), 1);
+        impact.learn(&records, "env1");
         impact.set_sums(BTreeMap::new()); // the file changed before its sums were taken
         let blocks = sums(&[("h", "H")]);
         let n = now(&[
@@ -519,9 +580,28 @@ mod tests {
     }
 
     #[test]
+    fn a_test_recorded_in_another_environment_is_impacted() {
+        let mut impact = recorded();
+        let v = source("src/v.py", "v1");
+        let set = Arc::new(DepSet {
+            blocks: vec![block(&v, "f")],
+            files: vec![],
+        });
+        impact.learn(&[record("t.py::a", Some(Deps(vec![set])))], "env2");
+        let n = now(&[("src/v.py", "v1", None), ("data.txt", "d1", None)]);
+        let found: Vec<String> = impact
+            .impacted(&n, "env1")
+            .into_iter()
+            .map(|(t, c)| format!("{t}: {c}"))
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].starts_with("t.py::a: the environment changed"));
+    }
+
+    #[test]
     fn a_test_run_without_a_record_loses_its_old_one() {
         let mut impact = recorded();
-        impact.learn(&[record("t.py::a", None)]);
+        impact.learn(&[record("t.py::a", None)], "env1");
         assert!(impact.deps("t.py::a").is_none());
         assert!(impact.deps("t.py::b").is_some());
     }

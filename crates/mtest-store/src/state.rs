@@ -84,6 +84,21 @@ pub struct RunOptions {
     /// the foreground under pytest's debugger, and the run stops there, resumable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub debugger: Vec<String>,
+    /// Each test's dependencies are recorded (`impact`).
+    #[serde(default)]
+    pub impact: bool,
+    /// `--changed`: only the tests a change can reach.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed: Option<Changed>,
+}
+
+/// `--changed` and what goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changed {
+    /// `--changed-since REF`.
+    pub since: Option<String>,
+    /// `--verify`: everything runs; the tests `--changed` would have left out are named.
+    pub verify: bool,
 }
 
 impl RunOptions {
@@ -157,6 +172,9 @@ pub struct RunState {
     /// store): the next run's `--budget` keeps as much for its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ending_s: Option<f64>,
+    /// `--changed --verify`: the tests `--changed` would have left out (they all run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_left_out: Vec<String>,
 }
 
 /// `plan.json` as written: the selected tests of run `run_id`.
@@ -282,6 +300,7 @@ mod tests {
                 runs: 1,
                 group: None,
             }],
+            changed_left_out: Vec::new(),
             collected_files: vec!["t.py".into()],
             initial_paths: Some(vec!["/p/t.py".into()]),
             pytest_cache: Some("/p/.pytest_cache".into()),

@@ -542,6 +542,7 @@ fn merged_state(shards: &[ShardDir], dirs: &[PathBuf]) -> RunState {
             ..first.state.options.clone()
         },
         notes: Vec::new(),
+        changed_left_out: Vec::new(),
         tests: shards
             .iter()
             .flat_map(|s| s.state.tests.iter().cloned())

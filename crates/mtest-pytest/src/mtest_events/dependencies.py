@@ -52,6 +52,13 @@ def finish():
     return _declared.of(deps, lambda event: channel.emit(event, flush=False))
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    cache = getattr(config, "cache", None)
+    if cache is not None and impact.R.on:
+        impact.leave_out(str(cache._cachedir))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_fixture_setup(fixturedef, request):
     if fixturedef.scope == "function" or not impact.R.on:
@@ -89,4 +96,5 @@ def _end_of(rel):
         impact.R.end_early_part(rel)
 
 
-__all__ = ["pytest_collection_finish", "pytest_fixture_setup", "pytest_make_collect_report"]
+__all__ = ["pytest_collection_finish", "pytest_configure", "pytest_fixture_setup",
+           "pytest_make_collect_report"]

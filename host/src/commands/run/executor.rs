@@ -340,11 +340,12 @@ pub(super) fn start_collection(
     root: &Path,
     opts: &RunOptions,
 ) -> Result<Collection> {
-    let pytest = Pytest::new(
+    let mut pytest = Pytest::new(
         opts.python.clone().into(),
         root.to_path_buf(),
         opts.pytest_args.clone(),
     )?;
+    pytest.impact = opts.impact;
     let mut selection_args = vec![format!("--timeout={}", opts.timeout_s)];
     if let Some(k) = &opts.keyword {
         selection_args.extend(["-k".to_string(), k.clone()]);

@@ -29,6 +29,7 @@ use crate::report::Recorder;
 use crate::run_event::RunEvent;
 use crate::selection;
 use crate::store::durations::Durations;
+use crate::store::impact::Impact;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{self, RunOptions, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, load_or_default, lock, new_run_id, run_log, Gates, Loaded};
@@ -36,6 +37,7 @@ use crate::supervise::chunk_run::{self, Chunk, Launcher, RunContext};
 use crate::supervise::{self, chunks, Finish, Queue};
 use crate::{quarantine, Exit, FastMap, FastSet};
 
+mod changed;
 mod ending;
 mod executor;
 mod history;
@@ -60,6 +62,8 @@ struct Env<'a> {
     host: &'a PluginHost,
     durations: &'a Durations,
     quarantine: &'a Quarantine,
+    /// What each test depended on when it last ran (`--changed`).
+    impact: &'a Impact,
     /// When the run started (before collection), as the summary says it: its duration
     /// counts from the same moment, and so does the budget.
     started_at: String,
@@ -110,29 +114,34 @@ fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) ->
 
 /// The history, read on a thread while pytest starts and collects (durations.json is
 /// 22 MB at 64k tests: a tenth of a second, which the collection need not wait for).
-type History = std::thread::JoinHandle<(Durations, Quarantine, Vec<String>)>;
+type History = std::thread::JoinHandle<(Durations, Quarantine, Impact, Vec<String>)>;
 
 fn read_history(gates: &Gates) -> History {
-    let (d, q) = (gates.durations(), gates.quarantine());
+    let (d, q, i) = (
+        gates.durations(),
+        gates.quarantine(),
+        Impact::path(&gates.dir),
+    );
     std::thread::spawn(move || {
         let mut warnings = Vec::new();
         let durations: Durations = load_or_default(&d, &mut warnings);
         let quarantine: Quarantine = load_or_default(&q, &mut warnings);
-        (durations, quarantine, warnings)
+        let impact = Impact::load(&i, &mut warnings);
+        (durations, quarantine, impact, warnings)
     })
 }
 
-fn history_read(history: History) -> Result<(Durations, Quarantine)> {
-    let (durations, quarantine, warnings) = history.join().map_err(|_| {
+fn history_read(history: History) -> Result<(Durations, Quarantine, Impact)> {
+    let (durations, quarantine, impact, warnings) = history.join().map_err(|_| {
         Stop(
             Exit::Internal,
-            "reading .gates/durations.json and quarantine.json failed".into(),
+            "reading .gates/durations.json, quarantine.json and impact.json failed".into(),
         )
     })?;
     for w in warnings {
         eprintln!("{w}");
     }
-    Ok((durations, quarantine))
+    Ok((durations, quarantine, impact))
 }
 
 fn execute(
@@ -149,7 +158,7 @@ fn execute(
     let ending = state::last_ending(&gates.state()).unwrap_or_default();
     let history = read_history(&gates);
     let begun = begin(args, root, project, &gates)?;
-    let (durations, mut quarantine) = history_read(history)?;
+    let (durations, mut quarantine, mut impact) = history_read(history)?;
     // Shared with the failure bundles' enricher while the run goes on (one copy: it is
     // ~25 MB at 100k tests).
     let mut durations = Arc::new(durations);
@@ -161,6 +170,7 @@ fn execute(
         host,
         durations: &durations,
         quarantine: &quarantine,
+        impact: &impact,
         started_at,
         started,
         ending,
@@ -174,11 +184,12 @@ fn execute(
         }
     };
     let opts = state.options.clone();
-    let pytest = Pytest::new(
+    let mut pytest = Pytest::new(
         opts.python.clone().into(),
         root.to_path_buf(),
         opts.pytest_args.clone(),
     )?;
+    pytest.impact = opts.impact;
     let (mut state, mut plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
     // What only the chunks need moves into their context (100k item indices: no copy).
     let for_chunks = (
@@ -195,7 +206,7 @@ fn execute(
         project,
         host,
     };
-    let stored = store_run(
+    let mut stored = store_run(
         &places,
         &state,
         &repeated,
@@ -203,6 +214,35 @@ fn execute(
         &mut durations,
         &mut quarantine,
     );
+    let this_run = &ran.supervised.rec.records[ran.first_new..];
+    if opts.impact {
+        let deps = &ran.supervised.rec.deps;
+        if let Err(e) = changed::learn(&gates, &opts, &pytest, &mut impact, deps) {
+            eprintln!("warning: .gates/impact.json was not updated: {e}");
+        }
+    }
+    if !state.changed_left_out.is_empty() {
+        let left_out: FastSet<String> = state.changed_left_out.iter().cloned().collect();
+        let missed = changed::missed(&left_out, this_run);
+        if !missed.is_empty() {
+            eprintln!(
+                "--verify: {} failing test(s) that --changed would have left out:",
+                missed.len()
+            );
+            for id in &missed {
+                eprintln!("  {id}");
+            }
+        }
+        stored.notes.push(format!(
+            "--verify: {} failing test(s) that --changed would have left out{}",
+            missed.len(),
+            if missed.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", missed.join(", "))
+            }
+        ));
+    }
     end_executor(
         &mut launcher,
         &pytest,

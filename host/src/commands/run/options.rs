@@ -78,6 +78,11 @@ pub(super) fn options(args: &RunArgs, root: &Path, project: &ProjectConfig) -> R
         },
         new_test_repeats: c.new_test_repeats.unwrap_or(0),
         debugger,
+        impact: c.impact.unwrap_or(true),
+        changed: args.changed.then(|| crate::store::state::Changed {
+            since: args.changed_since.clone(),
+            verify: args.verify,
+        }),
     })
 }
 

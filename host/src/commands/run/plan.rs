@@ -76,6 +76,10 @@ pub(super) struct Planned {
     pub(super) collection: Collection,
     pub(super) selected: selection::Selected,
     pub(super) notes: Vec<String>,
+    /// `--changed`: why each test it keeps is kept.
+    pub(super) reasons: FastMap<String, String>,
+    /// `--changed --verify`: the tests `--changed` would have left out (all run).
+    pub(super) left_out: Vec<String>,
 }
 
 /// What is left of a `--budget` of `budget_s` once `spent` is: collection is serial, and
@@ -103,7 +107,16 @@ pub(super) fn plan_selection(
         .last_failed
         .then(|| only_failed_last(env, &collected.items, &mut notes))
         .flatten();
-    let items: &[Item] = match &last_failed {
+    let mut narrowed = last_failed;
+    let mut changed = ChangedPlan::default();
+    if let Some(asked) = &opts.changed {
+        let (plan, kept) = changed_plan(env, opts, asked, &collected.items, narrowed.as_ref())?;
+        notes.extend(plan.notes.iter().cloned());
+        changed = plan;
+        narrowed = kept.or(narrowed);
+    }
+    let (reasons, left_out) = (changed.reasons, changed.left_out);
+    let items: &[Item] = match &narrowed {
         Some((items, _)) => items,
         None => &collected.items,
     };
@@ -119,7 +132,7 @@ pub(super) fn plan_selection(
         shard: opts.shard,
     };
     let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)?;
-    if let Some((_, positions)) = &last_failed {
+    if let Some((_, positions)) = &narrowed {
         for (i, _) in selected.excluded.iter_mut() {
             *i = positions.get(*i).copied().unwrap_or(*i);
         }
@@ -146,6 +159,8 @@ pub(super) fn plan_selection(
         collection,
         selected,
         notes,
+        reasons,
+        left_out,
     })
 }
 
@@ -166,8 +181,58 @@ fn selector_for(env: &Env) -> Result<(LoadedPlugin, Option<LoadedPlugin>)> {
     Ok((selector, fallback))
 }
 
+/// What `--changed` decided: why each test it keeps is kept, the tests it would leave out
+/// under `--verify`, its notes.
+#[derive(Default)]
+struct ChangedPlan {
+    reasons: FastMap<String, String>,
+    left_out: Vec<String>,
+    notes: Vec<String>,
+}
+
+/// `--changed` among the candidates (`narrowed` by `--lf`, else all `collected`): the
+/// plan, and the candidates it keeps with their positions among the collected items
+/// (none under `--verify`: every test runs).
+#[allow(clippy::type_complexity)]
+fn changed_plan(
+    env: &Env,
+    opts: &RunOptions,
+    asked: &crate::store::state::Changed,
+    collected: &[Item],
+    narrowed: Option<&(Vec<Item>, Vec<usize>)>,
+) -> Result<(ChangedPlan, Option<(Vec<Item>, Vec<usize>)>)> {
+    let items: &[Item] = narrowed.map_or(collected, |(items, _)| items);
+    let only = changed::changed_only(env, opts, asked, items)?;
+    let mut plan = ChangedPlan {
+        notes: only.notes,
+        ..ChangedPlan::default()
+    };
+    let mut kept = None;
+    if asked.verify {
+        let keep: FastSet<usize> = only.kept.iter().map(|(i, _)| *i).collect();
+        plan.left_out = (0..items.len())
+            .filter(|i| !keep.contains(i))
+            .map(|i| items[i].id.clone())
+            .collect();
+        plan.notes.push(format!(
+            "--verify: every test runs; --changed would have left out {}",
+            plan.left_out.len()
+        ));
+    } else {
+        let position = |i: usize| narrowed.map_or(i, |(_, p)| p[i]);
+        kept = Some((
+            only.kept.iter().map(|(i, _)| items[*i].clone()).collect(),
+            only.kept.iter().map(|(i, _)| position(*i)).collect(),
+        ));
+    }
+    for (i, why) in only.kept {
+        plan.reasons.insert(items[i].id.clone(), why);
+    }
+    Ok((plan, kept))
+}
+
 /// Whether a test's latest outcome in the history is a failure.
-fn failed_last(env: &Env, id: &str) -> bool {
+pub(super) fn failed_last(env: &Env, id: &str) -> bool {
     env.durations
         .tests
         .get(id)
@@ -264,6 +329,15 @@ fn repeats(
 }
 
 pub(super) fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop {
+    if opts.changed.is_some() {
+        return Stop(
+            Exit::NothingSelected,
+            format!(
+                "nothing selected: no change reaches any of the {} test(s) collected (--changed)",
+                collected.items.len()
+            ),
+        );
+    }
     Stop(
         Exit::NothingSelected,
         format!(
@@ -294,6 +368,8 @@ pub(super) fn fresh_state(
         collection,
         selected,
         notes,
+        left_out,
+        ..
     } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
     let run_id = new_run_id();
@@ -357,6 +433,7 @@ pub(super) fn fresh_state(
         shard_plan: selected.shard_plan,
         exit_code: None,
         ending_s: None,
+        changed_left_out: left_out,
     };
     state::write_start(&env.gates.state(), &state)?;
     Ok((state, errors, collection))
@@ -388,6 +465,8 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         collection,
         selected,
         notes,
+        reasons,
+        left_out,
     } = plan_selection(env, &opts, collection)?;
     let collected = &collection.collected;
     let total: u64 = selected.tests.iter().map(|t| t.estimate_ms as u64).sum();
@@ -398,7 +477,19 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         clock::human(std::time::Duration::from_millis(total))
     );
     for (n, t) in selected.tests.iter().enumerate() {
-        println!("{:>6}. {}", n + 1, explain_test(env, t));
+        let why = reasons
+            .get(&t.id)
+            .map(|r| format!("  [{r}]"))
+            .unwrap_or_default();
+        println!("{:>6}. {}{why}", n + 1, explain_test(env, t));
+    }
+    if opts.changed.is_some() {
+        let reached = if left_out.is_empty() {
+            collected.items.len() - reasons.len()
+        } else {
+            left_out.len()
+        };
+        println!("{reached} test(s) no change reaches would be left out");
     }
     for line in group_placement(&selected.tests) {
         println!("{line}");
