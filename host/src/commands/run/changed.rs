@@ -67,33 +67,27 @@ pub(super) fn changed_only(
         None => Default::default(),
     };
     let by_git = impact.depending_on(named.iter().map(|p| p.as_str()));
-    let mut kept = Vec::new();
-    for (i, item) in items.iter().enumerate() {
-        let why = if plan::failed_last(env, &item.id) {
-            Some("failed last run".to_string())
-        } else if impact.deps(&item.id).is_none() {
-            Some(match env.durations.tests.contains_key(&item.id) {
-                true => "no record".to_string(),
-                false => "new test".to_string(),
-            })
-        } else if let Some(change) = impacted.get(item.id.as_str()) {
-            Some(change.to_string())
-        } else if let Some(path) = by_git
-            .get(item.id.as_str())
-            .map(|p| p.to_string())
-            .or_else(|| named.get(item.file.as_str()).cloned())
-        {
-            Some(format!(
-                "{path}: named by git diff {}",
-                changed.since.as_deref().unwrap_or("")
-            ))
-        } else {
-            None
-        };
-        if let Some(why) = why {
-            kept.push((i, why));
+    let since = changed.since.as_deref().unwrap_or("");
+    let reason = |item: &Item| -> Option<String> {
+        if plan::failed_last(env, &item.id) {
+            return Some("failed last run".into());
         }
-    }
+        if impact.deps(&item.id).is_none() {
+            let known = env.durations.tests.contains_key(&item.id);
+            return Some(if known { "no record" } else { "new test" }.into());
+        }
+        if let Some(change) = impacted.get(item.id.as_str()) {
+            return Some(change.to_string());
+        }
+        let path = by_git.get(item.id.as_str()).map(|p| p.to_string());
+        path.or_else(|| named.get(item.file.as_str()).cloned())
+            .map(|path| format!("{path}: named by git diff {since}"))
+    };
+    let kept: Vec<(usize, String)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| reason(item).map(|why| (i, why)))
+        .collect();
     notes.push(format!(
         "--changed: {} of {} test(s) a change can reach",
         kept.len(),
