@@ -176,7 +176,7 @@ fn a_misspelt_config_key_is_an_error_naming_key_file_and_line() {
     )
     .unwrap();
     mtest(cache.path()).args(["plugins", "list"]).current_dir(project.path()).assert().code(2).stderr_eq(str![[r#"
-error: [..]/pyproject.toml:5: unknown field `jbos`, expected one of `jobs`, `timeout`, `retries`, `rerun-crashed`, `new-test-repeats`, `python`, `selector`, `quarantine-policy`, `reporters`, `plugins`, `plugin-timeout`, `plugin-memory-mb`, `probes`, `pytest-args`, `isolation`, `collect-timeout`, `session-end-timeout`, `gc-freeze`
+error: [..]/pyproject.toml:5: unknown field `jbos`, expected one of `jobs`, `timeout`, `retries`, `rerun-crashed`, `new-test-repeats`, `python`, `selector`, `quarantine-policy`, `reporters`, `plugins`, `plugin-timeout`, `plugin-memory-mb`, `probes`, `pytest-args`, `isolation`, `collect-timeout`, `session-end-timeout`, `gc-freeze`, `impact`
 
 "#]]);
 }

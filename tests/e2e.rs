@@ -5,6 +5,7 @@
 mod common;
 
 mod builtin_plugins;
+mod changed;
 mod cli_plugins;
 mod command_line;
 mod faithful;

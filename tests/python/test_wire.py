@@ -81,13 +81,14 @@ def test_a_collection_and_a_process_mode_run_write_golden_events(pytester, plugi
                                                                   monkeypatch):
     pytester.makepyfile(**PROJECT)
     monkeypatch.setenv("MTEST_COLLECT", "1")
+    monkeypatch.setenv("MTEST_IMPACT", "1")
     result = pytester.runpytest_subprocess("-p", "mtest_events", "-p", "no:cacheprovider",
                                            "--continue-on-collection-errors")
     events = read_events(plugin_env)
     kinds = {e["e"] for e in events}
     assert {"session_start", "collect_start", "collect_done", "item", "collect_error",
             "collect_skip", "collected", "start", "report", "finish", "tests_done",
-            "session_finish"} <= kinds, (kinds, result.stdout.str())
+            "session_finish", "source", "block", "deps"} <= kinds, (kinds, result.stdout.str())
     check_against_golden(events)
     items = [e for e in events if e["e"] == "item"]
     assert [e["id"] for e in items if "group" in e] == ["test_a.py::test_marked"]

@@ -197,6 +197,8 @@ class Recorder:
         self.early = []  # everything that ran before the tests, in order, each once
         self.early_known = set()
         self.module_base = {}  # test module's file -> how much of `early` counts for it
+        self.test_files = set()  # the test modules' files (collected)
+        self.refs = {}  # test module's file -> the project's files its names come from
         self.fixtures = {}  # a fixture definition wider than a function -> what it ran
         self.sources = {}  # project file -> its checksum when first seen (None: unreadable)
         # Project files whose code is recorded: reading one (pytest does, to rewrite a
@@ -244,6 +246,27 @@ class Recorder:
         keys.discard(None)
         return keys
 
+    def early_of(self, count, module):
+        """What a test of `module` depends on of the first `count` things that ran before
+        the tests: all of it, except the top level of the other test modules, unless
+        `module` refers to them (imports them, or something of theirs)."""
+        mine = self.refs.get(module, set()) | {module}
+        tests = self.test_files
+        return frozenset(k for k in self.early[:count]
+                         if not k[0] or k[0] not in tests or k[0] in mine)
+
+    def refer(self, module_file, module):
+        """The project files `module` (a test module, collected) refers to in its names."""
+        refs = self.refs.setdefault(module_file, set())
+        for value in list(vars(module).values()):
+            name = value.__name__ if isinstance(value, type(os)) \
+                else getattr(value, "__module__", None)
+            other = sys.modules.get(name) if isinstance(name, str) else None
+            path = getattr(other, "__file__", None)
+            rel = relpath(path) if isinstance(path, str) else None
+            if rel is not None:
+                refs.add(rel)
+
     def note_unseen_modules(self):
         """The project's modules imported without their code being seen (before recording
         started; on 3.11, by a loader that did not rewrite them) count as whole files:
@@ -271,6 +294,7 @@ class Recorder:
                 self.early.append(key)
         if module_file is not None:
             self.module_base[module_file] = len(self.early)
+            self.test_files.add(module_file)
 
 
 R = Recorder()
@@ -404,8 +428,9 @@ def fixture_end(fixturedef, before):
 
 
 def end_test(item, fixturedefs):
-    """The test's own dependencies (what it ran, with its fixtures') and the count of the
-    early list its module's tests depend on; None when recording is off."""
+    """The test's own dependencies (what it ran, with its fixtures'), how much of the early
+    list its module's tests depend on, and its module's file; None when recording is
+    off."""
     if not R.on:
         return None
     own = R.take()
@@ -413,7 +438,8 @@ def end_test(item, fixturedefs):
         ran = R.fixtures.get(fixturedef)
         if ran:
             own |= ran
-    return own, R.module_base.get(_module_file(item), len(R.early))
+    module = _module_file(item)
+    return own, R.module_base.get(module, len(R.early)), module
 
 
 def _module_file(item):
@@ -432,18 +458,18 @@ class Declarations:
         self.blocks = {}
         self.sets = {}  # None for a set that mentions a file that could not be read
         self.numbered = 0
-        self.bases = {}  # how much of the early list -> its set's number
+        self.bases = {}  # (how much of the early list, test module) -> its set's number
 
     def of(self, deps, emit):
         """The numbers of the sets a test depends on, declaring what is new with `emit`;
         None when a file it depends on could not be read."""
-        own, base = deps
+        own, base, module = deps
         first = self._set(frozenset(own), emit)
         if first is None or not base:
             return None if first is None else [first]
-        if base not in self.bases:
-            self.bases[base] = self._set(frozenset(R.early[:base]), emit)
-        number = self.bases[base]
+        if (base, module) not in self.bases:
+            self.bases[base, module] = self._set(R.early_of(base, module), emit)
+        number = self.bases[base, module]
         return None if number is None else [first, number]
 
     def _set(self, keys, emit):
@@ -546,15 +572,32 @@ def sums(files):
     return answer
 
 
+def since(files):
+    """{path: its text at a git revision, None where it did not exist} in, {path: the
+    names of the blocks that differ now, None for the whole file} out."""
+    answer = {}
+    for rel, old in files.items():
+        try:
+            then = block_sums(old) if old is not None and rel.endswith(".py") else None
+            now = block_sums(read(rel)) if then is not None else None
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            then = now = None
+        if then is None or now is None:
+            answer[rel] = None
+        else:
+            answer[rel] = sorted(n for n in set(then) | set(now) if then.get(n) != now.get(n))
+    return answer
+
+
 def main(argv):
-    """`python -m mtest_impact check|sums` in the root: a JSON request on stdin,
+    """`python -m mtest_impact check|sums|since` in the root: a JSON request on stdin,
     {"config": ..., "files": ...}; the answer on stdout, {"env": the environment's
     fingerprint, "files": ...}."""
     import json
 
-    ask = {"check": check, "sums": sums}.get(argv[0] if argv else None)
+    ask = {"check": check, "sums": sums, "since": since}.get(argv[0] if argv else None)
     if ask is None:
-        sys.stderr.write("usage: python -m mtest_impact check|sums < request.json\n")
+        sys.stderr.write("usage: python -m mtest_impact check|sums|since < request.json\n")
         return 2
     request = json.load(sys.stdin)
     answer = {"env": environment(request.get("config", "")),

@@ -176,25 +176,33 @@ impl Impact {
             .collect()
     }
 
-    /// The recorded tests that depend on any of `paths` (a block of it, or all of it),
-    /// each with one such path.
-    pub fn depending_on<'p>(
+    /// The recorded tests that depend on what `changes` names — per path, the names of
+    /// its blocks that changed, or `None` for the whole file — each with the first such
+    /// block (`path: name`) or file.
+    pub fn depending_on(
         &self,
-        paths: impl Iterator<Item = &'p str>,
-    ) -> FastMap<&str, Arc<str>> {
-        let paths: crate::FastSet<&str> = paths.collect();
+        changes: &BTreeMap<String, Option<Vec<String>>>,
+    ) -> FastMap<&str, String> {
         let mut found = FastMap::default();
-        if paths.is_empty() {
+        if changes.is_empty() {
             return found;
         }
-        for (test, recorded) in &self.tests {
-            let sources = recorded
-                .deps
-                .0
+        let hit = |path: &str, name: Option<&str>| match (changes.get(path)?, name) {
+            (None, _) | (Some(_), None) => Some(path.to_string()),
+            (Some(names), Some(name)) => names
                 .iter()
-                .flat_map(|s| s.blocks.iter().map(|b| &b.source).chain(s.files.iter()));
-            if let Some(source) = sources.into_iter().find(|s| paths.contains(&*s.path)) {
-                found.insert(test.as_str(), source.path.clone());
+                .any(|n| n == name)
+                .then(|| format!("{path}: {name}")),
+        };
+        for (test, recorded) in &self.tests {
+            let first = recorded.deps.0.iter().find_map(|s| {
+                let mut blocks = s.blocks.iter();
+                blocks
+                    .find_map(|b| hit(&b.source.path, Some(&b.name)))
+                    .or_else(|| s.files.iter().find_map(|f| hit(&f.path, None)))
+            });
+            if let Some(first) = first {
+                found.insert(test.as_str(), first);
             }
         }
         found

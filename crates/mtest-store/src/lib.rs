@@ -36,7 +36,7 @@ use serde::Serialize;
 pub use error::StoreError;
 
 // The model's modules, named `crate::…` here as in the host.
-use mtest_model::{clock, config, deps, record, shard, Exit, FastMap, FastSet};
+use mtest_model::{clock, config, deps, record, shard, Exit, FastMap};
 
 pub struct Gates {
     pub dir: PathBuf,

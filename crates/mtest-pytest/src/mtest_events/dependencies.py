@@ -71,13 +71,22 @@ def pytest_fixture_setup(fixturedef, request):
         impact.fixture_end(fixturedef, before)
 
 
+def pytest_collectstart(collector):
+    global _collected
+    if impact.R.on and isinstance(collector, pytest.File):
+        _end_of(_collected)
+        _collected = None
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
     global _collected
     yield
     if impact.R.on and isinstance(collector, pytest.File):
-        _end_of(_collected)
         _collected = impact.relpath(str(collector.path))
+        module = collector.__dict__.get("_obj")  # a Module's, once imported
+        if _collected is not None and module is not None:
+            impact.R.refer(_collected, module)
 
 
 def pytest_collection_finish(session):
@@ -90,11 +99,11 @@ def pytest_collection_finish(session):
 
 def _end_of(rel):
     """A test file's collection and its children's are done: what ran so far counts for
-    its tests. (Called when the next file is collected, or at the end: pytest collects
-    a file's classes after the file's own report.)"""
+    its tests. (Called when the next file's collection starts, or at the end: pytest
+    collects a file's classes after the file's own report.)"""
     if rel is not None:
         impact.R.end_early_part(rel)
 
 
-__all__ = ["pytest_collection_finish", "pytest_configure", "pytest_fixture_setup",
-           "pytest_make_collect_report"]
+__all__ = ["pytest_collection_finish", "pytest_collectstart", "pytest_configure",
+           "pytest_fixture_setup", "pytest_make_collect_report"]

@@ -63,10 +63,10 @@ pub(super) fn changed_only(
         helper(opts, env.root)?.ask_impact("check", &request)?;
     let impacted = impact.impacted(&now.files, &now.env);
     let named = match &changed.since {
-        Some(since) => git_named(env.root, since)?,
+        Some(since) => git_changes(opts, env.root, since)?,
         None => Default::default(),
     };
-    let by_git = impact.depending_on(named.iter().map(|p| p.as_str()));
+    let by_git = impact.depending_on(&named);
     let since = changed.since.as_deref().unwrap_or("");
     let reason = |item: &Item| -> Option<String> {
         if plan::failed_last(env, &item.id) {
@@ -79,9 +79,9 @@ pub(super) fn changed_only(
         if let Some(change) = impacted.get(item.id.as_str()) {
             return Some(change.to_string());
         }
-        let path = by_git.get(item.id.as_str()).map(|p| p.to_string());
-        path.or_else(|| named.get(item.file.as_str()).cloned())
-            .map(|path| format!("{path}: named by git diff {since}"))
+        let what = by_git.get(item.id.as_str()).cloned();
+        what.or_else(|| named.contains_key(&item.file).then(|| item.file.clone()))
+            .map(|what| format!("{what} changed since {since}"))
     };
     let kept: Vec<(usize, String)> = items
         .iter()
@@ -96,8 +96,13 @@ pub(super) fn changed_only(
     Ok(ChangedOnly { kept, notes })
 }
 
-/// The files `git diff REF` names (and the untracked ones), relative to the root.
-fn git_named(root: &Path, since: &str) -> Result<std::collections::BTreeSet<String>> {
+/// What changed since git revision `since`: per file `git diff` names (or untracked), the
+/// names of its blocks that differ (`None`: the whole file), relative to the root.
+fn git_changes(
+    opts: &RunOptions,
+    root: &Path,
+    since: &str,
+) -> Result<BTreeMap<String, Option<Vec<String>>>> {
     let git = |args: &[&str]| -> Result<String> {
         let out = std::process::Command::new("git")
             .current_dir(root)
@@ -116,12 +121,22 @@ fn git_named(root: &Path, since: &str) -> Result<std::collections::BTreeSet<Stri
     };
     let diff = git(&["diff", "--name-only", "--relative", since, "--"])?;
     let untracked = git(&["ls-files", "--others", "--exclude-standard"])?;
-    Ok(diff
-        .lines()
-        .chain(untracked.lines())
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
+    let named: BTreeSet<&str> = diff.lines().chain(untracked.lines()).collect();
+    // Each Python file as it was then (none: it did not exist); the helper compares blocks.
+    let then: BTreeMap<&str, Option<String>> = named
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let old = p
+                .ends_with(".py")
+                .then(|| git(&["show", &format!("{since}:./{p}")]).ok());
+            (p, old.flatten())
+        })
+        .collect();
+    let request = serde_json::json!({ "config": "", "files": then });
+    let answer: Answer<BTreeMap<String, Option<Vec<String>>>> =
+        helper(opts, root)?.ask_impact("since", &request)?;
+    Ok(answer.files)
 }
 
 /// After a run: the store learns what this run's tests depended on; the blocks of the

@@ -1,0 +1,455 @@
+//! `--changed`: after a full run records what each test depends on, a change selects the
+//! tests it can reach — a function, a method, a class body, module-level code, fixtures,
+//! a data file, a conftest, pytest's configuration, a deleted module, a new test —
+//! `--changed-since`, `--verify`, shards, and a run killed half-way.
+
+use crate::common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::{mtest_run, project, records};
+
+const PROJECT: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        "[tool.pytest.ini_options]\ntestpaths = [\"tests\"]\n",
+    ),
+    ("pkg/__init__.py", ""),
+    (
+        "pkg/shapes.py",
+        "SIDES = 4\n\n\
+         def area(w, h):\n    return w * h\n\n\
+         def perimeter(w, h):\n    return 2 * (w + h)\n\n\
+         class Square:\n    sides = SIDES\n\n\
+         \x20   def __init__(self, s):\n        self.s = s\n\n\
+         \x20   def area(self):\n        return area(self.s, self.s)\n",
+    ),
+    ("pkg/extra.py", "def double(x):\n    return x * 2\n"),
+    (
+        "tests/conftest.py",
+        "import pytest\n\n\
+         @pytest.fixture\ndef unit():\n    return 1\n\n\
+         @pytest.fixture(scope='session')\ndef big():\n    return 100\n",
+    ),
+    (
+        "tests/test_area.py",
+        "from pkg.shapes import area\n\n\
+         def test_area():\n    assert area(2, 3) == 6\n\n\
+         def test_area_unit(unit):\n    assert area(unit, unit) == 1\n",
+    ),
+    (
+        "tests/test_perimeter.py",
+        "from pkg.shapes import perimeter\n\n\
+         def test_perimeter():\n    assert perimeter(2, 3) == 10\n\n\
+         def test_big(big):\n    assert perimeter(big, 0) == 200\n\n\
+         def test_big_again(big):\n    assert big == 100\n",
+    ),
+    (
+        "tests/test_square.py",
+        "from pkg.shapes import Square\n\n\
+         def test_square_area():\n    assert Square(3).area() == 9\n\n\
+         def test_sides():\n    assert Square.sides == 4\n",
+    ),
+    (
+        "tests/test_extra.py",
+        "import os\nfrom pkg.extra import double\n\n\
+         def test_double():\n    assert double(2) == 4\n\n\
+         def test_data():\n    here = os.path.dirname(__file__)\n\
+         \x20   with open(os.path.join(here, 'data', 'value.txt')) as f:\n\
+         \x20       assert f.read().strip() == '7'\n",
+    ),
+    ("tests/data/value.txt", "7\n"),
+];
+
+const ALL: &[&str] = &[
+    "test_area",
+    "test_area_unit",
+    "test_perimeter",
+    "test_big",
+    "test_big_again",
+    "test_square_area",
+    "test_sides",
+    "test_double",
+    "test_data",
+];
+
+/// A recorded project: a full run passed, so every test has a record.
+fn recorded() -> tempfile::TempDir {
+    let dir = project(PROJECT);
+    let out = mtest_run(dir.path()).args(["-j", "2"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join(".gates/impact.json").is_file());
+    dir
+}
+
+/// What `--changed --explain-selection` would run: the tests' names, and each line.
+fn would_run(root: &Path, extra: &[&str]) -> (BTreeSet<String>, String) {
+    let out = mtest_run(root)
+        .args(["--changed", "--explain-selection"])
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let names = text
+        .lines()
+        .filter(|l| {
+            l.trim_start()
+                .split('.')
+                .next()
+                .is_some_and(|n| n.parse::<u32>().is_ok())
+        })
+        .filter_map(|l| l.split_whitespace().find(|w| w.contains("::")))
+        .map(|id| id.rsplit("::").next().unwrap_or(id).to_string())
+        .collect();
+    (names, text)
+}
+
+fn edit(root: &Path, file: &str, old: &str, new: &str) {
+    let path = root.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(old), "{file} has no {old:?}");
+    std::fs::write(&path, text.replacen(old, new, 1)).unwrap();
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+#[test]
+fn nothing_changed_selects_nothing_and_a_run_says_so() {
+    let dir = recorded();
+    let (names, text) = would_run(dir.path(), &[]);
+    assert!(names.is_empty(), "{text}");
+    assert!(text.contains("9 test(s) no change reaches"), "{text}");
+    let out = mtest_run(dir.path()).arg("--changed").output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no change reaches any of the 9 test(s)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_function_a_method_and_fixtures_select_the_tests_that_ran_them() {
+    let dir = recorded();
+    let root = dir.path();
+    edit(root, "pkg/shapes.py", "return w * h", "return h * w");
+    let (names, text) = would_run(root, &[]);
+    assert_eq!(
+        names,
+        set(&["test_area", "test_area_unit", "test_square_area"]),
+        "{text}"
+    );
+    assert!(text.contains("[pkg/shapes.py: area changed]"), "{text}");
+    // It runs them, and learns: the same change selects nothing more.
+    let out = mtest_run(root)
+        .args(["--changed", "-j", "2"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ran: BTreeSet<String> = records(root)
+        .iter()
+        .map(|r| {
+            r["test_id"]
+                .as_str()
+                .unwrap()
+                .rsplit("::")
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ran, names);
+    assert!(would_run(root, &[]).0.is_empty());
+
+    edit(
+        root,
+        "pkg/shapes.py",
+        "return area(self.s, self.s)",
+        "return self.s ** 2",
+    );
+    assert_eq!(would_run(root, &[]).0, set(&["test_square_area"]));
+    edit(root, "tests/conftest.py", "return 1", "return 1 * 1");
+    let (names, _) = would_run(root, &[]);
+    assert_eq!(names, set(&["test_square_area", "test_area_unit"]));
+    edit(root, "tests/conftest.py", "return 100", "return 10 * 10");
+    let (names, text) = would_run(root, &[]);
+    assert_eq!(
+        names,
+        set(&[
+            "test_square_area",
+            "test_area_unit",
+            "test_big",
+            "test_big_again"
+        ]),
+        "a session fixture set up once counts for both of its tests: {text}"
+    );
+}
+
+/// Every test of a module whose collection imported `pkg/shapes.py` (in fork mode, every
+/// module collected after it: the zygote imports them all before any test runs; in
+/// process mode, each chunk's process imports only its own modules).
+const IMPORTING_SHAPES: &[&str] = &[
+    "test_area",
+    "test_area_unit",
+    "test_perimeter",
+    "test_big",
+    "test_big_again",
+    "test_square_area",
+    "test_sides",
+];
+
+#[test]
+fn code_that_runs_at_import_selects_every_test_after_it() {
+    let dir = recorded();
+    let root = dir.path();
+    edit(root, "pkg/shapes.py", "sides = SIDES", "sides = SIDES + 0");
+    let (names, text) = would_run(root, &[]);
+    assert!(
+        set(IMPORTING_SHAPES).is_subset(&names),
+        "a class body runs once, at import: {text}"
+    );
+    assert!(text.contains("pkg/shapes.py: Square changed"), "{text}");
+    let dir = recorded();
+    edit(dir.path(), "pkg/shapes.py", "SIDES = 4", "SIDES = 5");
+    assert!(set(IMPORTING_SHAPES).is_subset(&would_run(dir.path(), &[]).0));
+}
+
+#[test]
+fn a_data_file_a_new_test_and_a_deleted_module() {
+    let dir = recorded();
+    let root = dir.path();
+    std::fs::write(root.join("tests/data/value.txt"), "8\n").unwrap();
+    let (names, text) = would_run(root, &[]);
+    assert_eq!(names, set(&["test_data"]), "{text}");
+    assert!(text.contains("[tests/data/value.txt changed]"), "{text}");
+
+    let dir = recorded();
+    let root = dir.path();
+    edit(
+        root,
+        "tests/test_square.py",
+        "def test_sides():",
+        "def test_new():\n    assert Square(1).s == 1\n\ndef test_sides():",
+    );
+    let (names, text) = would_run(root, &[]);
+    assert!(names.contains("test_new"), "{text}");
+    assert!(text.contains("test_new  [new test]"), "{text}");
+    assert!(
+        !names.contains("test_area") && !names.contains("test_double"),
+        "a test module's own top level counts for its own tests: {text}"
+    );
+
+    let dir = recorded();
+    std::fs::remove_file(dir.path().join("pkg/extra.py")).unwrap();
+    let (names, text) = would_run(dir.path(), &[]);
+    assert!(
+        names.contains("test_double") || text.contains("collection error"),
+        "{text}"
+    );
+    assert!(text.contains("pkg/extra.py deleted") || text.contains("collection error"));
+}
+
+#[test]
+fn a_conftest_and_the_configuration_select_everything() {
+    let dir = recorded();
+    edit(
+        dir.path(),
+        "tests/conftest.py",
+        "import pytest\n",
+        "import pytest\nLIMIT = 3\n",
+    );
+    assert_eq!(would_run(dir.path(), &[]).0, set(ALL));
+    let dir = recorded();
+    edit(
+        dir.path(),
+        "pyproject.toml",
+        "testpaths",
+        "xfail_strict = true\ntestpaths",
+    );
+    let (names, text) = would_run(dir.path(), &[]);
+    assert_eq!(names, set(ALL));
+    assert!(text.contains("the environment changed"), "{text}");
+}
+
+#[test]
+fn a_failing_test_runs_again_until_it_passes() {
+    let dir = recorded();
+    let root = dir.path();
+    edit(root, "pkg/extra.py", "x * 2", "x * 3");
+    let out = mtest_run(root).args(["--changed"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (names, text) = would_run(root, &[]);
+    assert_eq!(names, set(&["test_double"]), "{text}");
+    assert!(text.contains("[failed last run]"), "{text}");
+}
+
+#[test]
+fn changed_since_adds_what_git_diff_names() {
+    let dir = recorded();
+    let root = dir.path();
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .current_dir(root)
+            .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        root.join(".gitignore"),
+        ".gates/\n.pytest_cache/\n__pycache__/\n",
+    )
+    .unwrap();
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "base"]);
+    edit(root, "pkg/extra.py", "x * 2", "x + x");
+    git(&["commit", "-qam", "same behaviour"]);
+    let (names, _) = would_run(root, &[]);
+    assert_eq!(names, set(&["test_double"]));
+    // Run, so the records are of the new code: a checksum sees no change any more.
+    assert!(mtest_run(root).arg("--changed").status().unwrap().success());
+    assert!(would_run(root, &[]).0.is_empty());
+    let (names, text) = would_run(root, &["--changed-since", "HEAD~1"]);
+    assert_eq!(names, set(&["test_double"]), "{text}");
+    assert!(
+        text.contains("[pkg/extra.py: double changed since HEAD~1]"),
+        "{text}"
+    );
+    let out = mtest_run(root)
+        .args(["--changed", "--changed-since", "no-such-ref"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--changed-since no-such-ref: git"));
+}
+
+#[test]
+fn verify_runs_everything_and_names_what_changed_would_have_missed() {
+    // A test that reads its data through another process: no open() of it is seen.
+    let mut files = PROJECT.to_vec();
+    files.push((
+        "tests/test_unseen.py",
+        "import subprocess, sys\n\n\
+         def test_unseen():\n\
+         \x20   out = subprocess.run(['cat', 'tests/data/value.txt'], capture_output=True)\n\
+         \x20   assert out.stdout.strip() == b'7'\n",
+    ));
+    let dir = project(&files);
+    let root = dir.path();
+    assert!(mtest_run(root).output().unwrap().status.success());
+    std::fs::write(root.join("tests/data/value.txt"), "8\n").unwrap();
+    let out = mtest_run(root)
+        .args(["--changed", "--verify"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--verify: 1 failing test(s) that --changed would have left out"),
+        "{err}"
+    );
+    assert!(err.contains("tests/test_unseen.py::test_unseen"), "{err}");
+    assert_eq!(records(root).len(), 10, "everything ran");
+}
+
+#[test]
+fn every_shard_selects_the_same_tests() {
+    // Each shard on a machine of its own, with the same records (a CI cache).
+    let dir = recorded();
+    edit(dir.path(), "pkg/shapes.py", "return w * h", "return h * w");
+    let mut union = BTreeSet::new();
+    for (n, k) in ["1/2", "2/2"].into_iter().enumerate() {
+        let machine = tempfile::tempdir().unwrap();
+        let root = &machine.path().join(format!("shard{n}"));
+        common::copy_dir(dir.path(), root);
+        std::fs::create_dir_all(root.join(".gates")).unwrap();
+        for kept in ["impact.json", "durations.json"] {
+            std::fs::copy(
+                dir.path().join(".gates").join(kept),
+                root.join(".gates").join(kept),
+            )
+            .unwrap();
+        }
+        let out = mtest_run(root)
+            .args(["--changed", "--shard", k])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let ran: Vec<String> = records(root)
+            .iter()
+            .map(|r| {
+                r["test_id"]
+                    .as_str()
+                    .unwrap()
+                    .rsplit("::")
+                    .next()
+                    .unwrap()
+                    .into()
+            })
+            .collect();
+        assert!(ran.iter().all(|t| !union.contains(t)), "{ran:?} ran twice");
+        union.extend(ran);
+    }
+    assert_eq!(
+        union,
+        set(&["test_area", "test_area_unit", "test_square_area"])
+    );
+}
+
+#[test]
+fn a_run_killed_half_way_leaves_the_records_of_the_last_whole_run() {
+    let mut files = PROJECT.to_vec();
+    files.push((
+        "tests/test_slow.py",
+        "import time\n\ndef test_slow():\n    time.sleep(60)\n",
+    ));
+    let dir = project(&files);
+    let root = dir.path();
+    let full = mtest_run(root).args(["--timeout", "2"]).output().unwrap();
+    assert_eq!(full.status.code(), Some(1), "test_slow times out");
+    let before = std::fs::read(root.join(".gates/impact.json")).unwrap();
+    edit(root, "pkg/shapes.py", "return w * h", "return h * w");
+    let mut child = mtest_run(root).args(["--timeout", "120"]).spawn().unwrap();
+    assert!(common::wait_until(
+        std::time::Duration::from_secs(60),
+        &|| { records(root).len() >= 9 }
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        std::fs::read(root.join(".gates/impact.json")).unwrap(),
+        before
+    );
+    let (names, text) = would_run(root, &[]);
+    assert!(
+        set(&[
+            "test_area",
+            "test_area_unit",
+            "test_square_area",
+            "test_slow"
+        ])
+        .is_subset(&names),
+        "{text}"
+    );
+}
