@@ -109,6 +109,13 @@ fn would_run(root: &Path, extra: &[&str]) -> (BTreeSet<String>, String) {
     (names, text)
 }
 
+/// The names of the tests the last run ran.
+fn ran(root: &Path) -> Vec<String> {
+    let id = |r: &serde_json::Value| r["test_id"].as_str().unwrap_or_default().to_string();
+    let name = |id: String| id.rsplit("::").next().unwrap_or_default().to_string();
+    records(root).iter().map(|r| name(id(r))).collect()
+}
+
 fn edit(root: &Path, file: &str, old: &str, new: &str) {
     let path = root.join(file);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -157,19 +164,7 @@ fn a_function_a_method_and_fixtures_select_the_tests_that_ran_them() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let ran: BTreeSet<String> = records(root)
-        .iter()
-        .map(|r| {
-            r["test_id"]
-                .as_str()
-                .unwrap()
-                .rsplit("::")
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(ran, names);
+    assert_eq!(ran(root).into_iter().collect::<BTreeSet<_>>(), names);
     assert!(would_run(root, &[]).0.is_empty());
 
     edit(
@@ -396,18 +391,7 @@ fn every_shard_selects_the_same_tests() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let ran: Vec<String> = records(root)
-            .iter()
-            .map(|r| {
-                r["test_id"]
-                    .as_str()
-                    .unwrap()
-                    .rsplit("::")
-                    .next()
-                    .unwrap()
-                    .into()
-            })
-            .collect();
+        let ran = ran(root);
         assert!(ran.iter().all(|t| !union.contains(t)), "{ran:?} ran twice");
         union.extend(ran);
     }
