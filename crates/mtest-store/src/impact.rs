@@ -143,14 +143,12 @@ impl Impact {
     /// could not be read) has none any more, so it runs next time.
     pub fn learn(&mut self, ran: &[(String, Option<Deps>)], env: &str) {
         let env: Arc<str> = env.into();
+        for source in sources_of(ran) {
+            self.sources.entry(source.clone()).or_insert(Sums::Pending);
+        }
         for (test, deps) in ran {
             match deps {
                 Some(deps) => {
-                    for set in &deps.0 {
-                        for source in set.blocks.iter().map(|b| &b.source).chain(&set.files) {
-                            self.sources.entry(source.clone()).or_insert(Sums::Pending);
-                        }
-                    }
                     let recorded = Recorded {
                         env: env.clone(),
                         deps: deps.clone(),
@@ -167,11 +165,9 @@ impl Impact {
     /// The Python file versions `records` name that the store does not know yet, whose
     /// blocks are to be computed ([`Impact::set_sums`]): path → checksum.
     pub fn new_sources(&self, ran: &[(String, Option<Deps>)]) -> BTreeMap<Arc<str>, Arc<str>> {
-        let sets = ran.iter().filter_map(|(_, deps)| deps.as_ref());
-        let sources = sets.flat_map(|d| d.0.iter().flat_map(|s| s.blocks.iter()));
-        sources
-            .map(|b| &b.source)
-            .filter(|s| !self.sources.contains_key(*s))
+        sources_of(ran)
+            .into_iter()
+            .filter(|s| s.path.ends_with(".py") && !self.sources.contains_key(*s))
             .map(|s| (s.path.clone(), s.sum.clone()))
             .collect()
     }
@@ -305,6 +301,23 @@ impl Impact {
     }
 }
 
+/// Every source `ran` names, each once: the tests of a chunk share their sets (one `Arc`
+/// each), so each set is looked at once, not once a test.
+fn sources_of(ran: &[(String, Option<Deps>)]) -> mtest_model::FastSet<&Source> {
+    let mut seen: mtest_model::FastSet<*const DepSet> = Default::default();
+    let mut sources = mtest_model::FastSet::default();
+    for set in ran
+        .iter()
+        .filter_map(|(_, d)| d.as_ref())
+        .flat_map(|d| &d.0)
+    {
+        if seen.insert(Arc::as_ptr(set)) {
+            sources.extend(set.blocks.iter().map(|b| &b.source).chain(&set.files));
+        }
+    }
+    sources
+}
+
 /// A stored set: its blocks as (source number, name), then its files' source numbers.
 type StoredSet = (Vec<(u32, Arc<str>)>, Vec<u32>);
 
@@ -335,8 +348,10 @@ impl File {
     fn from_impact(impact: &Impact) -> File {
         let mut file = File::default();
         let mut sources: FastMap<Source, u32> = FastMap::default();
-        // By content: each chunk of a run declares its own copy of the sets its tests share.
+        // By content: each chunk of a run declares its own copy of the sets its tests
+        // share; by pointer first, so that each copy is hashed once, not once a test.
         let mut sets: FastMap<&DepSet, u32> = FastMap::default();
+        let mut by_pointer: FastMap<*const DepSet, u32> = FastMap::default();
         let mut envs: FastMap<Arc<str>, u32> = FastMap::default();
         for (test, recorded) in &impact.tests {
             let env = *envs.entry(recorded.env.clone()).or_insert_with(|| {
@@ -345,6 +360,10 @@ impl File {
             });
             let mut numbers = Vec::with_capacity(recorded.deps.0.len());
             for set in &recorded.deps.0 {
+                if let Some(&number) = by_pointer.get(&Arc::as_ptr(set)) {
+                    numbers.push(number);
+                    continue;
+                }
                 let number = *sets.entry(&**set).or_insert_with(|| {
                     let mut source = |s: &Source| -> u32 {
                         *sources.entry(s.clone()).or_insert_with(|| {
@@ -365,6 +384,7 @@ impl File {
                     file.sets.push((blocks, files));
                     file.sets.len() as u32 - 1
                 });
+                by_pointer.insert(Arc::as_ptr(set), number);
                 numbers.push(number);
             }
             file.tests.insert(test.clone(), (env, numbers));
