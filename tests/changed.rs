@@ -364,25 +364,28 @@ fn verify_runs_everything_and_names_what_changed_would_have_missed() {
     assert_eq!(records(root).len(), 10, "everything ran");
 }
 
+/// `root` copied to a machine of its own under `parent`, with the records (a CI cache).
+fn machine(root: &Path, parent: &Path, name: &str) -> std::path::PathBuf {
+    let copy = parent.join(name);
+    common::copy_dir(root, &copy);
+    std::fs::create_dir_all(copy.join(".gates")).unwrap();
+    for kept in ["impact.json", "durations.json"] {
+        let from = root.join(".gates").join(kept);
+        std::fs::copy(from, copy.join(".gates").join(kept)).unwrap();
+    }
+    copy
+}
+
 #[test]
-fn every_shard_selects_the_same_tests() {
-    // Each shard on a machine of its own, with the same records (a CI cache).
+fn every_shard_selects_the_same_tests_and_the_merge_keeps_their_records() {
     let dir = recorded();
     edit(dir.path(), "pkg/shapes.py", "return w * h", "return h * w");
+    let machines = tempfile::tempdir().unwrap();
     let mut union = BTreeSet::new();
+    let mut shards = Vec::new();
     for (n, k) in ["1/2", "2/2"].into_iter().enumerate() {
-        let machine = tempfile::tempdir().unwrap();
-        let root = &machine.path().join(format!("shard{n}"));
-        common::copy_dir(dir.path(), root);
-        std::fs::create_dir_all(root.join(".gates")).unwrap();
-        for kept in ["impact.json", "durations.json"] {
-            std::fs::copy(
-                dir.path().join(".gates").join(kept),
-                root.join(".gates").join(kept),
-            )
-            .unwrap();
-        }
-        let out = mtest_run(root)
+        let root = machine(dir.path(), machines.path(), &format!("shard{n}"));
+        let out = mtest_run(&root)
             .args(["--changed", "--shard", k])
             .output()
             .unwrap();
@@ -391,13 +394,37 @@ fn every_shard_selects_the_same_tests() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let ran = ran(root);
+        let ran = ran(&root);
         assert!(ran.iter().all(|t| !union.contains(t)), "{ran:?} ran twice");
         union.extend(ran);
+        shards.push(root);
     }
+    let changed = set(&["test_area", "test_area_unit", "test_square_area"]);
+    assert_eq!(union, changed);
+    // Merged, the records are the shards': nothing is left to run for that change, and
+    // a next change selects from them.
+    let merged = machine(dir.path(), machines.path(), "merged");
+    let out = common::mtest_in(&merged)
+        .arg("merge")
+        .args(&shards)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (names, text) = would_run(&merged, &[]);
+    assert!(names.is_empty(), "{text}");
+    edit(
+        &merged,
+        "pkg/shapes.py",
+        "return 2 * (w + h)",
+        "return 2 * (h + w)",
+    );
     assert_eq!(
-        union,
-        set(&["test_area", "test_area_unit", "test_square_area"])
+        would_run(&merged, &[]).0,
+        set(&["test_perimeter", "test_big"])
     );
 }
 

@@ -162,6 +162,41 @@ impl Impact {
         }
     }
 
+    /// The shards' stores as one (`mtest merge`): each test's record from the shard that
+    /// ran it (`parts`: a shard's store and the tests it ran), else from any shard that has
+    /// one. A test a shard ran without a record has none.
+    pub fn merged(parts: &[(&Impact, Vec<&str>)]) -> Impact {
+        let mut merged = Impact::default();
+        let mut ran_by: FastMap<&str, usize> = FastMap::default();
+        for (i, (_, ran)) in parts.iter().enumerate() {
+            ran_by.extend(ran.iter().map(|t| (*t, i)));
+        }
+        for (i, (part, _)) in parts.iter().enumerate() {
+            for (test, recorded) in &part.tests {
+                let owner = ran_by.get(test.as_str()).copied();
+                if owner == Some(i) || (owner.is_none() && !merged.tests.contains_key(test)) {
+                    merged.tests.insert(test.clone(), recorded.clone());
+                }
+            }
+        }
+        // The versions the records name, with their blocks where any shard knows them.
+        let ran: Vec<(String, Option<Deps>)> = merged
+            .tests
+            .values()
+            .map(|r| (String::new(), Some(r.deps.clone())))
+            .collect();
+        for source in sources_of(&ran) {
+            let known = parts.iter().find_map(|(p, _)| match p.sources.get(source) {
+                Some(Sums::Known(blocks)) => Some(Sums::Known(blocks.clone())),
+                _ => None,
+            });
+            merged
+                .sources
+                .insert(source.clone(), known.unwrap_or(Sums::Unknown));
+        }
+        merged
+    }
+
     /// The Python file versions `records` name that the store does not know yet, whose
     /// blocks are to be computed ([`Impact::set_sums`]): path → checksum.
     pub fn new_sources(&self, ran: &[(String, Option<Deps>)]) -> BTreeMap<Arc<str>, Arc<str>> {
@@ -624,6 +659,35 @@ mod tests {
             .collect();
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].starts_with("t.py::a: the environment changed"));
+    }
+
+    #[test]
+    fn shards_merge_each_test_from_the_shard_that_ran_it() {
+        let old = recorded();
+        let mut one = recorded();
+        let v2 = source("src/v.py", "v2");
+        let fresh = Arc::new(DepSet {
+            blocks: vec![block(&v2, "f")],
+            files: vec![],
+        });
+        one.learn(
+            &[record("t.py::a", Some(Deps(vec![fresh.clone()])))],
+            "env1",
+        );
+        let mut two = recorded();
+        two.learn(&[record("t.py::b", None)], "env1");
+        let merged = Impact::merged(&[
+            (&one, vec!["t.py::a"]),
+            (&two, vec!["t.py::b"]),
+            (&old, vec![]),
+        ]);
+        assert_eq!(merged.deps("t.py::a"), Some(&Deps(vec![fresh])));
+        assert_eq!(
+            merged.deps("t.py::b"),
+            None,
+            "ran without a record in its shard"
+        );
+        assert_eq!(merged.len(), 1);
     }
 
     #[test]

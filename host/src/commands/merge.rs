@@ -25,6 +25,7 @@ use crate::report::stats::RunEnd;
 use crate::report::Recorder;
 use crate::shard::{Shard, ShardPlan};
 use crate::store::durations::Durations;
+use crate::store::impact::Impact;
 use crate::store::quarantine::Quarantine;
 use crate::store::state::{self, RunState, Status, STATE_SCHEMA};
 use crate::store::{self, lock, run_log, Gates, Loaded};
@@ -38,6 +39,7 @@ struct ShardDir {
     records: Vec<TestRecord>,
     durations: Durations,
     quarantine: Quarantine,
+    impact: Impact,
 }
 
 impl ShardDir {
@@ -169,6 +171,7 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Stop> 
         Some(path) => crate::store::load_or_default(&path, warnings),
         None => Quarantine::default(),
     };
+    let impact = Impact::load(&Impact::path(&dir), warnings);
     Ok(ShardDir {
         dir,
         state,
@@ -176,6 +179,7 @@ fn read_shard(dir: &Path, warnings: &mut Vec<String>) -> Result<ShardDir, Stop> 
         records: recorded.records,
         durations,
         quarantine,
+        impact,
     })
 }
 
@@ -493,6 +497,19 @@ fn learn(
     }
     let quarantine = merged_quarantine(shards, rec, incomplete, &durations, places, notes);
     if let Err(e) = store::atomic_write_json(&gates.quarantine(), &quarantine) {
+        store_errors.push(e.to_string());
+    }
+    // What each test depended on, from the shard that ran it (`--changed` after a merge).
+    let parts: Vec<(&Impact, Vec<&str>)> = shards
+        .iter()
+        .map(|s| {
+            (
+                &s.impact,
+                s.records.iter().map(|r| r.test_id.as_str()).collect(),
+            )
+        })
+        .collect();
+    if let Err(e) = Impact::merged(&parts).save(&Impact::path(&gates.dir)) {
         store_errors.push(e.to_string());
     }
     store_errors
