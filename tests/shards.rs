@@ -403,9 +403,9 @@ fn the_github_actions_example_is_a_workflow_that_shards_and_merges() {
     assert_eq!(shards.len() as i64, n, "the matrix and SHARDS disagree");
     let ks: Vec<i64> = shards.iter().map(|k| k.as_i64().unwrap()).collect();
     assert_eq!(ks, (1..=n).collect::<Vec<_>>());
-    assert!(runs("test")
-        .iter()
-        .any(|r| r.trim() == "mtest --shard ${{ matrix.shard }}/${{ env.SHARDS }}"));
+    // A pull request runs --changed; a push, everything.
+    assert!(runs("test").iter().any(|r| r.trim()
+        == "mtest --shard ${{ matrix.shard }}/${{ env.SHARDS }} ${{ github.event_name == 'pull_request' && '--changed' || '' }}"));
     assert_eq!(jobs["test"]["needs"].as_str(), Some("history"));
     // Every upload of .gates/ includes hidden files (upload-artifact@v4 skips them).
     for job in ["history", "test"] {
@@ -440,6 +440,15 @@ fn the_github_actions_example_is_a_workflow_that_shards_and_merges() {
         .find(|s| uses(s).starts_with("actions/cache/save@"))
         .unwrap();
     assert_eq!(restore["with"]["path"], save["with"]["path"]);
+    let cached: Vec<&str> = save["with"]["path"].as_str().unwrap().lines().collect();
+    assert_eq!(
+        cached,
+        [
+            ".gates/durations.json",
+            ".gates/quarantine.json",
+            ".gates/impact.json"
+        ]
+    );
     let key = save["with"]["key"].as_str().unwrap();
     let prefix = restore["with"]["restore-keys"]
         .as_str()

@@ -398,9 +398,10 @@ pub(super) fn fresh_state(
             .filter(|(id, _)| ours(id))
             .map(|(id, reason)| collection_skip_record(&run_id, id, reason.as_deref())),
     );
-    // A shard may have nothing to do (more shards than tests); it still runs, empty, so
-    // that `mtest merge` finds every shard.
-    let empty_shard = selected.shard_plan.as_ref().is_some_and(|p| p.eligible > 0);
+    // A shard may have nothing to do (more shards than tests, or no change reaches its
+    // tests); it still runs, empty, so that `mtest merge` finds every shard.
+    let empty_shard = selected.shard_plan.as_ref().is_some_and(|p| p.eligible > 0)
+        || (opts.shard.is_some() && opts.changed.is_some());
     if selected.tests.is_empty() && errors.is_empty() && !empty_shard {
         return Err(nothing_selected(collected, &opts));
     }
