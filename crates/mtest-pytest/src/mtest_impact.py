@@ -40,6 +40,7 @@ end.
 
 import ast
 import hashlib
+import inspect
 import os
 import sys
 
@@ -200,6 +201,10 @@ class Recorder:
         self.test_files = set()  # the test modules' files (collected)
         self.refs = {}  # test module's file -> the project's files its names come from
         self.fixtures = {}  # a fixture definition wider than a function -> what it ran
+        # A fixture's name -> the functions of the fixtures that asked for it (see
+        # note_requester), and the fixture definitions already noted.
+        self.requesters = {}
+        self.requesting = set()
         self.sources = {}  # project file -> its checksum when first seen (None: unreadable)
         # Project files whose code is recorded: reading one (pytest does, to rewrite a
         # test module) is no dependency beyond its code.
@@ -427,6 +432,25 @@ def fixture_end(fixturedef, before):
     R.seen.update(ran)
 
 
+def note_requester(fixturedef):
+    """A fixture that asks for others may change their values (add to
+    `doctest_namespace`, register in a session object): its function is a dependency of
+    every test that uses one of them, whether or not it runs in that test (it ran in an
+    earlier one). Noted once per fixture definition."""
+    if not R.on or fixturedef in R.requesting:
+        return
+    R.requesting.add(fixturedef)
+    code = getattr(inspect.unwrap(getattr(fixturedef, "func", None) or (lambda: None)),
+                   "__code__", None)
+    rel = relpath(code.co_filename) if code is not None else None
+    if rel is None or not fixturedef.argnames:
+        return
+    R.see_code(rel)
+    key = (rel, static_name(code.co_qualname))
+    for name in fixturedef.argnames:
+        R.requesters.setdefault(name, set()).add(key)
+
+
 def end_test(item, fixturedefs):
     """The test's own dependencies (what it ran, with its fixtures'), how much of the early
     list its module's tests depend on, and its module's file; None when recording is
@@ -438,6 +462,8 @@ def end_test(item, fixturedefs):
         ran = R.fixtures.get(fixturedef)
         if ran:
             own |= ran
+        if getattr(fixturedef, "scope", "function") != "function":
+            own |= R.requesters.get(fixturedef.argname, set())
     module = _module_file(item)
     return own, R.module_base.get(module, len(R.early)), module
 

@@ -134,6 +134,11 @@ impl Impact {
         self.tests.is_empty()
     }
 
+    /// The tests that have a record.
+    pub fn tests(&self) -> impl Iterator<Item = &str> {
+        self.tests.keys().map(String::as_str)
+    }
+
     pub fn deps(&self, test: &str) -> Option<&Deps> {
         self.tests.get(test).map(|r| &r.deps)
     }

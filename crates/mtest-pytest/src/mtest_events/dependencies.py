@@ -44,12 +44,20 @@ def finish():
     item, _item = _item, None
     if item is None or not impact.R.on:
         return None
-    info = getattr(item, "_fixtureinfo", None)
-    defs = [d for ds in info.name2fixturedefs.values() for d in ds] if info is not None else ()
-    deps = impact.end_test(item, defs)
+    deps = impact.end_test(item, _fixtures_of(item))
     if deps is None:
         return None
     return _declared.of(deps, lambda event: channel.emit(event, flush=False))
+
+
+def _fixtures_of(item):
+    """The fixture definitions the test used: those its request activated (asked for by
+    name at run time too: a doctest's `doctest_namespace`), else its closure's."""
+    used = getattr(getattr(item, "_request", None), "_fixture_defs", None)
+    if isinstance(used, dict):
+        return list(used.values())
+    info = getattr(item, "_fixtureinfo", None)
+    return [d for ds in info.name2fixturedefs.values() for d in ds] if info is not None else ()
 
 
 @pytest.hookimpl(trylast=True)
@@ -61,7 +69,11 @@ def pytest_configure(config):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_fixture_setup(fixturedef, request):
-    if fixturedef.scope == "function" or not impact.R.on:
+    if not impact.R.on:
+        yield
+        return
+    impact.note_requester(fixturedef)
+    if fixturedef.scope == "function":
         yield
         return
     before = impact.fixture_begin()

@@ -9,6 +9,32 @@ use super::*;
 use crate::store::impact::{BlockSums, Impact, Now};
 use crate::store::state::Changed;
 
+/// `--changed` leaves out of collection the test files no change reaches (not with
+/// `--verify`, which runs everything): the records and a check are needed first.
+pub(super) fn collects_less(args: &RunArgs) -> bool {
+    args.changed && !args.verify && !args.resume && !args.explain_selection
+}
+
+/// Collection for `--changed`: the check first, then only the files a change may reach
+/// (and every file the records do not know: new tests).
+pub(super) fn start(
+    gates: &Gates,
+    root: &Path,
+    opts: &RunOptions,
+    stores: Stores,
+) -> Result<(Collection, Option<Checked>)> {
+    let asked = opts.changed.clone().unwrap_or(Changed {
+        since: None,
+        verify: false,
+    });
+    let mut checked = check(opts, root, stores.impact, &asked)?;
+    let skip = checked
+        .as_mut()
+        .map(|c| skippable(stores, c))
+        .unwrap_or_default();
+    Ok((start_collection(gates, root, opts, &skip)?, checked))
+}
+
 /// What `mtest_impact` answers: the environment's fingerprint and, per file, its answer.
 #[derive(serde::Deserialize)]
 struct Answer<T> {
@@ -39,61 +65,150 @@ fn helper(opts: &RunOptions, root: &Path) -> Result<Pytest> {
     )?)
 }
 
-/// `--changed` among `items` (what collection, paths, `-k`, `-m` and `--lf` left).
-pub(super) fn changed_only(
-    env: &Env,
+/// What a change reaches among the recorded tests, known before collection: each reached
+/// test with why, and the files `--changed-since` named.
+pub(super) struct Checked {
+    reached: FastMap<String, String>,
+    named: BTreeMap<String, Option<Vec<String>>>,
+    since: String,
+    /// Left out of collection: how many test files, holding how many known tests.
+    skipped: (usize, usize),
+    skipped_files: Vec<String>,
+}
+
+impl Checked {
+    /// The test files left out of collection.
+    pub(super) fn skipped_files(&self) -> Vec<String> {
+        self.skipped_files.clone()
+    }
+}
+
+/// Compares the project's files (and environment) with what the records saw; with
+/// `--changed-since`, adds what `git diff` names. None when nothing is recorded.
+pub(super) fn check(
     opts: &RunOptions,
+    root: &Path,
+    impact: &Impact,
     changed: &Changed,
-    items: &[Item],
-) -> Result<ChangedOnly> {
-    let impact = env.impact;
-    let mut notes = Vec::new();
+) -> Result<Option<Checked>> {
     if impact.is_empty() {
-        notes.push("--changed: nothing is recorded yet: all tests run".into());
-        let kept = (0..items.len())
-            .map(|i| (i, "no record".to_string()))
-            .collect();
-        return Ok(ChangedOnly { kept, notes });
+        return Ok(None);
     }
     let request = serde_json::json!({
         "config": config(opts),
         "files": impact.check_request(),
     });
-    let now: Answer<BTreeMap<Arc<str>, Now>> =
-        helper(opts, env.root)?.ask_impact("check", &request)?;
-    let impacted = impact.impacted(&now.files, &now.env);
+    let now: Answer<BTreeMap<Arc<str>, Now>> = helper(opts, root)?.ask_impact("check", &request)?;
+    let mut reached: FastMap<String, String> = impact
+        .impacted(&now.files, &now.env)
+        .into_iter()
+        .map(|(test, change)| (test.to_string(), change.to_string()))
+        .collect();
+    let since = changed.since.clone().unwrap_or_default();
     let named = match &changed.since {
-        Some(since) => git_changes(opts, env.root, since)?,
-        None => Default::default(),
+        Some(since) => git_changes(opts, root, since)?,
+        None => BTreeMap::new(),
     };
-    let by_git = impact.depending_on(&named);
-    let since = changed.since.as_deref().unwrap_or("");
-    let reason = |item: &Item| -> Option<String> {
-        if plan::failed_last(env, &item.id) {
-            return Some("failed last run".into());
-        }
-        if impact.deps(&item.id).is_none() {
-            let known = env.durations.tests.contains_key(&item.id);
-            return Some(if known { "no record" } else { "new test" }.into());
-        }
-        if let Some(change) = impacted.get(item.id.as_str()) {
-            return Some(change.to_string());
-        }
-        let what = by_git.get(item.id.as_str()).cloned();
-        what.or_else(|| named.contains_key(&item.file).then(|| item.file.clone()))
-            .map(|what| format!("{what} changed since {since}"))
+    for (test, what) in impact.depending_on(&named) {
+        reached
+            .entry(test.to_string())
+            .or_insert_with(|| format!("{what} changed since {since}"));
+    }
+    Ok(Some(Checked {
+        reached,
+        named,
+        since,
+        skipped: (0, 0),
+        skipped_files: Vec::new(),
+    }))
+}
+
+/// What `--changed` judges a test by: the records and the history.
+#[derive(Clone, Copy)]
+pub(super) struct Stores<'a> {
+    pub(super) impact: &'a Impact,
+    pub(super) durations: &'a Durations,
+}
+
+/// Why `--changed` keeps a test, if it does.
+fn reason(stores: Stores, checked: &Checked, id: &str, file: &str) -> Option<String> {
+    let last = stores
+        .durations
+        .tests
+        .get(id)
+        .and_then(|h| h.outcomes.last());
+    if last.is_some_and(|o| o.is_failure()) {
+        return Some("failed last run".into());
+    }
+    if stores.impact.deps(id).is_none() {
+        let known = stores.durations.tests.contains_key(id);
+        return Some(if known { "no record" } else { "new test" }.into());
+    }
+    if let Some(why) = checked.reached.get(id) {
+        return Some(why.clone());
+    }
+    checked
+        .named
+        .contains_key(file)
+        .then(|| format!("{file} changed since {}", checked.since))
+}
+
+/// The test files no change reaches, which collection may leave out (as pytest's `--lf`
+/// does): every test of theirs the history knows has a record, and none is kept. Notes
+/// in `checked` how many files and known tests that is.
+pub(super) fn skippable(stores: Stores, checked: &mut Checked) -> Vec<String> {
+    let mut files: BTreeMap<&str, (bool, FastSet<&str>)> = BTreeMap::new();
+    let known = stores.durations.tests.keys().map(String::as_str);
+    for id in known.chain(stores.impact.tests()) {
+        let file = id.split("::").next().unwrap_or(id);
+        let unreached = reason(stores, checked, id, file).is_none();
+        let entry = files.entry(file).or_insert((true, FastSet::default()));
+        entry.0 &= unreached;
+        entry.1.insert(id);
+    }
+    let skipped: Vec<(&str, usize)> = files
+        .into_iter()
+        .filter(|(file, (skip, _))| {
+            *skip && file.ends_with(".py") && !file.ends_with("conftest.py")
+        })
+        .map(|(file, (_, tests))| (file, tests.len()))
+        .collect();
+    checked.skipped = (skipped.len(), skipped.iter().map(|(_, n)| n).sum());
+    checked.skipped_files = skipped.into_iter().map(|(f, _)| f.to_string()).collect();
+    checked.skipped_files.clone()
+}
+
+/// `--changed` among `items` (what collection, paths, `-k`, `-m` and `--lf` left).
+pub(super) fn changed_only(
+    stores: Stores,
+    checked: Option<&Checked>,
+    items: &[Item],
+) -> ChangedOnly {
+    let mut notes = Vec::new();
+    let Some(checked) = checked else {
+        notes.push("--changed: nothing is recorded yet: all tests run".into());
+        let kept = (0..items.len())
+            .map(|i| (i, "no record".to_string()))
+            .collect();
+        return ChangedOnly { kept, notes };
     };
     let kept: Vec<(usize, String)> = items
         .iter()
         .enumerate()
-        .filter_map(|(i, item)| reason(item).map(|why| (i, why)))
+        .filter_map(|(i, item)| reason(stores, checked, &item.id, &item.file).map(|why| (i, why)))
         .collect();
     notes.push(format!(
-        "--changed: {} of {} test(s) a change can reach",
+        "--changed: {} of {} collected test(s) a change can reach",
         kept.len(),
         items.len()
     ));
-    Ok(ChangedOnly { kept, notes })
+    let (files, tests) = checked.skipped;
+    if files > 0 {
+        notes.push(format!(
+            "--changed: {files} test file(s) no change reaches ({tests} test(s)) were not collected"
+        ));
+    }
+    ChangedOnly { kept, notes }
 }
 
 /// What changed since git revision `since`: per file `git diff` names (or untracked), the

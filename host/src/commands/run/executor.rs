@@ -335,10 +335,12 @@ pub(super) fn end_executor(
 
 /// Collects with the zygote (into `.gates/collect/`); in fork mode the zygote stays, ready
 /// to fork.
+/// Starts collection; `skip`: test files left out (`--ignore`), as `--changed` asks.
 pub(super) fn start_collection(
     gates: &Gates,
     root: &Path,
     opts: &RunOptions,
+    skip: &[String],
 ) -> Result<Collection> {
     let mut pytest = Pytest::new(
         opts.python.clone().into(),
@@ -354,6 +356,7 @@ pub(super) fn start_collection(
         selection_args.extend(["-m".to_string(), m.clone()]);
     }
     selection_args.extend(opts.paths.iter().cloned());
+    selection_args.extend(skip.iter().map(|f| format!("--ignore={f}")));
     let work = gates.dir.join("collect");
     std::fs::create_dir_all(&work).map_err(|e| {
         Stop(

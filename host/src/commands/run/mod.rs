@@ -64,6 +64,8 @@ struct Env<'a> {
     quarantine: &'a Quarantine,
     /// What each test depended on when it last ran (`--changed`).
     impact: &'a Impact,
+    /// `--changed`: what a change reaches, checked before collection (none: not yet).
+    checked: Option<&'a changed::Checked>,
     /// When the run started (before collection), as the summary says it: its duration
     /// counts from the same moment, and so does the budget.
     started_at: String,
@@ -97,7 +99,7 @@ fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) ->
     }
     if !args.resume {
         let opts = options(args, root, project)?;
-        let collection = start_collection(gates, root, &opts)?;
+        let collection = start_collection(gates, root, &opts, &[])?;
         return Ok(Begin::Fresh(Box::new(opts), collection));
     }
     let (state, earlier) = resume_state(gates)?;
@@ -106,7 +108,7 @@ fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) ->
     }
     // Fork mode forks from a collection: collect again (process mode needs none).
     let collection = match state.options.isolation {
-        Isolation::Fork => Some(start_collection(gates, root, &state.options)?),
+        Isolation::Fork => Some(start_collection(gates, root, &state.options, &[])?),
         Isolation::Process => None,
     };
     Ok(Begin::Resume(Box::new(state), earlier, collection))
@@ -157,8 +159,21 @@ fn execute(
     let _lock = lock::acquire(&gates.dir)?;
     let ending = state::last_ending(&gates.state()).unwrap_or_default();
     let history = read_history(&gates);
-    let begun = begin(args, root, project, &gates)?;
-    let (durations, mut quarantine, mut impact) = history_read(history)?;
+    let (begun, (durations, mut quarantine, mut impact), checked) = if changed::collects_less(args)
+    {
+        // The records and a check first: collection leaves out what no change reaches.
+        let loaded = history_read(history)?;
+        let opts = options(args, root, project)?;
+        let stores = changed::Stores {
+            impact: &loaded.2,
+            durations: &loaded.0,
+        };
+        let (collection, checked) = changed::start(&gates, root, &opts, stores)?;
+        (Begin::Fresh(Box::new(opts), collection), loaded, checked)
+    } else {
+        let begun = begin(args, root, project, &gates)?;
+        (begun, history_read(history)?, None)
+    };
     // Shared with the failure bundles' enricher while the run goes on (one copy: it is
     // ~25 MB at 100k tests).
     let mut durations = Arc::new(durations);
@@ -171,6 +186,7 @@ fn execute(
         durations: &durations,
         quarantine: &quarantine,
         impact: &impact,
+        checked: checked.as_ref(),
         started_at,
         started,
         ending,

@@ -202,7 +202,19 @@ fn changed_plan(
     narrowed: Option<&(Vec<Item>, Vec<usize>)>,
 ) -> Result<(ChangedPlan, Option<(Vec<Item>, Vec<usize>)>)> {
     let items: &[Item] = narrowed.map_or(collected, |(items, _)| items);
-    let only = changed::changed_only(env, opts, asked, items)?;
+    let stores = changed::Stores {
+        impact: env.impact,
+        durations: env.durations,
+    };
+    let own;
+    let checked = match env.checked {
+        Some(checked) => Some(checked),
+        None => {
+            own = changed::check(opts, env.root, env.impact, asked)?;
+            own.as_ref()
+        }
+    };
+    let only = changed::changed_only(stores, checked, items);
     let mut plan = ChangedPlan {
         notes: only.notes,
         ..ChangedPlan::default()
@@ -332,10 +344,7 @@ pub(super) fn nothing_selected(collected: &Collected, opts: &RunOptions) -> Stop
     if opts.changed.is_some() {
         return Stop(
             Exit::NothingSelected,
-            format!(
-                "nothing selected: no change reaches any of the {} test(s) collected (--changed)",
-                collected.items.len()
-            ),
+            "nothing selected: no change reaches any test (--changed)".into(),
         );
     }
     Stop(
@@ -422,10 +431,13 @@ pub(super) fn fresh_state(
         options: opts,
         notes,
         tests: selected.tests,
+        // With the files `--changed` left out of collection: a process-mode chunk names
+        // its files rather than a directory that holds those too.
         collected_files: collected
             .items
             .iter()
             .map(|i| i.file.clone())
+            .chain(env.checked.map(|c| c.skipped_files()).unwrap_or_default())
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
@@ -461,7 +473,19 @@ pub(super) fn group_placement(tests: &[PlannedTest]) -> Vec<String> {
 /// `--explain-selection`: what would run, in order, and why the rest would not.
 pub(super) fn explain(env: &Env) -> Result<Exit> {
     let opts = options(env.args, env.root, env.project)?;
-    let collection = start_collection(env.gates, env.root, &opts)?;
+    let stores = changed::Stores {
+        impact: env.impact,
+        durations: env.durations,
+    };
+    let (collection, checked) = match &opts.changed {
+        Some(asked) if !asked.verify => changed::start(env.gates, env.root, &opts, stores)?,
+        _ => (start_collection(env.gates, env.root, &opts, &[])?, None),
+    };
+    let env = &Env {
+        checked: checked.as_ref(),
+        started_at: env.started_at.clone(),
+        ..*env
+    };
     let Planned {
         collection,
         selected,
