@@ -14,6 +14,9 @@ Suites:
   crash      2,000 trivial tests with 5 segfaults beside the clean twin: what a crash adds,
              against a one-test pytest run
   events     the event channel's own cost per test (plain pytest with and without it)
+  impact     recording each test's dependencies (`--changed`) on vs off (`impact = false`),
+             mtest -j2 fork, on trivial, cpu and packaging, with this Python and with 3.12
+             (`--python312 PATH`, else pyenv's; packaging gets a 3.12 venv of its own)
 
 mtest runs in both isolation modes: fork (the default on Linux) and process. The generated
 suites carry `timeout = 30`, so plain pytest pays pytest-timeout's per-test timer as mtest
@@ -173,11 +176,76 @@ def packaging_suite(work):
     return root, str(venv / "bin" / "python")
 
 
+def packaging_venv_312(python312):
+    """A 3.12 venv with packaging's test dependencies (the copy's src/ is put first on
+    PYTHONPATH by the caller)."""
+    venv = CACHE / "packaging-venv-3.12"
+    if not (venv / "bin" / "python").exists():
+        subprocess.run([python312, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "pytest>=8,<10", "pytest-timeout>=2.3,<3",
+             "coverage[toml]>=7.2", "hypothesis", "pretend", "tomli_w"],
+            check=True,
+        )
+    return str(venv / "bin" / "python")
+
+
+def find_python312(given):
+    if given:
+        return given
+    root = subprocess.run(["pyenv", "root"], capture_output=True, text=True).stdout.strip()
+    found = sorted(Path(root).glob("versions/3.12.*/bin/python3.12")) if root else []
+    return str(found[-1]) if found else None
+
+
+def impact_cost(work, reps, python312):
+    """mtest -j2 fork with recording on and off, side by side (each its own root: off is
+    `[tool.mtest] impact = false`), per suite and Python. Returns the checks."""
+    checks = []
+    pythons = [("3.11" if sys.version_info[:2] == (3, 11) else "this", PYTHON, None)]
+    if python312:
+        pythons.append(("3.12", python312, packaging_venv_312(python312)))
+    for tag, python, pk312 in pythons:
+        suites = {"trivial": (lambda r: trivial(r)), "cpu": (lambda r: cpu(r)), "packaging": None}
+        for name, make in suites.items():
+            roots, env = {}, None
+            for state in ("on", "off"):
+                root = work / f"impact-{tag}-{name}-{state}"
+                if make is not None:
+                    make(root)
+                else:
+                    src, pk = packaging_suite(work / f"pk-{tag}-{state}")
+                    shutil.move(str(src), str(root))
+                    suite_python = pk312 or pk
+                if state == "off":
+                    with open(root / "pyproject.toml", "a") as f:
+                        f.write("\n[tool.mtest]\nimpact = false\n")
+                roots[state] = root
+            py = python if make is not None else suite_python
+            cmds = {}
+            for state, root in roots.items():
+                # packaging: the copy's own src/ is what its tests import.
+                env = dict(os.environ, PYTHONPATH=str(root / "src")) if make is None else None
+                cmd = [str(MTEST), "--root", str(root), "--python", py, "-j", "2", "--isolation", "fork"]
+                cmds[f"mtest -j2 fork impact {state}"] = (cmd, True, False, env)
+            row = interleaved(cmds, work, reps)
+            on, off = row["mtest -j2 fork impact on"].wall, row["mtest -j2 fork impact off"].wall
+            print(f"\nimpact, Python {tag}, {name}: recording on {on:6.2f} s, off {off:6.2f} s: "
+                  f"{100 * (on / off - 1):+5.1f}%")
+            stored = roots["on"] / ".gates" / "impact.json"
+            if stored.exists():
+                print(f"  .gates/impact.json {stored.stat().st_size / 1e6:.1f} MB")
+            limit = 15.0 if tag == "3.11" else 5.0
+            checks.append((f"recording costs <= {limit:.0f}% ({tag}, {name})", 100 * (on / off - 1), limit))
+    return checks
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--only", default="trivial,cpu,big,packaging,crash,events")
     parser.add_argument("--no-download", action="store_true", help="leave out packaging")
+    parser.add_argument("--python312", default=None, help="a Python 3.12 for the impact suite")
     args = parser.parse_args()
     only = set(args.only.split(","))
     if args.no_download:
@@ -257,6 +325,8 @@ def main():
                 print(f"  {mode:<8} clean {clean:5.2f} s; each crash adds {each:5.2f} s = {each / one:4.2f}x a one-test run")
                 if mode == "fork":
                     checks.append(("a segfault adds <= 0.25x a one-test run (fork)", each / one, 0.25))
+        if "impact" in only:
+            checks += impact_cost(work, args.reps, find_python312(args.python312))
         if "events" in only:
             trivial(work / "events")
             plugin_dir = work / "plugin"
