@@ -33,6 +33,7 @@ fn candidate(index: u32, tier: u8, estimate_ms: u32) -> Candidate {
         failure_score: 0.0,
         quarantined: false,
         key: u64::from(index).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        impacted: None,
     }
 }
 
@@ -47,7 +48,44 @@ fn request(candidates: Vec<Candidate>, tiers: u8, budget_ms: Option<u64>) -> Sel
         startup_ms: 1000,
         chunk_size: 100,
         shard: None,
+        changed: false,
+        changes: vec![],
     }
+}
+
+#[test]
+fn knapsack_with_changed_keeps_what_a_change_reaches_and_packs_among_them() {
+    let host = host();
+    let mut s = SelectionSession::start(&host, &builtin(&host, "greedy-knapsack")).unwrap();
+    let mut cands: Vec<Candidate> = (0..6).map(|i| candidate(i, 1, 100 * (i + 1))).collect();
+    for i in [1, 3, 4] {
+        cands[i as usize].impacted = Some(i % 2);
+    }
+    let mut req = request(cands, 0b1111, None);
+    req.changed = true;
+    req.changes = vec!["new test".into(), "src/a.py: f changed".into()];
+    let sel = s.select(&req).unwrap();
+    assert_eq!(sel.selected, vec![1, 3, 4]);
+    let unchanged: Vec<u32> = sel
+        .excluded
+        .iter()
+        .filter(|x| x.reason == ExclusionReason::Unchanged)
+        .map(|x| x.index)
+        .collect();
+    assert_eq!(unchanged, vec![0, 2, 5]);
+    // With a budget: among them only (the cheapest that fit, by value per millisecond).
+    req.budget_ms = Some(1000 + 650);
+    let sel = s.select(&req).unwrap();
+    assert!(
+        sel.selected.iter().all(|i| [1, 3, 4].contains(i)),
+        "{:?}",
+        sel.selected
+    );
+    assert!(!sel.selected.is_empty());
+    // `--verify`: the reasons are there, nothing is left out for them.
+    req.changed = false;
+    req.budget_ms = None;
+    assert_eq!(s.select(&req).unwrap().selected.len(), 6);
 }
 
 #[test]

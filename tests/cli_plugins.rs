@@ -37,16 +37,16 @@ fn plugins_list_shows_builtins_ok_and_bad_plugins_with_reasons() {
     let cache = tempfile::tempdir().unwrap();
     mtest(cache.path()).args(["plugins", "list"]).current_dir(project.path()).assert().success().stdout_eq(str![[r#"
 NAME             KIND               VERSION  WIT    SOURCE                                     STATUS
-greedy-knapsack  selection          0.1.0    0.5.0  builtin                                    ok
-quarantine-3of5  quarantine-policy  0.1.0    0.5.0  builtin                                    ok
-txt-bundles      reporter           0.1.0    0.5.0  builtin                                    ok
-summary-md       reporter           0.1.0    0.5.0  builtin                                    ok
-html-report      reporter           0.1.0    0.5.0  builtin                                    ok
-github           reporter           0.1.0    0.5.0  builtin                                    ok
-tcp              probe              0.1.0    0.5.0  builtin                                    ok
+greedy-knapsack  selection          0.1.0    0.6.0  builtin                                    ok
+quarantine-3of5  quarantine-policy  0.1.0    0.6.0  builtin                                    ok
+txt-bundles      reporter           0.1.0    0.6.0  builtin                                    ok
+summary-md       reporter           0.1.0    0.6.0  builtin                                    ok
+html-report      reporter           0.1.0    0.6.0  builtin                                    ok
+github           reporter           0.1.0    0.6.0  builtin                                    ok
+tcp              probe              0.1.0    0.6.0  builtin                                    ok
 junk             -                  -        -      project dir (.mtest/plugins/junk.wasm)     broken: not a WebAssembly file (bad magic number)
-looping          selection          0.1.0    0.5.0  project dir (.mtest/plugins/looping.wasm)  ok
-old-abi          -                  -        -      project dir (.mtest/plugins/old-abi.wasm)  incompatible: built for mtest:plugin@0.0.9; this mtest speaks mtest:plugin@0.5.0 (rebuild the plugin against this mtest's wit/)
+looping          selection          0.1.0    0.6.0  project dir (.mtest/plugins/looping.wasm)  ok
+old-abi          -                  -        -      project dir (.mtest/plugins/old-abi.wasm)  incompatible: built for mtest:plugin@0.0.9; this mtest speaks mtest:plugin@0.6.0 (rebuild the plugin against this mtest's wit/)
 
 "#]]);
 }
@@ -69,7 +69,7 @@ fn plugins_list_json_has_the_same_rows() {
     assert_eq!(rows[0]["name"], "greedy-knapsack");
     assert_eq!(rows[0]["source"], "builtin");
     assert_eq!(rows[0]["status"], "ok");
-    assert_eq!(rows[0]["wit_version"], "0.5.0");
+    assert_eq!(rows[0]["wit_version"], "0.6.0");
     let junk = rows.iter().find(|r| r["name"] == "junk").unwrap();
     assert_eq!(junk["status"], "broken");
     assert_eq!(junk["source"], "project dir");
@@ -116,7 +116,7 @@ fn plugins_list_includes_configured_paths_and_path_subcommands() {
         .clone();
     let out = String::from_utf8(out).unwrap();
     assert!(
-        out.contains("trapping         selection          0.1.0    0.5.0  config (trapping.wasm)"),
+        out.contains("trapping         selection          0.1.0    0.6.0  config (trapping.wasm)"),
         "{out}"
     );
     assert!(
@@ -151,7 +151,7 @@ fn plugins_check_says_which_world_and_whether_it_is_accepted() {
     let cache = tempfile::tempdir().unwrap();
     let looping = common::fixture_plugin("looping");
     mtest(cache.path()).args(["plugins", "check"]).arg(&looping).assert().success().stdout_eq(str![[r#"
-[..]looping.wasm: ok: `looping` 0.1.0 is a selection plugin (world mtest:plugin/selection-plugin@0.5.0); this mtest accepts it
+[..]looping.wasm: ok: `looping` 0.1.0 is a selection plugin (world mtest:plugin/selection-plugin@0.6.0); this mtest accepts it
   loops forever in select
 
 "#]]);

@@ -37,6 +37,7 @@ fn request(n: u32) -> SelectionRequest {
                 failure_score: 0.0,
                 quarantined: false,
                 key: u64::from(i),
+                impacted: None,
             })
             .collect(),
         files: vec!["tests/test_a.py".into()],
@@ -47,6 +48,8 @@ fn request(n: u32) -> SelectionRequest {
         startup_ms: 1000,
         chunk_size: 300,
         shard: None,
+        changed: false,
+        changes: vec![],
     }
 }
 

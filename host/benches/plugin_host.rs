@@ -52,6 +52,7 @@ fn request(n: u32) -> SelectionRequest {
                 failure_score: if i % 97 == 0 { 0.5 } else { 0.0 },
                 quarantined: false,
                 key: u64::from(i),
+                impacted: None,
             })
             .collect(),
         files: (0..n / 50 + 1)
@@ -64,6 +65,8 @@ fn request(n: u32) -> SelectionRequest {
         startup_ms: 1000,
         chunk_size: 300,
         shard: None,
+        changed: false,
+        changes: vec![],
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) mod probe {
 
 /// The WIT package version this host speaks; a plugin must be built against the same.
 pub const WIT_PACKAGE: &str = "mtest:plugin";
-pub const WIT_VERSION: &str = "0.5.0";
+pub const WIT_VERSION: &str = "0.6.0";
 
 /// The one WIT `outcome` type, shared by every world's bindings.
 pub use selection::mtest::plugin::types::Outcome as WitOutcome;

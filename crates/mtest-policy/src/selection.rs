@@ -43,6 +43,15 @@ pub struct Inputs<'a> {
     pub startup_ms: u32,
     pub chunk_size: u32,
     pub shard: Option<Shard>,
+    /// `--changed`: why a change reaches each test it reaches (by id), and whether only
+    /// those are to be selected (not under `--verify`).
+    pub changes: Option<Changes<'a>>,
+}
+
+#[derive(Clone, Copy)]
+pub struct Changes<'a> {
+    pub reached: &'a FastMap<String, String>,
+    pub only: bool,
 }
 
 /// Which quantile of a test's past durations estimates it: the median, or with a
@@ -124,6 +133,8 @@ pub(crate) fn request(inputs: &Inputs) -> SelectionRequest {
         .histories(inputs.items.iter().map(|i| i.id.as_str()));
     let q = estimate_quantile(inputs.budget_ms.is_some());
     let estimates = estimates(inputs.items, &histories, q);
+    let mut changes: Vec<String> = Vec::new();
+    let mut change_index: FastMap<&str, u32> = FastMap::default();
     let candidates = inputs
         .items
         .iter()
@@ -151,6 +162,15 @@ pub(crate) fn request(inputs: &Inputs) -> SelectionRequest {
                 failure_score: history.map(|h| h.failure_score as f32).unwrap_or(0.0),
                 quarantined: inputs.quarantine.contains(&item.id),
                 key: shard::key(&item.id),
+                impacted: inputs
+                    .changes
+                    .and_then(|c| c.reached.get(&item.id))
+                    .map(|why| {
+                        *change_index.entry(why.as_str()).or_insert_with(|| {
+                            changes.push(why.clone());
+                            (changes.len() - 1) as u32
+                        })
+                    }),
             }
         })
         .collect();
@@ -167,6 +187,8 @@ pub(crate) fn request(inputs: &Inputs) -> SelectionRequest {
             index: s.index,
             count: s.count,
         }),
+        changed: inputs.changes.is_some_and(|c| c.only),
+        changes,
     }
 }
 
@@ -182,7 +204,12 @@ fn shard_plan(
     let tier_or_policy: crate::FastSet<u32> = answer
         .excluded
         .iter()
-        .filter(|x| matches!(x.reason, ExclusionReason::Tier | ExclusionReason::Policy))
+        .filter(|x| {
+            matches!(
+                x.reason,
+                ExclusionReason::Tier | ExclusionReason::Policy | ExclusionReason::Unchanged
+            )
+        })
         .map(|x| x.index)
         .collect();
     let others = answer

@@ -41,14 +41,19 @@ impl Selector for FailedFirst {
         let mut excluded = Vec::new();
         let mut tests: Vec<&Candidate> = Vec::new();
         for c in &req.candidates {
-            if c.tier < 8 && req.tiers & (1 << c.tier) != 0 {
-                tests.push(c);
+            let reason = if !(c.tier < 8 && req.tiers & (1 << c.tier) != 0) {
+                ExclusionReason::Tier
+            } else if req.changed && c.impacted.is_none() {
+                // `mtest --changed`: only the tests a change reaches.
+                ExclusionReason::Unchanged
             } else {
-                excluded.push(Exclusion {
-                    index: c.index,
-                    reason: ExclusionReason::Tier,
-                });
-            }
+                tests.push(c);
+                continue;
+            };
+            excluded.push(Exclusion {
+                index: c.index,
+                reason,
+            });
         }
         tests.sort_by(|a, b| {
             failed_recently(b)

@@ -9,7 +9,7 @@
 wit_bindgen::generate!({
     world: "reporter-plugin",
     path: "../../wit",
-    with: { "mtest:plugin/types@0.5.0": shared::types },
+    with: { "mtest:plugin/types@0.6.0": shared::types },
 });
 
 use std::cell::RefCell;

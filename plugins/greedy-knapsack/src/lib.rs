@@ -7,6 +7,9 @@
 //! where a lower tier is worth more. Each test is charged its share of the start-up of the
 //! chunk it will run in, and the budget is multiplied by the number of parallel workers.
 //!
+//! With `--changed` it keeps only the tests a change reaches (`impacted`), and then does
+//! the above among them.
+//!
 //! With `--shard K/N` it first partitions the tests of the chosen tiers into N shards of
 //! about equal estimated time (longest first, each to the least loaded shard), keeping a
 //! file whole unless it alone is more than a quarter of a shard; then the budget, if any,
@@ -73,14 +76,18 @@ impl Selector for GreedyKnapsack {
         let mut excluded = Vec::new();
         let mut eligible: Vec<&Candidate> = Vec::with_capacity(req.candidates.len());
         for c in &req.candidates {
-            if c.tier < 8 && req.tiers & (1 << c.tier) != 0 {
-                eligible.push(c);
+            let reason = if !(c.tier < 8 && req.tiers & (1 << c.tier) != 0) {
+                ExclusionReason::Tier
+            } else if req.changed && c.impacted.is_none() {
+                ExclusionReason::Unchanged
             } else {
-                excluded.push(Exclusion {
-                    index: c.index,
-                    reason: ExclusionReason::Tier,
-                });
-            }
+                eligible.push(c);
+                continue;
+            };
+            excluded.push(Exclusion {
+                index: c.index,
+                reason,
+            });
         }
 
         let mut notes = Vec::new();

@@ -3,7 +3,7 @@
 //! reporters use for outcomes.
 
 wit_bindgen::generate!({
-    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.5.0; }",
+    inline: "package mtest:shared; world shared { import mtest:plugin/types@0.6.0; }",
     path: "../../wit",
     generate_all,
 });

@@ -107,19 +107,16 @@ pub(super) fn plan_selection(
         .last_failed
         .then(|| only_failed_last(env, &collected.items, &mut notes))
         .flatten();
-    let mut narrowed = last_failed;
-    let mut changed = ChangedPlan::default();
-    if let Some(asked) = &opts.changed {
-        let (plan, kept) = changed_plan(env, opts, asked, &collected.items, narrowed.as_ref())?;
-        notes.extend(plan.notes.iter().cloned());
-        changed = plan;
-        narrowed = kept.or(narrowed);
-    }
-    let (reasons, left_out) = (changed.reasons, changed.left_out);
+    let narrowed = last_failed;
     let items: &[Item] = match &narrowed {
         Some((items, _)) => items,
         None => &collected.items,
     };
+    let changed = match &opts.changed {
+        Some(asked) => changed_plan(env, opts, asked, items)?,
+        None => ChangedPlan::default(),
+    };
+    notes.extend(changed.notes.iter().cloned());
     let inputs = selection::Inputs {
         items,
         durations: env.durations,
@@ -130,6 +127,10 @@ pub(super) fn plan_selection(
         startup_ms: env.durations.startup_ms(),
         chunk_size: 300,
         shard: opts.shard,
+        changes: opts.changed.as_ref().map(|asked| selection::Changes {
+            reached: &changed.reasons,
+            only: !asked.verify,
+        }),
     };
     let mut selected = selection::select(env.host, &selector, fallback.as_ref(), &inputs)?;
     if let Some((_, positions)) = &narrowed {
@@ -159,8 +160,8 @@ pub(super) fn plan_selection(
         collection,
         selected,
         notes,
-        reasons,
-        left_out,
+        reasons: changed.reasons,
+        left_out: changed.left_out,
     })
 }
 
@@ -190,18 +191,14 @@ struct ChangedPlan {
     notes: Vec<String>,
 }
 
-/// `--changed` among the candidates (`narrowed` by `--lf`, else all `collected`): the
-/// plan, and the candidates it keeps with their positions among the collected items
-/// (none under `--verify`: every test runs).
-#[allow(clippy::type_complexity)]
+/// `--changed` among the candidates: why a change reaches each test it reaches (for the
+/// selector), and under `--verify` the ones it would leave out.
 fn changed_plan(
     env: &Env,
     opts: &RunOptions,
     asked: &crate::store::state::Changed,
-    collected: &[Item],
-    narrowed: Option<&(Vec<Item>, Vec<usize>)>,
-) -> Result<(ChangedPlan, Option<(Vec<Item>, Vec<usize>)>)> {
-    let items: &[Item] = narrowed.map_or(collected, |(items, _)| items);
+    items: &[Item],
+) -> Result<ChangedPlan> {
     let stores = changed::Stores {
         impact: env.impact,
         durations: env.durations,
@@ -219,7 +216,6 @@ fn changed_plan(
         notes: only.notes,
         ..ChangedPlan::default()
     };
-    let mut kept = None;
     if asked.verify {
         let keep: FastSet<usize> = only.kept.iter().map(|(i, _)| *i).collect();
         plan.left_out = (0..items.len())
@@ -230,17 +226,11 @@ fn changed_plan(
             "--verify: every test runs; --changed would have left out {}",
             plan.left_out.len()
         ));
-    } else {
-        let position = |i: usize| narrowed.map_or(i, |(_, p)| p[i]);
-        kept = Some((
-            only.kept.iter().map(|(i, _)| items[*i].clone()).collect(),
-            only.kept.iter().map(|(i, _)| position(*i)).collect(),
-        ));
     }
     for (i, why) in only.kept {
         plan.reasons.insert(items[i].id.clone(), why);
     }
-    Ok((plan, kept))
+    Ok(plan)
 }
 
 /// Whether a test's latest outcome in the history is a failure.
@@ -509,12 +499,15 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
         println!("{:>6}. {}{why}", n + 1, explain_test(env, t));
     }
     if opts.changed.is_some() {
-        let reached = if left_out.is_empty() {
-            collected.items.len() - reasons.len()
-        } else {
-            left_out.len()
-        };
-        println!("{reached} test(s) no change reaches would be left out");
+        let unchanged = selected
+            .excluded
+            .iter()
+            .filter(|(_, r)| *r == ExclusionReason::Unchanged)
+            .count();
+        println!(
+            "{} test(s) no change reaches would be left out",
+            unchanged.max(left_out.len())
+        );
     }
     for line in group_placement(&selected.tests) {
         println!("{line}");
@@ -522,6 +515,7 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
     let (other_shards, excluded): (Vec<_>, Vec<_>) = selected
         .excluded
         .iter()
+        .filter(|(_, reason)| *reason != ExclusionReason::Unchanged)
         .partition(|(_, reason)| *reason == ExclusionReason::Shard);
     if !other_shards.is_empty() {
         println!("{} test(s) belong to the other shards", other_shards.len());
@@ -540,6 +534,7 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
                 ExclusionReason::Budget => "does not fit the budget",
                 ExclusionReason::Policy => "the selection plugin's policy",
                 ExclusionReason::Shard => "in another shard",
+                ExclusionReason::Unchanged => "no change reaches it",
             };
             println!(
                 "        tier {}  ~{:>7}  {}  ({reason})",
