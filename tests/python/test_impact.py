@@ -203,8 +203,8 @@ def _interpreters():
     return found
 
 
-def _record(root, python, events):
-    for path, text in PROJECT.items():
+def _record(root, python, events, project=PROJECT, args=()):
+    for path, text in project.items():
         target = root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(textwrap.dedent(text))
@@ -212,10 +212,47 @@ def _record(root, python, events):
                MTEST_IMPACT="1")
     env.pop("PYTEST_ADDOPTS", None)
     done = subprocess.run([python, "-m", "mtest_boot", "-p", "mtest_events",
-                           "-p", "no:cacheprovider", "-q"], cwd=root, env=env,
+                           "-p", "no:cacheprovider", "-q", *args], cwd=root, env=env,
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     return _deps_by_test(read_events(events))
+
+
+SHARED = {
+    "conftest.py": """
+        import pytest
+
+        @pytest.fixture(scope="session")
+        def registry():
+            return {}
+    """,
+    "tests/conftest.py": """
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def fill(registry):
+            registry["x"] = 1
+    """,
+    "tests/test_a.py": "def test_a():\n    pass\n",
+    "other/test_c.py": """
+        def test_c(request):
+            assert request.getfixturevalue("registry")["x"] == 1
+    """,
+}
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_a_fixture_that_fills_a_wider_ones_value_counts_for_every_test_using_it(python,
+                                                                                 tmp_path):
+    """test_c passes only because an earlier test's autouse fixture filled the session
+    fixture's value; a change to that fixture must reach it. With --doctest-modules, the
+    conftests are collected as doctest modules and still count for every test."""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    deps = _record(tmp_path, python, tmp_path / "events", SHARED,
+                   ("--doctest-modules", "tests/test_a.py", "other/test_c.py"))
+    own, early = deps["test_c"]
+    assert "tests/conftest.py:fill" in own, own
+    assert {"conftest.py:<module>", "tests/conftest.py:<module>"} <= early, early
 
 
 def _deps_by_test(events):

@@ -287,9 +287,12 @@ class Recorder:
                     self.seen.add(("", rel))
         self.modules_checked = len(modules)
 
-    def end_early_part(self, module_file=None):
-        """What ran so far belongs before the tests; with a test module's file: its tests
-        depend on all of it (called when the module's collection ends)."""
+    def end_early_part(self, module_file=None, test_module=False):
+        """What ran so far belongs before the tests; with a collected file: its tests
+        depend on all of it (called when the file's collection ends). `test_module`: the
+        file is a test module, whose own top level counts for its own tests (and those of
+        modules referring to it) only; a conftest, a package's `__init__` or a module
+        collected for its doctests counts for every test after it."""
         self.note_unseen_modules()
         if module_file is not None:
             self.see_source(module_file)
@@ -299,7 +302,8 @@ class Recorder:
                 self.early.append(key)
         if module_file is not None:
             self.module_base[module_file] = len(self.early)
-            self.test_files.add(module_file)
+            if test_module:
+                self.test_files.add(module_file)
 
 
 R = Recorder()

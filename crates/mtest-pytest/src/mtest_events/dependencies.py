@@ -22,7 +22,10 @@ if S.env.get("MTEST_EVENTS"):
 
 _declared = impact.Declarations()
 _item = None
-_collected = None  # the test file whose collection is done, its children's too soon
+_collected = None  # the test file whose collection is done, its children's too soon,
+# and whether it is a test module (not a conftest, an `__init__` or a doctest module)
+_test_module = False
+_used = None  # the fixtures the test in flight used, taken before pytest lets go of them
 
 
 def new_chunk():
@@ -32,9 +35,19 @@ def new_chunk():
 
 
 def begin(item):
-    global _item
-    _item = item
+    global _item, _used
+    _item, _used = item, None
     impact.begin_test()
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The fixtures the test used, while its request still holds them (pytest drops it
+    at the end of the test's protocol, before its finish)."""
+    global _used
+    if impact.R.on:
+        _used = _fixtures_of(item)
+    yield
 
 
 def finish():
@@ -44,7 +57,7 @@ def finish():
     item, _item = _item, None
     if item is None or not impact.R.on:
         return None
-    deps = impact.end_test(item, _fixtures_of(item))
+    deps = impact.end_test(item, _used if _used is not None else _fixtures_of(item))
     if deps is None:
         return None
     return _declared.of(deps, lambda event: channel.emit(event, flush=False))
@@ -92,10 +105,13 @@ def pytest_collectstart(collector):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_make_collect_report(collector):
-    global _collected
+    global _collected, _test_module
     yield
     if impact.R.on and isinstance(collector, pytest.File):
         _collected = impact.relpath(str(collector.path))
+        _test_module = (isinstance(collector, pytest.Module)
+                        and type(collector).__name__ != "DoctestModule"
+                        and collector.path.name not in ("conftest.py", "__init__.py"))
         module = collector.__dict__.get("_obj")  # a Module's, once imported
         if _collected is not None and module is not None:
             impact.R.refer(_collected, module)
@@ -114,8 +130,8 @@ def _end_of(rel):
     its tests. (Called when the next file's collection starts, or at the end: pytest
     collects a file's classes after the file's own report.)"""
     if rel is not None:
-        impact.R.end_early_part(rel)
+        impact.R.end_early_part(rel, _test_module)
 
 
 __all__ = ["pytest_collection_finish", "pytest_collectstart", "pytest_configure",
-           "pytest_fixture_setup", "pytest_make_collect_report"]
+           "pytest_fixture_setup", "pytest_make_collect_report", "pytest_runtest_teardown"]
