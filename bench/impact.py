@@ -216,6 +216,15 @@ def run(cmd, root, env):
     return proc, time.perf_counter() - started
 
 
+def mtest_run(cmd, root, env):
+    """An mtest run from a clean last-run/ (never an older run's records read back):
+    (exit code, wall, its tests, the failing ones)."""
+    shutil.rmtree(root / ".gates" / "last-run", ignore_errors=True)
+    proc, took = run(cmd, root, env)
+    ids, failing = ran(root) if proc.returncode in (0, 1) else (set(), set())
+    return proc.returncode, took, ids, failing
+
+
 def ran(root):
     """The last mtest run's tests and the failing ones among them."""
     ids, failing = set(), set()
@@ -275,10 +284,9 @@ def bench(name, n, seed, jobs):
     args = realsuites.args_of(name)
     mtest = [MTEST, "--python", python, "-j", jobs]
     extra = ["--", *args] if args else []
-    proc, _ = run(mtest + extra, root, env)
-    if proc.returncode not in (0, 1):
-        sys.exit("%s: the recording run exited %d:\n%s" % (name, proc.returncode, proc.stderr[-2000:]))
-    _, failing_before = ran(root)
+    code, _, _, failing_before = mtest_run(mtest + extra, root, env)
+    if code not in (0, 1):
+        sys.exit("%s: the recording run exited %d" % (name, code))
     _, plain_s = run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], root, env)
     # testmon refuses pytest-cov's branch coverage (semver's addopts): pytest-cov is off
     # for its runs.
@@ -292,16 +300,16 @@ def bench(name, n, seed, jobs):
     size = (root / ".gates" / "impact.json").stat().st_size / 1e6
     print("%s: full plain pytest %.1f s, testmon's recording run %.1f s; .gates/impact.json %.1f MB; "
           "%d test(s) failing before any mutation" % (name, plain_s, testmon_full, size, len(failing_before)))
-    rows = []
+    rows, broken = [], []
     for site in draw(root, n, seed):
         apply(root, site)
         try:
             saved.restore()
-            proc, changed_s = run(mtest + ["--changed"] + extra, root, env)
-            selected, _ = ran(root) if proc.returncode in (0, 1) else (set(), set())
+            changed_exit, changed_s, selected, _ = mtest_run(mtest + ["--changed"] + extra,
+                                                             root, env)
             saved.restore()
-            proc, _ = run(mtest + ["--changed", "--verify"] + extra, root, env)
-            _, failing = ran(root)
+            verify_exit, _, _, failing = mtest_run(mtest + ["--changed", "--verify"] + extra,
+                                                   root, env)
             fails = failing - failing_before
             missed = sorted(fails - selected)
             saved.restore()
@@ -312,6 +320,13 @@ def bench(name, n, seed, jobs):
             tm_missed = sorted(f for f in fails if as_case(f) not in tm_ran)
         finally:
             apply(root, site, undo=True)
+        if verify_exit not in (0, 1):
+            # The mutation breaks the suite itself (a conftest that no longer imports):
+            # every run fails loudly, mtest's with its own exit code; nothing to miss.
+            print("  %-70s the suite does not run (exit %d); mtest --changed exits %d"
+                  % (str(site)[:70], verify_exit, changed_exit), flush=True)
+            broken.append(site)
+            continue
         rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed))
         print("  %-70s F=%-5d S=%-6d %5.1fs miss=%d | testmon %5.1fs miss=%d"
               % (str(site)[:70], len(fails), len(selected), changed_s, len(missed), testmon_s,
@@ -322,9 +337,9 @@ def bench(name, n, seed, jobs):
     tm_ratio = statistics.median(r[5] for r in rows) / plain_s
     misses = sum(len(r[4]) for r in rows)
     tm_misses = sum(len(r[6]) for r in rows)
-    print("%s: %d mutations; mtest --changed: %d missed failing test(s), median time %.2fx the full "
-          "plain run; testmon: %d missed, median %.2fx" % (name, len(rows), misses, ratio, tm_misses,
-                                                          tm_ratio))
+    print("%s: %d mutations (and %d that break the suite itself); mtest --changed: %d missed "
+          "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx"
+          % (name, len(rows), len(broken), misses, ratio, tm_misses, tm_ratio))
     shutil.rmtree(work, ignore_errors=True)
     return misses
 
