@@ -255,6 +255,50 @@ def as_case(nodeid):
     return ".".join(names[:-1]), names[-1]
 
 
+def one_percent(root, mtest, plain, env, saved, reps=3):
+    """A one-line change inside the project's function that about 1% of the tests reach
+    (a `pass` added as its body's first line: its block changes, its behaviour does not):
+    `mtest --changed` beside plain pytest's full run, taken in turn `reps` times."""
+    stored = json.loads((root / ".gates" / "impact.json").read_text())
+    sources, sets = stored["sources"], stored["sets"]
+    reach = {}
+    for _, (_, numbers) in stored["tests"].items():
+        for s, name in sets[numbers[0]][0]:
+            key = (sources[s][0], name)
+            reach[key] = reach.get(key, 0) + 1
+    target = 0.01 * len(stored["tests"])
+    path, name = min((k for k in reach if k[0].startswith("src/") and "<" not in k[1]),
+                     key=lambda k: abs(reach[k] - target))
+    tree = ast.parse((root / path).read_text())
+    parts, node = name.split("."), tree
+    for part in parts:
+        node = next(n for n in ast.iter_child_nodes(node)
+                    if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                    and n.name == part)
+    first = node.body[0]
+    lines = (root / path).read_text().splitlines(keepends=True)
+    indent = lines[first.lineno - 1][:first.col_offset]
+    site = Site(path, "function", name, first.lineno, lines[first.lineno - 1],
+                indent + "pass\n" + lines[first.lineno - 1], "a `pass` added")
+    apply(root, site)
+    try:
+        changed, full = [], []
+        for _ in range(reps):
+            saved.restore()
+            code, took, ids, _ = mtest_run(mtest + ["--changed"], root, env)
+            changed.append((took, len(ids), code))
+            full.append(run(plain, root, env)[1])
+    finally:
+        apply(root, site, undo=True)
+        saved.restore()
+    c, f = statistics.median(t for t, _, _ in changed), statistics.median(full)
+    print("  one-line change in %s: %s (reached by %d of %d tests, %.1f%%): mtest --changed ran %d "
+          "test(s) in %.2f s (exit %d); plain pytest's full run %.2f s: %.3fx"
+          % (path, name, reach[(path, name)], len(stored["tests"]),
+             100 * reach[(path, name)] / len(stored["tests"]), changed[0][1], c, changed[0][2], f,
+             c / f))
+
+
 class Saved:
     """Files put back before each mutation's runs: mtest's records, testmon's data."""
 
@@ -300,6 +344,9 @@ def bench(name, n, seed, jobs):
     size = (root / ".gates" / "impact.json").stat().st_size / 1e6
     print("%s: full plain pytest %.1f s, testmon's recording run %.1f s; .gates/impact.json %.1f MB; "
           "%d test(s) failing before any mutation" % (name, plain_s, testmon_full, size, len(failing_before)))
+    if name == "packaging":
+        one_percent(root, mtest, [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                    env, saved)
     rows, broken = [], []
     for site in draw(root, 2 * n, seed):
         if len(rows) == n:
