@@ -181,7 +181,8 @@ def compiles(text, site):
 
 
 def draw(root, n, seed):
-    """`n` mutations spread over the kinds, from the package's modules and the conftests."""
+    """`n` mutations spread over the kinds, from the package's modules and the conftests,
+    then the rest in a random order (spares for the ones that break the suite itself)."""
     files = [p.relative_to(root).as_posix() for p in (root / "src").rglob("*.py")]
     files += [p.relative_to(root).as_posix() for p in root.rglob("conftest.py")
               if "site-packages" not in str(p) and ".tox" not in p.parts]
@@ -196,9 +197,10 @@ def draw(root, n, seed):
         pool = by_kind[kind]
         rng.shuffle(pool)
         chosen += pool[:max(1, int(n * want[kind]))]
+    chosen = chosen[:n]
     rest = [s for k in KINDS for s in by_kind[k] if s not in chosen]
     rng.shuffle(rest)
-    return (chosen + rest)[:n]
+    return chosen + rest
 
 
 def apply(root, site, undo=False):
@@ -348,7 +350,7 @@ def bench(name, n, seed, jobs):
         one_percent(root, mtest, [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
                     env, saved)
     rows, broken = [], []
-    for site in draw(root, 2 * n, seed):
+    for site in draw(root, n, seed):
         if len(rows) == n:
             break
         apply(root, site)
