@@ -337,7 +337,10 @@ def bench(name, n, seed, jobs):
     # testmon refuses pytest-cov's branch coverage (semver's addopts): pytest-cov is off
     # for its runs.
     has_cov = not subprocess.run([python, "-c", "import pytest_cov"], capture_output=True).returncode
-    testmon = [python, "-m", "pytest", "-q", "--testmon", *(["--no-cov"] if has_cov else [])]
+    # testmon 2.2 reads `config.rootdir`, which packaging's addopts switch off
+    # (`-p no:legacypath`): it is switched on again for its runs.
+    testmon = [python, "-m", "pytest", "-q", "--testmon", "-p", "legacypath",
+               *(["--no-cov"] if has_cov else [])]
     proc, testmon_full = run(testmon + args, root, env)
     if proc.returncode not in (0, 1):
         sys.exit("%s: testmon's recording run exited %d:\n%s" % (name, proc.returncode,
