@@ -340,6 +340,7 @@ def bench(name, n, seed, jobs):
     # testmon 2.2 reads `config.rootdir`, which packaging's addopts switch off
     # (`-p no:legacypath`): it is switched on again for its runs.
     testmon = [python, "-m", "pytest", "-q", "--testmon", "-p", "legacypath",
+               "-W", "ignore::pytest.PytestAssertRewriteWarning",
                *(["--no-cov"] if has_cov else [])]
     proc, testmon_full = run(testmon + args, root, env)
     if proc.returncode not in (0, 1):
