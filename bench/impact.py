@@ -204,9 +204,14 @@ def draw(root, n, seed):
 
 
 def apply(root, site, undo=False):
+    """Makes the mutation, or puts the file back as it was before it."""
     path = root / site.path
-    lines = path.read_text().splitlines(keepends=True)
-    lines[site.line - 1] = site.old if undo else site.new
+    if undo:
+        path.write_text(site.before)
+        return
+    site.before = path.read_text()
+    lines = site.before.splitlines(keepends=True)
+    lines[site.line - 1] = site.new
     path.write_text("".join(lines))
 
 
