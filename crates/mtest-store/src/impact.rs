@@ -146,11 +146,14 @@ impl Impact {
     /// This run's records, made in environment `env`: each test that ran gets what its
     /// last attempt recorded; one that ran without a record (its worker crashed, a file
     /// could not be read) has none any more, so it runs next time.
-    pub fn learn(&mut self, ran: &[(String, Option<Deps>)], env: &str) {
+    /// Says whether any record changed (a run of tests whose dependencies are what they
+    /// were changes nothing, and the file need not be written again).
+    pub fn learn(&mut self, ran: &[(String, Option<Deps>)], env: &str) -> bool {
         let env: Arc<str> = env.into();
         for source in sources_of(ran) {
             self.sources.entry(source.clone()).or_insert(Sums::Pending);
         }
+        let mut changed = false;
         for (test, deps) in ran {
             match deps {
                 Some(deps) => {
@@ -158,13 +161,15 @@ impl Impact {
                         env: env.clone(),
                         deps: deps.clone(),
                     };
+                    changed |= self.tests.get(test) != Some(&recorded);
                     self.tests.insert(test.clone(), recorded);
                 }
                 None => {
-                    self.tests.remove(test);
+                    changed |= self.tests.remove(test).is_some();
                 }
             }
         }
+        changed
     }
 
     /// The shards' stores as one (`mtest merge`): each test's record from the shard that
@@ -693,6 +698,15 @@ mod tests {
             "ran without a record in its shard"
         );
         assert_eq!(merged.len(), 1);
+    }
+
+    #[test]
+    fn learning_what_is_already_recorded_changes_nothing() {
+        let mut impact = recorded();
+        let again = impact.deps("t.py::a").cloned();
+        assert!(!impact.learn(&[record("t.py::a", again.clone())], "env1"));
+        assert!(impact.learn(&[record("t.py::a", again)], "env2"));
+        assert!(impact.learn(&[record("t.py::b", None)], "env2"));
     }
 
     #[test]

@@ -68,6 +68,8 @@ fn helper(opts: &RunOptions, root: &Path) -> Result<Pytest> {
 /// What a change reaches among the recorded tests, known before collection: each reached
 /// test with why, and the files `--changed-since` named.
 pub(super) struct Checked {
+    /// The environment's fingerprint now.
+    pub(super) env: String,
     reached: FastMap<String, String>,
     named: BTreeMap<String, Option<Vec<String>>>,
     since: String,
@@ -115,6 +117,7 @@ pub(super) fn check(
             .or_insert_with(|| format!("{what} changed since {since}"));
     }
     Ok(Some(Checked {
+        env: now.env,
         reached,
         named,
         since,
@@ -257,22 +260,33 @@ fn git_changes(
 /// After a run: the store learns what this run's tests depended on; the blocks of the
 /// file versions first recorded are computed now. A failure is said, and leaves the
 /// store as it was (its records stay true of what they recorded).
+/// `env`: the environment's fingerprint when `--changed` checked it at the start (the
+/// helper is not asked again when no file version is new either); the file is written
+/// only when a record changed.
 pub(super) fn learn(
-    gates: &Gates,
-    opts: &RunOptions,
-    pytest: &Pytest,
+    (gates, opts, pytest): (&Gates, &RunOptions, &Pytest),
     impact: &mut Impact,
     this_run: &[(String, Option<crate::deps::Deps>)],
+    env: Option<&str>,
 ) -> std::result::Result<(), String> {
-    let request = serde_json::json!({
-        "config": config(opts),
-        "files": impact.new_sources(this_run),
-    });
-    let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = pytest
-        .ask_impact("sums", &request)
-        .map_err(|e| e.to_string())?;
-    impact.learn(this_run, &answer.env);
+    let new = impact.new_sources(this_run);
+    let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = match env {
+        Some(env) if new.is_empty() => Answer {
+            env: env.to_string(),
+            files: BTreeMap::new(),
+        },
+        _ => {
+            let request = serde_json::json!({ "config": config(opts), "files": new });
+            pytest
+                .ask_impact("sums", &request)
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let changed = impact.learn(this_run, &answer.env);
     impact.set_sums(answer.files);
+    if !changed && Impact::path(&gates.dir).is_file() {
+        return Ok(());
+    }
     impact
         .save(&Impact::path(&gates.dir))
         .map_err(|e| e.to_string())

@@ -233,7 +233,9 @@ fn execute(
     let this_run = &ran.supervised.rec.records[ran.first_new..];
     if opts.impact {
         let deps = &ran.supervised.rec.deps;
-        if let Err(e) = changed::learn(&gates, &opts, &pytest, &mut impact, deps) {
+        let env = checked.as_ref().map(|c| c.env.as_str());
+        let places = (&gates, &opts, &pytest);
+        if let Err(e) = changed::learn(places, &mut impact, deps, env) {
             eprintln!("warning: .gates/impact.json was not updated: {e}");
         }
     }
