@@ -355,14 +355,6 @@ class Monitoring:
             if code is not None:
                 set_local(WATCH, code, events)
 
-    def stop(self):
-        mon = self.mon
-        mon.set_events(FIND, 0)
-        for tool in (FIND, WATCH):
-            for event in (mon.events.PY_START, mon.events.PY_RESUME):
-                mon.register_callback(tool, event, None)
-            mon.free_tool_id(tool)
-
 
 def start(environ):
     """Starts recording unless `MTEST_IMPACT` says "0" (or is not set by mtest)."""
@@ -381,12 +373,6 @@ def start(environ):
     sys.addaudithook(_on_audit)
     R.on = True
     R.note_unseen_modules()
-
-
-def stop():
-    if R.on and R.backend is not None:
-        R.backend.stop()
-    R.on = False
 
 
 def _on_audit(event, args):

@@ -40,15 +40,6 @@ class Rewriting:
         """The builtin adds to the set being recorded now."""
         builtins._mtest_seen = self.recorder.seen.add
 
-    def stop(self):
-        builtins._mtest_seen = _ignore
-        if path_hook in sys.path_hooks:
-            sys.path_hooks.remove(path_hook)
-
-
-def _ignore(key):
-    pass
-
 
 def _is_project_dir(path):
     return isinstance(path, str) and impact.relpath(os.path.join(path, "_.py")) is not None

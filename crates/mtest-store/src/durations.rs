@@ -67,6 +67,11 @@ impl History {
             .any(|o| matches!(o, Outcome::Passed | Outcome::Xfailed))
     }
 
+    /// Whether its latest outcome is a failure (`--lf`, `--ff`, `--changed`).
+    pub fn failed_last(&self) -> bool {
+        self.outcomes.last().is_some_and(|o| o.is_failure())
+    }
+
     pub fn recent_failures(&self) -> u8 {
         self.outcomes
             .iter()

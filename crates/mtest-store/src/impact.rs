@@ -494,6 +494,10 @@ mod tests {
         }
     }
 
+    fn set(blocks: Vec<Block>, files: Vec<Source>) -> Arc<DepSet> {
+        Arc::new(DepSet { blocks, files })
+    }
+
     fn block(s: &Source, name: &str) -> Block {
         Block {
             source: s.clone(),
@@ -532,18 +536,9 @@ mod tests {
     fn recorded() -> Impact {
         let v = source("src/v.py", "v1");
         let data = source("data.txt", "d1");
-        let early = Arc::new(DepSet {
-            blocks: vec![block(&v, "<module>")],
-            files: vec![],
-        });
-        let a = Arc::new(DepSet {
-            blocks: vec![block(&v, "f")],
-            files: vec![],
-        });
-        let b = Arc::new(DepSet {
-            blocks: vec![block(&v, "g")],
-            files: vec![data],
-        });
+        let early = set(vec![block(&v, "<module>")], vec![]);
+        let a = set(vec![block(&v, "f")], vec![]);
+        let b = set(vec![block(&v, "g")], vec![data]);
         let mut impact = Impact::default();
         impact.learn(
             &[
@@ -632,10 +627,7 @@ mod tests {
     fn a_version_whose_blocks_are_unknown_counts_as_a_whole_file() {
         let mut impact = recorded();
         let w = source("src/w.py", "w1");
-        let set = Arc::new(DepSet {
-            blocks: vec![block(&w, "h")],
-            files: vec![],
-        });
+        let set = set(vec![block(&w, "h")], vec![]);
         let records = [record("t.py::c", Some(Deps(vec![set])))];
         assert_eq!(impact.new_sources(&records).len(), 1);
         impact.learn(&records, "env1");
@@ -656,10 +648,7 @@ mod tests {
     fn a_test_recorded_in_another_environment_is_impacted() {
         let mut impact = recorded();
         let v = source("src/v.py", "v1");
-        let set = Arc::new(DepSet {
-            blocks: vec![block(&v, "f")],
-            files: vec![],
-        });
+        let set = set(vec![block(&v, "f")], vec![]);
         impact.learn(&[record("t.py::a", Some(Deps(vec![set])))], "env2");
         let n = now(&[("src/v.py", "v1", None), ("data.txt", "d1", None)]);
         let found: Vec<String> = impact
@@ -676,10 +665,7 @@ mod tests {
         let old = recorded();
         let mut one = recorded();
         let v2 = source("src/v.py", "v2");
-        let fresh = Arc::new(DepSet {
-            blocks: vec![block(&v2, "f")],
-            files: vec![],
-        });
+        let fresh = set(vec![block(&v2, "f")], vec![]);
         one.learn(
             &[record("t.py::a", Some(Deps(vec![fresh.clone()])))],
             "env1",

@@ -28,11 +28,11 @@ pub(super) fn start(
         verify: false,
     });
     let mut checked = check(opts, root, stores.impact, &asked)?;
-    let skip = checked
-        .as_mut()
-        .map(|c| skippable(stores, c))
-        .unwrap_or_default();
-    Ok((start_collection(gates, root, opts, &skip)?, checked))
+    if let Some(c) = checked.as_mut() {
+        skippable(stores, c);
+    }
+    let skip = checked.as_ref().map_or(&[][..], |c| c.skipped_files());
+    Ok((start_collection(gates, root, opts, skip)?, checked))
 }
 
 /// What `mtest_impact` answers: the environment's fingerprint and, per file, its answer.
@@ -73,15 +73,15 @@ pub(super) struct Checked {
     reached: FastMap<String, String>,
     named: BTreeMap<String, Option<Vec<String>>>,
     since: String,
-    /// Left out of collection: how many test files, holding how many known tests.
-    skipped: (usize, usize),
+    /// The test files left out of collection, and how many known tests they hold.
     skipped_files: Vec<String>,
+    skipped_tests: usize,
 }
 
 impl Checked {
     /// The test files left out of collection.
-    pub(super) fn skipped_files(&self) -> Vec<String> {
-        self.skipped_files.clone()
+    pub(super) fn skipped_files(&self) -> &[String] {
+        &self.skipped_files
     }
 }
 
@@ -121,8 +121,8 @@ pub(super) fn check(
         reached,
         named,
         since,
-        skipped: (0, 0),
         skipped_files: Vec::new(),
+        skipped_tests: 0,
     }))
 }
 
@@ -135,12 +135,12 @@ pub(super) struct Stores<'a> {
 
 /// Why `--changed` keeps a test, if it does.
 fn reason(stores: Stores, checked: &Checked, id: &str, file: &str) -> Option<String> {
-    let last = stores
+    if stores
         .durations
         .tests
         .get(id)
-        .and_then(|h| h.outcomes.last());
-    if last.is_some_and(|o| o.is_failure()) {
+        .is_some_and(|h| h.failed_last())
+    {
         return Some("failed last run".into());
     }
     if stores.impact.deps(id).is_none() {
@@ -157,9 +157,9 @@ fn reason(stores: Stores, checked: &Checked, id: &str, file: &str) -> Option<Str
 }
 
 /// The test files no change reaches, which collection may leave out (as pytest's `--lf`
-/// does): every test of theirs the history knows has a record, and none is kept. Notes
-/// in `checked` how many files and known tests that is.
-pub(super) fn skippable(stores: Stores, checked: &mut Checked) -> Vec<String> {
+/// does): every test of theirs the history knows has a record, and none is kept. Kept in
+/// `checked`, with how many known tests they hold.
+pub(super) fn skippable(stores: Stores, checked: &mut Checked) {
     let mut files: BTreeMap<&str, (bool, FastSet<&str>)> = BTreeMap::new();
     let known = stores.durations.tests.keys().map(String::as_str);
     for id in known.chain(stores.impact.tests()) {
@@ -176,9 +176,8 @@ pub(super) fn skippable(stores: Stores, checked: &mut Checked) -> Vec<String> {
         })
         .map(|(file, (_, tests))| (file, tests.len()))
         .collect();
-    checked.skipped = (skipped.len(), skipped.iter().map(|(_, n)| n).sum());
+    checked.skipped_tests = skipped.iter().map(|(_, n)| n).sum();
     checked.skipped_files = skipped.into_iter().map(|(f, _)| f.to_string()).collect();
-    checked.skipped_files.clone()
 }
 
 /// `--changed` among `items` (what collection, paths, `-k`, `-m` and `--lf` left).
@@ -205,7 +204,7 @@ pub(super) fn changed_only(
         kept.len(),
         items.len()
     ));
-    let (files, tests) = checked.skipped;
+    let (files, tests) = (checked.skipped_files.len(), checked.skipped_tests);
     if files > 0 {
         notes.push(format!(
             "--changed: {files} test file(s) no change reaches ({tests} test(s)) were not collected"

@@ -235,11 +235,7 @@ fn changed_plan(
 
 /// Whether a test's latest outcome in the history is a failure.
 pub(super) fn failed_last(env: &Env, id: &str) -> bool {
-    env.durations
-        .tests
-        .get(id)
-        .and_then(|h| h.outcomes.last())
-        .is_some_and(|o| o.is_failure())
+    env.durations.tests.get(id).is_some_and(|h| h.failed_last())
 }
 
 /// `--lf`: the tests whose latest outcome in the history is a failure, with their indices
@@ -427,7 +423,11 @@ pub(super) fn fresh_state(
             .items
             .iter()
             .map(|i| i.file.clone())
-            .chain(env.checked.map(|c| c.skipped_files()).unwrap_or_default())
+            .chain(
+                env.checked
+                    .into_iter()
+                    .flat_map(|c| c.skipped_files().iter().cloned()),
+            )
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect(),
