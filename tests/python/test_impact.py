@@ -305,3 +305,37 @@ def test_recording_is_off_unless_mtest_says_so(tmp_path, monkeypatch):
                    capture_output=True)
     kinds = {e["e"] for e in read_events(events)}
     assert "finish" in kinds and not kinds & {"source", "block", "deps"}
+
+
+def _python312():
+    other = os.environ.get("MTEST_TEST_PYTHON312")
+    if other or os.environ.get("CI") == "true":
+        return [pytest.param(other, id="python3.12")]
+    return [pytest.param(None, id="python3.12", marks=pytest.mark.skip("no Python 3.12"))]
+
+
+@pytest.mark.parametrize("python", _python312())
+def test_a_monitoring_tool_taken_before_it_leaves_the_run_unrecorded_and_says_so(python,
+                                                                                   tmp_path):
+    """Another tool holding sys.monitoring's tool id (a `sitecustomize` here): the tests run,
+    none has a record (so `--changed` runs them all), and the run says why, once."""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.monitoring.use_tool_id(3, 'another tool')\n")
+    (tmp_path / "test_a.py").write_text("def test_a():\n    pass\n")
+    events = tmp_path / "events"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(PLUGIN_DIR)]),
+               MTEST_EVENTS=str(events), MTEST_IMPACT="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    done = subprocess.run([python, "-m", "mtest_boot", "-p", "mtest_events",
+                           "-p", "no:cacheprovider", "-q"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = read_events(events)
+    finishes = [e for e in found if e["e"] == "finish"]
+    assert len(finishes) == 1 and "deps" not in finishes[0]
+    notices = [e["text"] for e in found if e["e"] == "notice"]
+    assert len(notices) == 1 and "not recorded in this run" in notices[0], notices
+    assert "another tool" in notices[0] or "in use" in notices[0], notices

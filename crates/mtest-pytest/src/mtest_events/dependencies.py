@@ -19,6 +19,9 @@ if S.env.get("MTEST_EVENTS"):
         import mtest_rewrite
 
         mtest_rewrite.chain_pytest()
+    if S.env.get("MTEST_IMPACT") == "1" and impact.R.why_not:
+        S.notices.append("what each test depends on is not recorded in this run (%s): "
+                         "`mtest --changed` will run every test of it" % impact.R.why_not)
 
 _declared = impact.Declarations()
 _item = None
