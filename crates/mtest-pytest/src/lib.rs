@@ -52,6 +52,7 @@ const TOP_LEVEL: &[(&str, &str)] = &[
 ];
 
 /// The interpreter and the pieces every pytest invocation needs.
+#[derive(Clone)]
 pub struct Pytest {
     pub python: PathBuf,
     pub(crate) root: PathBuf,

@@ -186,15 +186,16 @@ def static_name(qualname):
 # --- recording -----------------------------------------------------------------------
 
 class Recorder:
-    """What is being recorded now: `seen` (the ids of code objects on 3.12+, block keys on
-    3.11, the project files opened as ("", path)), and what was kept from before the
-    tests. Code objects are known by identity: two with the same code in two files are
-    equal (an empty `__init__.py` and another)."""
+    """What is being recorded now: `seen` (block keys on 3.11, the project files opened as
+    ("", path)) and `ran` (3.12+: the project's code objects that started), and what was
+    kept from before the tests. Code objects are known by identity: two with the same code
+    in two files are equal (an empty `__init__.py` and another)."""
 
     def __init__(self):
         self.on = False
         self.why_not = None
-        self.seen = set()  # what ran since the last take
+        self.seen = set()  # what ran since the last take, as keys
+        self.ran = []  # 3.12+: the code objects that ran since the last take, each once
         self.early = []  # everything that ran before the tests, in order, each once
         self.early_known = set()
         self.module_base = {}  # test module's file -> how much of `early` counts for it
@@ -215,12 +216,6 @@ class Recorder:
         self.codes = {}
         self.backend = None
         self.modules_checked = 0  # how many of sys.modules note_unseen_modules looked at
-
-    def key_of(self, thing):
-        """A recorded thing's key: (file, block name) for code, ("", file) for a file."""
-        if isinstance(thing, tuple):
-            return thing
-        return self.keys.get(thing)
 
     def code_key(self, code):
         """A code object's block key, None when it is not the project's (its first start)."""
@@ -245,11 +240,13 @@ class Recorder:
     def take(self):
         """What was recorded since the last take, as keys; recording goes on afresh."""
         seen, self.seen = self.seen, set()
+        ran, self.ran = self.ran, []
         if self.backend is not None:
-            self.backend.rearm(seen)
-        keys = {self.key_of(t) for t in seen}
-        keys.discard(None)
-        return keys
+            self.backend.rearm(ran)
+        if ran:
+            keys = self.keys
+            seen.update(keys[id(code)] for code in ran)
+        return seen
 
     def early_of(self, count, module):
         """What a test of `module` depends on of the first `count` things that ran before
@@ -317,43 +314,37 @@ class Monitoring:
         self.mon = mon
         self.events = mon.events.PY_START | mon.events.PY_RESUME
         self.recorder = recorder
-        self.pending = []  # project code first seen: watched from the next take on
         mon.use_tool_id(FIND, "mtest impact (find)")
         try:
             mon.use_tool_id(WATCH, "mtest impact (watch)")
         except ValueError:
             mon.free_tool_id(FIND)
             raise
-        pending = self.pending
         disable = mon.DISABLE
         set_local = mon.set_local_events
         code_key = recorder.code_key
 
+        # The project's code is watched from the take after its first start on; once it
+        # ran, it is not watched until the next take (see rearm).
         def find(code, offset):
             if id(code) not in recorder.keys and code_key(code) is not None:
-                recorder.seen.add(id(code))
-                pending.append(code)
+                recorder.ran.append(code)
             return disable
 
         def watch(code, offset):
-            recorder.seen.add(id(code))
+            recorder.ran.append(code)
             set_local(WATCH, code, 0)
         for event in (mon.events.PY_START, mon.events.PY_RESUME):
             mon.register_callback(FIND, event, find)
             mon.register_callback(WATCH, event, watch)
         mon.set_events(FIND, self.events)
 
-    def rearm(self, seen):
+    def rearm(self, ran):
+        """The code that ran since the last take is watched again (first seen: from now on)."""
         set_local = self.mon.set_local_events
         events = self.events
-        for code in self.pending:
+        for code in ran:
             set_local(WATCH, code, events)
-        self.pending.clear()
-        codes = self.recorder.codes
-        for thing in seen:
-            code = codes.get(thing) if isinstance(thing, int) else None
-            if code is not None:
-                set_local(WATCH, code, events)
 
 
 def start(environ):

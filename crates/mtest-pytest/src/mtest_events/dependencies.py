@@ -43,14 +43,14 @@ def begin(item):
     impact.begin_test()
 
 
-@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+@pytest.hookimpl(tryfirst=True)
 def pytest_runtest_teardown(item, nextitem):
     """The fixtures the test used, while its request still holds them (pytest drops it
-    at the end of the test's protocol, before its finish)."""
+    at the end of the test's protocol, before its finish; this runs before pytest's own
+    teardown)."""
     global _used
     if impact.R.on:
         _used = _fixtures_of(item)
-    yield
 
 
 def finish():

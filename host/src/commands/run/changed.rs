@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use super::*;
 use crate::store::impact::{BlockSums, Impact, Now};
@@ -256,12 +257,28 @@ fn git_changes(
     Ok(answer.files)
 }
 
+/// The environment's fingerprint, asked for in a thread while the run goes on, so that
+/// the end of a run that meets no new file version asks the helper nothing (a run without
+/// `--changed` has no check to take it from). None when the helper failed: the end of the
+/// run asks again, and says why.
+pub(super) fn fingerprint(opts: &RunOptions, pytest: &Pytest) -> JoinHandle<Option<String>> {
+    let (pytest, request) = (
+        pytest.clone(),
+        serde_json::json!({ "config": config(opts), "files": {} }),
+    );
+    std::thread::spawn(move || {
+        let answer: Answer<BTreeMap<Arc<str>, BlockSums>> =
+            pytest.ask_impact("sums", &request).ok()?;
+        Some(answer.env)
+    })
+}
+
 /// After a run: the store learns what this run's tests depended on; the blocks of the
 /// file versions first recorded are computed now. A failure is said, and leaves the
 /// store as it was (its records stay true of what they recorded).
-/// `env`: the environment's fingerprint when `--changed` checked it at the start (the
-/// helper is not asked again when no file version is new either); the file is written
-/// only when a record changed.
+/// `env`: the environment's fingerprint at the start (from `--changed`'s check or
+/// [`fingerprint`]; the helper is not asked again when no file version is new either);
+/// the file is written only when a record changed.
 pub(super) fn learn(
     (gates, opts, pytest): (&Gates, &RunOptions, &Pytest),
     impact: &mut Impact,

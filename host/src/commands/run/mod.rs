@@ -206,6 +206,8 @@ fn execute(
         opts.pytest_args.clone(),
     )?;
     pytest.impact = opts.impact;
+    let fingerprint =
+        (opts.impact && checked.is_none()).then(|| changed::fingerprint(&opts, &pytest));
     let (mut state, mut plan, mut launcher, rec) = prepare(&env, host, &durations, state, begun)?;
     // What only the chunks need moves into their context (100k item indices: no copy).
     let for_chunks = (
@@ -233,7 +235,11 @@ fn execute(
     let this_run = &ran.supervised.rec.records[ran.first_new..];
     if opts.impact {
         let deps = &ran.supervised.rec.deps;
-        let env = checked.as_ref().map(|c| c.env.as_str());
+        let asked = fingerprint.and_then(|f| f.join().ok().flatten());
+        let env = checked
+            .as_ref()
+            .map(|c| c.env.as_str())
+            .or(asked.as_deref());
         let places = (&gates, &opts, &pytest);
         if let Err(e) = changed::learn(places, &mut impact, deps, env) {
             eprintln!("warning: .gates/impact.json was not updated: {e}");
