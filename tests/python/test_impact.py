@@ -339,3 +339,58 @@ def test_a_monitoring_tool_taken_before_it_leaves_the_run_unrecorded_and_says_so
     notices = [e["text"] for e in found if e["e"] == "notice"]
     assert len(notices) == 1 and "not recorded in this run" in notices[0], notices
     assert "another tool" in notices[0] or "in use" in notices[0], notices
+
+
+NESTED = """
+    import sys
+    if sys:
+        def in_if():
+            pass
+    else:
+        class InElse:
+            def method(self):
+                pass
+    try:
+        def in_try():
+            pass
+    except Exception:
+        def in_handler():
+            pass
+    finally:
+        def in_finally():
+            pass
+    with open(__file__) as f:
+        def in_with():
+            pass
+    for _ in ():
+        pass
+    else:
+        def in_for_else():
+            pass
+    match 1:
+        case 1:
+            def in_case():
+                pass
+    async def outer():
+        def inner():
+            pass
+"""
+
+
+@pytest.mark.parametrize("lambdas", [False, True])
+def test_the_rewriting_marks_every_block_wherever_its_definition_stands(lambdas):
+    """3.11's rewriting: each function and class body, nested in any compound statement,
+    adds its own key; with a lambda in the source, the lambda adds its enclosing block's."""
+    import ast
+
+    import mtest_rewrite
+
+    source = textwrap.dedent(NESTED) + ("HOOK = lambda: in_if()\n" if lambdas else "")
+    tree = ast.parse(source)
+    mtest_rewrite.instrument(tree, "m.py", source.encode())
+    marks = [n.args[0].value[1] for n in ast.walk(tree)
+             if isinstance(n, ast.Call) and getattr(n.func, "id", "") == mtest_rewrite.SEEN]
+    expected = ["<module>", "in_if", "InElse", "InElse.method", "in_try", "in_handler",
+                "in_finally", "in_with", "in_for_else", "in_case", "outer",
+                "outer.<locals>.inner"]
+    assert sorted(marks) == sorted(expected + (["<module>"] if lambdas else []))

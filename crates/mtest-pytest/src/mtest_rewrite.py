@@ -77,7 +77,7 @@ class Loader(machinery.SourceFileLoader):
         except (OSError, ValueError, EOFError, TypeError):
             pass
         tree = ast.parse(data, self.path)
-        instrument(tree, rel)
+        instrument(tree, rel, data)
         code = compile(tree, self.path, "exec", dont_inherit=True)
         _write(cache, head + marshal.dumps(code))
         return code
@@ -107,29 +107,41 @@ def _write(path, data):
             pass
 
 
-def instrument(tree, rel):
-    """Every block of `tree` (a module of file `rel`) adds its key when it starts."""
+def instrument(tree, rel, source):
+    """Every block of `tree` (a module of file `rel`, parsed from `source`) adds its key
+    when it starts. Without a lambda in the source, only statements can hold a block: the
+    expressions are not walked."""
     _insert(tree.body, (rel, "<module>"), module=True)
-    _visit(tree, rel, "")  # every node it adds is placed (no fix_missing_locations: it
-    # would give pytest's own unplaced nodes an end before their start)
+    children = ast.iter_child_nodes if b"lambda" in source else _statements
+    _visit(tree, rel, "", children)  # every node it adds is placed (no
+    # fix_missing_locations: it would give pytest's own unplaced nodes an end before
+    # their start)
 
 
-def _visit(node, rel, scope):
-    for child in ast.iter_child_nodes(node):
+def _statements(node):
+    """The statements right inside `node` (a module, a compound statement, a handler)."""
+    for field in ("body", "handlers", "orelse", "finalbody", "cases"):
+        value = getattr(node, field, None)
+        if isinstance(value, list):
+            yield from value
+
+
+def _visit(node, rel, scope, children):
+    for child in children(node):
         if isinstance(child, impact._DEFS):
             name = scope + child.name
             inner = name + ("." if isinstance(child, ast.ClassDef) else ".<locals>.")
-            _visit(child, rel, inner)
+            _visit(child, rel, inner, children)
             _insert(child.body, (rel, name))
         elif isinstance(child, ast.Lambda):
-            _visit(child, rel, scope)
+            _visit(child, rel, scope, children)
             key = (rel, impact.static_name(scope + "<lambda>"))
             body = child.body
             pair = ast.Tuple([_placed(_call(key), body), body], ast.Load())
             child.body = ast.Subscript(pair, ast.Constant(1), ast.Load())
             _placed(child.body, body)
         else:
-            _visit(child, rel, scope)
+            _visit(child, rel, scope, children)
 
 
 def _call(key):
@@ -185,7 +197,7 @@ def chain_pytest():
         rel = impact.relpath(str(module_path)) if module_path is not None else None
         if rel is not None:
             impact.R.see_code(rel, impact.file_sum(source))
-            instrument(mod, rel)
+            instrument(mod, rel, source)
 
     def read_pyc(source, pyc, trace=lambda x: None):
         code = read_cached(source, pyc, trace)
