@@ -55,6 +55,19 @@ fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_chec
         .find(|p| p.extension().is_some_and(|x| x == "whl"))
         .expect("maturin wrote a wheel");
 
+    // The package depends on what mtest runs: installing it brings pytest and
+    // pytest-timeout (`uv add --dev`, then `uv run mtest`, needs nothing else).
+    let metadata = run(Command::new(common::python()).arg("-c").arg(format!(
+        "import zipfile; z = zipfile.ZipFile({:?}); \
+         print(z.read(next(n for n in z.namelist() if n.endswith('.dist-info/METADATA'))).decode())",
+        wheel.display().to_string()
+    )));
+    let requires: Vec<&str> = metadata
+        .lines()
+        .filter_map(|l| l.strip_prefix("Requires-Dist: "))
+        .collect();
+    assert_eq!(requires, ["pytest>=8", "pytest-timeout>=2.3"], "{metadata}");
+
     let venv = work.path().join("venv");
     run(Command::new(common::python())
         .args(["-m", "venv"])

@@ -4,6 +4,7 @@
 pub mod collect;
 mod error;
 pub mod events;
+mod install;
 pub mod lastfailed;
 pub mod outcome;
 mod plugin_dir;
@@ -159,7 +160,7 @@ impl Pytest {
     }
 
     /// Checks that the interpreter runs and has pytest and pytest-timeout; one clear line
-    /// naming the interpreter and the install command if not.
+    /// naming the interpreter and the install command (in the project's own tool) if not.
     pub(crate) fn check_installed(&self) -> Result<(), PytestError> {
         let python = self.python.display();
         let output = Command::new(&self.python)
@@ -174,18 +175,19 @@ impl Pytest {
             return Ok(());
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let missing = if stderr.contains("No module named 'pytest_timeout'") {
-            "pytest-timeout is"
+        let (missing, packages) = if stderr.contains("No module named 'pytest_timeout'") {
+            ("pytest-timeout is", "pytest-timeout")
         } else if stderr.contains("No module named 'pytest'") {
-            "pytest is"
+            ("pytest is", "pytest pytest-timeout")
         } else {
             return Err(PytestError::NotInstalled(format!(
                 "{python} cannot import pytest and pytest_timeout: {}",
                 crate::record::one_line(stderr.lines().last().unwrap_or("unknown error"))
             )));
         };
+        let install = install::command(&self.root, &self.python, packages);
         Err(PytestError::NotInstalled(format!(
-            "{missing} not installed for {python}; install with: {python} -m pip install pytest pytest-timeout"
+            "{missing} not installed for {python}; install with: {install}"
         )))
     }
 
