@@ -125,10 +125,18 @@ fn read_history(gates: &Gates) -> History {
         Impact::path(&gates.dir),
     );
     std::thread::spawn(move || {
+        // The records of what each test depends on, as large as the durations: read beside.
+        let impact = std::thread::spawn(move || {
+            let mut warnings = Vec::new();
+            (Impact::load(&i, &mut warnings), warnings)
+        });
         let mut warnings = Vec::new();
         let durations: Durations = load_or_default(&d, &mut warnings);
         let quarantine: Quarantine = load_or_default(&q, &mut warnings);
-        let impact = Impact::load(&i, &mut warnings);
+        let (impact, more) = impact
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        warnings.extend(more);
         (durations, quarantine, impact, warnings)
     })
 }
@@ -224,27 +232,36 @@ fn execute(
         project,
         host,
     };
-    let mut stored = store_run(
-        &places,
-        &state,
-        &repeated,
-        &mut ran,
-        &mut durations,
-        &mut quarantine,
-    );
-    let this_run = &ran.supervised.rec.records[ran.first_new..];
-    if opts.impact {
-        let deps = &ran.supervised.rec.deps;
-        let asked = fingerprint.and_then(|f| f.join().ok().flatten());
-        let env = checked
-            .as_ref()
-            .map(|c| c.env.as_str())
-            .or(asked.as_deref());
-        let places = (&gates, &opts, &pytest);
-        if let Err(e) = changed::learn(places, &mut impact, deps, env) {
-            eprintln!("warning: .gates/impact.json was not updated: {e}");
-        }
+    // The impact store learns this run's records while the rest of the run is stored
+    // (other files, each as large at 64k tests).
+    let deps = std::mem::take(&mut ran.supervised.rec.deps);
+    let asked = fingerprint.and_then(|f| f.join().ok().flatten());
+    let env = checked
+        .as_ref()
+        .map(|c| c.env.as_str())
+        .or(asked.as_deref());
+    let (mut stored, learned) = std::thread::scope(|scope| {
+        let (impact, deps) = (&mut impact, &deps);
+        let learning = opts.impact.then(|| {
+            let places = (&gates, &opts, &pytest);
+            scope.spawn(move || changed::learn(places, impact, deps, env))
+        });
+        let stored = store_run(
+            &places,
+            &state,
+            &repeated,
+            &mut ran,
+            &mut durations,
+            &mut quarantine,
+        );
+        (stored, learning.map(|l| l.join()))
+    });
+    match learned {
+        Some(Ok(Err(e))) => eprintln!("warning: .gates/impact.json was not updated: {e}"),
+        Some(Err(_)) => eprintln!("warning: .gates/impact.json was not updated: learning failed"),
+        Some(Ok(Ok(()))) | None => {}
     }
+    let this_run = &ran.supervised.rec.records[ran.first_new..];
     if !state.changed_left_out.is_empty() {
         let left_out: FastSet<String> = state.changed_left_out.iter().cloned().collect();
         let missed = changed::missed(&left_out, this_run);
