@@ -2,7 +2,7 @@
 """`mtest --changed` judged by mutation on real projects, beside pytest-testmon.
 
     .venv/bin/python bench/impact.py [--only packaging,semver,attrs] [--mutations 25]
-                                     [--seed 1] [-j 2]
+                                     [--seed 1] [-j 2] [--start K]
 
 For each project (its PyPI sdist and venv, as bench/realsuites.py makes them; packaging
 26.4's from bench/supervisor.py's cache), in a copy of its tree (its `src/` first on
@@ -324,7 +324,7 @@ class Saved:
                 shutil.copy2(saved, self.root / name)
 
 
-def bench(name, n, seed, jobs):
+def bench(name, n, seed, jobs, start=0):
     src, python = project(name)
     ensure_testmon(python)
     work = Path(tempfile.mkdtemp(prefix="mtest-impact-%s-" % name))
@@ -362,6 +362,11 @@ def bench(name, n, seed, jobs):
     for site in draw(root, n, seed):
         if len(rows) == n:
             break
+        if start:  # measured by an earlier, interrupted run of the same draw
+            start -= 1
+            rows.append(None)
+            print("  %-70s (measured before)" % str(site)[:70], flush=True)
+            continue
         apply(root, site)
         try:
             saved.restore()
@@ -395,13 +400,18 @@ def bench(name, n, seed, jobs):
                  len(tm_missed)), flush=True)
         for m in missed:
             print("      MISSED by --changed: %s" % m)
+    skipped = rows.count(None)
+    rows = [r for r in rows if r is not None]
+    if not rows:
+        return 0
     ratio = statistics.median(r[2] for r in rows) / plain_s
     tm_ratio = statistics.median(r[5] for r in rows) / plain_s
     misses = sum(len(r[4]) for r in rows)
     tm_misses = sum(len(r[6]) for r in rows)
-    print("%s: %d mutations (and %d that break the suite itself); mtest --changed: %d missed "
+    print("%s: %d mutations (and %d that break the suite itself%s); mtest --changed: %d missed "
           "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx"
-          % (name, len(rows), len(broken), misses, ratio, tm_misses, tm_ratio))
+          % (name, len(rows), len(broken), ", %d measured before" % skipped if skipped else "",
+             misses, ratio, tm_misses, tm_ratio))
     shutil.rmtree(work, ignore_errors=True)
     return misses
 
@@ -413,8 +423,12 @@ def main():
     parser.add_argument("--mutations", type=int, default=25)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("-j", default="2")
+    parser.add_argument("--start", type=int, default=0,
+                        help="skip the first START mutations of the draw (measured by an "
+                             "interrupted run: one project)")
     opts = parser.parse_args()
-    misses = sum(bench(name, opts.mutations, opts.seed, opts.j) for name in opts.only.split(","))
+    misses = sum(bench(name, opts.mutations, opts.seed, opts.j, opts.start)
+                 for name in opts.only.split(","))
     sys.exit(1 if misses else 0)
 
 
