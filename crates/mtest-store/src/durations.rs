@@ -110,6 +110,11 @@ pub(crate) fn quantile(values: &[f64], q: f64) -> Option<f64> {
 }
 
 impl Durations {
+    /// Whether test `id`'s latest outcome is a failure (`--lf`, `--ff`, `--changed`).
+    pub fn failed_last(&self, id: &str) -> bool {
+        self.tests.get(id).is_some_and(History::failed_last)
+    }
+
     /// The history of each id, found with one id comparison where the ids come in the
     /// order this file keeps them (a run's collection, mostly: tests are added in the
     /// order they first ran), by the hash otherwise.

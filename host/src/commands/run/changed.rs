@@ -136,12 +136,7 @@ pub(super) struct Stores<'a> {
 
 /// Why `--changed` keeps a test, if it does.
 fn reason(stores: Stores, checked: &Checked, id: &str, file: &str) -> Option<String> {
-    if stores
-        .durations
-        .tests
-        .get(id)
-        .is_some_and(|h| h.failed_last())
-    {
+    if stores.durations.failed_last(id) {
         return Some("failed last run".into());
     }
     if stores.impact.deps(id).is_none() {

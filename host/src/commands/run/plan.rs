@@ -233,11 +233,6 @@ fn changed_plan(
     Ok(plan)
 }
 
-/// Whether a test's latest outcome in the history is a failure.
-pub(super) fn failed_last(env: &Env, id: &str) -> bool {
-    env.durations.tests.get(id).is_some_and(|h| h.failed_last())
-}
-
 /// `--lf`: the tests whose latest outcome in the history is a failure, with their indices
 /// among the collected items; none (all run, as pytest does) when no test failed.
 fn only_failed_last(
@@ -246,7 +241,7 @@ fn only_failed_last(
     notes: &mut Vec<String>,
 ) -> Option<(Vec<Item>, Vec<usize>)> {
     let kept: Vec<usize> = (0..items.len())
-        .filter(|&i| failed_last(env, &items[i].id))
+        .filter(|&i| env.durations.failed_last(&items[i].id))
         .collect();
     if kept.is_empty() {
         notes.push("--lf: no test failed last time: running all".to_string());
@@ -288,7 +283,7 @@ fn budget_for_tests(env: &Env, budget_s: f64, notes: &mut Vec<String>) -> u64 {
 fn failed_first(env: &Env, selected: &mut selection::Selected, notes: &mut Vec<String>) {
     let (mut first, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut selected.tests)
         .into_iter()
-        .partition(|t| failed_last(env, &t.id));
+        .partition(|t| env.durations.failed_last(&t.id));
     notes.push(format!(
         "--ff: {} test(s) that failed last time first",
         first.len()
