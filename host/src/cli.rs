@@ -10,9 +10,7 @@ use clap::{Args, Parser, Subcommand};
     name = "mtest",
     version,
     about = "Supervise pytest from the outside: crashes, hangs, budgets, quarantine, plugins",
-    after_help = "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected \
-tests passed, 1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not \
-run, 5 nothing selected, 130 interrupted."
+    after_help = AFTER_HELP
 )]
 pub struct Cli {
     /// The project directory (default: the nearest ancestor with a pyproject.toml or pytest.ini).
@@ -25,6 +23,19 @@ pub struct Cli {
     #[command(flatten)]
     pub run: RunArgs,
 }
+
+/// Exit codes and the keys and signals a run answers (those of this system).
+const AFTER_HELP: &str = if cfg!(windows) {
+    "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected tests passed, \
+1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not run, 5 nothing \
+selected, 130 interrupted. While tests run, Ctrl-C or Ctrl-Break stops the run gracefully \
+(resume with --resume); Windows has no Ctrl-Z pause and no SIGUSR1 status."
+} else {
+    "`mtest` is the short name of `mgf-test-supervisor`. Exit codes: 0 all selected tests passed, \
+1 failures, 2 usage or configuration error, 3 internal error, 4 pytest could not run, 5 nothing \
+selected, 130 interrupted. While tests run, Ctrl-C stops the run gracefully (resume with \
+--resume), Ctrl-Z pauses the workers, SIGUSR1 (Ctrl-T on macOS) prints the full status."
+};
 
 /// Subcommands built into mtest; any other first word is an external subcommand.
 pub const BUILTIN_COMMANDS: &[&str] = &["plugins", "quarantine", "merge", "help"];

@@ -86,7 +86,10 @@ impl std::str::FromStr for Isolation {
 
     fn from_str(s: &str) -> Result<Isolation, crate::BadValue> {
         match s {
-            "fork" => Ok(Isolation::Fork),
+            "fork" if cfg!(target_os = "linux") => Ok(Isolation::Fork),
+            "fork" => Err(crate::BadValue(
+                "`fork` is Linux's only: this system runs each chunk as a pytest process of its own (`process`)".into(),
+            )),
             "process" => Ok(Isolation::Process),
             _ => Err(crate::BadValue("expected `fork` or `process`".into())),
         }
@@ -94,7 +97,8 @@ impl std::str::FromStr for Isolation {
 }
 
 impl Isolation {
-    /// Fork on Linux; process on macOS, whose system frameworks are not fork-safe.
+    /// Fork on Linux; process elsewhere: macOS's system frameworks are not fork-safe, and
+    /// Windows has no fork.
     pub fn default_for_platform() -> Isolation {
         if cfg!(target_os = "linux") {
             Isolation::Fork

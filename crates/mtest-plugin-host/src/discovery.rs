@@ -88,8 +88,13 @@ pub(crate) fn path_subcommands() -> Vec<(String, PathBuf)> {
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let file = e.file_name().to_string_lossy().into_owned();
-                let name = file.strip_prefix("mtest-")?.to_string();
-                (!name.is_empty() && is_executable(&e.path())).then(|| (name, e.path()))
+                let name = file.strip_prefix("mtest-")?;
+                let name = name
+                    .strip_suffix(std::env::consts::EXE_SUFFIX)
+                    .unwrap_or(name)
+                    .to_string();
+                (!name.is_empty() && mtest_platform::is_executable(&e.path()))
+                    .then(|| (name, e.path()))
             })
             .collect();
         here.sort();
@@ -106,13 +111,8 @@ pub(crate) fn path_subcommands() -> Vec<(String, PathBuf)> {
 pub fn find_subcommand(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
-        .map(|dir| dir.join(format!("mtest-{name}")))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .map(|dir| dir.join(format!("mtest-{name}{}", std::env::consts::EXE_SUFFIX)))
+        .find(|p| mtest_platform::is_executable(p))
 }
 
 /// Resolves a plugin named on the command line or in the configuration: a path to a

@@ -16,8 +16,7 @@
 //! returns 0 when the text is the daemon's state, nonzero when it says why there is none.
 
 use std::ffi::{c_char, CStr, CString};
-use std::io::{Read, Seek, Write};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -65,22 +64,16 @@ enum Answer {
     Err(String),
 }
 
-/// `mtest __native-probe LIB`: in the helper process, load `LIB`, answer the request on
-/// stdin, print the answer on stdout. Any failure is an answer too.
+/// `mtest __native-probe LIB ANSWER`: in the helper process, load `LIB`, answer the request
+/// on stdin, write the answer to the file `ANSWER` (what the probe itself prints goes to
+/// stdout and stderr, which the parent sets aside). Any failure is an answer too.
 pub fn helper_main(args: &[String]) -> crate::Exit {
-    // The answer goes to the real stdout; what the probe itself prints goes to stderr.
-    let Ok(answer_fd) = nix::unistd::dup(std::io::stdout()) else {
-        return crate::Exit::Internal;
+    let [lib, answer_path] = args else {
+        eprintln!("usage: mtest {HELPER} LIB ANSWER");
+        return crate::Exit::Usage;
     };
-    if nix::unistd::dup2_stdout(std::io::stderr()).is_err() {
-        return crate::Exit::Internal;
-    }
-    let answer = match args.first() {
-        Some(lib) => helper(Path::new(lib)),
-        None => Answer::Err(format!("usage: mtest {HELPER} LIB")),
-    };
-    let mut out = std::fs::File::from(answer_fd);
-    match serde_json::to_vec(&answer).map(|text| out.write_all(&text)) {
+    let answer = helper(Path::new(lib));
+    match serde_json::to_vec(&answer).map(|text| std::fs::write(answer_path, text)) {
         Ok(Ok(())) => crate::Exit::Ok,
         _ => crate::Exit::Internal,
     }
@@ -208,19 +201,18 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Prob
     let exe = std::env::current_exe()
         .map_err(|e| ProbeError(format!("cannot find mtest itself: {e}")))?;
     let request = serde_json::to_vec(request).map_err(|e| ProbeError(e.to_string()))?;
+    let temp = |e: std::io::Error| ProbeError(format!("cannot make a temp file: {e}"));
     // Answers go to a file, not a pipe: a probe that writes a lot never blocks on it.
-    let mut stdout =
-        tempfile::tempfile().map_err(|e| ProbeError(format!("cannot make a temp file: {e}")))?;
-    let stderr =
-        tempfile::tempfile().map_err(|e| ProbeError(format!("cannot make a temp file: {e}")))?;
-    let mut child = Command::new(exe)
-        .arg(HELPER)
+    let mut answer = tempfile::NamedTempFile::new().map_err(temp)?;
+    let output = tempfile::tempfile().map_err(temp)?;
+    let mut cmd = Command::new(exe);
+    cmd.arg(HELPER)
         .arg(lib)
+        .arg(answer.path())
         .stdin(Stdio::piped())
-        .stdout(stdout.try_clone().map_err(|e| ProbeError(e.to_string()))?)
-        .stderr(stderr)
-        .process_group(0)
-        .spawn()
+        .stdout(output.try_clone().map_err(temp)?)
+        .stderr(output);
+    let mut child = mtest_platform::spawn_owned(&mut cmd)
         .map_err(|e| ProbeError(format!("cannot start the probe helper: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         // A probe that dies first closes the pipe; its exit status says why.
@@ -231,9 +223,10 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Prob
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() >= timeout => {
-                let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
-                let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+                let group = child.id() as i32;
+                mtest_platform::signal_group(group, mtest_platform::Sig::SIGKILL);
                 let _ = child.wait();
+                mtest_platform::kill_strays(Some(group), None, &[]);
                 return Err(ProbeError(format!(
                     "no answer within {} (the probe was killed)",
                     crate::clock::human(timeout)
@@ -243,22 +236,22 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Prob
             Err(e) => return Err(ProbeError(format!("cannot wait for the probe helper: {e}"))),
         }
     };
-    if let Some(signal) = status.signal() {
-        let name = nix::sys::signal::Signal::try_from(signal)
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_else(|_| format!("signal {signal}"));
-        return Err(ProbeError(format!("the probe crashed ({name})")));
-    }
+    mtest_platform::kill_strays(Some(child.id() as i32), None, &[]);
     let mut text = String::new();
-    stdout
-        .rewind()
-        .and_then(|_| stdout.read_to_string(&mut text))
+    answer
+        .as_file_mut()
+        .read_to_string(&mut text)
         .map_err(|e| ProbeError(format!("cannot read the probe's answer: {e}")))?;
     match serde_json::from_str::<Answer>(text.trim()) {
         Ok(Answer::Ok(text)) => Ok(text),
         Ok(Answer::Err(e)) => Err(ProbeError(e)),
-        Err(_) => Err(ProbeError(format!(
+        // Exited of its own accord (a crash on Windows exits with a negative NTSTATUS).
+        Err(_) if status.code().is_some_and(|c| c >= 0) => Err(ProbeError(format!(
             "the probe helper exited ({status}) without an answer"
+        ))),
+        Err(_) => Err(ProbeError(format!(
+            "the probe crashed ({})",
+            mtest_platform::describe_exit(status)
         ))),
     }
 }

@@ -1,7 +1,8 @@
 //! The events the `mtest_events` plugin writes, and reading them from a growing file.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+
+use crate::platform;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -265,7 +266,7 @@ impl EventTail {
             self.scratch = vec![0; 64 * 1024];
         }
         loop {
-            match file.read_at(&mut self.scratch, self.offset) {
+            match platform::read_at(file, &mut self.scratch, self.offset) {
                 Ok(n) => {
                     self.partial.extend_from_slice(&self.scratch[..n]);
                     self.offset += n as u64;

@@ -37,6 +37,7 @@ const EVENT_PLUGIN: &[(&str, &str)] = &[
     ("timeouts.py", include_str!("mtest_events/timeouts.py")),
     ("runloop.py", include_str!("mtest_events/runloop.py")),
     ("zygote.py", include_str!("mtest_events/zygote.py")),
+    ("system.py", include_str!("mtest_events/system.py")),
     ("coverage.py", include_str!("mtest_events/coverage.py")),
     (
         "dependencies.py",

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -128,12 +127,12 @@ impl Zygote {
             .args(args);
         pytest.finish_args(&mut cmd);
         cmd.stdin(Stdio::piped()).stdout(out).stderr(err);
-        platform::own_group(&mut cmd);
         let command = render_command(&cmd);
-        let mut child = cmd.spawn().map_err(|source| PytestError::NoPython {
-            python: pytest.python.clone(),
-            source,
-        })?;
+        let mut child =
+            platform::spawn_owned(&mut cmd).map_err(|source| PytestError::NoPython {
+                python: pytest.python.clone(),
+                source,
+            })?;
         let stdin = child.stdin.take();
         Ok(Zygote {
             pid: child.id() as i32,
@@ -163,7 +162,7 @@ impl Zygote {
         // In place: at the end of collection this is every collected item.
         events.retain_mut(|event| match event {
             Ok(Event::Exited { pid, status, .. }) => {
-                self.exits.insert(*pid, ExitStatus::from_raw(*status));
+                self.exits.insert(*pid, platform::wait_status(*status));
                 false
             }
             Ok(Event::Notice { text }) => {

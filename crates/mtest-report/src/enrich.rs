@@ -240,12 +240,11 @@ pub(crate) fn fingerprint(python: &Path, root: &Path) -> String {
         Some(text) => lines.push(text),
         None => lines.push(format!("python:   {} did not answer", python.display())),
     }
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     lines.push(format!(
         "os:       {} {} {}",
         std::env::consts::OS,
         std::env::consts::ARCH,
-        kernel.trim()
+        crate::platform::kernel_release()
     ));
     lines.push(format!(
         "cpus:     {}",

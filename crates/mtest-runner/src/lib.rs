@@ -24,7 +24,6 @@ use mtest_pytest as pytest;
 use mtest_store as store;
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use chunk_run::{Chunk, ChunkRun, Ended, Launcher, RunContext};
@@ -496,7 +495,7 @@ impl Loop<'_, '_> {
                 platform::describe_exit(status)
             ));
             for chunk in self.running.iter_mut().filter(|c| c.is_forked()) {
-                chunk.exited(std::process::ExitStatus::from_raw(libc_sigkill()));
+                chunk.exited(platform::killed_status());
             }
             *launcher = Launcher::Process;
         }
@@ -705,9 +704,4 @@ impl Loop<'_, '_> {
             Launcher::Process => std::thread::sleep(self.pause),
         }
     }
-}
-
-/// The raw wait status of a process killed by SIGKILL.
-fn libc_sigkill() -> i32 {
-    platform::Sig::SIGKILL as i32
 }

@@ -114,10 +114,7 @@ fn atomic_write_with(
     std::fs::create_dir_all(dir).map_err(fail)?;
     let tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
     // tempfile creates 0600; the store is as readable as any other project file.
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(fail)?;
+    mtest_platform::make_readable(tmp.as_file()).map_err(fail)?;
     write(tmp.as_file()).map_err(fail)?;
     tmp.as_file().sync_all().map_err(fail)?;
     tmp.persist(path).map_err(|e| fail(e.error))?;

@@ -1,15 +1,16 @@
-//! One run per `.gates/` at a time. The lock is an `flock` on `.gates/lock`: the kernel
-//! drops it when the holder dies, so a stale lock from a killed mtest is simply taken over.
+//! One run per `.gates/` at a time. The lock is the system's file lock on `.gates/lock`
+//! (`flock`; `LockFileEx` on Windows): the kernel drops it when the holder dies, so a stale lock from a killed mtest is simply taken over.
 //! The file holds the holder's pid and start time, for the message a second mtest prints.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::Path;
 
-use nix::fcntl::{Flock, FlockArg};
+use std::fs::TryLockError;
 
+/// Held for the run; the lock goes with the file when it is dropped.
 pub struct GatesLock {
-    _lock: Flock<File>,
+    _lock: File,
 }
 
 /// Why the store cannot be had.
@@ -65,8 +66,9 @@ pub fn acquire(gates_dir: &Path) -> Result<GatesLock, LockError> {
                 path.display()
             ))
         })?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(mut lock) => {
+    match file.try_lock() {
+        Ok(()) => {
+            let mut lock = file;
             let me = format!(
                 "pid {} started {}\n",
                 std::process::id(),
@@ -78,7 +80,12 @@ pub fn acquire(gates_dir: &Path) -> Result<GatesLock, LockError> {
             let _ = lock.sync_all();
             Ok(GatesLock { _lock: lock })
         }
-        Err((mut file, _)) => {
+        Err(TryLockError::Error(e)) => Err(LockError::Store(format!(
+            "cannot lock the store {}: {e}; mtest needs a file system with file locks there",
+            path.display()
+        ))),
+        Err(TryLockError::WouldBlock) => {
+            let mut file = file;
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
             let holder = holder.trim();

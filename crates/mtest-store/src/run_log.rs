@@ -21,17 +21,12 @@ pub struct RunLog {
     path: PathBuf,
     /// `details.jsonl`, opened with the first record that has details.
     details: Option<File>,
-    /// (device, inode) of the file written: if the path stops naming it, the store was
-    /// deleted or replaced during the run.
-    identity: (u64, u64),
+    /// The file written: if the path stops naming it, the store was deleted or replaced
+    /// during the run.
+    identity: same_file::Handle,
     /// The lines of a chunk, reused: a fresh buffer for each chunk is fresh pages (a
     /// zeroed huge page, often) from the kernel each time.
     lines: Vec<u8>,
-}
-
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
-    use std::os::unix::fs::MetadataExt;
-    (meta.dev(), meta.ino())
 }
 
 /// A line of `details.jsonl`.
@@ -72,9 +67,12 @@ fn copy_back(mut file: &File, path: &Path) -> Result<(), StoreError> {
 impl RunLog {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let file = open_append(path)?;
-        let meta = file.metadata().map_err(StoreError::io("stat", path))?;
+        let identity = file
+            .try_clone()
+            .and_then(same_file::Handle::from_file)
+            .map_err(StoreError::io("stat", path))?;
         Ok(RunLog {
-            identity: identity(&meta),
+            identity,
             lines: Vec::new(),
             file,
             path: path.to_path_buf(),
@@ -86,9 +84,9 @@ impl RunLog {
         &self.path
     }
 
-    /// Whether the path still names the file this log writes (one `stat`).
+    /// Whether the path still names the file this log writes.
     pub fn intact(&self) -> bool {
-        std::fs::metadata(&self.path).is_ok_and(|m| identity(&m) == self.identity)
+        same_file::Handle::from_path(&self.path).is_ok_and(|h| h == self.identity)
     }
 
     /// Writes the log anew, with its directory, holding every line written so far (read

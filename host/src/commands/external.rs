@@ -17,12 +17,8 @@ pub fn run(args: &[String]) -> Exit {
     };
     match Command::new(&path).args(rest).status() {
         Ok(status) => {
-            use std::os::unix::process::ExitStatusExt;
             // Killed by a signal: the shell convention, 128 + signal number.
-            let code = status
-                .code()
-                .or(status.signal().map(|s| 128 + s))
-                .unwrap_or(1);
+            let code = mtest_platform::shell_code(status);
             Exit::Code(u8::try_from(code).unwrap_or(1))
         }
         Err(e) => {

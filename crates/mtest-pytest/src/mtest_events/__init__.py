@@ -33,13 +33,16 @@ Environment (set by mtest, read once at import and then taken out of os.environ)
   MTEST_FOREGROUND  "1": one test run again on the user's terminal under pytest's
                  debugger (`mtest -- --pdb` / `--trace`): --pdb and --trace are allowed,
                  Ctrl-Z is the terminal's
+  MTEST_SUPERVISOR_PID  macOS: mtest's pid, whose end kills this process's group (see
+                 system.py)
 
 The modules: state (the one object `S` that holds what the plugin remembers), channel (the
 event file), options (what mtest changes or refuses in pytest's options), collection
 (items and collection progress), reporting (a test's start, reports, finish; the session),
 leaks (processes and threads a test leaves behind), timeouts (pytest-timeout's timer and
 Ctrl-Z), runloop (the run loop, the stop file and --max-fail), zygote (the fork server and
-its workers, gc.freeze), coverage (pytest-cov in a worker). The wire they write is shown by
+its workers, gc.freeze), coverage (pytest-cov in a worker), system (what differs on macOS
+and Windows). The wire they write is shown by
 example in ../wire/ (events.jsonl, commands.jsonl).
 """
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from . import channel, timeouts
+from . import channel, system, timeouts
 from .state import S
 
 
@@ -75,6 +75,10 @@ def pytest_configure(config):
     stacks = S.env.get("MTEST_STACKS")
     if stacks:
         register_stacks(stacks)
+    if S.env.get("MTEST_SUPERVISOR_PID"):
+        system.watch_supervisor(S.env["MTEST_SUPERVISOR_PID"])
+    if not S.foreground:
+        system.break_is_interrupt()
     if not S.collect and not S.foreground:  # a process-mode chunk: a worker (the zygote's
         timeouts.catch_pause()                       # forks do it there)
     channel.emit(

@@ -1,7 +1,6 @@
 //! How a chunk ends: what its process left (the test in flight, the tests it never reached)
 //! classified into records, re-queued jobs or a broken run, and its strays killed.
 
-use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 
 use super::{Chunk, ChunkRun, Ended, InFlight, Proc, RunContext, Succession};
@@ -81,7 +80,7 @@ impl ChunkRun {
             Proc::Forked { status: None } if self.succession == Succession::HandedOver => {
                 self.read_events(ctx, out);
                 self.session.over_since()?;
-                Some(ExitStatus::from_raw(0))
+                Some(ExitStatus::default())
             }
             Proc::Forked { status: None } => None,
             Proc::Spawned(child) => match child.try_wait() {

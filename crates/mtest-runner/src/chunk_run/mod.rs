@@ -515,11 +515,14 @@ impl ChunkRun {
             let out = std::fs::File::create(log).map_err(PytestError::write(log))?;
             let err = out.try_clone().map_err(PytestError::write(log))?;
             cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-            platform::own_group(&mut cmd);
         }
         cmd.arg("--").args(path_args(files, &ctx.universe));
         let command = render_command(&cmd);
-        let child = cmd.spawn().map_err(|source| PytestError::NoPython {
+        let spawned = match ctx.foreground {
+            Some(_) => cmd.spawn(),
+            None => platform::spawn_owned(&mut cmd),
+        };
+        let child = spawned.map_err(|source| PytestError::NoPython {
             python: ctx.pytest.python.clone(),
             source,
         })?;
