@@ -17,3 +17,4 @@ mod python_package;
 mod reliability;
 mod shards;
 mod supervisor;
+mod workflows;

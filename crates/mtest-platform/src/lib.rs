@@ -157,8 +157,23 @@ pub fn is_executable(path: &Path) -> bool {
     imp::is_executable(path)
 }
 
+/// A virtual environment's Python: `bin/python`, Windows's `Scripts\python.exe`.
+pub fn venv_python(venv: &Path) -> std::path::PathBuf {
+    if cfg!(windows) {
+        venv.join("Scripts").join("python.exe")
+    } else {
+        venv.join("bin").join("python")
+    }
+}
+
+/// The Python on PATH when no environment is found: `python3` (Windows: `python`).
+pub const PYTHON: &str = if cfg!(windows) { "python" } else { "python3" };
+
 /// The kernel's release, for a bundle's environment (`6.8.0-…`, Darwin's `23.4.0`; empty on
 /// Windows).
 pub fn kernel_release() -> String {
     imp::kernel_release()
 }
+
+#[cfg(test)]
+mod tests;

@@ -124,9 +124,9 @@ pub fn find_python(explicit: Option<&Path>, configured: Option<&str>, root: &Pat
         .into_iter()
         .chain(activated)
         .chain(installed_in)
-        .map(|venv| venv.join("bin").join("python"))
+        .map(|venv| platform::venv_python(&venv))
         .find(|python| python.is_file())
-        .unwrap_or_else(|| PathBuf::from("python3"))
+        .unwrap_or_else(|| PathBuf::from(platform::PYTHON))
 }
 
 impl Pytest {

@@ -60,6 +60,9 @@ pub(crate) fn sweep_abandoned(tmp: &Path) {
             continue;
         };
         if lock.try_lock().is_ok() {
+            // Its owner is gone for good (an owner locks before the file takes its name);
+            // closed first: Windows removes no file that is open.
+            drop(lock);
             let _ = std::fs::remove_dir_all(&dir);
         }
     }

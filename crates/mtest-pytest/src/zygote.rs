@@ -324,7 +324,8 @@ impl Drop for Zygote {
     }
 }
 
-#[cfg(test)]
+/// Fork mode's commands, with Unix paths (there is no fork mode on Windows).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
