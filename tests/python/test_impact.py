@@ -258,6 +258,59 @@ def test_a_fixture_that_fills_a_wider_ones_value_counts_for_every_test_using_it(
     assert {"conftest.py:<module>", "tests/conftest.py:<module>"} <= early, early
 
 
+MEMOIZED = {
+    "pkg/__init__.py": "",
+    "pkg/tags.py": """
+        import functools
+
+        def _version():
+            return 3
+
+        @functools.lru_cache
+        def platform_tags():
+            return ["tag%d" % _version()]
+
+        class Finder:
+            @functools.cache
+            def search(self):
+                return _version()
+
+        FINDER = Finder()
+    """,
+    "tests/test_tags.py": """
+        from pkg import tags
+
+        def test_first():
+            assert tags.platform_tags() == ["tag3"]
+            assert tags.FINDER.search() == 3
+
+        def test_second():
+            assert tags.platform_tags() == ["tag3"]
+
+        def test_third():
+            assert tags.FINDER.search() == 3
+
+        def test_other():
+            pass
+    """,
+}
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_a_value_from_a_cache_depends_on_the_code_that_computed_it(python, tmp_path):
+    """test_second and test_third run no code of `platform_tags` or `search`: the values
+    come from the caches test_first filled. A change to `_version` must reach them."""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    deps = _record(tmp_path, python, tmp_path / "events", MEMOIZED)
+    own = {test: sets[0] for test, sets in deps.items()}
+    computed = {"pkg/tags.py:_version", "pkg/tags.py:platform_tags",
+                "pkg/tags.py:Finder.search"}
+    assert computed <= own["test_first"], own["test_first"]
+    for test in ("test_second", "test_third"):
+        assert computed <= own[test], (test, own[test])
+    assert own["test_other"] == {"tests/test_tags.py:test_other"}, own["test_other"]
+
+
 def _deps_by_test(events):
     """{test: (its own blocks and files, what ran before it)}, resolved from the wire."""
     sources, blocks, sets, found = {}, {}, {}, {}

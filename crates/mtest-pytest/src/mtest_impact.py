@@ -32,6 +32,13 @@ imported or registered, T may use). Fixtures wider than a function are set up on
 first test that needs them: what their set-up ran is kept per fixture and counts for every
 test that uses it.
 
+A memoized function of the project (`functools.lru_cache`, `functools.cache`) runs once
+for many tests: a test that gets its value from the cache runs none of its code. Such a
+test depends on the function and on what ran in the tests in which it computed a value in
+this process (all of the early list when it computed one before the tests). The memoized
+functions are found when collection ends, in the project's modules and their classes; one
+made later (in a function, in a module imported by a test) is not known.
+
 A file is hashed when it is first seen (its first code object started, or opened); if it
 cannot be read then, the tests depending on it get no record, and mtest runs them again
 next time. Nothing here writes events: `mtest_events` asks `declarations` at each test's
@@ -39,6 +46,7 @@ end.
 """
 
 import ast
+import functools
 import hashlib
 import inspect
 import os
@@ -306,6 +314,69 @@ class Recorder:
 R = Recorder()
 
 
+class Caches:
+    """The project's memoized functions (see the module's docstring): each with its block,
+    what ran in the tests in which it computed a value, whether it computed one before the
+    tests, and its (hits, misses) when the test in flight began."""
+
+    def __init__(self):
+        self.wrappers = []
+        self.keys = []
+        self.computed = []
+        self.early = []
+        self.before = []
+        self.known = set()
+
+    def find(self):
+        """Looks for memoized functions in the project's modules and their classes."""
+        for module in list(sys.modules.values()):
+            path = getattr(module, "__file__", None)
+            if not isinstance(path, str) or relpath(path) is None:
+                continue
+            for value in list(vars(module).values()):
+                self._add(value)
+                if isinstance(value, type) and value.__module__ == module.__name__:
+                    for attr in list(vars(value).values()):
+                        self._add(getattr(attr, "__func__", attr))
+        self.before = self.counts()
+
+    def _add(self, value):
+        if not isinstance(value, functools._lru_cache_wrapper) or id(value) in self.known:
+            return
+        code = getattr(inspect.unwrap(value), "__code__", None)
+        rel = relpath(code.co_filename) if code is not None else None
+        if rel is None:
+            return
+        self.known.add(id(value))
+        R.see_code(rel)
+        self.wrappers.append(value)
+        self.keys.append((rel, static_name(code.co_qualname)))
+        self.computed.append(set())
+        self.early.append(value.cache_info().misses > 0)
+
+    def counts(self):
+        return [w.cache_info()[:2] for w in self.wrappers]
+
+    def settle(self, own):
+        """At a test's end: what the test got from caches joins `own`; what it computed
+        for them is kept. True when a value it got was computed before the tests."""
+        early = False
+        now = self.counts()
+        for i, ((hits, misses), (hits0, misses0)) in enumerate(zip(now, self.before)):
+            # (Counts that went down: the cache was cleared, and counted anew.)
+            if misses != misses0 and misses > 0:
+                self.computed[i] |= own
+            if hits != hits0 and hits > 0:
+                own.add(self.keys[i])
+                own |= self.computed[i]
+                early = early or self.early[i]
+        self.before = now
+        return early
+
+
+C = Caches()
+
+
 class Monitoring:
     """Python 3.12+: the two sys.monitoring tools."""
 
@@ -395,6 +466,14 @@ def _on_audit(event, args):
 def begin_test():
     if R.on:
         R.take()  # between tests (pytest's own code, a previous teardown): nobody's
+        if C.wrappers:
+            C.before = C.counts()
+
+
+def find_caches():
+    """At collection's end: the project's memoized functions."""
+    if R.on:
+        C.find()
 
 
 def fixture_begin():
@@ -446,7 +525,10 @@ def end_test(item, fixturedefs):
         if getattr(fixturedef, "scope", "function") != "function":
             own |= R.requesters.get(fixturedef.argname, set())
     module = _module_file(item)
-    return own, R.module_base.get(module, len(R.early)), module
+    base = R.module_base.get(module, len(R.early))
+    if C.wrappers and C.settle(own):
+        base = len(R.early)
+    return own, base, module
 
 
 def _module_file(item):

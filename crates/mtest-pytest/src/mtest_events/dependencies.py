@@ -126,6 +126,7 @@ def pytest_collection_finish(session):
         _end_of(_collected)
         _collected = None
         impact.R.end_early_part()
+        impact.find_caches()
 
 
 def _end_of(rel):
