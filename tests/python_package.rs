@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn maturin() -> Option<PathBuf> {
@@ -33,27 +33,102 @@ fn run(cmd: &mut Command) -> String {
     text
 }
 
+/// The wheel, built once for all the tests here (None, said, when maturin is missing). On
+/// Linux x86_64 it is the manylinux 2014 wheel (glibc 2.17, linked by zig: `maturin[zig]`),
+/// as a release ships it; elsewhere the platform's own.
+fn wheel() -> Option<PathBuf> {
+    static WHEEL: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    WHEEL
+        .get_or_init(|| {
+            let Some(maturin) = maturin() else {
+                common::missing(
+                    "maturin is not installed (set MTEST_TEST_MATURIN or put it on PATH)",
+                );
+                return None;
+            };
+            let repo = common::repo_root();
+            let out = tempfile::tempdir().unwrap().keep();
+            let mut cmd = Command::new(&maturin);
+            // The repository's own target directory: built again only when it changed.
+            cmd.current_dir(&repo)
+                .args(["build", "--release", "--out"])
+                .arg(&out)
+                .env("CARGO_TARGET_DIR", repo.join("target"));
+            if cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+                // zig from maturin's own environment (`python -m ziglang`).
+                let dir = maturin.parent().map(PathBuf::from).unwrap_or_default();
+                let path = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(
+                    &std::env::var_os("PATH").unwrap_or_default(),
+                )))
+                .unwrap();
+                cmd.args(["--zig", "--compatibility", "manylinux2014"])
+                    .args(["--target", "x86_64-unknown-linux-gnu"])
+                    .env("PATH", path);
+            }
+            run(&mut cmd);
+            std::fs::read_dir(&out)
+                .unwrap()
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        })
+        .clone()
+}
+
+/// A new venv of `python` at `venv` with the wheel installed (no network: no dependency
+/// is fetched) and, through a `.pth`, the site-packages of `python` (its pytest and
+/// pytest-timeout). Returns the venv's `bin`.
+fn install(wheel: &Path, python: &Path, venv: &Path) -> PathBuf {
+    run(Command::new(python).args(["-m", "venv"]).arg(venv));
+    let bin = venv.join("bin");
+    let site = run(Command::new(python).args([
+        "-c",
+        "import pytest, pytest_timeout, os; print(os.path.dirname(os.path.dirname(pytest.__file__)))",
+    ]));
+    run(Command::new(bin.join("python"))
+        .args(["-m", "pip", "install", "--quiet", "--no-index", "--no-deps"])
+        .arg(wheel));
+    std::fs::write(
+        venv.join("lib")
+            .read_dir()
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|e| e.path().join("site-packages"))
+            .find(|p| p.is_dir())
+            .expect("the venv has site-packages")
+            .join("test-python.pth"),
+        site.trim(),
+    )
+    .unwrap();
+    bin
+}
+
+/// The installed mtest's `--self-check`, with no `--python`, no project venv, nothing
+/// activated: the venv it is installed in.
+fn self_check(bin: &Path, cache: &Path) {
+    let project = tempfile::tempdir().unwrap();
+    let out = Command::new(bin.join("mtest"))
+        .arg("--self-check")
+        .current_dir(project.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("MTEST_CACHE_DIR", cache)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("PASS: every outcome is right"),
+        "installed mtest --self-check ({}):\n{stdout}{}",
+        bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_check() {
-    let Some(maturin) = maturin() else {
-        common::missing("maturin is not installed (set MTEST_TEST_MATURIN or put it on PATH)");
+    let Some(wheel) = wheel() else {
         return;
     };
-    let repo = common::repo_root();
     let work = tempfile::tempdir().unwrap();
-    let wheels = work.path().join("wheels");
-    // The repository's own target directory: only the host crate is built again.
-    run(Command::new(&maturin)
-        .current_dir(&repo)
-        .args(["build", "--release", "--out"])
-        .arg(&wheels)
-        .env("CARGO_TARGET_DIR", repo.join("target")));
-    let wheel = std::fs::read_dir(&wheels)
-        .unwrap()
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .expect("maturin wrote a wheel");
 
     // The package depends on what mtest runs: installing it brings pytest and
     // pytest-timeout (`uv add --dev`, then `uv run mtest`, needs nothing else).
@@ -69,30 +144,7 @@ fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_chec
     assert_eq!(requires, ["pytest>=8", "pytest-timeout>=2.3"], "{metadata}");
 
     let venv = work.path().join("venv");
-    run(Command::new(common::python())
-        .args(["-m", "venv"])
-        .arg(&venv));
-    let bin = venv.join("bin");
-    // pytest and pytest-timeout from the test Python's own site-packages: no network.
-    let site = run(Command::new(common::python()).args([
-        "-c",
-        "import pytest, pytest_timeout, os; print(os.path.dirname(os.path.dirname(pytest.__file__)))",
-    ]));
-    run(Command::new(bin.join("python"))
-        .args(["-m", "pip", "install", "--quiet", "--no-index", "--no-deps"])
-        .arg(&wheel));
-    std::fs::write(
-        venv.join("lib")
-            .read_dir()
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("site-packages"))
-            .find(|p| p.is_dir())
-            .expect("the venv has site-packages")
-            .join("test-python.pth"),
-        site.trim(),
-    )
-    .unwrap();
+    let bin = install(&wheel, &common::python(), &venv);
 
     for name in ["mtest", "mgf-test-supervisor"] {
         let version = run(Command::new(bin.join(name)).arg("--version"));
@@ -105,20 +157,7 @@ fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_chec
     );
 
     // No --python, no project venv, nothing activated: the venv mtest is installed in.
-    let project = tempfile::tempdir().unwrap();
-    let out = Command::new(bin.join("mtest"))
-        .arg("--self-check")
-        .current_dir(project.path())
-        .env_remove("VIRTUAL_ENV")
-        .env("MTEST_CACHE_DIR", work.path().join("cache"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("PASS: every outcome is right"),
-        "installed mtest --self-check:\n{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    self_check(&bin, &work.path().join("cache"));
 
     // A project without a venv of its own: its tests run in the venv mtest is installed in.
     let prefix = std::fs::canonicalize(&venv).unwrap();
@@ -144,4 +183,63 @@ fn the_wheel_installs_both_binaries_and_the_installed_mtest_passes_its_self_chec
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The Linux wheel is manylinux 2014 (glibc 2.17: Debian 9, Ubuntu 18.04, Amazon Linux 2
+/// and every newer glibc), as auditwheel judges it, and works with Python 3.11, 3.12 and
+/// 3.13.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn the_linux_wheel_is_manylinux_2014_and_checks_itself_on_python_3_11_to_3_13() {
+    let Some(wheel) = wheel() else {
+        return;
+    };
+    let name = wheel.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.ends_with("-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl"),
+        "{name}"
+    );
+    let has_auditwheel = Command::new(common::python())
+        .args(["-c", "import auditwheel"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_auditwheel {
+        common::missing("auditwheel is not installed in the test Python (./dev test installs it)");
+        return;
+    }
+    let shown = run(Command::new(common::python())
+        .args(["-m", "auditwheel", "show"])
+        .arg(&wheel));
+    assert!(
+        shown.contains("is consistent with the following platform tag:")
+            && shown.contains("\"manylinux_2_17_x86_64\""),
+        "{shown}"
+    );
+
+    let work = tempfile::tempdir().unwrap();
+    // The test Python (3.11 here), 3.12 and 3.13.
+    let pythons = [
+        (None, Some(common::python().into_os_string())),
+        (Some("3.12"), std::env::var_os("MTEST_TEST_PYTHON312")),
+        (Some("3.13"), std::env::var_os("MTEST_TEST_PYTHON313")),
+    ];
+    for (version, python) in pythons {
+        let Some(python) = python.map(PathBuf::from) else {
+            let v = version.unwrap_or_default().replace('.', "");
+            common::missing(&format!(
+                "no Python {} (./dev test makes .venv{v} and sets MTEST_TEST_PYTHON{v})",
+                version.unwrap_or_default()
+            ));
+            continue;
+        };
+        let said =
+            run(Command::new(&python)
+                .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"]));
+        let said = said.trim();
+        if let Some(version) = version {
+            assert_eq!(said, version, "{python:?}");
+        }
+        let bin = install(&wheel, &python, &work.path().join(format!("venv{said}")));
+        self_check(&bin, &work.path().join("cache"));
+    }
 }
