@@ -243,3 +243,74 @@ fn the_linux_wheel_is_manylinux_2014_and_checks_itself_on_python_3_11_to_3_13() 
         self_check(&bin, &work.path().join("cache"));
     }
 }
+
+/// As a new user would (uv from PyPI): `uv add --dev` of the wheel into a new uv project,
+/// then `uv run mtest --self-check`, needs nothing else (the package brings pytest and
+/// pytest-timeout; the venv uv made has no pip); and `uv tool install` of the wheel gives an
+/// `mtest` whose tool venv runs the check. Offline: the dependencies come from the
+/// wheelhouse `./dev` downloads (`$MTEST_TEST_WHEELHOUSE`).
+#[test]
+fn uv_add_dev_then_uv_run_and_uv_tool_install_need_nothing_else() {
+    let Some(wheel) = wheel() else {
+        return;
+    };
+    let (Some(uv), Some(wheelhouse)) = (
+        std::env::var_os("MTEST_TEST_UV").map(PathBuf::from),
+        std::env::var_os("MTEST_TEST_WHEELHOUSE").map(PathBuf::from),
+    ) else {
+        common::missing(
+            "no uv or wheelhouse (./dev test sets MTEST_TEST_UV, MTEST_TEST_WHEELHOUSE)",
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let offline = |cmd: &mut Command| {
+        cmd.args(["--offline", "--no-index", "--find-links"])
+            .arg(&wheelhouse)
+            .env("UV_CACHE_DIR", work.path().join("uv-cache"))
+            .env("UV_TOOL_DIR", work.path().join("tools"))
+            .env("UV_TOOL_BIN_DIR", work.path().join("tool-bin"))
+            .env("UV_PYTHON_DOWNLOADS", "never")
+            .env_remove("VIRTUAL_ENV");
+    };
+    let project = work.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    run(Command::new(&uv)
+        .args(["init", "--bare", "--name", "demo", "--no-workspace"])
+        .current_dir(&project));
+    let mut add = Command::new(&uv);
+    add.args(["add", "--dev", "--python"])
+        .arg(common::python())
+        .arg(&wheel)
+        .current_dir(&project);
+    offline(&mut add);
+    run(&mut add);
+    let pyproject = std::fs::read_to_string(project.join("pyproject.toml")).unwrap();
+    assert!(pyproject.contains("mgf-test-supervisor"), "{pyproject}");
+    assert!(
+        !project.join(".venv/bin/pip").exists(),
+        "uv's venv has no pip: nothing may need it"
+    );
+    let mut uv_run = Command::new(&uv);
+    uv_run.arg("run");
+    offline(&mut uv_run);
+    let out = run(uv_run
+        .args(["mtest", "--self-check"])
+        .env("MTEST_CACHE_DIR", work.path().join("cache"))
+        .current_dir(&project));
+    assert!(out.contains("PASS: every outcome is right"), "{out}");
+
+    let mut tool = Command::new(&uv);
+    tool.args(["tool", "install", "--python"])
+        .arg(common::python())
+        .arg(&wheel);
+    offline(&mut tool);
+    run(&mut tool);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = run(Command::new(work.path().join("tool-bin/mtest"))
+        .arg("--self-check")
+        .current_dir(elsewhere.path())
+        .env_remove("VIRTUAL_ENV")
+        .env("MTEST_CACHE_DIR", work.path().join("cache")));
+    assert!(out.contains("PASS: every outcome is right"), "{out}");
+}
