@@ -101,6 +101,12 @@ pub fn signal_group(pgid: i32, sig: Sig) {
     imp::signal_group(pgid, sig)
 }
 
+/// The group `pgid` leads is done with: whatever is left in it is killed, at once and
+/// unreported (a helper's group, not a test's: nothing else is looked for).
+pub fn end_group(pgid: i32) {
+    imp::end_group(pgid)
+}
+
 /// Sends `sig` to the process `pid` alone.
 pub fn signal_pid(pid: i32, sig: Sig) {
     imp::signal_pid(pid, sig)

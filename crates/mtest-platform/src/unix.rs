@@ -110,6 +110,10 @@ pub fn signal_group(pgid: i32, sig: Sig) {
     let _ = signal::killpg(Pid::from_raw(pgid), native(sig));
 }
 
+pub fn end_group(pgid: i32) {
+    signal_group(pgid, Sig::SIGKILL);
+}
+
 pub fn signal_pid(pid: i32, sig: Sig) {
     let _ = signal::kill(Pid::from_raw(pid), native(sig));
 }

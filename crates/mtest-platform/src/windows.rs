@@ -149,6 +149,10 @@ pub fn signal_group(pgid: i32, sig: Sig) {
     }
 }
 
+pub fn end_group(pgid: i32) {
+    kill_strays(Some(pgid), None, &[]);
+}
+
 pub fn signal_pid(pid: i32, sig: Sig) {
     match sig {
         // The process leads a console process group of its own (CREATE_NEW_PROCESS_GROUP,

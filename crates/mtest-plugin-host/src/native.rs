@@ -223,10 +223,8 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Prob
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if started.elapsed() >= timeout => {
-                let group = child.id() as i32;
-                mtest_platform::signal_group(group, mtest_platform::Sig::SIGKILL);
+                mtest_platform::end_group(child.id() as i32);
                 let _ = child.wait();
-                mtest_platform::kill_strays(Some(group), None, &[]);
                 return Err(ProbeError(format!(
                     "no answer within {} (the probe was killed)",
                     crate::clock::human(timeout)
@@ -236,7 +234,7 @@ fn call(lib: &Path, request: &Request, timeout: Duration) -> Result<String, Prob
             Err(e) => return Err(ProbeError(format!("cannot wait for the probe helper: {e}"))),
         }
     };
-    mtest_platform::kill_strays(Some(child.id() as i32), None, &[]);
+    mtest_platform::end_group(child.id() as i32);
     let mut text = String::new();
     answer
         .as_file_mut()
