@@ -26,6 +26,16 @@ fn strings(list: &Yaml) -> Vec<String> {
         .collect()
 }
 
+/// The job's step that uses the action `prefix` names (`actions/setup-python@`).
+fn step_using<'a>(job: &'a Yaml, prefix: &str) -> &'a Yaml {
+    job["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(prefix)))
+        .unwrap_or_else(|| panic!("no step uses {prefix}"))
+}
+
 fn runs(job: &Yaml) -> Vec<(String, Option<String>)> {
     job["steps"]
         .as_vec()
@@ -50,16 +60,7 @@ fn ci_runs_the_suite_on_three_systems_with_the_oldest_and_newest_python() {
     assert_eq!(strings(&matrix["python"]), ["3.11", "3.13"]);
     assert_eq!(job["runs-on"].as_str(), Some("${{ matrix.os }}"));
     assert_eq!(job["strategy"]["fail-fast"].as_bool(), Some(false));
-    let setup = job["steps"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("actions/setup-python@"))
-        })
-        .expect("a setup-python step");
+    let setup = step_using(job, "actions/setup-python@");
     let versions: Vec<&str> = setup["with"]["python-version"]
         .as_str()
         .unwrap_or_default()
@@ -135,16 +136,7 @@ fn release_builds_a_wheel_for_every_system_and_linux_flavour() {
             want("windows-latest", "x86_64-pc-windows-msvc", ""),
         ]
     );
-    let maturin = job["steps"]
-        .as_vec()
-        .unwrap()
-        .iter()
-        .find(|s| {
-            s["uses"]
-                .as_str()
-                .is_some_and(|u| u.starts_with("PyO3/maturin-action@"))
-        })
-        .expect("a maturin step");
+    let maturin = step_using(job, "PyO3/maturin-action@");
     assert_eq!(maturin["with"]["command"].as_str(), Some("build"));
     assert_eq!(
         maturin["with"]["target"].as_str(),

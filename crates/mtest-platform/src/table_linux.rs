@@ -1,12 +1,6 @@
 //! Linux's process table: `/proc`. A file's writes are waited for with inotify.
 
-/// What mtest reads of a process.
-pub(crate) struct Info {
-    pub(crate) stopped: bool,
-    pub(crate) zombie: bool,
-    pub(crate) ppid: i32,
-    pub(crate) pgrp: i32,
-}
+use crate::unix::Info;
 
 /// The fields of `/proc/PID/stat` mtest reads.
 pub(crate) fn info(pid: i32) -> Option<Info> {

@@ -8,13 +8,7 @@ use std::ffi::c_void;
 use nix::libc;
 
 use crate::procargs;
-
-pub(crate) struct Info {
-    pub(crate) stopped: bool,
-    pub(crate) zombie: bool,
-    pub(crate) ppid: i32,
-    pub(crate) pgrp: i32,
-}
+use crate::unix::Info;
 
 pub(crate) fn info(pid: i32) -> Option<Info> {
     // SAFETY: proc_bsdinfo is plain data; proc_pidinfo writes at most `size` bytes into it.

@@ -12,7 +12,7 @@ use nix::sys::signal::{self, SigHandler, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag};
 use nix::unistd::Pid;
 
-use crate::table::{self, Info};
+use crate::table;
 use crate::Sig;
 
 pub use crate::table::FileWaker;
@@ -141,6 +141,14 @@ pub fn killed_status() -> ExitStatus {
 
 pub fn wait_status(raw: i32) -> ExitStatus {
     ExitStatus::from_raw(raw)
+}
+
+/// What mtest reads of a process in the system's table (`table`).
+pub(crate) struct Info {
+    pub(crate) stopped: bool,
+    pub(crate) zombie: bool,
+    pub(crate) ppid: i32,
+    pub(crate) pgrp: i32,
 }
 
 /// A process still alive (or a zombie) that nobody waits for.
