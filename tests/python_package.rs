@@ -312,3 +312,35 @@ fn uv_add_dev_then_uv_run_and_uv_tool_install_need_nothing_else() {
         .env("MTEST_CACHE_DIR", work.path().join("cache")));
     assert!(out.contains("PASS: every outcome is right"), "{out}");
 }
+
+/// `pipx install` of the wheel (pipx from PyPI, offline: pip reads the wheelhouse) gives
+/// an `mtest` whose venv runs the check: the package brings what it needs.
+#[test]
+fn pipx_install_needs_nothing_else() {
+    let Some(wheel) = wheel() else {
+        return;
+    };
+    let (Some(pipx), Some(wheelhouse)) = (
+        std::env::var_os("MTEST_TEST_PIPX").map(PathBuf::from),
+        std::env::var_os("MTEST_TEST_WHEELHOUSE").map(PathBuf::from),
+    ) else {
+        common::missing(
+            "no pipx or wheelhouse (./dev test sets MTEST_TEST_PIPX, MTEST_TEST_WHEELHOUSE)",
+        );
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let bin = work.path().join("bin");
+    run(Command::new(&pipx)
+        .args(["install", "--python"])
+        .arg(common::python())
+        .arg(&wheel)
+        .env("PIPX_HOME", work.path().join("pipx"))
+        .env("PIPX_BIN_DIR", &bin)
+        .env("PIPX_MAN_DIR", work.path().join("man"))
+        .env("PIP_NO_INDEX", "1")
+        .env("PIP_FIND_LINKS", &wheelhouse)
+        .env_remove("VIRTUAL_ENV")
+        .env_remove("PIP_REQUIRE_VIRTUALENV"));
+    self_check(&bin, &work.path().join("cache"));
+}

@@ -49,6 +49,7 @@ import ast
 import functools
 import hashlib
 import inspect
+import json
 import os
 import sys
 
@@ -540,7 +541,9 @@ def _module_file(item):
 
 class Declarations:
     """Numbers for what one event file mentions: sources, blocks and dependency sets, each
-    declared by an event before its first use (every chunk's event file anew)."""
+    declared by an event before its first use (every chunk's event file anew). `emit`
+    takes an event already encoded (a test can declare a set and a block of its own: they
+    are written as text, without an encoder's work per event)."""
 
     def __init__(self):
         self.sources = {}
@@ -577,7 +580,8 @@ class Declarations:
             return None
         number = self.sets[keys] = self.numbered
         self.numbered += 1
-        emit({"e": "deps", "n": number, "blocks": sorted(blocks), "files": sorted(files)})
+        emit('{"e":"deps","n":%d,"blocks":[%s],"files":[%s]}' % (
+            number, ",".join(map(str, sorted(blocks))), ",".join(map(str, sorted(files)))))
         return number
 
     def _source(self, rel, emit):
@@ -589,7 +593,7 @@ class Declarations:
         if checksum is None:
             return None
         number = self.sources[rel] = len(self.sources)
-        emit({"e": "source", "n": number, "path": rel, "sum": checksum})
+        emit('{"e":"source","n":%d,"path":%s,"sum":%s}' % (number, _text(rel), _text(checksum)))
         return number
 
     def _block(self, key, emit):
@@ -600,8 +604,11 @@ class Declarations:
         if source is None:
             return None
         number = self.blocks[key] = len(self.blocks)
-        emit({"e": "block", "n": number, "source": source, "name": key[1]})
+        emit('{"e":"block","n":%d,"source":%d,"name":%s}' % (number, source, _text(key[1])))
         return number
+
+
+_text = json.JSONEncoder(ensure_ascii=False).encode  # a str as JSON
 
 
 # --- the check: what a file's blocks are now ---------------------------------------------

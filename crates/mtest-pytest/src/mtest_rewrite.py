@@ -120,10 +120,18 @@ def instrument(tree, rel, source):
 
 def _statements(node):
     """The statements right inside `node` (a module, a compound statement, a handler)."""
-    for field in ("body", "handlers", "orelse", "finalbody", "cases"):
-        value = getattr(node, field, None)
+    fields = _STATEMENT_FIELDS.get(type(node))
+    if fields is None:
+        fields = _STATEMENT_FIELDS[type(node)] = tuple(
+            f for f in ("body", "handlers", "orelse", "finalbody", "cases")
+            if f in type(node)._fields)
+    for field in fields:
+        value = getattr(node, field)
         if isinstance(value, list):
             yield from value
+
+
+_STATEMENT_FIELDS = {}  # a node's type -> its fields that may hold statements
 
 
 def _visit(node, rel, scope, children):
@@ -172,12 +180,24 @@ def _insert(body, key, module=False):
         while at < len(body) and isinstance(body[at], ast.ImportFrom) \
                 and body[at].module == "__future__":
             at += 1
-    statement = ast.Expr(_call(key))
-    if body:
-        _placed(statement, body[min(at, len(body) - 1)])
+    body.insert(at, _seen_statement(key, body[min(at, len(body) - 1)] if body else None))
+
+
+def _seen_statement(key, where):
+    """`_mtest_seen(key)` as a statement placed at `where` (a statement; None: line 1),
+    its nodes made placed (a rewritten module has thousands: no walk over them)."""
+    if where is None:
+        start, end = (1, 0), (1, 0)
     else:
-        _placed(statement, ast.Pass(lineno=1, col_offset=0))
-    body.insert(at, statement)
+        start = (where.lineno, where.col_offset)
+        end = (getattr(where, "end_lineno", None) or start[0],
+               getattr(where, "end_col_offset", None) or start[1])
+        if end < start:
+            end = start
+    at = {"lineno": start[0], "col_offset": start[1], "end_lineno": end[0],
+          "end_col_offset": end[1]}
+    call = ast.Call(ast.Name(SEEN, ast.Load(), **at), [ast.Constant(key, **at)], [], **at)
+    return ast.Expr(call, **at)
 
 
 def chain_pytest():

@@ -15,12 +15,17 @@ def encode(text):
     return text.encode("utf-8", "surrogatepass")
 
 
-def dumps(event):
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False, default=str)
+# One encoder for every event (json.dumps with options makes a new one each call).
+dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def emit(event, flush=True):
-    S.pending.append(dumps(event))
+    emit_line(dumps(event), flush)
+
+
+def emit_line(line, flush=True):
+    """An event already encoded: one JSON object, without the newline."""
+    S.pending.append(line)
     if flush:
         write_pending()
 

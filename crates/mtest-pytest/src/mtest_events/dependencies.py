@@ -63,7 +63,11 @@ def finish():
     deps = impact.end_test(item, _used if _used is not None else _fixtures_of(item))
     if deps is None:
         return None
-    return _declared.of(deps, lambda event: channel.emit(event, flush=False))
+    return _declared.of(deps, _emit)
+
+
+def _emit(line):
+    channel.emit_line(line, flush=False)
 
 
 def _fixtures_of(item):
