@@ -2,6 +2,7 @@
 
 use crate::common;
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 
 use snapbox::cmd::Command;
@@ -82,6 +83,7 @@ fn plugins_list_json_has_the_same_rows() {
 }
 
 #[test]
+#[cfg(unix)] // a `#!/bin/sh` subcommand on a `:`-separated PATH
 fn plugins_list_includes_configured_paths_and_path_subcommands() {
     let project = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();

@@ -231,6 +231,7 @@ fn report_json_is_one_document_with_counts_and_records() {
 }
 
 /// Whether a test of the run has started (its chunk's event file says so).
+#[cfg(unix)]
 fn a_test_started(root: &Path) -> bool {
     std::fs::read_dir(root.join(".gates/last-run/chunks"))
         .into_iter()
@@ -243,6 +244,7 @@ fn a_test_started(root: &Path) -> bool {
 }
 
 /// Four files of slow tests (one failing each): long enough for the display to draw.
+#[cfg(unix)]
 fn slow_suite() -> tempfile::TempDir {
     let mut files = vec![(
         "pyproject.toml".to_string(),
@@ -263,6 +265,7 @@ fn slow_suite() -> tempfile::TempDir {
 /// time left estimated from the history (rough on a first run, plain on the second), the
 /// running tests under it; failures printed above it; colour unless NO_COLOR.
 #[test]
+#[cfg(unix)] // a pseudo-terminal
 fn on_a_terminal_the_display_has_a_bar_an_estimate_and_the_running_tests() {
     use std::io::Read;
     use std::os::fd::OwnedFd;
@@ -328,6 +331,7 @@ fn on_a_terminal_the_display_has_a_bar_an_estimate_and_the_running_tests() {
 
 /// SIGUSR1 prints the full status: every running test, its worker, how long it has run.
 #[test]
+#[cfg(unix)] // Windows has no SIGUSR1 (mtest --help says so)
 fn sigusr1_prints_every_running_test() {
     let dir = project(&[
         ("pyproject.toml", "[tool.pytest.ini_options]\n"),
@@ -367,6 +371,7 @@ fn sigusr1_prints_every_running_test() {
 /// clocks moved on: a test paused for longer than its timeout is not `hung` and does not
 /// time out.
 #[test]
+#[cfg(target_os = "linux")] // Ctrl-Z (none on Windows); the state read from /proc
 fn a_test_paused_longer_than_its_timeout_is_not_hung() {
     use nix::sys::signal::{kill, Signal};
     use std::time::Duration;

@@ -565,10 +565,13 @@ impl Postgres {
             .find(|b| b.join("pg_ctl").is_file())?;
         let dir = tempfile::tempdir().expect("temp dir");
         // initdb refuses root: as root, the server runs as the `postgres` user.
+        #[cfg(unix)]
         let as_root = {
             use std::os::unix::fs::MetadataExt;
             std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
         };
+        #[cfg(not(unix))]
+        let as_root = false;
         if as_root {
             let status = std::process::Command::new("chown")
                 .arg("postgres")

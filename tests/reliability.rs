@@ -697,6 +697,7 @@ fn a_store_that_cannot_be_written_is_one_clear_error() {
 }
 
 #[test]
+#[cfg(unix)] // Ctrl-C as a signal (on Windows it is a console event)
 fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
     let dir = project(&[(
         "tests/test_slow_import.py",
@@ -727,6 +728,7 @@ fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
 }
 
 /// Command lines of the processes whose working directory is `dir`.
+#[cfg(unix)]
 fn processes_in(dir: &Path) -> Vec<String> {
     let dir = dir.canonicalize().unwrap();
     std::fs::read_dir("/proc")

@@ -342,6 +342,7 @@ fn sigkill_of_mtest_then_resume_records_each_test_once_and_reruns_none() {
 }
 
 #[test]
+#[cfg(unix)] // Ctrl-C as a signal (on Windows it is a console event)
 fn ctrl_c_stops_gracefully_and_resume_finishes() {
     let files = counting_suite(4, 10, 0.1);
     let dir = project(&files);

@@ -72,8 +72,8 @@ fn ci_runs_the_suite_on_three_systems_with_the_oldest_and_newest_python() {
         runs.iter()
             .any(|(r, c)| r.as_str() == cmd && c.as_deref() == cond)
     };
-    // The plugin's own tests everywhere; every suite where the end-to-end tests build
-    // (Unix); process isolation again on Linux; unit tests and a self-check on Windows.
+    // The plugin's own tests everywhere; every suite on Unix; process isolation again on
+    // Linux; on Windows unit tests, the end-to-end suites built, and a self-check.
     assert!(has(
         "\"$MTEST_TEST_PYTHON\" -m pytest tests/python -q -p no:cacheprovider",
         None
@@ -89,7 +89,7 @@ fn ci_runs_the_suite_on_three_systems_with_the_oldest_and_newest_python() {
         Some("runner.os == 'Linux'")
     ));
     assert!(has(
-        "cargo test --release --workspace --lib --bins",
+        "cargo test --release --workspace --lib --bins\ncargo test --release -p mtest --tests --no-run",
         Some("runner.os == 'Windows'")
     ));
     assert!(has(

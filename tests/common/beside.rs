@@ -85,10 +85,11 @@ pub fn mtest(
 /// added; and SIGINT as a terminal gives it (a harness started in the background, or
 /// under nohup, passes it on ignored, and Python then installs no handler of its own).
 fn clean_env(cmd: &mut Command, env: &[(&str, &str)]) {
-    use std::os::unix::process::CommandExt;
+    #[cfg(unix)]
     // SAFETY: between fork and exec the child only calls signal(2), which is
     // async-signal-safe, and allocates nothing.
     unsafe {
+        use std::os::unix::process::CommandExt;
         cmd.pre_exec(|| {
             use nix::sys::signal::{signal, SigHandler, Signal};
             signal(Signal::SIGINT, SigHandler::SigDfl)

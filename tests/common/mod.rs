@@ -74,7 +74,11 @@ pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("MTEST_TEST_PYTHON") {
         return PathBuf::from(p);
     }
-    let venv = repo_root().join(".venv/bin/python");
+    let venv = repo_root().join(if cfg!(windows) {
+        ".venv/Scripts/python.exe"
+    } else {
+        ".venv/bin/python"
+    });
     assert!(
         venv.is_file(),
         "no test Python: run `./dev test` (it creates .venv) or set MTEST_TEST_PYTHON"
@@ -169,6 +173,7 @@ pub fn python_has(module: &str) -> bool {
 }
 
 /// Sends SIGINT (Ctrl-C) to a running mtest.
+#[cfg(unix)]
 pub fn interrupt(child: &std::process::Child) {
     let pid = i32::try_from(child.id()).expect("a pid fits in i32");
     nix::sys::signal::kill(
