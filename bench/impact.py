@@ -2,7 +2,7 @@
 """`mtest --changed` judged by mutation on real projects, beside pytest-testmon.
 
     .venv/bin/python bench/impact.py [--only packaging,semver,attrs] [--mutations 25]
-                                     [--seed 1] [-j 2] [--start K]
+                                     [--seed 1] [-j 2] [--start K] [--testmon-cap 900]
 
 For each project (its PyPI sdist and venv, as bench/realsuites.py makes them; packaging
 26.4's from bench/supervisor.py's cache), in a copy of its tree (its `src/` first on
@@ -16,7 +16,9 @@ PYTHONPATH, so the copy is what is imported):
 3. For each, from the recorded state each time: `mtest --changed` runs S (its time);
    `mtest --changed --verify` runs everything, giving F (the failing tests) and the tests
    of F that `--changed` left out (a miss: a false green of the selection); `pytest
-   --testmon` runs its own selection (its time, and the tests of F it left out).
+   --testmon` runs its own selection (its time, and the tests of F it left out); a testmon
+   run past `--testmon-cap` seconds is stopped (on packaging it took up to 22 minutes where
+   mtest's full run takes one): its time shows as more than the cap, its misses unknown.
 
 Prints one line a mutation and, per project: misses (target: none), the median of S's
 time over the full plain pytest run's (target <= 0.2), and testmon's on the same mutations.
@@ -217,9 +219,15 @@ def apply(root, site, undo=False):
 
 # --- runs ------------------------------------------------------------------------------
 
-def run(cmd, root, env):
+def run(cmd, root, env, timeout=None):
+    """(the finished process, or None when it ran past `timeout` seconds and was killed;
+    the wall time)."""
     started = time.perf_counter()
-    proc = subprocess.run([str(c) for c in cmd], cwd=root, env=env, capture_output=True, text=True)
+    try:
+        proc = subprocess.run([str(c) for c in cmd], cwd=root, env=env, capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc = None
     return proc, time.perf_counter() - started
 
 
@@ -324,7 +332,7 @@ class Saved:
                 shutil.copy2(saved, self.root / name)
 
 
-def bench(name, n, seed, jobs, start=0):
+def bench(name, n, seed, jobs, start=0, testmon_cap=None):
     src, python = project(name)
     ensure_testmon(python)
     work = Path(tempfile.mkdtemp(prefix="mtest-impact-%s-" % name))
@@ -380,11 +388,15 @@ def bench(name, n, seed, jobs, start=0):
             saved.restore()
             junit = work / "testmon.xml"
             junit.unlink(missing_ok=True)
-            proc, testmon_s = run(testmon + ["--junitxml", junit, *args], root, env)
-            tm_ran = junit_cases(junit)
-            tm_missed = sorted(f for f in fails if as_case(f) not in tm_ran)
-            if proc.returncode not in (0, 1, 5):  # 5: it deselected every test
-                tm_missed = ["testmon exited %d" % proc.returncode]
+            proc, testmon_s = run(testmon + ["--junitxml", junit, *args], root, env,
+                                  timeout=testmon_cap)
+            if proc is None:  # stopped at the cap: its misses are not known
+                tm_missed = None
+            else:
+                tm_ran = junit_cases(junit)
+                tm_missed = sorted(f for f in fails if as_case(f) not in tm_ran)
+                if proc.returncode not in (0, 1, 5):  # 5: it deselected every test
+                    tm_missed = ["testmon exited %d" % proc.returncode]
         finally:
             apply(root, site, undo=True)
         if verify_exit not in (0, 1):
@@ -395,9 +407,11 @@ def bench(name, n, seed, jobs, start=0):
             broken.append(site)
             continue
         rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed))
-        print("  %-70s F=%-5d S=%-6d %5.1fs miss=%d | testmon %5.1fs miss=%d"
-              % (str(site)[:70], len(fails), len(selected), changed_s, len(missed), testmon_s,
-                 len(tm_missed)), flush=True)
+        print("  %-70s F=%-5d S=%-6d %5.1fs miss=%d | testmon %s"
+              % (str(site)[:70], len(fails), len(selected), changed_s, len(missed),
+                 "%5.1fs miss=%d" % (testmon_s, len(tm_missed)) if tm_missed is not None
+                 else ">%.0fs (stopped at the cap; misses not known)" % testmon_cap),
+              flush=True)
         for m in missed:
             print("      MISSED by --changed: %s" % m)
     skipped = rows.count(None)
@@ -407,11 +421,14 @@ def bench(name, n, seed, jobs, start=0):
     ratio = statistics.median(r[2] for r in rows) / plain_s
     tm_ratio = statistics.median(r[5] for r in rows) / plain_s
     misses = sum(len(r[4]) for r in rows)
-    tm_misses = sum(len(r[6]) for r in rows)
+    tm_misses = sum(len(r[6]) for r in rows if r[6] is not None)
+    stopped = sum(r[6] is None for r in rows)
     print("%s: %d mutations (and %d that break the suite itself%s); mtest --changed: %d missed "
-          "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx"
+          "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx%s"
           % (name, len(rows), len(broken), ", %d measured before" % skipped if skipped else "",
-             misses, ratio, tm_misses, tm_ratio))
+             misses, ratio, tm_misses, tm_ratio,
+             " (%d of its runs stopped at the cap: their time counts as the cap, their misses "
+             "as none)" % stopped if stopped else ""))
     shutil.rmtree(work, ignore_errors=True)
     return misses
 
@@ -426,8 +443,12 @@ def main():
     parser.add_argument("--start", type=int, default=0,
                         help="skip the first START mutations of the draw (measured by an "
                              "interrupted run: one project)")
+    parser.add_argument("--testmon-cap", type=float, default=900,
+                        help="seconds after which a testmon run is stopped (its time shown "
+                             "as more than this; 0: no cap)")
     opts = parser.parse_args()
-    misses = sum(bench(name, opts.mutations, opts.seed, opts.j, opts.start)
+    misses = sum(bench(name, opts.mutations, opts.seed, opts.j, opts.start,
+                       opts.testmon_cap or None)
                  for name in opts.only.split(","))
     sys.exit(1 if misses else 0)
 
