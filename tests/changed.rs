@@ -157,15 +157,19 @@ fn a_function_a_method_and_fixtures_select_the_tests_that_ran_them() {
         "{text}"
     );
     assert!(text.contains("[pkg/shapes.py: area changed]"), "{text}");
-    // It runs them, and learns: the same change selects nothing more.
+    // It runs them, having collected only the two files that hold them (the collecting
+    // pytest, started beside the check, waited for the files to leave out), and learns:
+    // the same change selects nothing more.
     let out = mtest_run(root)
         .args(["--changed", "-j", "2"])
         .output()
         .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr.contains("--changed: 3 of 4 collected test(s) a change can reach")
+            && stderr.contains("2 test file(s) no change reaches (5 test(s)) were not collected"),
+        "{stderr}"
     );
     assert_eq!(ran(root).into_iter().collect::<BTreeSet<_>>(), names);
     assert!(would_run(root, &[]).0.is_empty());

@@ -105,15 +105,19 @@ def _wait_for(path, kind, limit=60):
     raise AssertionError("no %r event in %s after %d s" % (kind, path, limit))
 
 
+def _zygote(pytester, monkeypatch, mode, out):
+    """A zygote in `mode` ("fork", "collect") in pytester's project, its stdin a pipe."""
+    monkeypatch.setenv("MTEST_COLLECT", "1")
+    monkeypatch.setenv("MTEST_ZYGOTE", mode)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "mtest_events", "-p", "no:cacheprovider"],
+        cwd=pytester.path, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT)
+
+
 def test_the_zygote_obeys_the_golden_commands_and_writes_golden_events(pytester, plugin_env,
                                                                       monkeypatch, tmp_path):
     pytester.makepyfile(test_a=PROJECT["test_a"])
-    monkeypatch.setenv("MTEST_COLLECT", "1")
-    monkeypatch.setenv("MTEST_ZYGOTE", "fork")
-    zygote = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "-p", "mtest_events", "-p", "no:cacheprovider"],
-        cwd=pytester.path, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+    zygote = _zygote(pytester, monkeypatch, "fork", subprocess.DEVNULL)
     try:
         _wait_for(plugin_env, "ready")
         commands = {c["c"]: c for c in golden("commands.jsonl")}
@@ -141,3 +145,31 @@ def test_the_zygote_obeys_the_golden_commands_and_writes_golden_events(pytester,
     check_against_golden(zygote_events + worker_events)
     started = [e["id"] for e in worker_events if e["e"] == "start"]
     assert started == ["test_a.py::test_pass", "test_a.py::test_fail", "test_a.py::test_marked"]
+
+
+def test_a_collection_told_to_wait_collects_nothing_before_the_golden_ignore_command(
+        pytester, plugin_env, monkeypatch):
+    """`mtest --changed` starts the collecting pytest while it checks the project: with
+    MTEST_IGNORE_LATER=1 it waits for `ignore` and leaves those files out."""
+    pytester.makepyfile(test_b="def test_b():\n    pass\n",
+                        test_c="def test_c():\n    pass\n")
+    monkeypatch.setenv("MTEST_IGNORE_LATER", "1")
+    zygote = _zygote(pytester, monkeypatch, "collect", subprocess.PIPE)
+    try:
+        _wait_for(plugin_env, "session_start")
+        time.sleep(0.5)
+        assert not [e for e in read_events(plugin_env) if e["e"] == "collect_start"], \
+            "it collected before it was told what to leave out"
+        commands = {c["c"]: c for c in golden("commands.jsonl")}
+        assert commands["ignore"]["paths"] == ["tests/test_b.py"]
+        ignore = dict(commands["ignore"], paths=["test_b.py"])
+        zygote.stdin.write((json.dumps(ignore) + "\n").encode())
+        zygote.stdin.flush()
+        out = zygote.communicate(timeout=60)[0].decode(errors="replace")
+    finally:
+        if zygote.poll() is None:
+            zygote.kill()
+    events = read_events(plugin_env)
+    check_against_golden(events)
+    items = [e["id"] for e in events if e["e"] == "item"]
+    assert items == ["test_c.py::test_c"], out

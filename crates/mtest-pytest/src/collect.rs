@@ -6,6 +6,7 @@ use crate::FastMap;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitStatus;
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,9 @@ pub enum CollectFailure {
     Refused(String),
     /// Ctrl-C or SIGTERM while collecting.
     Interrupted,
+    /// The files to leave out, awaited by the zygote, never came (what was to find them
+    /// failed, and says why).
+    Cancelled,
 }
 
 /// An event line of the collection that mtest cannot read.
@@ -128,20 +132,30 @@ impl Progress {
 /// Collects with a supervised zygote: a module that crashes or hangs on import becomes an
 /// `error` for that module (found exactly: the collector in flight), and collection starts
 /// again without it. `args` are the selection arguments (`-k`, `-m`, paths).
+/// `later`: files to leave out that are known only after the zygote has started (it
+/// starts, then waits for them before collecting; see [`Zygote::ignore`]); a sender
+/// dropped without a list cancels the collection.
 pub fn collect(
     pytest: &Pytest,
     args: &[String],
     work: &Path,
     mode: Mode,
     limits: &CollectLimits,
+    mut later: Option<Receiver<Vec<String>>>,
 ) -> Result<Collection, CollectFailure> {
     let mut culprits: Vec<CollectError> = Vec::new();
     let mut ignored: Vec<String> = Vec::new();
     for attempt in 1..=MAX_CULPRITS + 1 {
         let mut zargs = args.to_vec();
         zargs.extend(ignored.iter().map(|p| format!("--ignore={p}")));
-        let zygote = Zygote::spawn(pytest, mode, &zargs, work, attempt as u32)
+        let mut zygote = Zygote::spawn(pytest, mode, &zargs, work, attempt as u32, later.is_some())
             .map_err(CollectFailure::Io)?;
+        if let Some(files) = later.take() {
+            let files = files.recv().map_err(|_| CollectFailure::Cancelled)?;
+            // A zygote that cannot take them has ended: what it said is read below.
+            let _ = zygote.ignore(&files);
+            ignored.extend(files);
+        }
         let watched = match watch(zygote, mode, limits) {
             // A pytest that cannot start at all is most often a missing install: say which
             // (asked only now, so a working install pays no extra interpreter start).

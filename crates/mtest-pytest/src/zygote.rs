@@ -70,6 +70,13 @@ fn done_line(pid: i32) -> String {
     format!("{{\"c\":\"done\",\"pid\":{pid}}}")
 }
 
+/// The `ignore` command (without its newline).
+fn ignore_line(paths: &[String]) -> Vec<u8> {
+    serde_json::json!({ "c": "ignore", "paths": paths })
+        .to_string()
+        .into_bytes()
+}
+
 /// No more forks: the zygote ends its session once its workers are gone.
 const QUIT: &[u8] = b"{\"c\":\"quit\"}\n";
 
@@ -96,13 +103,15 @@ pub struct Zygote {
 
 impl Zygote {
     /// Starts `python -m pytest` with the event plugin in zygote `mode`; `args` are added
-    /// before the user's own. Files go to `work/zygote.*`.
+    /// before the user's own. Files go to `work/zygote.*`. `ignore_later`: it waits for
+    /// [`Zygote::ignore`] before it collects.
     pub(crate) fn spawn(
         pytest: &Pytest,
         mode: Mode,
         args: &[String],
         work: &Path,
         attempt: u32,
+        ignore_later: bool,
     ) -> Result<Zygote, PytestError> {
         let name = format!("zygote-{attempt}");
         let events = work.join(format!("{name}.events"));
@@ -123,6 +132,7 @@ impl Zygote {
                 },
             )
             .env("MTEST_STACKS", &stacks)
+            .env("MTEST_IGNORE_LATER", if ignore_later { "1" } else { "0" })
             .args(["-q", "--continue-on-collection-errors"])
             .args(args);
         pytest.finish_args(&mut cmd);
@@ -200,6 +210,14 @@ impl Zygote {
         self.send(&line)
     }
 
+    /// The files to leave out of the collection the zygote is waiting to start (it was
+    /// spawned with `ignore_later`), as pytest's `--ignore` takes them.
+    pub(crate) fn ignore(&mut self, paths: &[String]) -> Result<(), PytestError> {
+        let mut line = ignore_line(paths);
+        line.push(b'\n');
+        self.send(&line)
+    }
+
     fn send(&mut self, line: &[u8]) -> Result<(), PytestError> {
         let stdin = self
             .stdin
@@ -210,7 +228,7 @@ impl Zygote {
             .and_then(|()| stdin.flush())
             .map_err(|e| {
                 PytestError::Zygote(format!(
-                    "cannot send a chunk to the zygote (pid {}): {e}",
+                    "cannot send a command to the zygote (pid {}): {e}",
                     self.pid
                 ))
             })
@@ -395,5 +413,8 @@ mod tests {
         assert_eq!(done, golden("done"));
         let quit: serde_json::Value = serde_json::from_slice(QUIT).unwrap_or_default();
         assert_eq!(quit, golden("quit"));
+        let ignore = ignore_line(&["tests/test_b.py".to_string()]);
+        let ignore: serde_json::Value = serde_json::from_slice(&ignore).unwrap_or_default();
+        assert_eq!(ignore, golden("ignore"));
     }
 }

@@ -22,6 +22,8 @@ Environment (set by mtest, read once at import and then taken out of os.environ)
   MTEST_EVENTS   path of the event file (required, else this plugin does nothing)
   MTEST_COLLECT  "1": emit one `item` event per collected test, and collection progress
   MTEST_ZYGOTE   "collect": collect and end; "fork": collect, then serve fork commands
+  MTEST_IGNORE_LATER  "1": before collecting, wait for an `ignore` command on stdin (the
+                 files to leave out, known once `mtest --changed` has checked the project)
   MTEST_SELECT   path of a file with one node id per line: run only those, in that order
   MTEST_STACKS   path where SIGUSR1 dumps all threads' stacks (faulthandler)
   MTEST_STOP     path of a file whose existence means: stop after the current test
@@ -87,6 +89,7 @@ pytest_plugins = ("mtest_events.dependencies",)
 
 # pytest's hooks: pytest finds them on this module.
 from .collection import (  # noqa: E402,F401
+    pytest_collection,
     pytest_collection_finish,
     pytest_collection_modifyitems,
     pytest_collectreport,
@@ -106,6 +109,7 @@ from .runloop import pytest_runtestloop  # noqa: E402,F401
 
 __all__ = [
     "pytest_cmdline_main",
+    "pytest_collection",
     "pytest_collection_finish",
     "pytest_collection_modifyitems",
     "pytest_collectreport",

@@ -91,6 +91,32 @@ def location_line(item):
     return (loc[1] + 1) if loc and loc[1] is not None else None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session):
+    """`MTEST_IGNORE_LATER=1`: the files to leave out are not known yet when pytest starts
+    (`mtest --changed` checks the project beside this start): wait for mtest's `ignore`
+    command and add them to `--ignore` before anything is collected."""
+    if S.env.get("MTEST_IGNORE_LATER") != "1" or S.commands is None:
+        return
+    command = read_command(S.commands)
+    if command.get("c") != "ignore":
+        raise pytest.UsageError("mtest sent %r where it sends `ignore`" % command)
+    ignore = session.config.option.ignore
+    session.config.option.ignore = list(ignore or ()) + list(command["paths"])
+
+
+def read_command(fd):
+    """One command line from `fd`: what follows it is kept for the zygote's loop."""
+    buf = S.command_buf
+    while b"\n" not in buf:
+        data = os.read(fd, 65536)
+        if not data:
+            os._exit(0)  # mtest is gone: nobody waits for this collection
+        buf += data
+    line, S.command_buf = buf.split(b"\n", 1)
+    return json.loads(line)
+
+
 def pytest_collection_modifyitems(session, config, items):
     path = S.env.get("MTEST_SELECT")
     if S.fd is None or not path:

@@ -9,7 +9,7 @@ import os
 MTEST_VARS = ("MTEST_EVENTS", "MTEST_COLLECT", "MTEST_ZYGOTE", "MTEST_SELECT", "MTEST_STACKS",
               "MTEST_STOP", "MTEST_INITPATHS", "MTEST_PYTHONPATH", "MTEST_MAXFAIL",
               "MTEST_FAILING", "MTEST_FORGIVEN", "MTEST_FOREGROUND", "MTEST_IMPACT",
-              "MTEST_SUPERVISOR_PID")
+              "MTEST_SUPERVISOR_PID", "MTEST_IGNORE_LATER")
 
 
 class State:
@@ -34,8 +34,12 @@ class State:
         self.foreground = self.env.get("MTEST_FOREGROUND") == "1"
         # The zygote's pytest exit status, once its session has finished.
         self.zygote_status = None
-        # The zygote's command pipe (its stdin), kept before pytest's capture redirects fd 0.
-        self.commands = os.dup(0) if self.zygote == "fork" else None
+        # The zygote's command pipe (its stdin), kept before pytest's capture redirects fd 0
+        # (fork mode's, and a collection that waits for its `ignore` command), and what
+        # was read from it beyond the last command.
+        later = self.env.get("MTEST_IGNORE_LATER") == "1"
+        self.commands = os.dup(0) if self.zygote == "fork" or later else None
+        self.command_buf = b""
         # The file SIGUSR1 dumps every thread's stacks into (faulthandler).
         self.stacks = None
         self.session = None

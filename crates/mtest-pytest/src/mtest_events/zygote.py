@@ -45,7 +45,7 @@ def serve(session):
     freeze()
     channel.emit({"e": "ready", "pid": os.getpid()})
     stdin = S.commands
-    buf = b""
+    buf, S.command_buf = S.command_buf, b""
     while True:
         # A worker's pidfd becomes readable when it exits: reaped at once, not on a tick.
         pidfds = [fd for fd in S.pidfds.values() if fd is not None]

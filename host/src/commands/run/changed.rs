@@ -16,8 +16,11 @@ pub(super) fn collects_less(args: &RunArgs) -> bool {
     args.changed && !args.verify && !args.resume && !args.explain_selection
 }
 
-/// Collection for `--changed`: the check first, then only the files a change may reach
-/// (and every file the records do not know: new tests).
+/// Collection for `--changed`: only the files a change may reach (and every file the
+/// records do not know: new tests). The check that finds them runs beside the zygote's
+/// start (its interpreter, pytest, the plugins, the configuration), which then waits for
+/// them before it collects. A failed check is the error (the collection it cancelled is
+/// not).
 pub(super) fn start(
     gates: &Gates,
     root: &Path,
@@ -28,12 +31,26 @@ pub(super) fn start(
         since: None,
         verify: false,
     });
-    let mut checked = check(opts, root, stores.impact, &asked)?;
-    if let Some(c) = checked.as_mut() {
-        skippable(stores, c);
-    }
-    let skip = checked.as_ref().map_or(&[][..], |c| c.skipped_files());
-    Ok((start_collection(gates, root, opts, skip)?, checked))
+    let (files, later) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let checking = scope.spawn(move || -> Result<Option<Checked>> {
+            let mut checked = check(opts, root, stores.impact, &asked)?;
+            if let Some(c) = checked.as_mut() {
+                skippable(stores, c);
+            }
+            // The zygote is told even when nothing is recorded (nothing to leave out).
+            let skip = checked.as_ref().map_or(&[][..], |c| c.skipped_files());
+            let _ = files.send(skip.to_vec());
+            Ok(checked)
+        });
+        // On this thread: the zygote is the run's pytest and dies with the thread that
+        // spawned it (see `start_collection`).
+        let collection = start_collection(gates, root, opts, &[], Some(later));
+        let checked = checking
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        Ok((collection?, checked))
+    })
 }
 
 /// What `mtest_impact` answers: the environment's fingerprint and, per file, its answer.

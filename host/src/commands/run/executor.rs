@@ -341,6 +341,7 @@ pub(super) fn start_collection(
     root: &Path,
     opts: &RunOptions,
     skip: &[String],
+    later: Option<std::sync::mpsc::Receiver<Vec<String>>>,
 ) -> Result<Collection> {
     let mut pytest = Pytest::new(
         opts.python.clone().into(),
@@ -374,7 +375,7 @@ pub(super) fn start_collection(
     };
     // The zygote must outlive this function in fork mode: it is the run's pytest. It is
     // spawned on this thread, which lives as long as the run (PDEATHSIG).
-    match collect::collect(&pytest, &selection_args, &work, mode, &limits) {
+    match collect::collect(&pytest, &selection_args, &work, mode, &limits, later) {
         Ok(c) => Ok(c),
         Err(CollectFailure::Broken(text)) => Err(Stop(Exit::PytestBroken, text)),
         Err(CollectFailure::Io(e)) => Err(e.into()),
@@ -382,6 +383,10 @@ pub(super) fn start_collection(
         Err(CollectFailure::Interrupted) => Err(Stop(
             Exit::Interrupted,
             "interrupted while collecting; nothing ran".into(),
+        )),
+        Err(CollectFailure::Cancelled) => Err(Stop(
+            Exit::Internal,
+            "collection was cancelled: the files to leave out of it never came".into(),
         )),
     }
 }

@@ -99,7 +99,7 @@ fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) ->
     }
     if !args.resume {
         let opts = options(args, root, project)?;
-        let collection = start_collection(gates, root, &opts, &[])?;
+        let collection = start_collection(gates, root, &opts, &[], None)?;
         return Ok(Begin::Fresh(Box::new(opts), collection));
     }
     let (state, earlier) = resume_state(gates)?;
@@ -108,7 +108,7 @@ fn begin(args: &RunArgs, root: &Path, project: &ProjectConfig, gates: &Gates) ->
     }
     // Fork mode forks from a collection: collect again (process mode needs none).
     let collection = match state.options.isolation {
-        Isolation::Fork => Some(start_collection(gates, root, &state.options, &[])?),
+        Isolation::Fork => Some(start_collection(gates, root, &state.options, &[], None)?),
         Isolation::Process => None,
     };
     Ok(Begin::Resume(Box::new(state), earlier, collection))

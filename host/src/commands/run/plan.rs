@@ -464,7 +464,10 @@ pub(super) fn explain(env: &Env) -> Result<Exit> {
     };
     let (collection, checked) = match &opts.changed {
         Some(asked) if !asked.verify => changed::start(env.gates, env.root, &opts, stores)?,
-        _ => (start_collection(env.gates, env.root, &opts, &[])?, None),
+        _ => (
+            start_collection(env.gates, env.root, &opts, &[], None)?,
+            None,
+        ),
     };
     let env = &Env {
         checked: checked.as_ref(),
