@@ -697,7 +697,7 @@ fn a_store_that_cannot_be_written_is_one_clear_error() {
 }
 
 #[test]
-#[cfg(unix)] // Ctrl-C as a signal (on Windows it is a console event)
+#[cfg(target_os = "linux")] // Ctrl-C as a signal (Windows: a console event); /proc read
 fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
     let dir = project(&[(
         "tests/test_slow_import.py",
@@ -728,7 +728,7 @@ fn ctrl_c_during_collection_ends_the_run_with_130_and_leaves_no_pytest() {
 }
 
 /// Command lines of the processes whose working directory is `dir`.
-#[cfg(unix)]
+#[cfg(target_os = "linux")]
 fn processes_in(dir: &Path) -> Vec<String> {
     let dir = dir.canonicalize().unwrap();
     std::fs::read_dir("/proc")
