@@ -108,9 +108,12 @@ impl RunLog {
         Ok(())
     }
 
-    /// Appends records, a line each, in one `write`; then the details of those that have
-    /// some, in another.
+    /// Appends the details of the records that have some, in one `write`; then the
+    /// records, a line each, in another. In that order: a record read back after a kill
+    /// has its details (a kill between the two leaves details without a record, which a
+    /// later attempt's replace: see [`attach_details`]).
     pub fn append(&mut self, records: &[TestRecord]) -> Result<(), StoreError> {
+        self.append_details(records)?;
         let lines = &mut self.lines;
         lines.clear();
         for record in records {
@@ -123,8 +126,7 @@ impl RunLog {
         }
         self.file
             .write_all(lines)
-            .map_err(StoreError::io("append to", &self.path))?;
-        self.append_details(records)
+            .map_err(StoreError::io("append to", &self.path))
     }
 
     fn append_details(&mut self, records: &[TestRecord]) -> Result<(), StoreError> {
@@ -209,7 +211,9 @@ pub fn read(path: &Path) -> Result<Recorded, StoreError> {
 
 /// Gives each record its details from `details.jsonl` (a log without one, from an mtest
 /// before it, has records without). A line that does not parse (a torn last line after a
-/// kill) is left out: the text of a failure is lost, never its outcome.
+/// kill) is left out: the text of a failure is lost, never its outcome. Of two lines for
+/// the same attempt the last is the record's (the first was written by a run killed
+/// before its record).
 fn attach_details(path: &Path, records: &mut [TestRecord]) -> Result<(), StoreError> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
@@ -232,8 +236,8 @@ fn attach_details(path: &Path, records: &mut [TestRecord]) -> Result<(), StoreEr
         let Some(attempts) = by_test.get_mut(r.test_id.as_str()) else {
             continue;
         };
-        if let Some(i) = attempts.iter().position(|(a, _)| *a == r.attempt) {
-            r.details = attempts.swap_remove(i).1;
+        if let Some(i) = attempts.iter().rposition(|(a, _)| *a == r.attempt) {
+            r.details = attempts.remove(i).1;
         }
     }
     Ok(())
@@ -289,5 +293,31 @@ mod tests {
                 ("t.py::b", 1, "")
             ]
         );
+    }
+
+    /// A run killed between a record's details and the record: the record is not there,
+    /// and the next attempt's details (same test, same attempt number) are the ones its
+    /// record gets; a record seen is never without its details.
+    #[test]
+    fn details_come_first_and_a_later_line_of_the_same_attempt_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.jsonl");
+        let mut log = RunLog::open(&path).unwrap();
+        log.append(&[record("t.py::a", 1, "first")]).unwrap();
+        let details = std::fs::read_to_string(dir.path().join("details.jsonl")).unwrap();
+        let records = std::fs::read_to_string(&path).unwrap();
+        // As if killed between the two writes of a second run of t.py::a's attempt 1.
+        std::fs::write(&path, "").unwrap();
+        let mut log = RunLog::open(&path).unwrap();
+        log.append(&[record("t.py::a", 1, "again")]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), records);
+        let both = std::fs::read_to_string(dir.path().join("details.jsonl")).unwrap();
+        assert!(
+            both.starts_with(&details) && both.len() > details.len(),
+            "{both}"
+        );
+        let read = read(&path).unwrap();
+        assert_eq!(read.records.len(), 1);
+        assert_eq!(read.records[0].details.failure, "again");
     }
 }
