@@ -242,6 +242,22 @@ fn the_linux_wheel_is_manylinux_2014_and_checks_itself_on_python_3_11_to_3_13() 
     }
 }
 
+/// The wheel, the installer `tool` named by `$var` and the wheelhouse its dependencies
+/// come from offline (`./dev test` sets both); None, said, when one is missing.
+fn wheel_and_installer(tool: &str, var: &str) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let wheel = wheel()?;
+    let (Some(installer), Some(wheelhouse)) = (
+        std::env::var_os(var).map(PathBuf::from),
+        std::env::var_os("MTEST_TEST_WHEELHOUSE").map(PathBuf::from),
+    ) else {
+        common::missing(&format!(
+            "no {tool} or wheelhouse (./dev test sets {var}, MTEST_TEST_WHEELHOUSE)"
+        ));
+        return None;
+    };
+    Some((wheel, installer, wheelhouse))
+}
+
 /// As a new user would (uv from PyPI): `uv add --dev` of the wheel into a new uv project,
 /// then `uv run mtest --self-check`, needs nothing else (the package brings pytest and
 /// pytest-timeout; the venv uv made has no pip); and `uv tool install` of the wheel gives an
@@ -249,16 +265,7 @@ fn the_linux_wheel_is_manylinux_2014_and_checks_itself_on_python_3_11_to_3_13() 
 /// wheelhouse `./dev` downloads (`$MTEST_TEST_WHEELHOUSE`).
 #[test]
 fn uv_add_dev_then_uv_run_and_uv_tool_install_need_nothing_else() {
-    let Some(wheel) = wheel() else {
-        return;
-    };
-    let (Some(uv), Some(wheelhouse)) = (
-        std::env::var_os("MTEST_TEST_UV").map(PathBuf::from),
-        std::env::var_os("MTEST_TEST_WHEELHOUSE").map(PathBuf::from),
-    ) else {
-        common::missing(
-            "no uv or wheelhouse (./dev test sets MTEST_TEST_UV, MTEST_TEST_WHEELHOUSE)",
-        );
+    let Some((wheel, uv, wheelhouse)) = wheel_and_installer("uv", "MTEST_TEST_UV") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -317,16 +324,7 @@ fn uv_add_dev_then_uv_run_and_uv_tool_install_need_nothing_else() {
 /// an `mtest` whose venv runs the check: the package brings what it needs.
 #[test]
 fn pipx_install_needs_nothing_else() {
-    let Some(wheel) = wheel() else {
-        return;
-    };
-    let (Some(pipx), Some(wheelhouse)) = (
-        std::env::var_os("MTEST_TEST_PIPX").map(PathBuf::from),
-        std::env::var_os("MTEST_TEST_WHEELHOUSE").map(PathBuf::from),
-    ) else {
-        common::missing(
-            "no pipx or wheelhouse (./dev test sets MTEST_TEST_PIPX, MTEST_TEST_WHEELHOUSE)",
-        );
+    let Some((wheel, pipx, wheelhouse)) = wheel_and_installer("pipx", "MTEST_TEST_PIPX") else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
