@@ -21,8 +21,10 @@ PYTHONPATH, so the copy is what is imported):
    mtest's full run takes one): its time shows as more than the cap, its misses unknown.
 
 Prints one line a mutation and, per project: misses (target: none), the median of S's
-time over the full plain pytest run's (target <= 0.2), and testmon's on the same mutations.
-Exit 1 when `--changed` missed a failing test.
+time over the full plain pytest run's (target <= 0.2), and testmon's on the same mutations;
+and the median of F's own share of the tests' time (from the `--verify` run's durations): a
+floor no safe selection goes under, whatever its own costs -- when it is above 0.2, the
+mutations themselves reach too much of the suite for the target. Exit 1 when `--changed` missed a failing test.
 """
 
 import argparse
@@ -231,27 +233,37 @@ def run(cmd, root, env, timeout=None):
     return proc, time.perf_counter() - started
 
 
-def mtest_run(cmd, root, env):
+def mtest_run(cmd, root, env, durations=None):
     """An mtest run from a clean last-run/ (never an older run's records read back):
-    (exit code, wall, its tests, the failing ones)."""
+    (exit code, wall, its tests, the failing ones); `durations` (a dict) gets each test's
+    time."""
     shutil.rmtree(root / ".gates" / "last-run", ignore_errors=True)
     proc, took = run(cmd, root, env)
-    ids, failing = ran(root) if proc.returncode in (0, 1) else (set(), set())
+    ids, failing = ran(root, durations) if proc.returncode in (0, 1) else (set(), set())
     return proc.returncode, took, ids, failing
 
 
-def ran(root):
+def ran(root, durations=None):
     """The last mtest run's tests and the failing ones among them."""
     ids, failing = set(), set()
     log = root / ".gates" / "last-run" / "run.jsonl"
     for line in log.read_text().splitlines() if log.exists() else []:
         r = json.loads(line)
         ids.add(r["test_id"])
+        if durations is not None:
+            durations[r["test_id"]] = r.get("duration_s", 0.0)
         if r["outcome"] in ("failed", "error", "crashed", "hung"):
             failing.add(r["test_id"])
         else:
             failing.discard(r["test_id"])
     return ids, failing
+
+
+def floor(durations, fails):
+    """F's share of the tests' own time in the full run: what no safe selection can go
+    under (it must run F), as a fraction."""
+    total = sum(durations.values())
+    return sum(durations.get(t, 0.0) for t in fails) / total if total else 0.0
 
 
 def junit_cases(path):
@@ -381,8 +393,9 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
             changed_exit, changed_s, selected, _ = mtest_run(mtest + ["--changed"] + extra,
                                                              root, env)
             saved.restore()
+            durations = {}
             verify_exit, _, _, failing = mtest_run(mtest + ["--changed", "--verify"] + extra,
-                                                   root, env)
+                                                   root, env, durations)
             fails = failing - failing_before
             missed = sorted(fails - selected)
             saved.restore()
@@ -406,9 +419,11 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
                   % (str(site)[:70], verify_exit, changed_exit), flush=True)
             broken.append(site)
             continue
-        rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed))
-        print("  %-70s F=%-5d S=%-6d %5.1fs miss=%d | testmon %s"
-              % (str(site)[:70], len(fails), len(selected), changed_s, len(missed),
+        rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed,
+                     floor(durations, fails)))
+        print("  %-70s F=%-5d (%4.0f%% of the time) S=%-6d %5.1fs miss=%d | testmon %s"
+              % (str(site)[:70], len(fails), 100 * rows[-1][7], len(selected), changed_s,
+                 len(missed),
                  "%5.1fs miss=%d" % (testmon_s, len(tm_missed)) if tm_missed is not None
                  else ">%.0fs (stopped at the cap; misses not known)" % testmon_cap),
               flush=True)
@@ -424,11 +439,12 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
     tm_misses = sum(len(r[6]) for r in rows if r[6] is not None)
     stopped = sum(r[6] is None for r in rows)
     print("%s: %d mutations (and %d that break the suite itself%s); mtest --changed: %d missed "
-          "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx%s"
+          "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx%s; "
+          "the failing tests' own share of the tests' time (no safe selection runs less): median %.2f"
           % (name, len(rows), len(broken), ", %d measured before" % skipped if skipped else "",
              misses, ratio, tm_misses, tm_ratio,
              " (%d of its runs stopped at the cap: their time counts as the cap, their misses "
-             "as none)" % stopped if stopped else ""))
+             "as none)" % stopped if stopped else "", statistics.median(r[7] for r in rows)))
     shutil.rmtree(work, ignore_errors=True)
     return misses
 
@@ -447,6 +463,7 @@ def main():
                         help="seconds after which a testmon run is stopped (its time shown "
                              "as more than this; 0: no cap)")
     opts = parser.parse_args()
+    realsuites.default_interrupt()
     misses = sum(bench(name, opts.mutations, opts.seed, opts.j, opts.start,
                        opts.testmon_cap or None)
                  for name in opts.only.split(","))

@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -156,7 +157,16 @@ def coverage_total(text):
     return None
 
 
+def default_interrupt():
+    """Ctrl-C as a terminal gives it, whoever started this: a shell's background job
+    inherits SIGINT ignored, and so would plain pytest and every test's subprocess (a
+    test that raises SIGINT on itself then fails under plain pytest alone; mtest's
+    workers have their own handling)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def main():
+    default_interrupt()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=",".join(SUITES))
     parser.add_argument("--isolation", default="fork")

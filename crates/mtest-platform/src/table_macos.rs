@@ -1,7 +1,6 @@
 //! macOS's process table: libproc (`proc_listallpids`, `proc_pidinfo`) for the states and
 //! groups, `sysctl(KERN_PROCARGS2)` for a process's command line and environment (both in
-//! libSystem: nothing to link beyond libc). No inotify: a file's writes are waited for by
-//! the loop's own pace.
+//! libSystem: nothing to link beyond libc); a file's writes are waited for with kqueue.
 
 use std::ffi::c_void;
 
@@ -24,7 +23,7 @@ pub(crate) fn info(pid: i32) -> Option<Info> {
             size,
         )
     };
-    (n == size).then(|| Info {
+    (n == size).then_some(Info {
         stopped: bsd.pbi_status == libc::SSTOP,
         zombie: bsd.pbi_status == libc::SZOMB,
         ppid: bsd.pbi_ppid as i32,
@@ -99,15 +98,58 @@ pub(crate) fn command_line(pid: i32) -> String {
         .unwrap_or_default()
 }
 
-/// Waits by sleeping: the loop's own pace (see the Linux backend's inotify waker).
-pub struct FileWaker;
+/// Sleeps until a file is written to or a time has passed (see the Linux backend's
+/// inotify waker): a kqueue with the file's `EVFILT_VNODE` write and extend notes,
+/// cleared as they are read, so the next wait sleeps until the next write. Where the file
+/// cannot be opened or watched, a plain sleep.
+pub struct FileWaker {
+    watch: Option<(nix::sys::event::Kqueue, std::fs::File)>,
+}
 
 impl FileWaker {
-    pub fn watch(_path: &std::path::Path) -> FileWaker {
-        FileWaker
+    pub fn watch(path: &std::path::Path) -> FileWaker {
+        use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent, Kqueue};
+        use std::os::fd::AsRawFd;
+        let watch = std::fs::File::open(path).ok().and_then(|file| {
+            let kqueue = Kqueue::new().ok()?;
+            let note = KEvent::new(
+                file.as_raw_fd() as usize,
+                EventFilter::EVFILT_VNODE,
+                EvFlags::EV_ADD | EvFlags::EV_CLEAR,
+                FilterFlag::NOTE_WRITE | FilterFlag::NOTE_EXTEND,
+                0,
+                0,
+            );
+            kqueue
+                .kevent(&[note], &mut [], Some(timespec(std::time::Duration::ZERO)))
+                .ok()?;
+            Some((kqueue, file))
+        });
+        FileWaker { watch }
     }
 
+    /// Returns when the file was written to since the last call, or after `pause`.
     pub fn wait(&self, pause: std::time::Duration) {
-        std::thread::sleep(pause);
+        use nix::sys::event::{EvFlags, EventFilter, FilterFlag, KEvent};
+        let Some((kqueue, _file)) = &self.watch else {
+            return std::thread::sleep(pause);
+        };
+        let mut out = [KEvent::new(
+            0,
+            EventFilter::EVFILT_VNODE,
+            EvFlags::empty(),
+            FilterFlag::empty(),
+            0,
+            0,
+        )];
+        // An error (EINTR: a signal) ends the wait early, which is what a signal wants.
+        let _ = kqueue.kevent(&[], &mut out, Some(timespec(pause)));
+    }
+}
+
+fn timespec(d: std::time::Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().try_into().unwrap_or(libc::time_t::MAX),
+        tv_nsec: d.subsec_nanos().into(),
     }
 }

@@ -135,3 +135,32 @@ fn a_killed_process_is_described_as_killed() {
         assert_eq!(text, "exit status 1");
     }
 }
+
+/// The supervision loop's waker ends its wait at a write to the watched file, not at the
+/// end of its pause: inotify on Linux, kqueue on macOS (Windows sleeps the pause out).
+#[cfg(unix)]
+#[test]
+fn a_write_to_the_watched_file_ends_the_wait() {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("mtest-waker-{}", std::process::id()));
+    std::fs::write(&path, b"").expect("a temp file");
+    let waker = FileWaker::watch(&path);
+    let written = path.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&written)
+            .expect("the temp file");
+        f.write_all(b"{}\n").expect("a write");
+    });
+    let started = Instant::now();
+    waker.wait(Duration::from_secs(300));
+    let waited = started.elapsed();
+    writer.join().expect("the writer");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        waited < Duration::from_secs(150),
+        "the wait ran to its pause ({waited:?}): the write did not wake it"
+    );
+}
