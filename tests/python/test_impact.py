@@ -443,3 +443,35 @@ def test_the_rewriting_marks_every_block_wherever_its_definition_stands(lambdas)
                 "in_finally", "in_with", "in_for_else", "in_case", "outer",
                 "outer.<locals>.inner"]
     assert sorted(marks) == sorted(expected + (["<module>"] if lambdas else []))
+
+
+PYC = {
+    "tests/test_pyc.py": """
+        from _pytest.assertion import rewrite
+
+        def test_pytests_own_cache_name_is_untouched():
+            assert rewrite.PYC_TAIL == "." + rewrite.PYTEST_TAG + rewrite.PYC_EXT
+    """,
+}
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11's rewriting (3.12+ monitors)")
+def test_the_rewritten_test_modules_have_a_cache_of_their_own_and_pytests_is_untouched(
+        tmp_path, monkeypatch):
+    """3.11: a test module rewritten with the marks is cached under mtest's tag (a plain
+    pytest run would otherwise load it, and mtest a plain run's); pytest's `PYC_TAIL` and
+    its own cache files stay as plain pytest has them (pytest's own tests look for them,
+    in pytest runs inside theirs)."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    _record(tmp_path, sys.executable, tmp_path / "events", PYC)
+    cache = sorted(p.name for p in (tmp_path / "tests" / "__pycache__").iterdir())
+    assert cache == ["test_pyc.%s-pytest-%s-mtest-1.pyc" % (
+        sys.implementation.cache_tag, pytest.__version__)], cache
+    env = dict(os.environ)
+    env.pop("PYTEST_ADDOPTS", None)
+    plain = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    cache = sorted(p.name for p in (tmp_path / "tests" / "__pycache__").iterdir())
+    assert len(cache) == 2 and "test_pyc.%s-pytest-%s.pyc" % (
+        sys.implementation.cache_tag, pytest.__version__) in cache, cache

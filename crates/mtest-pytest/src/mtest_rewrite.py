@@ -201,9 +201,11 @@ def _seen_statement(key, where):
 
 
 def chain_pytest():
-    """Test modules and conftests: rewritten in pytest's own rewriting, whose bytecode cache
-    gets this tag too (it would otherwise serve a plain run's rewriting, and a plain run
-    ours)."""
+    """Test modules and conftests: rewritten in pytest's own rewriting. The project's get
+    a bytecode cache of their own (pytest's would otherwise serve a plain run's rewriting,
+    and a plain run ours); pytest's `PYC_TAIL` stays as it is, and so do the names of the
+    files outside the project (a test of pytest's that looks for them, with a pytest run
+    inside it or in a subprocess, finds them where plain pytest puts them)."""
     try:
         from _pytest.assertion import rewrite
     except ImportError:
@@ -211,6 +213,13 @@ def chain_pytest():
     original = rewrite.rewrite_asserts
     if getattr(original, "_mtest", False):
         return
+    tail, ours = rewrite.PYC_TAIL, ".%s-%s%s" % (rewrite.PYTEST_TAG, TAG, rewrite.PYC_EXT)
+
+    def own_pyc(source, pyc):
+        name = getattr(pyc, "name", "")
+        if name.endswith(tail) and impact.relpath(str(source)) is not None:
+            return pyc.with_name(name[:-len(tail)] + ours)
+        return pyc
 
     def rewrite_asserts(mod, source, module_path=None, config=None):
         original(mod, source, module_path, config)
@@ -220,14 +229,17 @@ def chain_pytest():
             instrument(mod, rel, source)
 
     def read_pyc(source, pyc, trace=lambda x: None):
-        code = read_cached(source, pyc, trace)
+        code = read_cached(source, own_pyc(source, pyc), trace)
         rel = impact.relpath(str(source)) if code is not None else None
         if rel is not None:
             impact.R.see_code(rel)
         return code
 
-    read_cached = rewrite._read_pyc
+    def write_pyc(state, co, source_hash, pyc):
+        return write_cached(state, co, source_hash, own_pyc(co.co_filename, pyc))
+
+    read_cached, write_cached = rewrite._read_pyc, rewrite._write_pyc
     rewrite_asserts._mtest = True
     rewrite.rewrite_asserts = rewrite_asserts
     rewrite._read_pyc = read_pyc
-    rewrite.PYC_TAIL = ".%s-%s%s" % (rewrite.PYTEST_TAG, TAG, rewrite.PYC_EXT)
+    rewrite._write_pyc = write_pyc
