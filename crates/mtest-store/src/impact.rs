@@ -249,10 +249,12 @@ impl Impact {
         found
     }
 
-    /// `mtest_impact sums`' answer: the blocks of each version whose file is still as
-    /// recorded. Every other pending version's blocks are unknown from now on; a data
-    /// file has none.
-    pub fn set_sums(&mut self, mut answer: BTreeMap<Arc<str>, BlockSums>) {
+    /// The blocks of the file versions first recorded in this run, by version (path and
+    /// checksum: a file changed during the run has two, of which the file on disk is at
+    /// most one): from `mtest_impact sums`, or from `--changed`'s check, which computed
+    /// them for each file that differs from its records. Every other pending version's
+    /// blocks are unknown from now on; a data file has none.
+    pub fn set_sums(&mut self, answer: &BTreeMap<Source, BlockSums>) {
         for (source, sums) in self.sources.iter_mut() {
             if *sums != Sums::Pending {
                 continue;
@@ -260,8 +262,8 @@ impl Impact {
             *sums = if !source.path.ends_with(".py") {
                 Sums::Known(BlockSums::new())
             } else {
-                match answer.remove(&source.path) {
-                    Some(blocks) => Sums::Known(blocks),
+                match answer.get(source) {
+                    Some(blocks) => Sums::Known(blocks.clone()),
                     None => Sums::Unknown,
                 }
             };
@@ -548,11 +550,8 @@ mod tests {
             "env1",
         );
         let mut answer = BTreeMap::new();
-        answer.insert(
-            "src/v.py".into(),
-            sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]),
-        );
-        impact.set_sums(answer);
+        answer.insert(v, sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]));
+        impact.set_sums(&answer);
         impact
     }
 
@@ -631,7 +630,7 @@ mod tests {
         let records = [record("t.py::c", Some(Deps(vec![set])))];
         assert_eq!(impact.new_sources(&records).len(), 1);
         impact.learn(&records, "env1");
-        impact.set_sums(BTreeMap::new()); // the file changed before its sums were taken
+        impact.set_sums(&BTreeMap::new()); // the file changed before its sums were taken
         let blocks = sums(&[("h", "H")]);
         let n = now(&[
             ("src/v.py", "v1", None),
@@ -641,6 +640,35 @@ mod tests {
         assert_eq!(
             impacted(&impact, &n),
             vec![("t.py::c".into(), "src/w.py changed".into())]
+        );
+    }
+
+    #[test]
+    fn blocks_are_known_of_the_version_they_were_computed_for_only() {
+        // A file changed during the run: tests recorded two versions of it; the answer
+        // knows the blocks of the one on disk, and the other's are unknown.
+        let mut impact = Impact::default();
+        let (w1, w2) = (source("src/w.py", "w1"), source("src/w.py", "w2"));
+        let records = [
+            record(
+                "t.py::a",
+                Some(Deps(vec![set(vec![block(&w1, "f")], vec![])])),
+            ),
+            record(
+                "t.py::b",
+                Some(Deps(vec![set(vec![block(&w2, "g")], vec![])])),
+            ),
+        ];
+        impact.learn(&records, "env1");
+        let mut answer = BTreeMap::new();
+        answer.insert(w2.clone(), sums(&[("f", "F2"), ("g", "G")]));
+        impact.set_sums(&answer);
+        // Now w3 changes only `f`, whose checksum in w2 was F2: a is reached through its
+        // unknown version (the whole file), b is not (its `g` is as in w2).
+        let n = now(&[("src/w.py", "w3", Some(sums(&[("f", "F3"), ("g", "G")])))]);
+        assert_eq!(
+            impacted(&impact, &n),
+            vec![("t.py::a".into(), "src/w.py changed".into())]
         );
     }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::*;
+use crate::deps::Source as FileVersion;
 use crate::store::impact::{BlockSums, Impact, Now};
 use crate::store::state::Changed;
 
@@ -88,6 +89,9 @@ fn helper(opts: &RunOptions, root: &Path) -> Result<Pytest> {
 pub(super) struct Checked {
     /// The environment's fingerprint now.
     pub(super) env: String,
+    /// The blocks of each file version the check met that the records do not know: what
+    /// the end of the run would otherwise ask the helper for again.
+    pub(super) blocks: BTreeMap<FileVersion, BlockSums>,
     reached: FastMap<String, String>,
     named: BTreeMap<String, Option<Vec<String>>>,
     since: String,
@@ -134,8 +138,17 @@ pub(super) fn check(
             .entry(test.to_string())
             .or_insert_with(|| format!("{what} changed since {since}"));
     }
+    let blocks = now
+        .files
+        .into_iter()
+        .filter_map(|(path, now)| {
+            let sum = now.sum.filter(|s| !s.is_empty())?;
+            Some((FileVersion { path, sum }, now.blocks?))
+        })
+        .collect();
     Ok(Some(Checked {
         env: now.env,
+        blocks,
         reached,
         named,
         since,
@@ -286,32 +299,54 @@ pub(super) fn fingerprint(opts: &RunOptions, pytest: &Pytest) -> JoinHandle<Opti
 }
 
 /// After a run: the store learns what this run's tests depended on; the blocks of the
-/// file versions first recorded are computed now. A failure is said, and leaves the
-/// store as it was (its records stay true of what they recorded).
-/// `env`: the environment's fingerprint at the start (from `--changed`'s check or
-/// [`fingerprint`]; the helper is not asked again when no file version is new either);
-/// the file is written only when a record changed.
+/// file versions first recorded are computed now (or were, by `--changed`'s check). A
+/// failure is said, and leaves the store as it was (its records stay true of what they
+/// recorded).
+/// `known`: the environment's fingerprint at the start (from `--changed`'s check or
+/// [`fingerprint`]) and the blocks the check computed; the helper is asked only for the
+/// versions neither knows. The file is written only when a record changed.
 pub(super) fn learn(
     (gates, opts, pytest): (&Gates, &RunOptions, &Pytest),
     impact: &mut Impact,
     this_run: &[(String, Option<crate::deps::Deps>)],
-    env: Option<&str>,
+    (env, checked): (Option<&str>, Option<&BTreeMap<FileVersion, BlockSums>>),
 ) -> std::result::Result<(), String> {
-    let new = impact.new_sources(this_run);
-    let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = match env {
-        Some(env) if new.is_empty() => Answer {
-            env: env.to_string(),
-            files: BTreeMap::new(),
-        },
+    let mut blocks: BTreeMap<FileVersion, BlockSums> = BTreeMap::new();
+    let mut new = impact.new_sources(this_run);
+    if let Some(checked) = checked {
+        new.retain(|path, sum| {
+            let version = FileVersion {
+                path: path.clone(),
+                sum: sum.clone(),
+            };
+            match checked.get(&version) {
+                Some(known) => {
+                    blocks.insert(version, known.clone());
+                    false
+                }
+                None => true,
+            }
+        });
+    }
+    let env = match env {
+        Some(env) if new.is_empty() => env.to_string(),
         _ => {
             let request = serde_json::json!({ "config": config(opts), "files": new });
-            pytest
+            let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = pytest
                 .ask_impact("sums", &request)
-                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+            // The helper answers for a file still at the checksum asked.
+            for (path, sums) in answer.files {
+                if let Some(sum) = new.get(&path) {
+                    let sum = sum.clone();
+                    blocks.insert(FileVersion { path, sum }, sums);
+                }
+            }
+            answer.env
         }
     };
-    let changed = impact.learn(this_run, &answer.env);
-    impact.set_sums(answer.files);
+    let changed = impact.learn(this_run, &env);
+    impact.set_sums(&blocks);
     if !changed && Impact::path(&gates.dir).is_file() {
         return Ok(());
     }

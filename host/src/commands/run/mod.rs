@@ -236,15 +236,18 @@ fn execute(
     // (other files, each as large at 64k tests).
     let deps = std::mem::take(&mut ran.supervised.rec.deps);
     let asked = fingerprint.and_then(|f| f.join().ok().flatten());
-    let env = checked
-        .as_ref()
-        .map(|c| c.env.as_str())
-        .or(asked.as_deref());
+    let known = (
+        checked
+            .as_ref()
+            .map(|c| c.env.as_str())
+            .or(asked.as_deref()),
+        checked.as_ref().map(|c| &c.blocks),
+    );
     let (mut stored, learned) = std::thread::scope(|scope| {
         let (impact, deps) = (&mut impact, &deps);
         let learning = opts.impact.then(|| {
             let places = (&gates, &opts, &pytest);
-            scope.spawn(move || changed::learn(places, impact, deps, env))
+            scope.spawn(move || changed::learn(places, impact, deps, known))
         });
         let stored = store_run(
             &places,
