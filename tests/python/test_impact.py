@@ -114,11 +114,12 @@ def test_the_check_says_what_each_file_is_now(tmp_path):
     assert set(_helper(tmp_path, "sums", {"a.py": now})["a.py"]) == {"<module>", "f"}
 
 
-def _helper(root, command, files, config="", whole=False):
+def _helper(root, command, files, config="", whole=False, path=()):
     done = subprocess.run([sys.executable, "-m", "mtest_impact", command], cwd=root,
                           input=json.dumps({"config": config, "files": files}),
                           capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=str(PLUGIN_DIR)), check=True)
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                              [str(PLUGIN_DIR), *map(str, path)])), check=True)
     answer = json.loads(done.stdout)
     return answer if whole else answer["files"]
 
@@ -130,6 +131,25 @@ def test_the_environment_is_the_interpreter_its_distributions_and_the_configurat
     assert env != _helper(tmp_path, "check", {}, config="-p xdist", whole=True)["env"]
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     assert env != _helper(tmp_path, "check", {}, whole=True)["env"]
+
+
+def test_installing_upgrading_or_removing_a_distribution_changes_the_environment(tmp_path):
+    """The distributions are known by their metadata directories on sys.path."""
+    project, site = tmp_path / "project", tmp_path / "site"
+    project.mkdir()
+    site.mkdir()
+
+    def env():
+        return _helper(project, "check", {}, whole=True, path=[site])["env"]
+
+    before = env()
+    (site / "fake-1.0.dist-info").mkdir()
+    installed = env()
+    (site / "fake-1.0.dist-info").rename(site / "fake-1.1.dist-info")
+    upgraded = env()
+    (site / "fake-1.1.dist-info").rmdir()
+    assert len({before, installed, upgraded}) == 3
+    assert env() == before
 
 
 # --- recording in a real pytest run ----------------------------------------------------

@@ -622,18 +622,35 @@ def environment(config):
     configuration files and `config` (mtest's account of its own options and pytest's
     arguments). A test recorded in another environment may behave otherwise."""
     digest = hashlib.blake2b(digest_size=12)
-    try:
-        from importlib import metadata
-
-        dists = sorted("%s==%s" % (d.metadata["Name"], d.version)
-                       for d in metadata.distributions())
-    except Exception as e:  # a broken distribution: never assumed unchanged
-        dists = ["unreadable: %r" % (e,)]
+    dists = distributions()
     parts = [sys.version, sys.executable, config] + dists
     parts += ["%s=%s" % (name, read_sum(name)) for name in CONFIG_FILES]
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
     return digest.hexdigest()
+
+
+def distributions():
+    """The installed distributions, as the names of their metadata on `sys.path`
+    (`NAME-VERSION.dist-info`, `.egg-info`, an `.egg` on the path itself): what
+    `importlib.metadata` finds, without importing it and parsing every distribution's
+    METADATA (most of this helper's time). An install, an upgrade or a removal changes a
+    name; a directory that cannot be listed is named as such."""
+    found = []
+    for entry in sys.path:
+        if entry.endswith(".egg"):
+            found.append(entry)
+            continue
+        try:
+            names = os.listdir(entry or ".")
+        except FileNotFoundError:
+            continue
+        except OSError as e:  # never assumed unchanged
+            found.append("unreadable %s: %s" % (entry, type(e).__name__))
+            continue
+        found.extend(os.path.join(entry, n) for n in names
+                     if n.endswith((".dist-info", ".egg-info", ".egg-link")))
+    return sorted(found)
 
 
 def check(files):
