@@ -115,11 +115,20 @@ pub fn mtest_with(root: &Path, python: &Path) -> Command {
     cmd
 }
 
-/// The records of `.gates/last-run/run.jsonl` as JSON values.
+/// The records of `.gates/last-run/run.jsonl` as JSON values. Read while mtest writes
+/// it (a test waiting for records), or after a SIGKILL, which can cut a write short (a
+/// fatal signal ends a write to a file between pages), the file may end in part of a
+/// line: that is no record yet. Every whole line must be one.
 pub fn records(root: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(root.join(".gates/last-run/run.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("a run.jsonl line is JSON"))
+    let bytes = std::fs::read(root.join(".gates/last-run/run.jsonl")).unwrap_or_default();
+    let whole = bytes
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(&[][..], |end| &bytes[..end]);
+    std::str::from_utf8(whole)
+        .expect("whole run.jsonl lines are UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a whole run.jsonl line is JSON"))
         .collect()
 }
 
