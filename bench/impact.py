@@ -24,7 +24,8 @@ Prints one line a mutation and, per project: misses (target: none), the median o
 time over the full plain pytest run's (target <= 0.2), and testmon's on the same mutations;
 and the median of F's own share of the tests' time (from the `--verify` run's durations): a
 floor no safe selection goes under, whatever its own costs -- when it is above 0.2, the
-mutations themselves reach too much of the suite for the target. Exit 1 when `--changed` missed a failing test.
+mutations themselves reach too much of the suite for the target. Exit 1 when `--changed`
+missed a failing test.
 """
 
 import argparse
@@ -419,11 +420,11 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
                   % (str(site)[:70], verify_exit, changed_exit), flush=True)
             broken.append(site)
             continue
+        share = floor(durations, fails)
         rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed,
-                     floor(durations, fails)))
+                     share))
         print("  %-70s F=%-5d (%4.0f%% of the time) S=%-6d %5.1fs miss=%d | testmon %s"
-              % (str(site)[:70], len(fails), 100 * rows[-1][7], len(selected), changed_s,
-                 len(missed),
+              % (str(site)[:70], len(fails), 100 * share, len(selected), changed_s, len(missed),
                  "%5.1fs miss=%d" % (testmon_s, len(tm_missed)) if tm_missed is not None
                  else ">%.0fs (stopped at the cap; misses not known)" % testmon_cap),
               flush=True)
