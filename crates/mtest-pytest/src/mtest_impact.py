@@ -253,8 +253,7 @@ class Recorder:
         if self.backend is not None:
             self.backend.rearm(ran)
         if ran:
-            keys = self.keys
-            seen.update(keys[id(code)] for code in ran)
+            seen.update(map(self.keys.__getitem__, map(id, ran)))
         return seen
 
     def early_of(self, count, module):
@@ -318,7 +317,7 @@ R = Recorder()
 class Caches:
     """The project's memoized functions (see the module's docstring): each with its block,
     what ran in the tests in which it computed a value, whether it computed one before the
-    tests, and its (hits, misses) when the test in flight began."""
+    tests, and its (hits, misses) when the last test ended (or collection did)."""
 
     def __init__(self):
         self.wrappers = []
@@ -467,8 +466,8 @@ def _on_audit(event, args):
 def begin_test():
     if R.on:
         R.take()  # between tests (pytest's own code, a previous teardown): nobody's
-        if C.wrappers:
-            C.before = C.counts()
+        # (The caches' counts are not taken again: a value got or computed between tests
+        # counts for the next one, which can only add to its dependencies.)
 
 
 def find_caches():
