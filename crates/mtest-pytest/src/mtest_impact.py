@@ -192,6 +192,249 @@ def static_name(qualname):
     return ".".join(parts) if parts else "<module>"
 
 
+# --- what of a block ran before the tests ---------------------------------------------
+#
+# A block that ran before the tests (collection imported it, a class was built) counts for
+# every test after it, whether or not the change reaches what it ran then. On Python 3.12+
+# the lines that ran before the tests are known (`sys.monitoring` LINE events, each line
+# once); a block's statements that did not run then are masked: the *early sum* is the
+# checksum of the block with, in each list of its statements, the part from the first
+# statement that did not run to the list's end replaced by a hole, and of the block's
+# symbol table (which names are local, global, free: a statement in a hole can change
+# them) -- so a change inside a hole leaves the early sum as it was, and the code that ran
+# before the tests, had it run changed, would have run the same statements the same way.
+#
+# Why a hole is safe: Python enters a list of statements at its first and goes on in
+# order, and every statement that has code raises a LINE event when it starts (PEP 626;
+# checked by the tests on every Python at hand); so nothing after a statement that did
+# not run, in its list, ran either. Statements without code (a docstring, `global`,
+# `nonlocal`, an annotation without a value, and `assert`, which `-O` removes) never start
+# a hole. A list where something ran after a statement that did not gets no hole at all.
+# The hole's place (the path to its list, and where in it the hole starts) is kept with
+# the early sum: the statements before it must be the same, so it is in the same place in
+# a new version of the block, whose early sum is computed there.
+
+_NO_LINE = (ast.Global, ast.Nonlocal, ast.Assert, ast.Pass)
+_LISTS = ("body", "orelse", "finalbody")
+
+
+def early_sums(source, lines):
+    """{block name: [holes, early sum]} for each block of `source` with a statement that
+    did not run, given `lines`, the lines that ran before the tests (a block none of whose
+    statements ran, and a name two blocks share, get none)."""
+    tree = ast.parse(source)
+    table = _symtable(source)
+    answer = {}
+    for name, node in _blocks(tree).items():
+        if node is None:
+            continue
+        holes = []
+        ran = _find_holes(_body(node), ["body"], lines, holes)
+        if ran and holes:
+            answer[name] = [holes, _early_sum(node, holes, table, name)]
+    return answer
+
+
+def early_sums_now(source, asked):
+    """{block name: early sum now} for `asked`, {block name: holes} (a block gone, or whose
+    holes are not where they were, has none)."""
+    tree = ast.parse(source)
+    table = _symtable(source)
+    blocks = _blocks(tree)
+    answer = {}
+    for name, holes in asked.items():
+        node = blocks.get(name)
+        if node is not None:
+            total = _early_sum(node, holes, table, name)
+            if total is not None:
+                answer[name] = total
+    return answer
+
+
+def _blocks(tree):
+    """{qualified name: node} of every block (None for a name two blocks share)."""
+    found = {"<module>": tree}
+
+    def walk(node, scope):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, _DEFS):
+                name = scope + child.name
+                found[name] = None if name in found else child
+                walk(child, name + ("." if isinstance(child, ast.ClassDef) else ".<locals>."))
+            else:
+                walk(child, scope)
+    walk(tree, "")
+    return found
+
+
+def _body(node):
+    return node.body
+
+
+def _start(stmt):
+    decorators = getattr(stmt, "decorator_list", None)
+    return min([stmt.lineno] + [d.lineno for d in decorators or ()])
+
+
+def _ran(stmt, lines):
+    return any(line in lines for line in range(_start(stmt), stmt.end_lineno + 1))
+
+
+def _has_code(stmt, first):
+    """Whether `stmt` raises a LINE event whenever it starts (`first`: it is the first of
+    its list: a string there may be a docstring)."""
+    if isinstance(stmt, _NO_LINE):
+        return False
+    if isinstance(stmt, ast.AnnAssign) and stmt.value is None:
+        return False
+    if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant) and first:
+        return False
+    return True
+
+
+def _find_holes(stmts, path, lines, holes):
+    """Adds the holes of list `stmts` (at `path`) and of the lists in its statements that
+    ran; True when a statement of it ran."""
+    ran = [_ran(s, lines) for s in stmts]
+    start = next((i for i, s in enumerate(stmts) if not ran[i] and _has_code(s, i == 0)), None)
+    if start is not None and any(ran[start:]):
+        start = None  # something ran after it: no hole here
+    if start is not None:
+        holes.append(path + [start])
+    for i, stmt in enumerate(stmts[:start]):
+        if ran[i] and not isinstance(stmt, _DEFS):
+            for field, inner in _inner_lists(stmt):
+                _find_holes(inner, path + [i] + field, lines, holes)
+    return any(ran)
+
+
+def _inner_lists(stmt):
+    """The lists of statements a statement holds (not a nested block's body), each with
+    its path from the statement."""
+    for field in _LISTS:
+        value = getattr(stmt, field, None)
+        if isinstance(value, list) and value and isinstance(value[0], ast.stmt):
+            yield [field], value
+    for field in ("handlers", "cases"):
+        for j, part in enumerate(getattr(stmt, field, None) or ()):
+            yield [field, j, "body"], part.body
+
+
+def _early_sum(node, holes, table, name):
+    """The checksum of block `node` with its holes masked, and of its symbol table; None
+    when a hole's path does not lead to a list long enough."""
+    masked = {}
+    for hole in holes:
+        *path, start = hole
+        target = node
+        try:
+            for step in path:
+                target = target[step] if isinstance(step, int) else getattr(target, step)
+        except (AttributeError, IndexError, TypeError):
+            return None
+        if not isinstance(target, list) or not isinstance(start, int) or len(target) <= start:
+            return None
+        masked[id(target)] = start
+    out, texts = [], {}
+    head = [type(node).__name__]
+    for field, value in ast.iter_fields(node):
+        if field == "body":
+            _dump_masked(value, out, masked, texts)
+        elif not isinstance(node, ast.Module):
+            head.append(field)
+            _dump_value(value, head, "", texts)
+    signature = _signature(table, name)
+    if signature is None:
+        return None
+    # A `yield` in a hole makes a function a generator: a call then runs none of it.
+    kind = "generator" if _yields(node.body) else "plain"
+    text = "\x1f".join(head + out + [signature, kind])
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+def _yields(stmts):
+    """Whether the block whose statements are `stmts` has a `yield` of its own."""
+    todo = list(stmts)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if not isinstance(node, _DEFS + (ast.Lambda,)):
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def _dump_masked(stmts, out, masked, texts):
+    """`_dump_value` of a list of statements, with the holes in `masked` ({id(list): where
+    its hole starts}) left out; the bodies of nested blocks are left out (as `_dump`
+    does)."""
+    start = masked.get(id(stmts), len(stmts))
+    out.append("[")
+    for stmt in stmts[:start]:
+        if isinstance(stmt, _DEFS):
+            _dump(stmt, out, "", {})
+            continue
+        out.append(type(stmt).__name__)
+        for field, value in ast.iter_fields(stmt):
+            out.append(field)
+            if isinstance(value, list) and value and isinstance(value[0], (ast.stmt, ast.excepthandler,
+                                                                          ast.match_case)):
+                if isinstance(value[0], ast.stmt):
+                    _dump_masked(value, out, masked, texts)
+                else:
+                    out.append("[")
+                    for part in value:
+                        out.append(type(part).__name__)
+                        for f, v in ast.iter_fields(part):
+                            out.append(f)
+                            if f == "body":
+                                _dump_masked(v, out, masked, texts)
+                            else:
+                                _dump_value(v, out, "", texts)
+                    out.append("]")
+            else:
+                _dump_value(value, out, "", texts)
+        out.append(")")
+    if start < len(stmts):
+        out.append("<hole>")
+    out.append("]")
+
+
+def _symtable(source):
+    import symtable
+
+    return symtable.symtable(source if isinstance(source, str) else
+                             source.decode("utf-8", "surrogateescape"), "<block>", "exec")
+
+
+def _signature(table, name):
+    """How block `name` binds its names, as text (None when its table is not found): what a
+    statement in a hole can change for the statements outside it. A name the block only
+    reads from the globals is left out (a hole may read one more, or one less); a nested
+    block's own bindings are its own (its early sum has them)."""
+    if name != "<module>":
+        for part in name.split("."):
+            if part == "<locals>":
+                continue
+            found = [t for t in table.get_children()
+                     if t.get_name() == part and t.get_type() in ("function", "class")]
+            if len(found) != 1:
+                return None
+            table = found[0]
+    out = [table.get_type()]
+    for symbol in sorted(table.get_symbols(), key=lambda s: s.get_name()):
+        if (symbol.is_global() and not symbol.is_declared_global() and not symbol.is_assigned()
+                and not symbol.is_imported()):
+            continue
+        out.append("%s:%s" % (symbol.get_name(), "".join(
+            "1" if getattr(symbol, flag)() else "0" for flag in _FLAGS)))
+    return " ".join(out)
+
+
+_FLAGS = ("is_imported", "is_parameter", "is_global", "is_declared_global", "is_local",
+          "is_annotated", "is_free", "is_assigned", "is_namespace", "is_nonlocal")
+
+
 # --- recording -----------------------------------------------------------------------
 
 class Recorder:
