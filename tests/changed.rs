@@ -227,6 +227,81 @@ fn code_that_runs_at_import_selects_every_test_after_it() {
     assert!(set(IMPORTING_SHAPES).is_subset(&would_run(dir.path(), &[]).0));
 }
 
+/// A function that runs at import, through one branch; a test runs its other branch.
+const BRANCHES: &[(&str, &str)] = &[
+    ("pkg/__init__.py", ""),
+    (
+        "pkg/table.py",
+        "def setup(kind):\n    table = {}\n    if kind == 'fast':\n        table['a'] = 1\n\
+         \x20   else:\n        table['b'] = 2\n    return table\n\n\
+         TABLE = setup('fast')\n",
+    ),
+    (
+        "tests/test_setup.py",
+        "from pkg.table import setup\n\n\
+         def test_slow():\n    assert setup('slow') == {'b': 2}\n",
+    ),
+    (
+        "tests/test_table.py",
+        "from pkg.table import TABLE\n\n\
+         def test_table():\n    assert TABLE == {'a': 1}\n\n\
+         def test_other():\n    pass\n",
+    ),
+];
+
+/// Whether the test Python records the lines that ran before the tests (3.12+).
+fn lines_recorded() -> bool {
+    let out = std::process::Command::new(common::python())
+        .args(["-c", "import sys; print(sys.version_info >= (3, 12))"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "True"
+}
+
+#[test]
+fn a_change_to_what_did_not_run_at_import_reaches_only_the_tests_that_ran_it() {
+    let dir = project(BRANCHES);
+    let root = dir.path();
+    assert!(mtest_run(root).output().unwrap().status.success());
+    // The branch the import did not take: on 3.12+, only the test that ran it in its
+    // own time; on 3.11 (no lines known), every test collected after the import.
+    edit(root, "pkg/table.py", "table['b'] = 2", "table['b'] = 3");
+    let (names, text) = would_run(root, &[]);
+    let everything = set(&["test_slow", "test_table", "test_other"]);
+    let expected = if lines_recorded() {
+        set(&["test_slow"])
+    } else {
+        everything.clone()
+    };
+    assert_eq!(names, expected, "{text}");
+    let out = mtest_run(root)
+        .args(["--changed", "--verify"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "test_slow fails: {err}");
+    let missed = err
+        .lines()
+        .find(|l| l.contains("that --changed would have left out"));
+    assert!(
+        missed.is_none_or(|l| l.contains(": 0 failing")),
+        "no miss: {err}"
+    );
+    // The branch it took: every test after the import, on any Python.
+    let dir = project(BRANCHES);
+    let root = dir.path();
+    assert!(mtest_run(root).output().unwrap().status.success());
+    edit(root, "pkg/table.py", "table['a'] = 1", "table['a'] = 2");
+    assert_eq!(would_run(root, &[]).0, everything);
+    // A name bound otherwise in the branch that did not run: what ran may run otherwise.
+    let dir = project(BRANCHES);
+    let root = dir.path();
+    assert!(mtest_run(root).output().unwrap().status.success());
+    let global = "table['b'] = 2\n        global LATER\n        LATER = 1";
+    edit(root, "pkg/table.py", "table['b'] = 2", global);
+    assert_eq!(would_run(root, &[]).0, everything);
+}
+
 #[test]
 fn a_data_file_a_new_test_and_a_deleted_module() {
     let dir = recorded();

@@ -370,6 +370,54 @@ def test_each_test_records_its_code_its_fixtures_and_what_ran_before_it(python, 
     assert not any("unused" in block for sets in deps.values() for s in sets for block in s)
 
 
+BRANCHES = {
+    "pkg/__init__.py": "",
+    "pkg/table.py": """
+        def setup(kind):
+            table = {}
+            if kind == "fast":
+                table["a"] = 1
+            else:
+                table["b"] = 2
+            return table
+
+        TABLE = setup("fast")
+    """,
+    "tests/test_table.py": """
+        from pkg.table import TABLE, setup
+
+        def test_table():
+            assert TABLE == {"a": 1}
+
+        def test_slow():
+            assert setup("slow") == {"b": 2}
+    """,
+}
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_the_lines_that_ran_before_the_tests_go_with_their_file_on_312(python, tmp_path):
+    """3.12+: the lines of the project's code that ran while collection imported it (each
+    file's once, on its `source` event), not those the tests ran; the set of what ran
+    before the tests says so. 3.11: no lines (what ran before counts whole)."""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    deps = _record(tmp_path, python, tmp_path / "events", BRANCHES)
+    assert "pkg/table.py:setup" in deps["test_table"][1]
+    events = read_events(tmp_path / "events")
+    lines = {e["path"]: e.get("early") for e in events if e["e"] == "source"}
+    before = [e for e in events if e["e"] == "deps" and e.get("before")]
+    assert len(before) == 1 and len([e for e in events if e["e"] == "deps"]) == 3, events
+    version = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    if version == "True":
+        # setup's lines 2-5 and 8, its call on 10 -- not 6-7, the branch the import did not
+        # take (test_slow took it, in its own time).
+        assert lines["pkg/table.py"] == [2, 3, 4, 5, 8, 10], lines
+        assert lines["tests/test_table.py"] == [2, 4, 7], lines  # its imports and defs
+    else:
+        assert set(lines.values()) == {None}, lines
+
+
 def test_recording_is_off_unless_mtest_says_so(tmp_path, monkeypatch):
     deps = _record(tmp_path, sys.executable, tmp_path / "events")
     assert deps

@@ -123,11 +123,14 @@ pub enum Event {
     /// A process-mode chunk's run loop is over: what is left is pytest's session end.
     TestsDone,
     /// A project file a test depends on, numbered in this event file: its path and its
-    /// checksum when the worker first saw it (`mtest_impact`).
+    /// checksum when the worker first saw it (`mtest_impact`), and (Python 3.12+) the
+    /// lines of it that ran before the tests.
     Source {
         n: u32,
         path: String,
         sum: String,
+        #[serde(default)]
+        early: Vec<u32>,
     },
     /// A block of a declared source: a code object's own source, by qualified name.
     Block {
@@ -135,11 +138,14 @@ pub enum Event {
         source: u32,
         name: String,
     },
-    /// A set of declared blocks and (non-Python) sources, which a `finish` names.
+    /// A set of declared blocks and (non-Python) sources, which a `finish` names;
+    /// `before`: what ran before the tests.
     Deps {
         n: u32,
         blocks: Vec<u32>,
         files: Vec<u32>,
+        #[serde(default)]
+        before: bool,
     },
 }
 

@@ -450,6 +450,9 @@ class Recorder:
         self.ran = []  # 3.12+: the code objects that ran since the last take, each once
         self.early = []  # everything that ran before the tests, in order, each once
         self.early_known = set()
+        # 3.12+: the lines of the project's code that ran before the tests, by file (see
+        # early_sums); None while the tests have not begun (they are being recorded).
+        self.early_lines = None
         self.module_base = {}  # test module's file -> how much of `early` counts for it
         self.test_files = set()  # the test modules' files (collected)
         self.refs = {}  # test module's file -> the project's files its names come from
@@ -637,13 +640,27 @@ class Monitoring:
         disable = mon.DISABLE
         set_local = mon.set_local_events
         code_key = recorder.code_key
+        line_event = mon.events.LINE
+        # Before the tests, every line of the project's code raises one LINE event (then
+        # disabled), from its code object's first start on.
+        self.lined = []  # the code objects whose lines are watched
+        self.lines = []  # (code object, line) that ran
+        lined, lines = self.lined, self.lines
 
         # The project's code is watched from the take after its first start on; once it
         # ran, it is not watched until the next take (see rearm).
         def find(code, offset):
             if id(code) not in recorder.keys and code_key(code) is not None:
                 recorder.ran.append(code)
+                if recorder.early_lines is None:
+                    lined.append(code)
+                    set_local(FIND, code, line_event)
             return disable
+
+        def line(code, number):
+            lines.append((code, number))
+            return disable
+        mon.register_callback(FIND, line_event, line)
 
         def watch(code, offset):
             recorder.ran.append(code)
@@ -652,6 +669,22 @@ class Monitoring:
             mon.register_callback(FIND, event, find)
             mon.register_callback(WATCH, event, watch)
         mon.set_events(FIND, self.events)
+
+    def lines_before_tests(self):
+        """The tests begin: the lines that ran so far, {file: set of lines}; no more LINE
+        events."""
+        set_local = self.mon.set_local_events
+        for code in self.lined:
+            set_local(FIND, code, 0)
+        by_file = {}
+        keys = self.recorder.keys
+        for code, number in self.lines:
+            key = keys.get(id(code))
+            if key is not None and number is not None:
+                by_file.setdefault(key[0], set()).add(number)
+        self.lined.clear()
+        self.lines.clear()
+        return by_file
 
     def rearm(self, ran):
         """The code that ran since the last take is watched again (first seen: from now on)."""
@@ -717,6 +750,14 @@ def find_caches():
     """At collection's end: the project's memoized functions."""
     if R.on:
         C.find()
+
+
+def tests_begin():
+    """At collection's end: the lines that ran before the tests are known (3.12+; none
+    are on 3.11)."""
+    if R.on and R.early_lines is None:
+        lines = getattr(R.backend, "lines_before_tests", None)
+        R.early_lines = lines() if lines is not None else {}
 
 
 def fixture_begin():
@@ -802,13 +843,17 @@ class Declarations:
         if first is None or not base:
             return None if first is None else [first]
         if (base, module) not in self.bases:
-            self.bases[base, module] = self._set(R.early_of(base, module), emit)
+            self.bases[base, module] = self._set(R.early_of(base, module), emit, before=True)
         number = self.bases[base, module]
         return None if number is None else [first, number]
 
-    def _set(self, keys, emit):
+    def _set(self, keys, emit, before=False):
+        """`before`: the set of what ran before the tests."""
+        if before:
+            keys = (keys, True)  # numbered apart from a test's own set of the same keys
         if keys in self.sets:
             return self.sets[keys]
+        keys, cache = (keys[0], keys) if before else (keys, keys)
         blocks, files = [], []
         for key in keys:
             rel, name = key
@@ -818,12 +863,13 @@ class Declarations:
             else:
                 blocks.append(self._block(key, emit))
         if None in blocks or None in files:
-            self.sets[keys] = None
+            self.sets[cache] = None
             return None
-        number = self.sets[keys] = self.numbered
+        number = self.sets[cache] = self.numbered
         self.numbered += 1
-        emit('{"e":"deps","n":%d,"blocks":[%s],"files":[%s]}' % (
-            number, ",".join(map(str, sorted(blocks))), ",".join(map(str, sorted(files)))))
+        emit('{"e":"deps","n":%d,"blocks":[%s],"files":[%s]%s}' % (
+            number, ",".join(map(str, sorted(blocks))), ",".join(map(str, sorted(files))),
+            ',"before":true' if before else ""))
         return number
 
     def _source(self, rel, emit):
@@ -835,7 +881,10 @@ class Declarations:
         if checksum is None:
             return None
         number = self.sources[rel] = len(self.sources)
-        emit('{"e":"source","n":%d,"path":%s,"sum":%s}' % (number, _text(rel), _text(checksum)))
+        lines = (R.early_lines or {}).get(rel)
+        emit('{"e":"source","n":%d,"path":%s,"sum":%s%s}' % (
+            number, _text(rel), _text(checksum),
+            ',"early":[%s]' % ",".join(map(str, sorted(lines))) if lines else ""))
         return number
 
     def _block(self, key, emit):
@@ -895,20 +944,26 @@ def distributions():
     return sorted(found)
 
 
-def check(files):
+def check(files, early=None):
     """{path: [checksums recorded]} in, {path: {"sum": now, "blocks": {name: checksum}}}
     out for every path: "sum" is "" for a file gone, None for one that cannot be read;
     "blocks" is there when the file differs from a version recorded and is Python that
-    parses."""
+    parses. `early`, {path: {checksum: {block: holes}}} (see early_sums): for such a file,
+    "early" is {checksum: {block: its early sum now, at those holes}}."""
     answer = {}
     for rel, recorded in files.items():
         now = read_sum(rel)
         entry = answer[rel] = {"sum": now}
         if now and any(r != now for r in recorded) and rel.endswith(".py"):
             try:
-                entry["blocks"] = block_sums(read(rel))
+                data = read(rel)
+                entry["blocks"] = block_sums(data)
+                then = (early or {}).get(rel)
+                if then:
+                    entry["early"] = {checksum: early_sums_now(data, holes)
+                                      for checksum, holes in then.items()}
             except (OSError, SyntaxError, ValueError, RecursionError):
-                pass
+                entry.pop("early", None)
     return answer
 
 
@@ -922,6 +977,23 @@ def sums(files):
             data = read(rel)
             if file_sum(data) == recorded:
                 answer[rel] = block_sums(data) if rel.endswith(".py") else {}
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            pass
+    return answer
+
+
+def early_of(versions):
+    """{path: [[checksum, lines that ran before the tests], ...]} in, {path: {checksum:
+    {block: [holes, early sum]}}} out, for the version each file is at now (see
+    early_sums)."""
+    answer = {}
+    for rel, asked in versions.items():
+        try:
+            data = read(rel)
+            now = file_sum(data)
+            for checksum, lines in asked:
+                if checksum == now:
+                    answer.setdefault(rel, {})[checksum] = early_sums(data, set(lines))
         except (OSError, SyntaxError, ValueError, RecursionError):
             pass
     return answer
@@ -946,8 +1018,9 @@ def since(files):
 
 def main(argv):
     """`python -m mtest_impact check|sums|since` in the root: a JSON request on stdin,
-    {"config": ..., "files": ...}; the answer on stdout, {"env": the environment's
-    fingerprint, "files": ...}."""
+    {"config": ..., "files": ..., "early": ...}; the answer on stdout, {"env": the
+    environment's fingerprint, "files": ...} (and for `sums` asked about "early", the
+    early sums: see early_of)."""
     import json
 
     ask = {"check": check, "sums": sums, "since": since}.get(argv[0] if argv else None)
@@ -955,8 +1028,14 @@ def main(argv):
         sys.stderr.write("usage: python -m mtest_impact check|sums|since < request.json\n")
         return 2
     request = json.load(sys.stdin)
-    answer = {"env": environment(request.get("config", "")),
-              "files": ask(request.get("files", {}))}
+    early = request.get("early")
+    if argv[0] == "check":
+        files = check(request.get("files", {}), early)
+    else:
+        files = ask(request.get("files", {}))
+    answer = {"env": environment(request.get("config", "")), "files": files}
+    if argv[0] == "sums" and early:
+        answer["early"] = early_of(early)
     json.dump(answer, sys.stdout, separators=(",", ":"))
     return 0
 

@@ -20,8 +20,17 @@
 //! The environment a test was recorded in (the interpreter, the installed distributions,
 //! pytest's and mtest's configuration files and arguments: `mtest_impact`'s fingerprint)
 //! is part of its record: a test recorded in another environment is impacted.
+//!
+//! What ran before the tests (collection: the imports, the class bodies, the decorators)
+//! counts for every test of a module collected after it; its set is marked (`"before"`:
+//! the sets' numbers). On Python 3.12+ the store also keeps, per file version, the lines
+//! that ran before the tests in every run that recorded it, and its blocks' *early sums*
+//! for those lines (`mtest_impact.early_sums`: the block with what did not run then
+//! masked, where the holes are): a block whose early sum is as it was is no change to
+//! what ran before the tests, though it changed (`"early"`: by source number, its lines
+//! and its blocks' holes and early sums, `null` until they are computed).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::deps::{Block, DepSet, Deps, Source};
 use crate::{FastMap, StoreError};
+use mtest_model::FastSet;
 
 const VERSION: u32 = 1;
 
@@ -50,7 +60,34 @@ enum Sums {
 pub struct Impact {
     sources: BTreeMap<Source, Sums>,
     tests: FastMap<String, Recorded>,
+    early: BTreeMap<Source, Early>,
 }
+
+/// What ran of a file version before the tests (Python 3.12+): its lines, in every run
+/// that recorded the version, and its blocks' early sums for those lines -- `None` until
+/// they are computed ([`Impact::set_early_sums`]), empty where they cannot be (the file
+/// changed first, or does not parse). A block without an early sum has no exemption.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Early {
+    lines: BTreeSet<u32>,
+    sums: Option<BTreeMap<Arc<str>, EarlySum>>,
+}
+
+/// A block's early sum: where its holes are (`mtest_impact`'s, kept as it gave them), and
+/// the checksum of the block with them masked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EarlySum(pub serde_json::Value, pub Arc<str>);
+
+/// The early sums `mtest_impact` computed: per path, per checksum, per block.
+pub type EarlySums = BTreeMap<Arc<str>, BTreeMap<Arc<str>, BTreeMap<Arc<str>, EarlySum>>>;
+
+/// The versions whose early sums are to be computed: per path, (checksum, lines).
+pub type EarlyPending = BTreeMap<Arc<str>, Vec<(Arc<str>, Vec<u32>)>>;
+
+/// What `mtest_impact check` is asked of the early sums: per path, per checksum, each
+/// block's holes.
+pub type EarlyHoles<'a> =
+    BTreeMap<Arc<str>, BTreeMap<Arc<str>, BTreeMap<Arc<str>, &'a serde_json::Value>>>;
 
 /// A test's record: the environment's fingerprint then, and its dependencies.
 #[derive(Clone, Debug, PartialEq)]
@@ -66,6 +103,9 @@ pub struct Now {
     pub sum: Option<Arc<str>>,
     #[serde(default)]
     pub blocks: Option<BlockSums>,
+    /// Per recorded checksum, the blocks' early sums now at that version's holes.
+    #[serde(default)]
+    pub early: Option<BTreeMap<Arc<str>, BlockSums>>,
 }
 
 /// Why a recorded test is impacted by a change: the first changed thing it depends on.
@@ -153,7 +193,7 @@ impl Impact {
         for source in sources_of(ran) {
             self.sources.entry(source.clone()).or_insert(Sums::Pending);
         }
-        let mut changed = false;
+        let mut changed = self.learn_lines(ran);
         for (test, deps) in ran {
             match deps {
                 Some(deps) => {
@@ -170,6 +210,76 @@ impl Impact {
             }
         }
         changed
+    }
+
+    /// The lines that ran before the tests, joined to what is known of each version: a
+    /// version whose lines grew has its early sums computed again. Says whether any grew.
+    pub fn learn_lines(&mut self, ran: &[(String, Option<Deps>)]) -> bool {
+        let mut grew = false;
+        let mut seen: FastSet<*const DepSet> = FastSet::default();
+        let sets = ran
+            .iter()
+            .filter_map(|(_, d)| d.as_ref())
+            .flat_map(|d| &d.0);
+        for set in sets.filter(|s| seen.insert(Arc::as_ptr(s))) {
+            for (source, lines) in set.before.iter().flat_map(|b| b.iter()) {
+                let early = self.early.entry(source.clone()).or_default();
+                let known = early.lines.len();
+                early.lines.extend(lines.iter());
+                if early.lines.len() != known {
+                    early.sums = None;
+                    grew = true;
+                }
+            }
+        }
+        grew
+    }
+
+    /// The versions whose early sums are to be computed, with their lines: path →
+    /// [(checksum, lines)].
+    pub fn early_pending(&self) -> EarlyPending {
+        let mut pending = EarlyPending::new();
+        for (source, early) in &self.early {
+            if early.sums.is_none() && source.path.ends_with(".py") {
+                let lines = early.lines.iter().copied().collect();
+                pending
+                    .entry(source.path.clone())
+                    .or_default()
+                    .push((source.sum.clone(), lines));
+            }
+        }
+        pending
+    }
+
+    /// The early sums computed ([`Impact::early_pending`]); a pending version left
+    /// unanswered (its file changed, or does not parse) has none.
+    pub fn set_early_sums(&mut self, answer: &EarlySums) {
+        for (source, early) in self.early.iter_mut() {
+            if early.sums.is_none() {
+                let found = answer.get(&source.path).and_then(|v| v.get(&source.sum));
+                early.sums = Some(found.cloned().unwrap_or_default());
+            }
+        }
+    }
+
+    /// What `mtest_impact check` is asked of the early sums: per path, per checksum, the
+    /// holes of each block that has one.
+    pub fn early_request(&self) -> EarlyHoles<'_> {
+        let mut request = EarlyHoles::new();
+        for (source, early) in &self.early {
+            let Some(sums) = early.sums.as_ref().filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let holes = sums
+                .iter()
+                .map(|(n, EarlySum(h, _))| (n.clone(), h))
+                .collect();
+            request
+                .entry(source.path.clone())
+                .or_default()
+                .insert(source.sum.clone(), holes);
+        }
+        request
     }
 
     /// The shards' stores as one (`mtest merge`): each test's record from the shard that
@@ -203,6 +313,20 @@ impl Impact {
             merged
                 .sources
                 .insert(source.clone(), known.unwrap_or(Sums::Unknown));
+            // The lines of every shard; early sums from a shard that computed them for
+            // all of them (else they are computed by the next run that meets the version).
+            let early: Vec<&Early> = parts
+                .iter()
+                .filter_map(|(p, _)| p.early.get(source))
+                .collect();
+            if !early.is_empty() {
+                let lines: BTreeSet<u32> = early.iter().flat_map(|e| &e.lines).copied().collect();
+                let sums = early
+                    .iter()
+                    .find(|e| e.lines == lines && e.sums.is_some())
+                    .and_then(|e| e.sums.clone());
+                merged.early.insert(source.clone(), Early { lines, sums });
+            }
         }
         merged
     }
@@ -308,15 +432,30 @@ impl Impact {
     }
 
     fn first_change(&self, set: &DepSet, now: &BTreeMap<Arc<str>, Now>) -> Option<Change> {
-        let blocks = set
-            .blocks
-            .iter()
-            .find_map(|b| self.block_change(&b.source, Some(&b.name), now));
+        let blocks = set.blocks.iter().find_map(|b| {
+            let change = self.block_change(&b.source, Some(&b.name), now)?;
+            let block_only = matches!(change, Change::Block { .. });
+            let exempt = set.before.is_some() && block_only && self.ran_the_same(b, now);
+            (!exempt).then_some(change)
+        });
         blocks.or_else(|| {
             set.files
                 .iter()
                 .find_map(|f| self.block_change(f, None, now))
         })
+    }
+
+    /// Whether what ran of `block` before the tests would run the same now: its early
+    /// sum now is the one recorded.
+    fn ran_the_same(&self, block: &Block, now: &BTreeMap<Arc<str>, Now>) -> bool {
+        let then = self
+            .early
+            .get(&block.source)
+            .and_then(|e| e.sums.as_ref()?.get(&block.name));
+        let current = now
+            .get(&block.source.path)
+            .and_then(|n| n.early.as_ref()?.get(&block.source.sum)?.get(&block.name));
+        matches!((then, current), (Some(EarlySum(_, a)), Some(b)) if a == b)
     }
 
     /// Whether block `name` of `source` (`None`: the whole file) is not what it was.
@@ -374,10 +513,18 @@ struct File {
     version: u32,
     sources: Vec<(Arc<str>, Arc<str>, Option<BlockSums>)>,
     sets: Vec<StoredSet>,
+    /// The sets of what ran before the tests, by number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    before: Vec<u32>,
+    /// What ran of a source before the tests, by its number.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    early: BTreeMap<u32, StoredEarly>,
     envs: Vec<Arc<str>>,
     /// A test's environment and sets, by number.
     tests: BTreeMap<String, (u32, Vec<u32>)>,
 }
+
+type StoredEarly = (Vec<u32>, Option<BTreeMap<Arc<str>, EarlySum>>);
 
 impl Default for File {
     fn default() -> Self {
@@ -385,6 +532,8 @@ impl Default for File {
             version: VERSION,
             sources: Vec::new(),
             sets: Vec::new(),
+            before: Vec::new(),
+            early: BTreeMap::new(),
             envs: Vec::new(),
             tests: BTreeMap::new(),
         }
@@ -419,7 +568,12 @@ impl File {
                                 _ => None,
                             };
                             file.sources.push((s.path.clone(), s.sum.clone(), sums));
-                            file.sources.len() as u32 - 1
+                            let number = file.sources.len() as u32 - 1;
+                            if let Some(early) = impact.early.get(s) {
+                                let lines = early.lines.iter().copied().collect();
+                                file.early.insert(number, (lines, early.sums.clone()));
+                            }
+                            number
                         })
                     };
                     let blocks = set
@@ -429,7 +583,11 @@ impl File {
                         .collect();
                     let files = set.files.iter().map(&mut source).collect();
                     file.sets.push((blocks, files));
-                    file.sets.len() as u32 - 1
+                    let number = file.sets.len() as u32 - 1;
+                    if set.before.is_some() {
+                        file.before.push(number);
+                    }
+                    number
                 });
                 by_pointer.insert(Arc::as_ptr(set), number);
                 numbers.push(number);
@@ -452,10 +610,18 @@ impl File {
                 source
             })
             .collect();
+        for (number, (lines, sums)) in self.early {
+            if let Some(source) = sources.get(number as usize) {
+                let lines = lines.into_iter().collect();
+                impact.early.insert(source.clone(), Early { lines, sums });
+            }
+        }
+        let before: FastSet<u32> = self.before.into_iter().collect();
         let sets: Vec<Option<Arc<DepSet>>> = self
             .sets
             .into_iter()
-            .map(|(blocks, files)| {
+            .zip(0u32..)
+            .map(|((blocks, files), number)| {
                 let blocks = blocks
                     .into_iter()
                     .map(|(s, name)| {
@@ -467,7 +633,12 @@ impl File {
                     .into_iter()
                     .map(|s| sources.get(s as usize).cloned())
                     .collect::<Option<Vec<_>>>()?;
-                Some(Arc::new(DepSet { blocks, files }))
+                let before = before.contains(&number).then(Default::default);
+                Some(Arc::new(DepSet {
+                    blocks,
+                    files,
+                    before,
+                }))
             })
             .collect();
         for (test, (env, numbers)) in self.tests {
@@ -497,7 +668,21 @@ mod tests {
     }
 
     fn set(blocks: Vec<Block>, files: Vec<Source>) -> Arc<DepSet> {
-        Arc::new(DepSet { blocks, files })
+        Arc::new(DepSet {
+            blocks,
+            files,
+            before: None,
+        })
+    }
+
+    /// A set of what ran before the tests, with the lines of each source that ran then.
+    fn before(blocks: Vec<Block>, lines: &[(&Source, &[u32])]) -> Arc<DepSet> {
+        let lines = lines.iter().map(|(s, l)| ((*s).clone(), l.to_vec().into()));
+        Arc::new(DepSet {
+            blocks,
+            files: vec![],
+            before: Some(Arc::new(lines.collect())),
+        })
     }
 
     fn block(s: &Source, name: &str) -> Block {
@@ -527,6 +712,7 @@ mod tests {
                     Now {
                         sum: Some((*s).into()),
                         blocks: b.clone(),
+                        early: None,
                     },
                 )
             })
@@ -541,6 +727,11 @@ mod tests {
         let early = set(vec![block(&v, "<module>")], vec![]);
         let a = set(vec![block(&v, "f")], vec![]);
         let b = set(vec![block(&v, "g")], vec![data]);
+        learnt(&v, a, b, early)
+    }
+
+    /// Tests `a` and `b` with their own sets and a shared early one, v.py's blocks known.
+    fn learnt(v: &Source, a: Arc<DepSet>, b: Arc<DepSet>, early: Arc<DepSet>) -> Impact {
         let mut impact = Impact::default();
         impact.learn(
             &[
@@ -550,7 +741,7 @@ mod tests {
             "env1",
         );
         let mut answer = BTreeMap::new();
-        answer.insert(v, sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]));
+        answer.insert(v.clone(), sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]));
         impact.set_sums(&answer);
         impact
     }
@@ -563,6 +754,124 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    /// `a` ran `f` in its test; `b` depends on `f` only as what ran before the tests
+    /// (lines 2 and 3 of v.py), where `f`'s early sum is "E".
+    fn recorded_before() -> Impact {
+        let v = source("src/v.py", "v1");
+        let early = before(vec![block(&v, "f")], &[(&v, &[2, 3])]);
+        let a = set(vec![block(&v, "f")], vec![]);
+        let b = set(vec![block(&v, "g")], vec![]);
+        let mut impact = learnt(&v, a, b, early);
+        let pending = impact.early_pending();
+        assert_eq!(
+            pending.get("src/v.py"),
+            Some(&vec![("v1".into(), vec![2, 3])])
+        );
+        impact.set_early_sums(&early_answer("v1", "E"));
+        impact
+    }
+
+    fn early_answer(sum: &str, early: &str) -> EarlySums {
+        let holes = serde_json::json!([["body", 1]]);
+        let blocks = BTreeMap::from([("f".into(), EarlySum(holes, early.into()))]);
+        let versions = BTreeMap::from([(sum.into(), blocks)]);
+        BTreeMap::from([("src/v.py".into(), versions)])
+    }
+
+    /// v.py at "v2", `f` changed, its early sum now `early`.
+    fn f_changed(early: Option<&str>) -> BTreeMap<Arc<str>, Now> {
+        let mut now = now(&[(
+            "src/v.py",
+            "v2",
+            Some(sums(&[("<module>", "m"), ("f", "F2"), ("g", "G")])),
+        )]);
+        if let Some(early) = early {
+            let blocks = BTreeMap::from([("f".into(), early.into())]);
+            now.get_mut("src/v.py").expect("v.py").early =
+                Some(BTreeMap::from([("v1".into(), blocks)]));
+        }
+        now
+    }
+
+    #[test]
+    fn a_change_where_nothing_ran_before_the_tests_reaches_only_the_tests_that_ran_it() {
+        let impact = recorded_before();
+        let f = ("t.py::a".to_string(), "src/v.py: f changed".to_string());
+        assert_eq!(impacted(&impact, &f_changed(Some("E"))), vec![f.clone()]);
+        let b = ("t.py::b".to_string(), "src/v.py: f changed".to_string());
+        assert_eq!(
+            impacted(&impact, &f_changed(Some("E2"))),
+            vec![f.clone(), b.clone()],
+            "what ran before the tests changed"
+        );
+        assert_eq!(
+            impacted(&impact, &f_changed(None)),
+            vec![f, b],
+            "no early sum now: a change"
+        );
+    }
+
+    #[test]
+    fn more_lines_that_ran_before_the_tests_take_the_early_sums_away_until_computed_again() {
+        let mut impact = recorded_before();
+        let v = source("src/v.py", "v1");
+        let early = before(vec![block(&v, "f")], &[(&v, &[2, 3])]);
+        let b = set(vec![block(&v, "g")], vec![]);
+        let changed = impact.learn(
+            &[record("t.py::b", Some(Deps(vec![b.clone(), early])))],
+            "env1",
+        );
+        assert!(
+            !changed && impact.early_pending().is_empty(),
+            "the same lines"
+        );
+        let more = before(vec![block(&v, "f")], &[(&v, &[2, 3, 4])]);
+        assert!(impact.learn(&[record("t.py::b", Some(Deps(vec![b, more])))], "env1"));
+        assert_eq!(
+            impact.early_pending().get("src/v.py"),
+            Some(&vec![("v1".into(), vec![2, 3, 4])])
+        );
+        assert_eq!(impacted(&impact, &f_changed(Some("E"))).len(), 2);
+        impact.set_early_sums(&BTreeMap::new()); // the file changed: none
+        assert_eq!(impacted(&impact, &f_changed(Some("E"))).len(), 2);
+        assert!(impact.early_pending().is_empty());
+    }
+
+    #[test]
+    fn what_ran_before_the_tests_round_trips_and_merges() {
+        let impact = recorded_before();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("impact.json");
+        impact.save(&path).expect("saved");
+        let mut warnings = Vec::new();
+        let back = Impact::load(&path, &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(back.early, impact.early);
+        assert_eq!(back.deps("t.py::b"), impact.deps("t.py::b"));
+        assert!(back.deps("t.py::b").expect("b").0[1].before.is_some());
+        let f = ("t.py::a".to_string(), "src/v.py: f changed".to_string());
+        assert_eq!(impacted(&back, &f_changed(Some("E"))), vec![f]);
+        // Two shards that saw other lines: the union, early sums to compute again.
+        let mut other = Impact::default();
+        let v = source("src/v.py", "v1");
+        let early = before(vec![block(&v, "f")], &[(&v, &[5])]);
+        let c = set(vec![block(&v, "g")], vec![]);
+        other.learn(&[record("t.py::c", Some(Deps(vec![c, early])))], "env1");
+        let merged = Impact::merged(&[
+            (&back, vec!["t.py::a", "t.py::b"]),
+            (&other, vec!["t.py::c"]),
+        ]);
+        assert_eq!(
+            merged.early_pending().get("src/v.py"),
+            Some(&vec![("v1".into(), vec![2, 3, 5])])
+        );
+        let alone = Impact::merged(&[(&back, vec!["t.py::a", "t.py::b"])]);
+        assert!(
+            alone.early_pending().is_empty(),
+            "one shard: its early sums stand"
+        );
     }
 
     #[test]

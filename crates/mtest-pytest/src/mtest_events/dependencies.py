@@ -131,6 +131,7 @@ def pytest_collection_finish(session):
         _collected = None
         impact.R.end_early_part()
         impact.find_caches()
+        impact.tests_begin()
 
 
 def _end_of(rel):

@@ -5,11 +5,13 @@
 
 use std::sync::Arc;
 
-use crate::deps::{Block, DepSet, Deps, Source};
+use crate::deps::{Block, DepSet, Deps, Lines, Source};
 
 #[derive(Default)]
 pub(super) struct Declared {
     sources: Vec<Source>,
+    /// The lines of each source that ran before the tests, where they were declared.
+    early: Lines,
     blocks: Vec<Block>,
     /// `None` for a set that named a number not declared.
     sets: Vec<Option<Arc<DepSet>>>,
@@ -18,12 +20,16 @@ pub(super) struct Declared {
 }
 
 impl Declared {
-    pub(super) fn source(&mut self, n: u32, path: String, sum: String) {
+    pub(super) fn source(&mut self, n: u32, path: String, sum: String, early: Vec<u32>) {
         if self.next(n, self.sources.len()) {
-            self.sources.push(Source {
+            let source = Source {
                 path: path.into(),
                 sum: sum.into(),
-            });
+            };
+            if !early.is_empty() {
+                self.early.insert(source.clone(), early.into());
+            }
+            self.sources.push(source);
         }
     }
 
@@ -40,7 +46,9 @@ impl Declared {
         }
     }
 
-    pub(super) fn set(&mut self, n: u32, blocks: &[u32], files: &[u32]) {
+    /// `before`: the set of what ran before the tests, given the lines of its sources that
+    /// ran then.
+    pub(super) fn set(&mut self, n: u32, blocks: &[u32], files: &[u32], before: bool) {
         if !self.next(n, self.sets.len()) {
             return;
         }
@@ -52,9 +60,18 @@ impl Declared {
             .iter()
             .map(|&f| self.sources.get(f as usize).cloned())
             .collect();
-        let set = blocks
-            .zip(files)
-            .map(|(blocks, files)| Arc::new(DepSet { blocks, files }));
+        let set = blocks.zip(files).map(|(blocks, files)| {
+            let before = before.then(|| {
+                let sources = blocks.iter().map(|b| &b.source).chain(&files);
+                let lines = sources.filter_map(|s| Some((s.clone(), self.early.get(s)?.clone())));
+                Arc::new(lines.collect())
+            });
+            Arc::new(DepSet {
+                blocks,
+                files,
+                before,
+            })
+        });
         self.sets.push(set);
     }
 
@@ -84,12 +101,12 @@ mod tests {
 
     fn declared() -> Declared {
         let mut d = Declared::default();
-        d.source(0, "src/a.py".into(), "s0".into());
-        d.source(1, "data.txt".into(), "".into());
+        d.source(0, "src/a.py".into(), "s0".into(), vec![1, 3]);
+        d.source(1, "data.txt".into(), "".into(), vec![]);
         d.block(0, 0, "f".into());
         d.block(1, 0, "<module>".into());
-        d.set(0, &[0], &[1]);
-        d.set(1, &[0, 1], &[]);
+        d.set(0, &[0], &[1], false);
+        d.set(1, &[0, 1], &[], true);
         d
     }
 
@@ -102,6 +119,17 @@ mod tests {
         assert_eq!(&*deps.0[0].blocks[0].source.path, "src/a.py");
         assert_eq!(&*deps.0[0].files[0].path, "data.txt");
         assert_eq!(deps.0[1].blocks.len(), 2);
+        assert!(deps.0[0].before.is_none(), "what the test ran");
+        let before = deps.0[1]
+            .before
+            .as_ref()
+            .expect("what ran before the tests");
+        let lines: Vec<(&str, &[u32])> = before.iter().map(|(s, l)| (&*s.path, &**l)).collect();
+        assert_eq!(
+            lines,
+            [("src/a.py", &[1, 3][..])],
+            "with its sources' lines"
+        );
     }
 
     #[test]
@@ -110,11 +138,11 @@ mod tests {
         assert_eq!(d.deps(&[0, 2]), None);
         assert_eq!(d.deps(&[]), None);
         let mut d = declared();
-        d.set(2, &[7], &[]);
+        d.set(2, &[7], &[], false);
         assert_eq!(d.deps(&[2]), None, "a set naming an undeclared block");
         assert!(d.deps(&[0]).is_some(), "the sets before it stand");
         let mut d = declared();
-        d.source(5, "b.py".into(), "s".into());
+        d.source(5, "b.py".into(), "s".into(), vec![]);
         assert_eq!(d.deps(&[0]), None, "out of order: nothing is trusted");
     }
 }

@@ -749,9 +749,19 @@ impl ChunkRun {
                 threads,
                 deps,
             }) => self.finish(ctx, (&id, t, n), (leaked, threads), deps, out),
-            Event::Source { n, path, sum } => self.declared.source(n, path, sum),
+            Event::Source {
+                n,
+                path,
+                sum,
+                early,
+            } => self.declared.source(n, path, sum, early),
             Event::Block { n, source, name } => self.declared.block(n, source, name),
-            Event::Deps { n, blocks, files } => self.declared.set(n, &blocks, &files),
+            Event::Deps {
+                n,
+                blocks,
+                files,
+                before,
+            } => self.declared.set(n, &blocks, &files, before),
             Event::Aborted(aborted) => self.abort(ctx, aborted, out),
             Event::Stopped { why } => {
                 // mtest's own stop (its stop file, or the workers' --max-fail count, which

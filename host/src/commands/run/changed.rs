@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use super::*;
 use crate::deps::Source as FileVersion;
-use crate::store::impact::{BlockSums, Impact, Now};
+use crate::store::impact::{BlockSums, EarlySums, Impact, Now};
 use crate::store::state::Changed;
 
 /// `--changed` leaves out of collection the test files no change reaches (not with
@@ -54,11 +54,14 @@ pub(super) fn start(
     })
 }
 
-/// What `mtest_impact` answers: the environment's fingerprint and, per file, its answer.
+/// What `mtest_impact` answers: the environment's fingerprint and, per file, its answer
+/// (`sums`: with the early sums of the versions asked about).
 #[derive(serde::Deserialize)]
 struct Answer<T> {
     env: String,
     files: T,
+    #[serde(default)]
+    early: EarlySums,
 }
 
 /// The selection `--changed` makes among `items`: the positions it keeps, each with why.
@@ -121,6 +124,7 @@ pub(super) fn check(
     let request = serde_json::json!({
         "config": config(opts),
         "files": impact.check_request(),
+        "early": impact.early_request(),
     });
     let now: Answer<BTreeMap<Arc<str>, Now>> = helper(opts, root)?.ask_impact("check", &request)?;
     let mut reached: FastMap<String, String> = impact
@@ -299,7 +303,8 @@ pub(super) fn fingerprint(opts: &RunOptions, pytest: &Pytest) -> JoinHandle<Opti
 }
 
 /// After a run: the store learns what this run's tests depended on; the blocks of the
-/// file versions first recorded are computed now (or were, by `--changed`'s check). A
+/// file versions first recorded are computed now (or were, by `--changed`'s check), and
+/// the early sums of the versions with new lines that ran before the tests (3.12+). A
 /// failure is said, and leaves the store as it was (its records stay true of what they
 /// recorded).
 /// `known`: the environment's fingerprint at the start (from `--changed`'s check or
@@ -313,6 +318,9 @@ pub(super) fn learn(
 ) -> std::result::Result<(), String> {
     let mut blocks: BTreeMap<FileVersion, BlockSums> = BTreeMap::new();
     let mut new = impact.new_sources(this_run);
+    let grew = impact.learn_lines(this_run);
+    let early = impact.early_pending();
+    let mut early_sums = EarlySums::new();
     if let Some(checked) = checked {
         new.retain(|path, sum| {
             let version = FileVersion {
@@ -329,9 +337,10 @@ pub(super) fn learn(
         });
     }
     let env = match env {
-        Some(env) if new.is_empty() => env.to_string(),
+        Some(env) if new.is_empty() && early.is_empty() => env.to_string(),
         _ => {
-            let request = serde_json::json!({ "config": config(opts), "files": new });
+            let request =
+                serde_json::json!({ "config": config(opts), "files": new, "early": early });
             let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = pytest
                 .ask_impact("sums", &request)
                 .map_err(|e| e.to_string())?;
@@ -342,11 +351,13 @@ pub(super) fn learn(
                     blocks.insert(FileVersion { path, sum }, sums);
                 }
             }
+            early_sums = answer.early;
             answer.env
         }
     };
-    let changed = impact.learn(this_run, &env);
+    let changed = impact.learn(this_run, &env) || grew;
     impact.set_sums(&blocks);
+    impact.set_early_sums(&early_sums);
     if !changed && Impact::path(&gates.dir).is_file() {
         return Ok(());
     }
