@@ -54,7 +54,9 @@ KINDS = ("function", "method", "module", "class body", "fixture")
 def project(name):
     """The project's tree and venv python (packaging: the supervisor bench's)."""
     if name == "packaging":
-        src, python = PACKAGING / "packaging-26.4", PACKAGING / "packaging-venv" / "bin" / "python"
+        venv = "packaging-venv" + ("-%d.%d" % sys.version_info[:2] if sys.version_info >= (3, 12)
+                                   else "")
+        src, python = PACKAGING / "packaging-26.4", PACKAGING / venv / "bin" / "python"
         if not python.exists():
             sys.exit("packaging's venv is missing: run bench/supervisor.py --only packaging once")
         return src, python
