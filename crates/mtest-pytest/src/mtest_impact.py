@@ -30,7 +30,10 @@ that never run it again. It is recorded in one growing list; the tests of test m
 depend on all of it up to the end of T's collection (what an earlier module's collection
 imported or registered, T may use). Fixtures wider than a function are set up once, in the
 first test that needs them: what their set-up ran is kept per fixture and counts for every
-test that uses it.
+test that uses it. On 3.12+ the lines that ran before the tests are recorded too (LINE
+events, each line once, until collection ends): they go with each file's `source` event,
+and the store computes the blocks' early sums from them (see early_sums), so that a change
+to what did not run then is no change to what ran before the tests.
 
 A memoized function of the project (`functools.lru_cache`, `functools.cache`) runs once
 for many tests: a test that gets its value from the cache runs none of its code. Such a
