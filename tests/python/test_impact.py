@@ -114,9 +114,31 @@ def test_the_check_says_what_each_file_is_now(tmp_path):
     assert set(_helper(tmp_path, "sums", {"a.py": now})["a.py"]) == {"<module>", "f"}
 
 
-def _helper(root, command, files, config="", whole=False, path=()):
+def test_the_helper_computes_early_sums_and_the_check_compares_them_later(tmp_path):
+    source = "def f(k):\n    if k:\n        return 1\n    return 2\n"
+    (tmp_path / "a.py").write_text(source)
+    checksum = mtest_impact.file_sum(source.encode())
+    ran = {"a.py": [[checksum, [1, 2, 3]]]}  # `return 2` did not run
+    answer = _helper(tmp_path, "sums", {}, whole=True, early=ran, env=False)
+    assert answer["env"] == "", "the asker knows the environment"
+    holes, then = answer["early"]["a.py"][checksum]["f"]
+    (tmp_path / "a.py").write_text(source.replace("return 2", "return 3"))
+    asked = {"a.py": {checksum: {"f": holes}}}
+    now = _helper(tmp_path, "check", {"a.py": [checksum]}, early=asked)
+    assert now["a.py"]["early"] == {checksum: {"f": then}}, "a change in the hole"
+    (tmp_path / "a.py").write_text(source.replace("return 1", "return 3"))
+    now = _helper(tmp_path, "check", {"a.py": [checksum]}, early=asked)
+    assert now["a.py"]["early"][checksum]["f"] != then, "a change to what ran"
+    assert _helper(tmp_path, "sums", {}, whole=True, early=ran)["early"] == {}, \
+        "the version is no longer on disk: none"
+
+
+def _helper(root, command, files, config="", whole=False, path=(), early=None, env=True):
+    request = {"config": config, "files": files, "env": env}
+    if early is not None:
+        request["early"] = early
     done = subprocess.run([sys.executable, "-m", "mtest_impact", command], cwd=root,
-                          input=json.dumps({"config": config, "files": files}),
+                          input=json.dumps(request),
                           capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=os.pathsep.join(
                               [str(PLUGIN_DIR), *map(str, path)])), check=True)

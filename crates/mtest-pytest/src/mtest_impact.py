@@ -232,7 +232,7 @@ def early_sums(source, lines):
         if node is None:
             continue
         holes = []
-        ran = _find_holes(_body(node), ["body"], lines, holes)
+        ran = _find_holes(node.body, ["body"], lines, holes)
         if ran and holes:
             answer[name] = [holes, _early_sum(node, holes, table, name)]
     return answer
@@ -268,10 +268,6 @@ def _blocks(tree):
                 walk(child, scope)
     walk(tree, "")
     return found
-
-
-def _body(node):
-    return node.body
 
 
 def _start(stmt):
@@ -1021,24 +1017,25 @@ def since(files):
 
 def main(argv):
     """`python -m mtest_impact check|sums|since` in the root: a JSON request on stdin,
-    {"config": ..., "files": ..., "early": ...}; the answer on stdout, {"env": the
-    environment's fingerprint, "files": ...} (and for `sums` asked about "early", the
-    early sums: see early_of)."""
+    {"config": ..., "files": ..., "early": ..., "env": false to leave the fingerprint
+    out}; the answer on stdout, {"env": the environment's fingerprint, "files": ...} (and
+    for `sums` asked about "early", the early sums: see early_of)."""
     import json
 
-    ask = {"check": check, "sums": sums, "since": since}.get(argv[0] if argv else None)
-    if ask is None:
+    command = argv[0] if argv else None
+    if command not in ("check", "sums", "since"):
         sys.stderr.write("usage: python -m mtest_impact check|sums|since < request.json\n")
         return 2
     request = json.load(sys.stdin)
-    early = request.get("early")
-    if argv[0] == "check":
-        files = check(request.get("files", {}), early)
+    files, early = request.get("files", {}), request.get("early")
+    if command == "check":
+        answer = {"files": check(files, early)}
     else:
-        files = ask(request.get("files", {}))
-    answer = {"env": environment(request.get("config", "")), "files": files}
-    if argv[0] == "sums" and early:
+        answer = {"files": sums(files) if command == "sums" else since(files)}
+    if command == "sums" and early:
         answer["early"] = early_of(early)
+    # The environment's fingerprint ("" when the asker knows it: `"env": false`).
+    answer["env"] = environment(request.get("config", "")) if request.get("env", True) else ""
     json.dump(answer, sys.stdout, separators=(",", ":"))
     return 0
 

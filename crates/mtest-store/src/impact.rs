@@ -741,7 +741,10 @@ mod tests {
             "env1",
         );
         let mut answer = BTreeMap::new();
-        answer.insert(v.clone(), sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]));
+        answer.insert(
+            v.clone(),
+            sums(&[("<module>", "m"), ("f", "F"), ("g", "G")]),
+        );
         impact.set_sums(&answer);
         impact
     }

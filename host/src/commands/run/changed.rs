@@ -339,8 +339,12 @@ pub(super) fn learn(
     let env = match env {
         Some(env) if new.is_empty() && early.is_empty() => env.to_string(),
         _ => {
-            let request =
-                serde_json::json!({ "config": config(opts), "files": new, "early": early });
+            let request = serde_json::json!({
+                "config": config(opts),
+                "files": new,
+                "early": early,
+                "env": env.is_none(),
+            });
             let answer: Answer<BTreeMap<Arc<str>, BlockSums>> = pytest
                 .ask_impact("sums", &request)
                 .map_err(|e| e.to_string())?;
@@ -352,7 +356,7 @@ pub(super) fn learn(
                 }
             }
             early_sums = answer.early;
-            answer.env
+            env.map_or(answer.env, str::to_string)
         }
     };
     let changed = impact.learn(this_run, &env) || grew;
