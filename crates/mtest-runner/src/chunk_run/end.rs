@@ -263,7 +263,8 @@ impl ChunkRun {
     /// that it started (marked with its worker's PYTEST_XDIST_WORKER); never what another chunk started.
     fn clean_up_strays(&self, running: &[i32], warnings: &mut Vec<String>) {
         let name = super::worker_name(self.slot);
-        let list = platform::kill_strays(Some(self.pid), Some(&name), running);
+        let known = [running, &self.killed].concat();
+        let list = platform::kill_strays(Some(self.pid), Some(&name), &known);
         if !list.is_empty() {
             warnings.push(format!(
                 "chunk {} left {} process(es) running, killed: {}",

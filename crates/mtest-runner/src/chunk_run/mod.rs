@@ -214,6 +214,10 @@ pub(crate) struct ChunkRun {
     declared: deps::Declared,
     in_flight: Option<InFlight>,
     done: crate::FastSet<usize>,
+    /// The processes its tests leaked, killed at each test's end: one may still be dying
+    /// when the chunk ends (SIGKILL takes effect when it is next scheduled), and is no
+    /// stray of the chunk's then.
+    killed: Vec<i32>,
     /// Where in `tests` the next test to start is expected (a worker runs its chunk in
     /// order): its id is compared, not looked up in the run's 100k-entry index.
     cursor: usize,
@@ -392,6 +396,7 @@ impl ChunkRun {
             declared: deps::Declared::default(),
             in_flight: None,
             done: crate::FastSet::default(),
+            killed: Vec::new(),
             cursor: 0,
             any_failure: false,
             succession: if more {
@@ -706,6 +711,7 @@ impl ChunkRun {
         check_reports(&mut record, &f, n);
         for l in leaked {
             platform::kill_and_reap(l.pid);
+            self.killed.push(l.pid);
             let by = l
                 .owner
                 .map(|o| format!("; started by {o}"))
