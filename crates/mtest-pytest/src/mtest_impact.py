@@ -848,11 +848,9 @@ class Declarations:
 
     def _set(self, keys, emit, before=False):
         """`before`: the set of what ran before the tests."""
-        if before:
-            keys = (keys, True)  # numbered apart from a test's own set of the same keys
-        if keys in self.sets:
-            return self.sets[keys]
-        keys, cache = (keys[0], keys) if before else (keys, keys)
+        cache = (keys, True) if before else keys  # apart from a test's own set of the same keys
+        if cache in self.sets:
+            return self.sets[cache]
         blocks, files = [], []
         for key in keys:
             rel, name = key
