@@ -129,6 +129,38 @@ def test_a_list_where_something_ran_after_what_did_not_gets_no_hole():
     assert holes == [["body", 2]]
 
 
+MATCH = """def f(x):
+    match x:
+        case 1 if x > 0:
+            y = "one"
+        case _:
+            y = "other"
+    try:
+        y += "!"
+    except TypeError:
+        y = None
+    return y
+"""
+
+
+@pytest.mark.parametrize("old, new, same", [
+    ('y = "other"', 'y = "else"', True),                   # a case that did not run
+    ('y = None', 'y = ""', True),                          # a handler that did not run
+    ('y = "one"', 'y = "uno"', False),                     # the case that ran
+    ("case 1 if x > 0:", "case 1 if x > 1:", False),       # its guard
+    ("case _:", "case 2:", False),                         # the pattern of one that did not
+    ("except TypeError:", "except ValueError:", False),    # the handler's type
+])
+def test_match_cases_and_except_handlers_are_masked_body_by_body(old, new, same):
+    lines = {1, 2, 3, 4, 7, 8, 11}  # f(1)
+    holes, then = mtest_impact.early_sums(MATCH, lines)["f"]
+    assert sorted(holes) == [["body", 0, "cases", 1, "body", 0],
+                             ["body", 1, "handlers", 0, "body", 0]], holes
+    assert MATCH.count(old) == 1
+    now = mtest_impact.early_sums_now(MATCH.replace(old, new), {"f": holes})["f"]
+    assert (now == then) is same
+
+
 def test_statements_without_code_never_start_a_hole():
     source = "def f():\n    '''doc'''\n    global g\n    x: int\n    pass\n"
     assert mtest_impact.early_sums(source, {1}) == {}

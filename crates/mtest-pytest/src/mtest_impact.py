@@ -370,33 +370,32 @@ def _dump_masked(stmts, out, masked, texts):
     start = masked.get(id(stmts), len(stmts))
     out.append("[")
     for stmt in stmts[:start]:
-        if isinstance(stmt, _DEFS):
-            _dump(stmt, out, "", {})
-            continue
-        out.append(type(stmt).__name__)
-        for field, value in ast.iter_fields(stmt):
-            out.append(field)
-            if isinstance(value, list) and value and isinstance(value[0], (ast.stmt, ast.excepthandler,
-                                                                          ast.match_case)):
-                if isinstance(value[0], ast.stmt):
-                    _dump_masked(value, out, masked, texts)
-                else:
-                    out.append("[")
-                    for part in value:
-                        out.append(type(part).__name__)
-                        for f, v in ast.iter_fields(part):
-                            out.append(f)
-                            if f == "body":
-                                _dump_masked(v, out, masked, texts)
-                            else:
-                                _dump_value(v, out, "", texts)
-                    out.append("]")
-            else:
-                _dump_value(value, out, "", texts)
-        out.append(")")
+        _dump_node_masked(stmt, out, masked, texts)
     if start < len(stmts):
         out.append("<hole>")
     out.append("]")
+
+
+def _dump_node_masked(node, out, masked, texts):
+    """`_dump` of a statement, an except handler or a match case, whose lists of statements
+    are masked (see `_dump_masked`)."""
+    if isinstance(node, _DEFS):
+        _dump(node, out, "", {})
+        return
+    out.append(type(node).__name__)
+    for field, value in ast.iter_fields(node):
+        out.append(field)
+        first = value[0] if isinstance(value, list) and value else None
+        if isinstance(first, ast.stmt):
+            _dump_masked(value, out, masked, texts)
+        elif isinstance(first, (ast.excepthandler, ast.match_case)):
+            out.append("[")
+            for part in value:
+                _dump_node_masked(part, out, masked, texts)
+            out.append("]")
+        else:
+            _dump_value(value, out, "", texts)
+    out.append(")")
 
 
 def _symtable(source):

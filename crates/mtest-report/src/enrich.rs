@@ -172,13 +172,17 @@ impl<'h> Enricher<'h> {
 const PYTHON_FINGERPRINT: &str = r#"
 import sys, platform
 print("python:  ", sys.version.split()[0], "(" + sys.executable + ")")
+import importlib.metadata as m
+# The installed distribution's version: importing pytest would take longer than the rest.
 try:
-    import pytest
-    print("pytest:  ", pytest.__version__)
-except Exception as e:
-    print("pytest:   not importable:", e)
+    print("pytest:  ", m.version("pytest"))
+except Exception:
+    try:
+        import pytest
+        print("pytest:  ", pytest.__version__)
+    except Exception as e:
+        print("pytest:   not importable:", e)
 try:
-    import importlib.metadata as m
     plugins = sorted({(d.metadata["Name"], d.version) for d in m.distributions()
                       if any(ep.group == "pytest11" for ep in d.entry_points)})
     print("plugins: ", ", ".join(f"{n} {v}" for n, v in plugins) or "none")
