@@ -24,8 +24,10 @@ Prints one line a mutation and, per project: misses (target: none), the median o
 time over the full plain pytest run's (target <= 0.2), and testmon's on the same mutations;
 and the median of F's own share of the tests' time (from the `--verify` run's durations): a
 floor no safe selection goes under, whatever its own costs -- when it is above 0.2, the
-mutations themselves reach too much of the suite for the target. Exit 1 when `--changed`
-missed a failing test.
+mutations themselves reach too much of the suite for the target; and the median time plain
+`pytest --collect-only` takes on the files that hold S (`start`): what pytest's own start
+and collection cost any tool that runs S with pytest, before it runs a test. Exit 1 when
+`--changed` missed a failing test.
 """
 
 import argparse
@@ -395,6 +397,10 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
             saved.restore()
             changed_exit, changed_s, selected, _ = mtest_run(mtest + ["--changed"] + extra,
                                                              root, env)
+            # pytest's own start for S: collecting the files that hold it, running nothing.
+            files = sorted({t.split("::")[0] for t in selected})
+            _, start_s = run([python, "-m", "pytest", "-q", "--collect-only", "-p", "no:cacheprovider",
+                              *args, *files], root, env) if files else (None, 0.0)
             saved.restore()
             durations = {}
             verify_exit, _, _, failing = mtest_run(mtest + ["--changed", "--verify"] + extra,
@@ -424,9 +430,9 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
             continue
         share = floor(durations, fails)
         rows.append((site, len(selected), changed_s, len(fails), missed, testmon_s, tm_missed,
-                     share))
-        print("  %-70s F=%-5d (%4.0f%% of the time) S=%-6d %5.1fs miss=%d | testmon %s"
-              % (str(site)[:70], len(fails), 100 * share, len(selected), changed_s, len(missed),
+                     share, start_s))
+        print("  %-70s F=%-5d (%4.0f%% of the time) S=%-6d %5.1fs (start %4.1fs) miss=%d | testmon %s"
+              % (str(site)[:70], len(fails), 100 * share, len(selected), changed_s, start_s, len(missed),
                  "%5.1fs miss=%d" % (testmon_s, len(tm_missed)) if tm_missed is not None
                  else ">%.0fs (stopped at the cap; misses not known)" % testmon_cap),
               flush=True)
@@ -443,11 +449,13 @@ def bench(name, n, seed, jobs, start=0, testmon_cap=None):
     stopped = sum(r[6] is None for r in rows)
     print("%s: %d mutations (and %d that break the suite itself%s); mtest --changed: %d missed "
           "failing test(s), median time %.2fx the full plain run; testmon: %d missed, median %.2fx%s; "
-          "the failing tests' own share of the tests' time (no safe selection runs less): median %.2f"
+          "the failing tests' own share of the tests' time (no safe selection runs less): median %.2f; "
+          "pytest's start for S (collecting its files, running nothing): median %.2fx"
           % (name, len(rows), len(broken), ", %d measured before" % skipped if skipped else "",
              misses, ratio, tm_misses, tm_ratio,
              " (%d of its runs stopped at the cap: their time counts as the cap, their misses "
-             "as none)" % stopped if stopped else "", statistics.median(r[7] for r in rows)))
+             "as none)" % stopped if stopped else "", statistics.median(r[7] for r in rows),
+             statistics.median(r[8] for r in rows) / plain_s))
     shutil.rmtree(work, ignore_errors=True)
     return misses
 
