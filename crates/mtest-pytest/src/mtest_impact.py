@@ -150,7 +150,8 @@ def block_sums(source):
         "utf-8", "surrogatepass"), digest_size=8).hexdigest() for name, parts in texts.items()}
 
 
-def _dump(node, out, scope, texts):
+def _dump(node, out, scope, texts, masked=None):
+    """`masked`: {id(list of statements): where its hole starts} (see `_early_sum`)."""
     if isinstance(node, _DEFS):
         name = scope + node.name
         head = [type(node).__name__, node.name]
@@ -158,27 +159,30 @@ def _dump(node, out, scope, texts):
         inner = name + ("." if isinstance(node, ast.ClassDef) else ".<locals>.")
         for field, value in ast.iter_fields(node):
             if field == "body":
-                _dump_value(value, body, inner, texts)
+                _dump_value(value, body, inner, texts, masked)
             else:
                 head.append(field)
-                _dump_value(value, head, scope, texts)
+                _dump_value(value, head, scope, texts, masked)
         out.extend(head)  # the `def`/`class` statement runs in the enclosing block
         texts.setdefault(name, []).append(head + body)
         return
     out.append(type(node).__name__)
     for field, value in ast.iter_fields(node):
         out.append(field)
-        _dump_value(value, out, scope, texts)
+        _dump_value(value, out, scope, texts, masked)
     out.append(")")
 
 
-def _dump_value(value, out, scope, texts):
+def _dump_value(value, out, scope, texts, masked=None):
     if isinstance(value, ast.AST):
-        _dump(value, out, scope, texts)
+        _dump(value, out, scope, texts, masked)
     elif isinstance(value, list):
+        start = masked.get(id(value), len(value)) if masked else len(value)
         out.append("[")
-        for v in value:
-            _dump_value(v, out, scope, texts)
+        for v in value[:start] if start < len(value) else value:
+            _dump_value(v, out, scope, texts, masked)
+        if start < len(value):
+            out.append("<hole>")
         out.append("]")
     else:
         out.append(type(value).__name__ + repr(value))
@@ -338,7 +342,7 @@ def _early_sum(node, holes, table, name):
     head = [type(node).__name__]
     for field, value in ast.iter_fields(node):
         if field == "body":
-            _dump_masked(value, out, masked, texts)
+            _dump_value(value, out, "", texts, masked)
         elif not isinstance(node, ast.Module):
             head.append(field)
             _dump_value(value, head, "", texts)
@@ -361,41 +365,6 @@ def _yields(stmts):
         if not isinstance(node, _DEFS + (ast.Lambda,)):
             todo.extend(ast.iter_child_nodes(node))
     return False
-
-
-def _dump_masked(stmts, out, masked, texts):
-    """`_dump_value` of a list of statements, with the holes in `masked` ({id(list): where
-    its hole starts}) left out; the bodies of nested blocks are left out (as `_dump`
-    does)."""
-    start = masked.get(id(stmts), len(stmts))
-    out.append("[")
-    for stmt in stmts[:start]:
-        _dump_node_masked(stmt, out, masked, texts)
-    if start < len(stmts):
-        out.append("<hole>")
-    out.append("]")
-
-
-def _dump_node_masked(node, out, masked, texts):
-    """`_dump` of a statement, an except handler or a match case, whose lists of statements
-    are masked (see `_dump_masked`)."""
-    if isinstance(node, _DEFS):
-        _dump(node, out, "", {})
-        return
-    out.append(type(node).__name__)
-    for field, value in ast.iter_fields(node):
-        out.append(field)
-        first = value[0] if isinstance(value, list) and value else None
-        if isinstance(first, ast.stmt):
-            _dump_masked(value, out, masked, texts)
-        elif isinstance(first, (ast.excepthandler, ast.match_case)):
-            out.append("[")
-            for part in value:
-                _dump_node_masked(part, out, masked, texts)
-            out.append("]")
-        else:
-            _dump_value(value, out, "", texts)
-    out.append(")")
 
 
 def _symtable(source):
