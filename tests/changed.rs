@@ -227,6 +227,55 @@ fn code_that_runs_at_import_selects_every_test_after_it() {
     assert!(set(IMPORTING_SHAPES).is_subset(&would_run(dir.path(), &[]).0));
 }
 
+/// A module the tests import themselves, the first of them running its top level (and
+/// the function it calls there); in one worker, the later ones find it imported.
+const LAZY: &[(&str, &str)] = &[
+    ("pkg/__init__.py", ""),
+    (
+        "pkg/lazy.py",
+        "N = 1\n\ndef build():\n    return {'n': N}\n\nTABLE = build()\n\n\
+         def f():\n    return N\n",
+    ),
+    (
+        "tests/test_lazy.py",
+        "def test_a():\n    from pkg import lazy\n    assert lazy.f() == 1\n\n\
+         def test_b():\n    from pkg import lazy\n    assert lazy.f() == 1\n\n\
+         def test_c():\n    from pkg import lazy\n    assert lazy.N == 1\n\n\
+         def test_d():\n    from pkg import lazy\n    assert lazy.TABLE == {'n': 1}\n",
+    ),
+];
+
+#[test]
+fn a_module_imported_in_a_test_counts_for_every_later_test_of_its_worker() {
+    for (old, new) in [("N = 1", "N = 2"), ("return {'n': N}", "return {'n': 2}")] {
+        let dir = project(LAZY);
+        let root = dir.path();
+        let out = mtest_run(root).args(["-j", "1"]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        edit(root, "pkg/lazy.py", old, new);
+        let (names, text) = would_run(root, &[]);
+        let failing: &[&str] = if old == "N = 1" {
+            &["test_a", "test_b", "test_c", "test_d"]
+        } else {
+            &["test_d"]
+        };
+        assert!(set(failing).is_subset(&names), "{old} -> {new}: {text}");
+        let out = mtest_run(root)
+            .args(["--changed", "--verify", "-j", "1"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--verify") && !stderr.contains("would have left out:"),
+            "{old} -> {new}: no failing test left out: {stderr}"
+        );
+    }
+}
+
 /// A function that runs at import, through one branch; a test runs its other branch.
 const BRANCHES: &[(&str, &str)] = &[
     ("pkg/__init__.py", ""),

@@ -336,14 +336,15 @@ pub enum Hot<'a> {
     },
 }
 
-/// A plain `finish`'s dependency sets: none, its own, or its own and its module's
-/// collection's (as the plugin writes them).
+/// A plain `finish`'s dependency sets: none, or up to three (its own, its module's
+/// collection's, what earlier tests imported: as the plugin writes them).
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum HotDeps {
     #[default]
     None,
     One(u32),
     Two(u32, u32),
+    Three(u32, u32, u32),
 }
 
 impl HotDeps {
@@ -352,6 +353,7 @@ impl HotDeps {
             HotDeps::None => None,
             HotDeps::One(a) => Some(vec![a]),
             HotDeps::Two(a, b) => Some(vec![a, b]),
+            HotDeps::Three(a, b, c) => Some(vec![a, b, c]),
         }
     }
 }
@@ -374,10 +376,15 @@ impl<'a> Hot<'a> {
             let n = c.count(b'}').or_else(|| c.count(b','))?;
             let deps = if c.tag(br#","deps":["#) {
                 let first = c.count(b']').or_else(|| c.count(b','))?;
-                if c.tag(b",") {
-                    HotDeps::Two(first, c.count(b']')?)
-                } else {
+                if !c.tag(b",") {
                     HotDeps::One(first)
+                } else {
+                    let second = c.count(b']').or_else(|| c.count(b','))?;
+                    if c.tag(b",") {
+                        HotDeps::Three(first, second, c.count(b']')?)
+                    } else {
+                        HotDeps::Two(first, second)
+                    }
                 }
             } else {
                 HotDeps::None
@@ -668,6 +675,7 @@ mod tests {
             br#"{"e":"finish","id":"t.py::a","t":1795744367.6768098,"n":0}"#,
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":0,"deps":[3]}"#,
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":10,"deps":[12,7]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":10,"deps":[12,7,9]}"#,
             "{\"e\":\"finish\",\"id\":\"t.py::é\",\"t\":2.5e-3,\"n\":12}".as_bytes(),
             br#"{"e":"item","id":"t.py::a[1]","file":"t.py","line":3,"markers":["parametrize"],"timeout":null}"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":null,"markers":[],"timeout":null}"#,
@@ -687,7 +695,8 @@ mod tests {
             b"{\"e\":\"start\",\"id\":\"t.py::a\tb\",\"t\":1.5}",
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":-1}"#,
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[]}"#,
-            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1,2,3]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1,2,3,4]}"#,
+            br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1,2,]}"#,
             br#"{"e":"finish","id":"t.py::a","t":2.5,"n":1,"deps":[1]"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":3,"markers":[],"timeout":2.5}"#,
             br#"{"e":"item","id":"t.py::b","file":"t.py","line":-1,"markers":[],"timeout":null}"#,

@@ -30,7 +30,10 @@ that never run it again. It is recorded in one growing list; the tests of test m
 depend on all of it up to the end of T's collection (what an earlier module's collection
 imported or registered, T may use). Fixtures wider than a function are set up once, in the
 first test that needs them: what their set-up ran is kept per fixture and counts for every
-test that uses it. On 3.12+ the lines that ran before the tests are recorded too (LINE
+test that uses it. A module of the project imported in a test (or between tests) stays
+imported for the tests after it in the same process: all that test ran joins a second
+growing list, the *late* list, which counts for every later test (without the other test
+modules' own code, as above; and without early sums). On 3.12+ the lines that ran before the tests are recorded too (LINE
 events, each line once, until collection ends): they go with each file's `source` event,
 and the store computes the blocks' early sums from them (see early_sums), so that a change
 to what did not run then is no change to what ran before the tests.
@@ -420,6 +423,10 @@ class Recorder:
         # 3.12+: the lines of the project's code that ran before the tests, by file (see
         # early_sums); None while the tests have not begun (they are being recorded).
         self.early_lines = None
+        # What ran in a test (or between tests) that imported a project module: it stays
+        # imported, so all of it counts for every later test of this process (see persist).
+        self.late = []
+        self.late_known = set()
         self.module_base = {}  # test module's file -> how much of `early` counts for it
         self.test_files = set()  # the test modules' files (collected)
         self.refs = {}  # test module's file -> the project's files its names come from
@@ -473,10 +480,32 @@ class Recorder:
         """What a test of `module` depends on of the first `count` things that ran before
         the tests: all of it, except the top level of the other test modules, unless
         `module` refers to them (imports them, or something of theirs)."""
+        return self._seen_by(self.early[:count], module)
+
+    def late_of(self, count, module):
+        """What a test of `module` depends on of the first `count` things of the late list
+        (see persist): as early_of."""
+        return self._seen_by(self.late[:count], module)
+
+    def _seen_by(self, keys, module):
         mine = self.refs.get(module, set()) | {module}
         tests = self.test_files
-        return frozenset(k for k in self.early[:count]
-                         if not k[0] or k[0] not in tests or k[0] in mine)
+        return frozenset(k for k in keys if not k[0] or k[0] not in tests or k[0] in mine)
+
+    def persist(self, keys):
+        """`keys`, what ran in a test (or between two), when it holds a project module's
+        top level: the module was imported then, and stays imported for every later test of
+        this process -- its constants, its classes, its registrations, what the code it
+        called at import built -- so all of `keys` joins the late list, which counts for
+        them (not knowing where the import began and ended, all of the test: more, never
+        less)."""
+        known = self.late_known
+        if not any(k[1] == "<module>" and k not in known for k in keys):
+            return
+        for key in keys:
+            if key not in known:
+                known.add(key)
+                self.late.append(key)
 
     def refer(self, module_file, module):
         """The project files `module` (a test module, collected) refers to in its names."""
@@ -708,7 +737,9 @@ def _on_audit(event, args):
 
 def begin_test():
     if R.on:
-        R.take()  # between tests (pytest's own code, a previous teardown): nobody's
+        # Between tests (pytest's own code, a previous teardown): nobody's, unless it
+        # imported a module of the project.
+        R.persist(R.take())
         # (The caches' counts are not taken again: a value got or computed between tests
         # counts for the next one, which can only add to its dependencies.)
 
@@ -764,8 +795,8 @@ def note_requester(fixturedef):
 
 def end_test(item, fixturedefs):
     """The test's own dependencies (what it ran, with its fixtures'), how much of the early
-    list its module's tests depend on, and its module's file; None when recording is
-    off."""
+    list its module's tests depend on, its module's file, and how much of the late list
+    it depends on; None when recording is off."""
     if not R.on:
         return None
     own = R.take()
@@ -779,7 +810,9 @@ def end_test(item, fixturedefs):
     base = R.module_base.get(module, len(R.early))
     if C.wrappers and C.settle(own):
         base = len(R.early)
-    return own, base, module
+    late = len(R.late)
+    R.persist(own)
+    return own, base, module, late
 
 
 def _module_file(item):
@@ -801,18 +834,23 @@ class Declarations:
         self.sets = {}  # None for a set that mentions a file that could not be read
         self.numbered = 0
         self.bases = {}  # (how much of the early list, test module) -> its set's number
+        self.lates = {}  # (how much of the late list, test module) -> its set's number
 
     def of(self, deps, emit):
         """The numbers of the sets a test depends on, declaring what is new with `emit`;
         None when a file it depends on could not be read."""
-        own, base, module = deps
-        first = self._set(frozenset(own), emit)
-        if first is None or not base:
-            return None if first is None else [first]
-        if (base, module) not in self.bases:
-            self.bases[base, module] = self._set(R.early_of(base, module), emit, before=True)
-        number = self.bases[base, module]
-        return None if number is None else [first, number]
+        own, base, module, late = deps
+        numbers = [self._set(frozenset(own), emit)]
+        if base:
+            if (base, module) not in self.bases:
+                self.bases[base, module] = self._set(R.early_of(base, module), emit,
+                                                     before=True)
+            numbers.append(self.bases[base, module])
+        if late:
+            if (late, module) not in self.lates:
+                self.lates[late, module] = self._set(R.late_of(late, module), emit)
+            numbers.append(self.lates[late, module])
+        return None if None in numbers else numbers
 
     def _set(self, keys, emit, before=False):
         """`before`: the set of what ran before the tests."""

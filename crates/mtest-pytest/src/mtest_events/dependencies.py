@@ -1,5 +1,6 @@
 """Each test's dependencies (recorded by `mtest_impact`) on the wire: a test's `finish`
-carries the numbers of its dependency sets (`"deps": [own, early]`), declared before in
+carries the numbers of its dependency sets (`"deps": [own, early, late]`, the last two
+when there is something in them: see `mtest_impact`), declared before in
 the same event file by `source`, `block` and `deps` events. A plugin of its own
 (registered through `mtest_events.pytest_plugins`), so that its hooks sit beside the
 others' of the same name."""
