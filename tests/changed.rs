@@ -276,6 +276,46 @@ fn a_module_imported_in_a_test_counts_for_every_later_test_of_its_worker() {
     }
 }
 
+/// Doctests whose examples call nothing of the project: in a module's docstring, a
+/// function's, a method's, and a text file.
+const DOCTESTS: &[(&str, &str)] = &[
+    (
+        "pyproject.toml",
+        "[tool.pytest.ini_options]\naddopts = \"--doctest-modules --doctest-glob='*.rst'\"\n",
+    ),
+    ("pkg/__init__.py", ""),
+    (
+        "pkg/doc.py",
+        "\"\"\"The module.\n\n>>> 1 + 1\n2\n\"\"\"\n\n\
+         def f():\n    \"\"\"\n    >>> 2 + 2\n    4\n    \"\"\"\n\n\
+         class A:\n    def m(self):\n        \"\"\"\n        >>> 3 + 3\n        6\n        \"\"\"\n",
+    ),
+    ("docs/guide.rst", "A guide.\n\n>>> 5 + 5\n10\n"),
+];
+
+#[test]
+fn a_doctest_changed_selects_itself_though_it_runs_nothing_of_its_module() {
+    for (file, old, new, test) in [
+        ("pkg/doc.py", "2\n\"\"\"", "3\n\"\"\"", "pkg.doc"),
+        ("pkg/doc.py", "    4\n", "    5\n", "pkg.doc.f"),
+        ("pkg/doc.py", "    6\n", "    7\n", "pkg.doc.A.m"),
+        ("docs/guide.rst", "10\n", "11\n", "guide.rst"),
+    ] {
+        let dir = project(DOCTESTS);
+        let root = dir.path();
+        let out = mtest_run(root).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(would_run(root, &[]).0.is_empty());
+        edit(root, file, old, new);
+        let (names, text) = would_run(root, &[]);
+        assert!(names.contains(test), "{file}: {old:?} -> {new:?}: {text}");
+    }
+}
+
 /// A function that runs at import, through one branch; a test runs its other branch.
 const BRANCHES: &[(&str, &str)] = &[
     ("pkg/__init__.py", ""),

@@ -806,6 +806,9 @@ def end_test(item, fixturedefs):
             own |= ran
         if getattr(fixturedef, "scope", "function") != "function":
             own |= R.requesters.get(fixturedef.argname, set())
+    doctest = _doctest_of(item)
+    if doctest is not None:
+        own |= doctest
     module = _module_file(item)
     base = R.module_base.get(module, len(R.early))
     if C.wrappers and C.settle(own):
@@ -813,6 +816,57 @@ def end_test(item, fixturedefs):
     late = len(R.late)
     R.persist(own)
     return own, base, module, late
+
+
+def _doctest_of(item):
+    """A doctest's own text: the block whose docstring holds it (`<module>` for a module's
+    docstring and its `__test__`), or the text file -- the test runs none of that block's
+    code (unless an example calls it), yet its examples are there. (Every block of its
+    file when the block is not known.)"""
+    dtest = getattr(item, "dtest", None)
+    filename = getattr(dtest, "filename", None)
+    rel = relpath(filename) if isinstance(filename, str) else None
+    if rel is None:
+        return None
+    if not rel.endswith(".py"):
+        return {("", rel)}
+    name = getattr(dtest, "name", None)
+    for module in _module_names(item, dtest, filename):
+        if not isinstance(module, str) or not isinstance(name, str):
+            continue
+        if name == module:
+            return {(rel, "<module>")}
+        if name.startswith(module + "."):
+            name = name[len(module) + 1:]
+            return {(rel, "<module>" if name.startswith("__test__.") else name)}
+    return _every_block(rel)
+
+
+_all_blocks = {}
+
+
+def _every_block(rel):
+    """Every block of a project file (when it cannot be read or parsed: the file, as one
+    opened)."""
+    if rel not in _all_blocks:
+        try:
+            _all_blocks[rel] = {(rel, name) for name in block_sums(read(rel))}
+        except (OSError, SyntaxError, ValueError, RecursionError):
+            _all_blocks[rel] = {("", rel)}
+    return _all_blocks[rel]
+
+
+def _module_names(item, dtest, filename):
+    """The names of the module a doctest comes from: its collector's module, the doctest's
+    namespace's `__name__` (doctest clears it when the test passed), the modules of that
+    file."""
+    parent = getattr(item, "parent", None)
+    module = getattr(parent, "__dict__", {}).get("_obj")
+    yield getattr(module, "__name__", None)
+    yield (getattr(dtest, "globs", None) or {}).get("__name__")
+    for module in list(sys.modules.values()):
+        if getattr(module, "__file__", None) == filename:
+            yield module.__name__
 
 
 def _module_file(item):
