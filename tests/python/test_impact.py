@@ -337,6 +337,49 @@ def test_what_a_test_that_imports_a_module_ran_counts_for_every_later_test(pytho
     assert not imported & deps["test_after"][0], deps["test_after"]
 
 
+DOCTESTS = {
+    "pkg/__init__.py": "",
+    "pkg/doc.py": '''
+        """The module.
+
+        >>> 1 + 1
+        2
+        """
+
+        def f():
+            """
+            >>> 2 + 2
+            4
+            """
+
+        class A:
+            def m(self):
+                """
+                >>> 3 + 3
+                6
+                """
+
+        __test__ = {"extra": ">>> 4 + 4\\n8\\n"}
+    ''',
+    "docs/guide.rst": "A guide.\n\n>>> 5 + 5\n10\n",
+}
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_a_doctest_depends_on_the_docstring_that_holds_it(python, tmp_path):
+    """Its examples call nothing of the project: its own set names the block whose
+    docstring holds them (the top level for the module's and `__test__`), or the file."""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    deps = _record(tmp_path, python, tmp_path / "events", DOCTESTS,
+                   ("--doctest-modules", "--doctest-glob=*.rst", "pkg", "docs"))
+    expected = {"pkg.doc": "pkg/doc.py:<module>", "pkg.doc.f": "pkg/doc.py:f",
+                "pkg.doc.A.m": "pkg/doc.py:A.m", "pkg.doc.__test__.extra":
+                "pkg/doc.py:<module>", "guide.rst": "docs/guide.rst"}
+    assert set(deps) == set(expected), deps
+    for test, dependency in expected.items():
+        assert dependency in deps[test][0], (test, deps[test])
+
+
 MEMOIZED = {
     "pkg/__init__.py": "",
     "pkg/tags.py": """
