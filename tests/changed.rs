@@ -316,6 +316,85 @@ fn a_doctest_changed_selects_itself_though_it_runs_nothing_of_its_module() {
     }
 }
 
+/// Constants of a module: read by a function of theirs, under another name after an
+/// import, as an attribute of the module; and a test that reads none.
+const CONSTANTS: &[(&str, &str)] = &[
+    ("pkg/__init__.py", ""),
+    (
+        "pkg/consts.py",
+        "LIMIT = 10\nNAMES = ('a', 'b')\n\ndef limit():\n    return LIMIT\n",
+    ),
+    (
+        "pkg/use.py",
+        "from pkg.consts import NAMES as ALL\n\ndef names():\n    return ALL\n",
+    ),
+    (
+        "tests/test_limit.py",
+        "from pkg.consts import limit\n\ndef test_limit():\n    assert limit() == 10\n",
+    ),
+    (
+        "tests/test_names.py",
+        "from pkg.use import names\n\ndef test_names():\n    assert names() == ('a', 'b')\n",
+    ),
+    (
+        "tests/test_attr.py",
+        "from pkg import consts\n\ndef test_attr():\n    assert consts.LIMIT == 10\n",
+    ),
+    (
+        "tests/test_other.py",
+        "import pkg.consts\n\ndef test_other():\n    assert pkg.consts.limit\n",
+    ),
+];
+
+#[test]
+fn a_changed_constant_selects_the_tests_that_read_it_unless_its_module_is_reached_otherwise() {
+    let record = |extra: &[(&str, &str)]| {
+        let mut files = CONSTANTS.to_vec();
+        files.extend_from_slice(extra);
+        let dir = project(&files);
+        let out = mtest_run(dir.path()).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir
+    };
+    let dir = record(&[]);
+    let root = dir.path();
+    edit(root, "pkg/consts.py", "LIMIT = 10", "LIMIT = 11");
+    let (names, text) = would_run(root, &[]);
+    assert_eq!(names, set(&["test_limit", "test_attr"]), "{text}");
+    assert!(
+        text.contains("[pkg/consts.py: LIMIT changed (read by pkg/consts.py: limit)]"),
+        "{text}"
+    );
+    edit(root, "pkg/consts.py", "LIMIT = 11", "LIMIT = 10");
+    edit(root, "pkg/consts.py", "('a', 'b')", "('a', 'c')");
+    assert_eq!(would_run(root, &[]).0, set(&["test_names"]));
+    // Anything else at the top level: every test that imported it.
+    edit(root, "pkg/consts.py", "('a', 'c')", "tuple('ab')");
+    assert_eq!(would_run(root, &[]).0.len(), 4);
+    // The module named in a string (an import by name) or handed over whole: every test.
+    for (file, text) in [
+        (
+            "tests/test_patch.py",
+            "from unittest import mock\n\ndef test_patch():\n\
+             \x20   with mock.patch('pkg.consts.LIMIT', 5):\n        pass\n",
+        ),
+        (
+            "tests/test_vars.py",
+            "from pkg import consts\n\ndef test_vars():\n    assert vars(consts)\n",
+        ),
+    ] {
+        let dir = record(&[(file, text)]);
+        edit(dir.path(), "pkg/consts.py", "LIMIT = 10", "LIMIT = 11");
+        let (names, text) = would_run(dir.path(), &[]);
+        assert_eq!(names.len(), 5, "{file}: {text}");
+        assert!(text.contains("pkg/consts.py: <module> changed"), "{text}");
+    }
+}
+
 /// A function that runs at import, through one branch; a test runs its other branch.
 const BRANCHES: &[(&str, &str)] = &[
     ("pkg/__init__.py", ""),

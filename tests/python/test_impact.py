@@ -2,6 +2,7 @@
 test (its own code, its fixtures', what ran before it, the files it opened), on this
 interpreter and, where one is found, on Python 3.12+ (sys.monitoring)."""
 
+import ast
 import json
 import os
 import subprocess
@@ -41,8 +42,9 @@ BASE = """
 
 
 def test_every_block_is_named_as_python_names_its_code():
+    # (`LIMIT = 10` binds a literal: the top level without it, and it, have sums too.)
     assert set(sums(BASE)) == {"<module>", "helper", "helper.<locals>.inner", "Box",
-                               "Box.grow"}
+                               "Box.grow", "<module>;", "<module>;LIMIT"}
 
 
 def test_positions_comments_and_blank_lines_change_no_block():
@@ -56,16 +58,43 @@ def test_positions_comments_and_blank_lines_change_no_block():
     ("v * 2", "v * 3", {"helper"}),  # a lambda is its enclosing block's
     ("return self.size + 1", "return self.size - 1", {"Box.grow"}),
     ("size = LIMIT", "size = LIMIT + 1", {"Box"}),
-    ("LIMIT = 10", "LIMIT = 11", {"<module>"}),
-    ("'''doc'''", "'''other doc'''", {"<module>"}),
+    # A literal bound to a name: the top level and the name's literal; not the rest.
+    ("LIMIT = 10", "LIMIT = 11", {"<module>", "<module>;LIMIT"}),
+    ("LIMIT = 10", "LIMIT = -(10)", {"<module>", "<module>;LIMIT"}),
+    ("LIMIT = 10", "LIMIT = len('x')", {"<module>", "<module>;", "<module>;LIMIT"}),
+    ("'''doc'''", "'''other doc'''", {"<module>", "<module>;"}),
     # A header runs in the enclosing block and shapes the block itself.
-    ("def helper(x, y=1):", "def helper(x, y=2):", {"<module>", "helper"}),
+    ("def helper(x, y=1):", "def helper(x, y=2):", {"<module>", "<module>;", "helper"}),
     ("@property", "@staticmethod", {"Box", "Box.grow"}),
     ("def inner(z):", "def inner(w):", {"helper", "helper.<locals>.inner"}),
 ])
 def test_a_change_changes_the_blocks_that_hold_it_and_no_other(old, new, changed):
     before, after = sums(BASE), sums(BASE.replace(old, new))
     assert {name for name in before if before[name] != after.get(name)} == changed
+
+
+@pytest.mark.parametrize("statement, names", [
+    ("X = 1", ["X"]),
+    ("X = Y = -1.5", ["X", "Y"]),
+    ("X: int = 3", ["X"]),
+    ("X = (1, 'a', None, b'x', ...)", ["X"]),
+    ("X = {'a': [1, {2, (3, 4)}], (1, 2): frozenset}", None),  # a name
+    ("X = {'a': [1, {2, (3, 4)}], (1, 2): ()}", ["X"]),
+    ("X = {[1]: 2}", None),  # raises: a list is no key
+    ("X = {[1]}", None),
+    ("X = -'a'", None),  # raises
+    ("X = 1 / 0", None),  # raises
+    ("X = f'{1}'", None),
+    ("X, Y = 1, 2", None),  # unpacking can raise
+    ("X += 1", None),
+    ("X: int", None),
+    ("__all__ = ['f']", None),  # read by `import *` and tools
+    ("__version__ = '1.0'", ["__version__"]),
+    ("pytest_plugins = ['x']", None),  # read by pytest
+    ("collect_ignore = ['setup.py']", None),
+])
+def test_literal_names_are_bindings_of_what_cannot_raise_or_read(statement, names):
+    assert mtest_impact.literal_names(ast.parse(statement).body[0]) == names
 
 
 def test_the_same_name_twice_is_one_block_of_both():

@@ -50,6 +50,7 @@ const BOOT_MODULE: &str = "mtest_boot";
 const TOP_LEVEL: &[(&str, &str)] = &[
     ("mtest_boot.py", include_str!("mtest_boot.py")),
     ("mtest_impact.py", include_str!("mtest_impact.py")),
+    ("mtest_readers.py", include_str!("mtest_readers.py")),
     ("mtest_rewrite.py", include_str!("mtest_rewrite.py")),
 ];
 

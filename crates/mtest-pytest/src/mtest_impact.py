@@ -26,9 +26,10 @@ Recording, per Python:
 
 What runs before the tests -- pytest's own imports of the project, conftests, the import
 of each test module while it is collected -- runs once, and a change there can reach tests
-that never run it again. It is recorded in one growing list; the tests of test module T
-depend on all of it up to the end of T's collection (what an earlier module's collection
-imported or registered, T may use). Fixtures wider than a function are set up once, in the
+that never run it again. It is recorded in one list, and every test depends on all of it
+but the other test modules' own top level (unless its module refers to them): a module
+imported while a later file was collected is imported when any test runs, and a test may
+find it there without running its top level. Fixtures wider than a function are set up once, in the
 first test that needs them: what their set-up ran is kept per fixture and counts for every
 test that uses it. A module of the project imported in a test (or between tests) stays
 imported for the tests after it in the same process: all that test ran joins a second
@@ -143,18 +144,89 @@ _DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
 def block_sums(source):
-    """{qualified name: checksum} of every block of a module's source (bytes or str).
-    Raises SyntaxError, ValueError or RecursionError for what cannot be parsed."""
+    """{qualified name: checksum} of every block of a module's source (bytes or str),
+    and, when its top level binds names to literals, `<module>;` (the top level with the
+    literals left out) and `<module>;NAME` (the literals bound to NAME): see
+    `literal_names`. Raises SyntaxError, ValueError or RecursionError for what cannot be
+    parsed."""
     texts = {}
     module = []
-    _dump(ast.parse(source), module, "", texts)
-    texts.setdefault("<module>", []).append(module)
-    return {name: hashlib.blake2b("\x1e".join("\x1f".join(t) for t in parts).encode(
-        "utf-8", "surrogatepass"), digest_size=8).hexdigest() for name, parts in texts.items()}
+    tree = ast.parse(source)
+    literals = [(names, stmt.value) for stmt in tree.body
+                for names in [literal_names(stmt)] if names]
+    _dump(tree, module, "", texts, {id(value): None for _, value in literals})
+    parts = texts["<module>"] = [module]
+    by_name = {}
+    for names, value in literals:
+        text = []
+        _dump(value, text, "", texts)
+        parts.append(text)
+        for name in names:
+            by_name.setdefault("<module>;" + name, []).append(text)
+    if literals:
+        by_name["<module>;"] = [module]
+    texts.update(by_name)
+    return {name: _checksum(parts) for name, parts in texts.items()}
+
+
+def _checksum(parts):
+    return hashlib.blake2b("\x1e".join("\x1f".join(t) for t in parts).encode(
+        "utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+# A module's top-level statement that binds plain names to a *literal* -- a constant, a
+# number with a sign, a tuple, list, set or dict of literals (hashable where they must be)
+# -- does nothing but bind them: no name is read, nothing is called, nothing can raise.
+# A change of its value reaches only what reads those names afterwards (see
+# mtest_readers), when nothing else of the top level changed. Not a dunder (beside
+# `__version__`: Python and tools read `__all__`, `__path__`, `__test__`... by name
+# themselves), nor what pytest reads from a module (`pytest_plugins`, `collect_ignore`).
+
+def literal_names(stmt):
+    """The names `stmt` binds to a literal, or None when it is no such statement."""
+    if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
+        names = [t.id for t in stmt.targets]
+    elif isinstance(stmt, ast.AnnAssign) and stmt.simple and stmt.value is not None:
+        names = [stmt.target.id]
+    else:
+        return None
+    if not _literal(stmt.value) or not all(map(_plain_name, names)):
+        return None
+    return names
+
+
+def _plain_name(name):
+    if name.startswith("__") and name.endswith("__"):
+        return name == "__version__"
+    return not name.startswith(("pytest", "collect_ignore"))
+
+
+def _literal(node, hashable=False):
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return (isinstance(node.op, (ast.USub, ast.UAdd)) and isinstance(node.operand, ast.Constant)
+                and type(node.operand.value) in (int, float, complex))
+    if isinstance(node, ast.Tuple):
+        return all(_literal(e, hashable) for e in node.elts)
+    if hashable:
+        return False
+    if isinstance(node, ast.List):
+        return all(map(_literal, node.elts))
+    if isinstance(node, ast.Set):
+        return all(_literal(e, True) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return (all(k is not None and _literal(k, True) for k in node.keys)
+                and all(map(_literal, node.values)))
+    return False
 
 
 def _dump(node, out, scope, texts, masked=None):
-    """`masked`: {id(list of statements): where its hole starts} (see `_early_sum`)."""
+    """`masked`: {id(list of statements): where its hole starts} (see `_early_sum`), and
+    {id(a node): None} for a node left out (a literal: see block_sums)."""
+    if masked and id(node) in masked:
+        out.append("<literal>")
+        return
     if isinstance(node, _DEFS):
         name = scope + node.name
         head = [type(node).__name__, node.name]
@@ -427,7 +499,6 @@ class Recorder:
         # imported, so all of it counts for every later test of this process (see persist).
         self.late = []
         self.late_known = set()
-        self.module_base = {}  # test module's file -> how much of `early` counts for it
         self.test_files = set()  # the test modules' files (collected)
         self.refs = {}  # test module's file -> the project's files its names come from
         self.fixtures = {}  # a fixture definition wider than a function -> what it ran
@@ -535,11 +606,10 @@ class Recorder:
         self.modules_checked = len(modules)
 
     def end_early_part(self, module_file=None, test_module=False):
-        """What ran so far belongs before the tests; with a collected file: its tests
-        depend on all of it (called when the file's collection ends). `test_module`: the
-        file is a test module, whose own top level counts for its own tests (and those of
-        modules referring to it) only; a conftest, a package's `__init__` or a module
-        collected for its doctests counts for every test after it."""
+        """What ran so far belongs before the tests (called when a file's collection ends).
+        `test_module`: the file is a test module, whose own top level counts for its own
+        tests (and those of modules referring to it) only; a conftest, a package's
+        `__init__` or a module collected for its doctests counts for every test."""
         self.note_unseen_modules()
         if module_file is not None:
             self.see_source(module_file)
@@ -547,10 +617,8 @@ class Recorder:
             if key not in self.early_known:
                 self.early_known.add(key)
                 self.early.append(key)
-        if module_file is not None:
-            self.module_base[module_file] = len(self.early)
-            if test_module:
-                self.test_files.add(module_file)
+        if module_file is not None and test_module:
+            self.test_files.add(module_file)
 
 
 R = Recorder()
@@ -565,7 +633,6 @@ class Caches:
         self.wrappers = []
         self.keys = []
         self.computed = []
-        self.early = []
         self.before = []
         self.known = set()
 
@@ -594,15 +661,14 @@ class Caches:
         self.wrappers.append(value)
         self.keys.append((rel, static_name(code.co_qualname)))
         self.computed.append(set())
-        self.early.append(value.cache_info().misses > 0)
 
     def counts(self):
         return [w.cache_info()[:2] for w in self.wrappers]
 
     def settle(self, own):
         """At a test's end: what the test got from caches joins `own`; what it computed
-        for them is kept. True when a value it got was computed before the tests."""
-        early = False
+        for them is kept. (A value computed before the tests depends on what ran then,
+        which every test depends on.)"""
         now = self.counts()
         for i, ((hits, misses), (hits0, misses0)) in enumerate(zip(now, self.before)):
             # (Counts that went down: the cache was cleared, and counted anew.)
@@ -611,9 +677,7 @@ class Caches:
             if hits != hits0 and hits > 0:
                 own.add(self.keys[i])
                 own |= self.computed[i]
-                early = early or self.early[i]
         self.before = now
-        return early
 
 
 C = Caches()
@@ -795,8 +859,8 @@ def note_requester(fixturedef):
 
 def end_test(item, fixturedefs):
     """The test's own dependencies (what it ran, with its fixtures'), how much of the early
-    list its module's tests depend on, its module's file, and how much of the late list
-    it depends on; None when recording is off."""
+    list it depends on (all of it), its module's file, and how much of the late list it
+    depends on; None when recording is off."""
     if not R.on:
         return None
     own = R.take()
@@ -809,10 +873,10 @@ def end_test(item, fixturedefs):
     doctest = _doctest_of(item)
     if doctest is not None:
         own |= doctest
+    if C.wrappers:
+        C.settle(own)
     module = _module_file(item)
-    base = R.module_base.get(module, len(R.early))
-    if C.wrappers and C.settle(own):
-        base = len(R.early)
+    base = len(R.early)
     late = len(R.late)
     R.persist(own)
     return own, base, module, late
@@ -1069,25 +1133,33 @@ def since(files):
         if then is None or now is None:
             answer[rel] = None
         else:
-            answer[rel] = sorted(n for n in set(then) | set(now) if then.get(n) != now.get(n))
+            answer[rel] = sorted(n for n in set(then) | set(now)
+                                 if then.get(n) != now.get(n) and ";" not in n)
     return answer
 
 
 def main(argv):
-    """`python -m mtest_impact check|sums|since` in the root: a JSON request on stdin,
-    {"config": ..., "files": ..., "early": ..., "env": false to leave the fingerprint
-    out}; the answer on stdout, {"env": the environment's fingerprint, "files": ...} (and
-    for `sums` asked about "early", the early sums: see early_of)."""
+    """`python -m mtest_impact check|sums|since|readers` in the root: a JSON request on
+    stdin, {"config": ..., "files": ..., "early": ..., "names": ... (readers), "env": false
+    to leave the fingerprint out}; the answer on stdout, {"env": the environment's
+    fingerprint, "files": ...} (and for `sums` asked about "early", the early sums: see
+    early_of; for `readers`, see mtest_readers)."""
     import json
 
     command = argv[0] if argv else None
-    if command not in ("check", "sums", "since"):
-        sys.stderr.write("usage: python -m mtest_impact check|sums|since < request.json\n")
+    if command not in ("check", "sums", "since", "readers"):
+        sys.stderr.write("usage: python -m mtest_impact check|sums|since|readers"
+                         " < request.json\n")
         return 2
     request = json.load(sys.stdin)
     files, early = request.get("files", {}), request.get("early")
     if command == "check":
         answer = {"files": check(files, early)}
+    elif command == "readers":
+        import mtest_readers
+
+        answer = {"files": mtest_readers.readers(request.get("names", {}), files,
+                                                 request.get("config", ""))}
     else:
         answer = {"files": sums(files) if command == "sums" else since(files)}
     if command == "sums" and early:

@@ -17,6 +17,11 @@
 //!  "tests":{"tests/test_v.py::test_lt":[0,[0,3]]}}  a test's environment, its sets
 //! ```
 //!
+//! A version's sums hold, beside its blocks, `<module>;` and `<module>;NAME` when its top
+//! level binds names to literals (`mtest_impact.block_sums`): a change of those values
+//! only reaches the tests that ran a block reading one of the names (`mtest_readers`,
+//! [`Impact::literal_changes`]).
+//!
 //! The environment a test was recorded in (the interpreter, the installed distributions,
 //! pytest's and mtest's configuration files and arguments: `mtest_impact`'s fingerprint)
 //! is part of its record: a test recorded in another environment is impacted.
@@ -126,6 +131,60 @@ pub enum Change {
     Deleted {
         path: Arc<str>,
     },
+    /// Literals a module's top level binds to names changed, and nothing else of it
+    /// (`mtest_impact.literal_names`): the test ran a block that reads one of them.
+    Literal {
+        path: Arc<str>,
+        names: Vec<Arc<str>>,
+        reader: Block,
+    },
+}
+
+/// Per module whose literals changed, the blocks that read them (path, name), or `None`
+/// when they cannot be told (`mtest_readers`: the module is reached otherwise than by
+/// the names in it).
+pub type Readers = BTreeMap<Arc<str>, Option<Vec<(Arc<str>, Arc<str>)>>>;
+
+/// The names of a module's top level whose literals changed, when nothing else of it did
+/// (`mtest_impact.block_sums`: `<module>;` is the rest, `<module>;NAME` NAME's literals).
+fn literal_change(then: &BlockSums, now: &BlockSums) -> Option<BTreeSet<Arc<str>>> {
+    const REST: &str = "<module>;";
+    if then.get(REST)? != now.get(REST)? {
+        return None;
+    }
+    let literals = |sums: &BlockSums| -> BTreeSet<Arc<str>> {
+        sums.keys()
+            .filter_map(|k| {
+                k.strip_prefix(REST)
+                    .filter(|n| !n.is_empty())
+                    .map(Arc::from)
+            })
+            .collect()
+    };
+    let names: BTreeSet<Arc<str>> = literals(then)
+        .union(&literals(now))
+        .filter(|n| then.get(&*format!("{REST}{n}")) != now.get(&*format!("{REST}{n}")))
+        .cloned()
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// What a dependency set meets of the changes.
+#[derive(Default)]
+struct Met {
+    /// The first change that reaches every test depending on the set.
+    change: Option<Change>,
+    /// The modules whose literals changed that the set's blocks hold.
+    literals: Vec<Arc<str>>,
+    /// The set's blocks that read a changed literal, with its module.
+    reads: Vec<(Arc<str>, Block)>,
+}
+
+/// The changes `impacted` judges by: the modules whose literals changed (per version,
+/// their names), and who reads them.
+struct Literals<'a> {
+    changed: FastMap<&'a Source, BTreeSet<Arc<str>>>,
+    readers: FastMap<(&'a str, &'a str), Vec<Arc<str>>>,
 }
 
 impl std::fmt::Display for Change {
@@ -134,6 +193,17 @@ impl std::fmt::Display for Change {
             Change::Block { path, name } => write!(f, "{path}: {name} changed"),
             Change::File { path } => write!(f, "{path} changed"),
             Change::Deleted { path } => write!(f, "{path} deleted"),
+            Change::Literal {
+                path,
+                names,
+                reader,
+            } => write!(
+                f,
+                "{path}: {} changed (read by {}: {})",
+                names.join(", "),
+                reader.source.path,
+                reader.name
+            ),
             Change::Environment => write!(
                 f,
                 "the environment changed (Python, installed distributions, configuration)"
@@ -407,42 +477,122 @@ impl Impact {
         request
     }
 
+    /// The modules whose top level changed in the literals it binds to names only, and
+    /// those names (what `mtest_impact readers` is asked about).
+    pub fn literal_changes(
+        &self,
+        now: &BTreeMap<Arc<str>, Now>,
+    ) -> BTreeMap<Arc<str>, BTreeSet<Arc<str>>> {
+        let mut found: BTreeMap<Arc<str>, BTreeSet<Arc<str>>> = BTreeMap::new();
+        for (source, sums) in &self.sources {
+            if let Some(names) = self.literal_names(source, sums, now) {
+                found.entry(source.path.clone()).or_default().extend(names);
+            }
+        }
+        found
+    }
+
+    fn literal_names(
+        &self,
+        source: &Source,
+        sums: &Sums,
+        now: &BTreeMap<Arc<str>, Now>,
+    ) -> Option<BTreeSet<Arc<str>>> {
+        let (Sums::Known(then), Some(current)) = (sums, now.get(&source.path)) else {
+            return None;
+        };
+        match current.sum.as_deref() {
+            Some(sum) if !sum.is_empty() && sum != &*source.sum => {}
+            _ => return None,
+        }
+        literal_change(then, current.blocks.as_ref()?)
+    }
+
     /// Each recorded test that a change reaches, with the first change it depends on;
     /// `now`: every recorded file as it is now (a file missing from it counts as
-    /// changed); `env`: the environment's fingerprint now.
-    pub fn impacted(&self, now: &BTreeMap<Arc<str>, Now>, env: &str) -> FastMap<&str, Change> {
-        let mut by_set: FastMap<*const DepSet, Option<Change>> = FastMap::default();
+    /// changed); `env`: the environment's fingerprint now; `readers`: who reads the
+    /// literals that changed (see [`Impact::literal_changes`]; a module missing from it
+    /// counts as its top level changed).
+    pub fn impacted(
+        &self,
+        now: &BTreeMap<Arc<str>, Now>,
+        env: &str,
+        readers: &Readers,
+    ) -> FastMap<&str, Change> {
+        let literals = self.literals(now, readers);
+        let mut by_set: FastMap<*const DepSet, Met> = FastMap::default();
         let mut impacted = FastMap::default();
         for (test, recorded) in &self.tests {
             if &*recorded.env != env {
                 impacted.insert(test.as_str(), Change::Environment);
                 continue;
             }
+            let mets: Vec<*const DepSet> = recorded.deps.0.iter().map(Arc::as_ptr).collect();
             for set in &recorded.deps.0 {
-                let change = by_set
+                by_set
                     .entry(Arc::as_ptr(set))
-                    .or_insert_with(|| self.first_change(set, now));
-                if let Some(change) = change {
-                    impacted.insert(test.as_str(), change.clone());
-                    break;
-                }
+                    .or_insert_with(|| self.meet(set, now, &literals));
+            }
+            let mets: Vec<&Met> = mets.iter().map(|p| &by_set[p]).collect();
+            if let Some(change) = first_met(&mets, &literals) {
+                impacted.insert(test.as_str(), change);
             }
         }
         impacted
     }
 
-    fn first_change(&self, set: &DepSet, now: &BTreeMap<Arc<str>, Now>) -> Option<Change> {
-        let blocks = set.blocks.iter().find_map(|b| {
-            let change = self.block_change(&b.source, Some(&b.name), now)?;
+    fn literals<'a>(&'a self, now: &BTreeMap<Arc<str>, Now>, readers: &'a Readers) -> Literals<'a> {
+        let changed = self
+            .sources
+            .iter()
+            .filter(|(source, _)| matches!(readers.get(&source.path), Some(Some(_))))
+            .filter_map(|(source, sums)| Some((source, self.literal_names(source, sums, now)?)))
+            .collect();
+        let mut by_reader: FastMap<(&str, &str), Vec<Arc<str>>> = FastMap::default();
+        for (module, blocks) in readers {
+            for (path, name) in blocks.iter().flatten() {
+                by_reader
+                    .entry((path, name))
+                    .or_default()
+                    .push(module.clone());
+            }
+        }
+        Literals {
+            changed,
+            readers: by_reader,
+        }
+    }
+
+    fn meet(&self, set: &DepSet, now: &BTreeMap<Arc<str>, Now>, literals: &Literals) -> Met {
+        let mut met = Met::default();
+        for b in &set.blocks {
+            if let Some(modules) = literals.readers.get(&(&*b.source.path, &*b.name)) {
+                met.reads
+                    .extend(modules.iter().map(|m| (m.clone(), b.clone())));
+            }
+            if met.change.is_some() {
+                continue;
+            }
+            let Some(change) = self.block_change(&b.source, Some(&b.name), now) else {
+                continue;
+            };
             let block_only = matches!(change, Change::Block { .. });
-            let exempt = set.before.is_some() && block_only && self.ran_the_same(b, now);
-            (!exempt).then_some(change)
-        });
-        blocks.or_else(|| {
-            set.files
+            if set.before.is_some() && block_only && self.ran_the_same(b, now) {
+                continue;
+            }
+            if block_only && &*b.name == "<module>" && literals.changed.contains_key(&b.source) {
+                met.literals.push(b.source.path.clone());
+                continue;
+            }
+            met.change = Some(change);
+        }
+        if met.change.is_none() {
+            met.change = set
+                .files
                 .iter()
-                .find_map(|f| self.block_change(f, None, now))
-        })
+                .find_map(|f| self.block_change(f, None, now));
+        }
+        met
     }
 
     /// Whether what ran of `block` before the tests would run the same now: its early
@@ -485,6 +635,32 @@ impl Impact {
             name: name.clone(),
         })
     }
+}
+
+/// The first change a test meets through its sets: one that reaches it whatever it ran,
+/// else a changed literal that a block it ran reads.
+fn first_met(mets: &[&Met], literals: &Literals) -> Option<Change> {
+    if let Some(change) = mets.iter().find_map(|m| m.change.clone()) {
+        return Some(change);
+    }
+    let held: BTreeSet<&Arc<str>> = mets.iter().flat_map(|m| &m.literals).collect();
+    let (path, reader) = mets
+        .iter()
+        .flat_map(|m| &m.reads)
+        .find(|(module, _)| held.contains(module))?;
+    let names = literals
+        .changed
+        .iter()
+        .filter(|(source, _)| &source.path == path)
+        .flat_map(|(_, names)| names.iter().cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Some(Change::Literal {
+        path: path.clone(),
+        names,
+        reader: reader.clone(),
+    })
 }
 
 /// Every source `ran` names, each once: the tests of a chunk share their sets (one `Arc`
@@ -751,7 +927,7 @@ mod tests {
 
     fn impacted(impact: &Impact, now: &BTreeMap<Arc<str>, Now>) -> Vec<(String, String)> {
         let mut found: Vec<(String, String)> = impact
-            .impacted(now, "env1")
+            .impacted(now, "env1", &Readers::new())
             .into_iter()
             .map(|(t, c)| (t.to_string(), c.to_string()))
             .collect();
@@ -910,6 +1086,70 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_literal_reaches_the_tests_that_ran_a_block_reading_it() {
+        let v = source("src/v.py", "v1");
+        let early = set(vec![block(&v, "<module>")], vec![]);
+        let (a, b) = (
+            set(vec![block(&v, "f")], vec![]),
+            set(vec![block(&v, "g")], vec![]),
+        );
+        let mut impact = learnt(&v, a, b, early);
+        let then = [("<module>", "m"), ("<module>;", "R"), ("<module>;N", "n1")];
+        let then = sums(
+            &[
+                then.as_slice(),
+                &[("<module>;M", "m1"), ("f", "F"), ("g", "G")],
+            ]
+            .concat(),
+        );
+        impact.sources.insert(v.clone(), Sums::Known(then.clone()));
+        let mut blocks = then.clone();
+        blocks.insert("<module>".into(), "m2".into());
+        blocks.insert("<module>;N".into(), "n2".into());
+        let now = now(&[("src/v.py", "v2", Some(blocks.clone()))]);
+        let names: BTreeSet<Arc<str>> = ["N".into()].into();
+        assert_eq!(
+            impact.literal_changes(&now),
+            [("src/v.py".into(), names)].into()
+        );
+        let by = |readers: Readers| {
+            let mut found: Vec<(String, String)> = impact
+                .impacted(&now, "env1", &readers)
+                .into_iter()
+                .map(|(t, c)| (t.to_string(), c.to_string()))
+                .collect();
+            found.sort();
+            found
+        };
+        let f_reads: Readers = [(
+            "src/v.py".into(),
+            Some(vec![("src/v.py".into(), "f".into())]),
+        )]
+        .into();
+        assert_eq!(
+            by(f_reads),
+            vec![(
+                "t.py::a".into(),
+                "src/v.py: N changed (read by src/v.py: f)".into()
+            )]
+        );
+        let whole = vec![
+            ("t.py::a".into(), "src/v.py: <module> changed".into()),
+            ("t.py::b".into(), "src/v.py: <module> changed".into()),
+        ];
+        assert_eq!(
+            by([("src/v.py".into(), None)].into()),
+            whole,
+            "readers not known"
+        );
+        assert_eq!(by(Readers::new()), whole, "readers not asked");
+        // Something else of the top level changed too: no literal change.
+        blocks.insert("<module>;".into(), "R2".into());
+        let now = super::tests::now(&[("src/v.py", "v2", Some(blocks))]);
+        assert!(impact.literal_changes(&now).is_empty());
+    }
+
+    #[test]
     fn a_data_file_a_deleted_file_and_an_unparsable_one_are_changes() {
         let impact = recorded();
         let now_data = now(&[("src/v.py", "v1", None), ("data.txt", "d2", None)]);
@@ -992,7 +1232,7 @@ mod tests {
         impact.learn(&[record("t.py::a", Some(Deps(vec![set])))], "env2");
         let n = now(&[("src/v.py", "v1", None), ("data.txt", "d1", None)]);
         let found: Vec<String> = impact
-            .impacted(&n, "env1")
+            .impacted(&n, "env1", &Readers::new())
             .into_iter()
             .map(|(t, c)| format!("{t}: {c}"))
             .collect();

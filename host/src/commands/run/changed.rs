@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 
 use super::*;
 use crate::deps::Source as FileVersion;
-use crate::store::impact::{BlockSums, EarlySums, Impact, Now};
+use crate::store::impact::{BlockSums, EarlySums, Impact, Now, Readers};
 use crate::store::state::Changed;
 
 /// `--changed` leaves out of collection the test files no change reaches (not with
@@ -126,9 +126,23 @@ pub(super) fn check(
         "files": impact.check_request(),
         "early": impact.early_request(),
     });
-    let now: Answer<BTreeMap<Arc<str>, Now>> = helper(opts, root)?.ask_impact("check", &request)?;
+    let helper = helper(opts, root)?;
+    let now: Answer<BTreeMap<Arc<str>, Now>> = helper.ask_impact("check", &request)?;
+    let literals = impact.literal_changes(&now.files);
+    let readers: Readers = if literals.is_empty() {
+        Readers::new()
+    } else {
+        let request = serde_json::json!({
+            "config": config(opts),
+            "names": literals,
+            "files": impact.check_request().into_keys().collect::<Vec<_>>(),
+            "env": false,
+        });
+        let answer: Answer<Readers> = helper.ask_impact("readers", &request)?;
+        answer.files
+    };
     let mut reached: FastMap<String, String> = impact
-        .impacted(&now.files, &now.env)
+        .impacted(&now.files, &now.env, &readers)
         .into_iter()
         .map(|(test, change)| (test.to_string(), change.to_string()))
         .collect();
