@@ -188,7 +188,7 @@ CASES = [
     "for i in range(2):\n    if i:\n        continue\n    x = i",
     "x = 1\nmatch x:\n    case 1:\n        x = 2", "f = lambda: 1",
     "x = 1\ndef g():\n    nonlocal x\n    x = 2\ng()", "x = [i for i in range(2)]",
-    "@staticmethod\ndef h():\n    return 1",
+    "@staticmethod\ndef h():\n    return 1", "x = 1\n'not first: no docstring'",
 ]
 missing = []
 for body in CASES:
