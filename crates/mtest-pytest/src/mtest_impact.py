@@ -499,6 +499,10 @@ class Recorder:
         # imported, so all of it counts for every later test of this process (see persist).
         self.late = []
         self.late_known = set()
+        # While a module is imported in a test: what was recorded of the test before, and
+        # where the import began in `ran` (see import_begins).
+        self.importing = None
+        self.late_before = 0  # how much of the late list the test in flight depends on
         self.test_files = set()  # the test modules' files (collected)
         self.refs = {}  # test module's file -> the project's files its names come from
         self.fixtures = {}  # a fixture definition wider than a function -> what it ran
@@ -539,6 +543,8 @@ class Recorder:
 
     def take(self):
         """What was recorded since the last take, as keys; recording goes on afresh."""
+        if self.importing is not None:  # an import that raised: all since counts
+            self.import_ends()
         seen, self.seen = self.seen, set()
         ran, self.ran = self.ran, []
         if self.backend is not None:
@@ -563,16 +569,45 @@ class Recorder:
         tests = self.test_files
         return frozenset(k for k in keys if not k[0] or k[0] not in tests or k[0] in mine)
 
+    def import_begins(self):
+        """A module of the project starts being imported, once the tests began: it stays
+        imported for every later test of this process -- its constants, its classes, its
+        registrations, what the code it called built -- so what runs until it is done
+        joins the late list (import_ends). Recorded apart from the rest of the test, with
+        the test's code watched again: what ran earlier in the test and runs again in the
+        import is seen again. False when not begun (before the tests, or within another)."""
+        if self.early_lines is None or self.importing is not None:
+            return False
+        self.importing = (self.seen, len(self.ran))
+        self.seen = set()
+        if self.backend is not None:
+            self.backend.rearm(list(self.ran))
+        return True
+
+    def import_ends(self):
+        """The module is imported (or its import raised): what ran since it began joins
+        the late list, and the test's own."""
+        if self.importing is None:
+            return
+        (before, start), self.importing = self.importing, None
+        keys = self.seen
+        keys.update(map(self.keys.__getitem__, map(id, self.ran[start:])))
+        self.seen = before | keys
+        if self.backend is not None:
+            self.backend.rearm(())
+        self._add_late(keys)
+
     def persist(self, keys):
         """`keys`, what ran in a test (or between two), when it holds a project module's
-        top level: the module was imported then, and stays imported for every later test of
-        this process -- its constants, its classes, its registrations, what the code it
-        called at import built -- so all of `keys` joins the late list, which counts for
-        them (not knowing where the import began and ended, all of the test: more, never
-        less)."""
+        top level that no import_begins saw begin (a test module, another loader's): all
+        of `keys` joins the late list (not knowing where the import began and ended, all of
+        the test: more, never less)."""
         known = self.late_known
-        if not any(k[1] == "<module>" and k not in known for k in keys):
-            return
+        if any(k[1] == "<module>" and k not in known for k in keys):
+            self._add_late(keys)
+
+    def _add_late(self, keys):
+        known = self.late_known
         for key in keys:
             if key not in known:
                 known.add(key)
@@ -711,11 +746,25 @@ class Monitoring:
         # ran, it is not watched until the next take (see rearm).
         def find(code, offset):
             if id(code) not in recorder.keys and code_key(code) is not None:
-                recorder.ran.append(code)
                 if recorder.early_lines is None:
                     lined.append(code)
                     set_local(FIND, code, line_event)
+                elif code.co_name == "<module>" and recorder.import_begins():
+                    self.importing = code
+                    set_local(WATCH, code, returned)
+                recorder.ran.append(code)
             return disable
+
+        # A module imported in a test: its top level's end ends the import.
+        returned = mon.events.PY_RETURN
+        self.importing = None
+
+        def module_returned(code, offset, value):
+            if code is self.importing:
+                self.importing = None
+                recorder.import_ends()
+            set_local(WATCH, code, 0)
+        mon.register_callback(WATCH, returned, module_returned)
 
         def line(code, number):
             lines.append((code, number))
@@ -804,6 +853,7 @@ def begin_test():
         # Between tests (pytest's own code, a previous teardown): nobody's, unless it
         # imported a module of the project.
         R.persist(R.take())
+        R.late_before = len(R.late)
         # (The caches' counts are not taken again: a value got or computed between tests
         # counts for the next one, which can only add to its dependencies.)
 
@@ -877,7 +927,7 @@ def end_test(item, fixturedefs):
         C.settle(own)
     module = _module_file(item)
     base = len(R.early)
-    late = len(R.late)
+    late = R.late_before  # (what this test imported is its own)
     R.persist(own)
     return own, base, module, late
 

@@ -58,7 +58,16 @@ def path_hook(path):
 
 class Loader(machinery.SourceFileLoader):
     """Loads a project module rewritten; its bytecode is cached under its own tag, keyed by
-    the source's checksum."""
+    the source's checksum. An import in a test is recorded apart (see
+    `mtest_impact.Recorder.import_begins`)."""
+
+    def exec_module(self, module):
+        if not impact.R.import_begins():
+            return super().exec_module(module)
+        try:
+            return super().exec_module(module)
+        finally:
+            impact.R.import_ends()
 
     def get_code(self, fullname):
         rel = impact.relpath(self.path)
