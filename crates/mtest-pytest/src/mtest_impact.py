@@ -32,9 +32,9 @@ imported while a later file was collected is imported when any test runs, and a 
 find it there without running its top level. Fixtures wider than a function are set up once, in the
 first test that needs them: what their set-up ran is kept per fixture and counts for every
 test that uses it. A module of the project imported in a test (or between tests) stays
-imported for the tests after it in the same process: all that test ran joins a second
-growing list, the *late* list, which counts for every later test (without the other test
-modules' own code, as above; and without early sums). On 3.12+ the lines that ran before the tests are recorded too (LINE
+imported for the tests after it in the same process: what ran while it was imported joins
+a second growing list, the *late* list, which counts for every later test (without the
+other test modules' own code, as above; and without early sums). On 3.12+ the lines that ran before the tests are recorded too (LINE
 events, each line once, until collection ends): they go with each file's `source` event,
 and the store computes the blocks' early sums from them (see early_sums), so that a change
 to what did not run then is no change to what ran before the tests.
@@ -495,8 +495,9 @@ class Recorder:
         # 3.12+: the lines of the project's code that ran before the tests, by file (see
         # early_sums); None while the tests have not begun (they are being recorded).
         self.early_lines = None
-        # What ran in a test (or between tests) that imported a project module: it stays
-        # imported, so all of it counts for every later test of this process (see persist).
+        # What ran while a project module was imported in a test (or between tests): it
+        # stays imported, so all of it counts for every later test of this process (see
+        # import_begins).
         self.late = []
         self.late_known = set()
         # While a module is imported in a test: what was recorded of the test before, and
@@ -561,7 +562,7 @@ class Recorder:
 
     def late_of(self, count, module):
         """What a test of `module` depends on of the first `count` things of the late list
-        (see persist): as early_of."""
+        (see import_begins): as early_of."""
         return self._seen_by(self.late[:count], module)
 
     def _seen_by(self, keys, module):
@@ -596,15 +597,6 @@ class Recorder:
         if self.backend is not None:
             self.backend.rearm(())
         self._add_late(keys)
-
-    def persist(self, keys):
-        """`keys`, what ran in a test (or between two), when it holds a project module's
-        top level that no import_begins saw begin (a test module, another loader's): all
-        of `keys` joins the late list (not knowing where the import began and ended, all of
-        the test: more, never less)."""
-        known = self.late_known
-        if any(k[1] == "<module>" and k not in known for k in keys):
-            self._add_late(keys)
 
     def _add_late(self, keys):
         known = self.late_known
@@ -772,8 +764,12 @@ class Monitoring:
         mon.register_callback(FIND, line_event, line)
 
         def watch(code, offset):
+            if code.co_name == "<module>" and recorder.import_begins():
+                self.importing = code  # (the same code again: exec, runpy)
+                set_local(WATCH, code, returned)
+            else:
+                set_local(WATCH, code, 0)
             recorder.ran.append(code)
-            set_local(WATCH, code, 0)
         for event in (mon.events.PY_START, mon.events.PY_RESUME):
             mon.register_callback(FIND, event, find)
             mon.register_callback(WATCH, event, watch)
@@ -850,9 +846,8 @@ def _on_audit(event, args):
 
 def begin_test():
     if R.on:
-        # Between tests (pytest's own code, a previous teardown): nobody's, unless it
-        # imported a module of the project.
-        R.persist(R.take())
+        R.take()  # between tests (pytest's own code, a previous teardown): nobody's
+        # (an import then is in the late list: see import_begins)
         R.late_before = len(R.late)
         # (The caches' counts are not taken again: a value got or computed between tests
         # counts for the next one, which can only add to its dependencies.)
@@ -928,7 +923,6 @@ def end_test(item, fixturedefs):
     module = _module_file(item)
     base = len(R.early)
     late = R.late_before  # (what this test imported is its own)
-    R.persist(own)
     return own, base, module, late
 
 

@@ -247,8 +247,21 @@ def chain_pytest():
     def write_pyc(state, co, source_hash, pyc):
         return write_cached(state, co, source_hash, own_pyc(co.co_filename, pyc))
 
+    exec_module = rewrite.AssertionRewritingHook.exec_module
+
+    def exec_imported(hook, module):
+        """A test module or conftest imported in a test is recorded apart, as the
+        project's other modules are (Loader.exec_module)."""
+        if not impact.R.import_begins():
+            return exec_module(hook, module)
+        try:
+            return exec_module(hook, module)
+        finally:
+            impact.R.import_ends()
+
     read_cached, write_cached = rewrite._read_pyc, rewrite._write_pyc
     rewrite_asserts._mtest = True
     rewrite.rewrite_asserts = rewrite_asserts
     rewrite._read_pyc = read_pyc
     rewrite._write_pyc = write_pyc
+    rewrite.AssertionRewritingHook.exec_module = exec_imported
