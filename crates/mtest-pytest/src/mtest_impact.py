@@ -742,18 +742,18 @@ class Monitoring:
                     lined.append(code)
                     set_local(FIND, code, line_event)
                 elif code.co_name == "<module>" and recorder.import_begins():
-                    self.importing = code
+                    self.imported = code
                     set_local(WATCH, code, returned)
                 recorder.ran.append(code)
             return disable
 
         # A module imported in a test: its top level's end ends the import.
         returned = mon.events.PY_RETURN
-        self.importing = None
+        self.imported = None  # the top level of the module being imported
 
         def module_returned(code, offset, value):
-            if code is self.importing:
-                self.importing = None
+            if code is self.imported:
+                self.imported = None
                 recorder.import_ends()
             set_local(WATCH, code, 0)
         mon.register_callback(WATCH, returned, module_returned)
@@ -765,7 +765,7 @@ class Monitoring:
 
         def watch(code, offset):
             if code.co_name == "<module>" and recorder.import_begins():
-                self.importing = code  # (the same code again: exec, runpy)
+                self.imported = code  # (the same code again: exec, runpy)
                 set_local(WATCH, code, returned)
             else:
                 set_local(WATCH, code, 0)
@@ -958,7 +958,8 @@ def _every_block(rel):
     opened)."""
     if rel not in _all_blocks:
         try:
-            _all_blocks[rel] = {(rel, name) for name in block_sums(read(rel))}
+            _all_blocks[rel] = {(rel, name) for name in block_sums(read(rel))
+                                if ";" not in name}  # (not a literal's sum)
         except (OSError, SyntaxError, ValueError, RecursionError):
             _all_blocks[rel] = {("", rel)}
     return _all_blocks[rel]
@@ -1073,13 +1074,19 @@ _text = json.JSONEncoder(ensure_ascii=False).encode  # a str as JSON
 CONFIG_FILES = ("pyproject.toml", "pytest.ini", ".pytest.ini", "setup.cfg", "tox.ini")
 
 
+# What a record holds and means: a record made by an mtest that recorded otherwise (one
+# that missed what a later change reaches) is not to be trusted; bumped with such a change.
+RECORDING = "2: late list, doctests, literals"
+
+
 def environment(config):
     """The environment's fingerprint: the interpreter, the installed distributions, the
     configuration files and `config` (mtest's account of its own options and pytest's
-    arguments). A test recorded in another environment may behave otherwise."""
+    arguments), and how mtest records. A test recorded in another environment may behave
+    otherwise."""
     digest = hashlib.blake2b(digest_size=12)
     dists = distributions()
-    parts = [sys.version, sys.executable, config] + dists
+    parts = [RECORDING, sys.version, sys.executable, config] + dists
     parts += ["%s=%s" % (name, read_sum(name)) for name in CONFIG_FILES]
     for part in parts:
         digest.update(part.encode("utf-8", "surrogatepass") + b"\0")
