@@ -62,6 +62,7 @@ class Loader(machinery.SourceFileLoader):
     `mtest_impact.Recorder.import_begins`)."""
 
     def exec_module(self, module):
+        __tracebackhide__ = True  # not in pytest's tracebacks (an import that fails)
         if not impact.R.import_begins():
             return super().exec_module(module)
         try:
@@ -252,6 +253,7 @@ def chain_pytest():
     def exec_imported(hook, module):
         """A test module or conftest imported in a test is recorded apart, as the
         project's other modules are (Loader.exec_module)."""
+        __tracebackhide__ = True  # not in pytest's tracebacks (an import that fails)
         if not impact.R.import_begins():
             return exec_module(hook, module)
         try:
