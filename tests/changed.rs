@@ -76,8 +76,13 @@ const ALL: &[&str] = &[
 
 /// A recorded project: a full run passed, so every test has a record.
 fn recorded() -> tempfile::TempDir {
-    let dir = project(PROJECT);
-    let out = mtest_run(dir.path()).args(["-j", "2"]).output().unwrap();
+    recorded_from(PROJECT, &["-j", "2"])
+}
+
+/// `files` as a project, recorded by a full run with `args` that passed.
+fn recorded_from(files: &[(&str, &str)], args: &[&str]) -> tempfile::TempDir {
+    let dir = project(files);
+    let out = mtest_run(dir.path()).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -248,14 +253,8 @@ const LAZY: &[(&str, &str)] = &[
 #[test]
 fn a_module_imported_in_a_test_counts_for_every_later_test_of_its_worker() {
     for (old, new) in [("N = 1", "N = 2"), ("return {'n': N}", "return {'n': 2}")] {
-        let dir = project(LAZY);
+        let dir = recorded_from(LAZY, &["-j", "1"]);
         let root = dir.path();
-        let out = mtest_run(root).args(["-j", "1"]).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         edit(root, "pkg/lazy.py", old, new);
         let (names, text) = would_run(root, &[]);
         let failing: &[&str] = if old == "N = 1" {
@@ -301,14 +300,8 @@ fn a_doctest_changed_selects_itself_though_it_runs_nothing_of_its_module() {
         ("pkg/doc.py", "    6\n", "    7\n", "pkg.doc.A.m"),
         ("docs/guide.rst", "10\n", "11\n", "guide.rst"),
     ] {
-        let dir = project(DOCTESTS);
+        let dir = recorded_from(DOCTESTS, &[]);
         let root = dir.path();
-        let out = mtest_run(root).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
         assert!(would_run(root, &[]).0.is_empty());
         edit(root, file, old, new);
         let (names, text) = would_run(root, &[]);
@@ -348,18 +341,7 @@ const CONSTANTS: &[(&str, &str)] = &[
 
 #[test]
 fn a_changed_constant_selects_the_tests_that_read_it_unless_its_module_is_reached_otherwise() {
-    let record = |extra: &[(&str, &str)]| {
-        let mut files = CONSTANTS.to_vec();
-        files.extend_from_slice(extra);
-        let dir = project(&files);
-        let out = mtest_run(dir.path()).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    };
+    let record = |extra: &[(&str, &str)]| recorded_from(&[CONSTANTS, extra].concat(), &[]);
     let dir = record(&[]);
     let root = dir.path();
     edit(root, "pkg/consts.py", "LIMIT = 10", "LIMIT = 11");

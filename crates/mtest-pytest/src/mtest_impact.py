@@ -29,12 +29,13 @@ of each test module while it is collected -- runs once, and a change there can r
 that never run it again. It is recorded in one list, and every test depends on all of it
 but the other test modules' own top level (unless its module refers to them): a module
 imported while a later file was collected is imported when any test runs, and a test may
-find it there without running its top level. Fixtures wider than a function are set up once, in the
-first test that needs them: what their set-up ran is kept per fixture and counts for every
-test that uses it. A module of the project imported in a test (or between tests) stays
-imported for the tests after it in the same process: what ran while it was imported joins
-a second growing list, the *late* list, which counts for every later test (without the
-other test modules' own code, as above; and without early sums). On 3.12+ the lines that ran before the tests are recorded too (LINE
+find it there without running its top level. Fixtures wider than a function are set up
+once, in the first test that needs them: what their set-up ran is kept per fixture and
+counts for every test that uses it. A module of the project imported in a test (or
+between tests) stays imported for the tests after it in the same process: what ran while
+it was imported joins a second growing list, the *late* list, which counts for every later
+test (without the other test modules' own code, as above; and without early sums). On
+3.12+ the lines that ran before the tests are recorded too (LINE
 events, each line once, until collection ends): they go with each file's `source` event,
 and the store computes the blocks' early sums from them (see early_sums), so that a change
 to what did not run then is no change to what ran before the tests.
@@ -554,11 +555,11 @@ class Recorder:
             seen.update(map(self.keys.__getitem__, map(id, ran)))
         return seen
 
-    def early_of(self, count, module):
-        """What a test of `module` depends on of the first `count` things that ran before
-        the tests: all of it, except the top level of the other test modules, unless
-        `module` refers to them (imports them, or something of theirs)."""
-        return self._seen_by(self.early[:count], module)
+    def early_of(self, module):
+        """What a test of `module` depends on of what ran before the tests: all of it,
+        except the top level of the other test modules, unless `module` refers to them
+        (imports them, or something of theirs)."""
+        return self._seen_by(self.early, module)
 
     def late_of(self, count, module):
         """What a test of `module` depends on of the first `count` things of the late list
@@ -741,15 +742,23 @@ class Monitoring:
                 if recorder.early_lines is None:
                     lined.append(code)
                     set_local(FIND, code, line_event)
-                elif code.co_name == "<module>" and recorder.import_begins():
-                    self.imported = code
-                    set_local(WATCH, code, returned)
+                elif code.co_name == "<module>":
+                    imports(code)
                 recorder.ran.append(code)
             return disable
 
         # A module imported in a test: its top level's end ends the import.
         returned = mon.events.PY_RETURN
         self.imported = None  # the top level of the module being imported
+
+        def imports(code):
+            """A module's top level starts: an import in a test begins (True), unless
+            it is before the tests or within another."""
+            if not recorder.import_begins():
+                return False
+            self.imported = code
+            set_local(WATCH, code, returned)
+            return True
 
         def module_returned(code, offset, value):
             if code is self.imported:
@@ -764,10 +773,8 @@ class Monitoring:
         mon.register_callback(FIND, line_event, line)
 
         def watch(code, offset):
-            if code.co_name == "<module>" and recorder.import_begins():
-                self.imported = code  # (the same code again: exec, runpy)
-                set_local(WATCH, code, returned)
-            else:
+            # (A module's top level again, the same code: exec, runpy.)
+            if code.co_name != "<module>" or not imports(code):
                 set_local(WATCH, code, 0)
             recorder.ran.append(code)
         for event in (mon.events.PY_START, mon.events.PY_RESUME):
@@ -903,9 +910,9 @@ def note_requester(fixturedef):
 
 
 def end_test(item, fixturedefs):
-    """The test's own dependencies (what it ran, with its fixtures'), how much of the early
-    list it depends on (all of it), its module's file, and how much of the late list it
-    depends on; None when recording is off."""
+    """The test's own dependencies (what it ran, with its fixtures'), its module's file,
+    and how much of the late list it depends on (it depends on all of the early list);
+    None when recording is off."""
     if not R.on:
         return None
     own = R.take()
@@ -920,10 +927,8 @@ def end_test(item, fixturedefs):
         own |= doctest
     if C.wrappers:
         C.settle(own)
-    module = _module_file(item)
-    base = len(R.early)
     late = R.late_before  # (what this test imported is its own)
-    return own, base, module, late
+    return own, _module_file(item), late
 
 
 def _doctest_of(item):
@@ -996,19 +1001,18 @@ class Declarations:
         self.blocks = {}
         self.sets = {}  # None for a set that mentions a file that could not be read
         self.numbered = 0
-        self.bases = {}  # (how much of the early list, test module) -> its set's number
+        self.bases = {}  # test module -> the number of its set of the early list
         self.lates = {}  # (how much of the late list, test module) -> its set's number
 
     def of(self, deps, emit):
         """The numbers of the sets a test depends on, declaring what is new with `emit`;
         None when a file it depends on could not be read."""
-        own, base, module, late = deps
+        own, module, late = deps
         numbers = [self._set(frozenset(own), emit)]
-        if base:
-            if (base, module) not in self.bases:
-                self.bases[base, module] = self._set(R.early_of(base, module), emit,
-                                                     before=True)
-            numbers.append(self.bases[base, module])
+        if R.early:
+            if module not in self.bases:
+                self.bases[module] = self._set(R.early_of(module), emit, before=True)
+            numbers.append(self.bases[module])
         if late:
             if (late, module) not in self.lates:
                 self.lates[late, module] = self._set(R.late_of(late, module), emit)

@@ -119,7 +119,7 @@ class _Project:
 
     def holding(self, words):
         """The Python files whose text holds one of `words` (as a word)."""
-        pattern = re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
+        pattern = _any_word(words)
         return [rel for rel in self.python if pattern.search(self.text(rel))]
 
     def imports_by_computed_name(self):
@@ -143,13 +143,13 @@ class _Project:
             if not self._by_name_only(holder):
                 return None
         found = set()
+        named = _any_word(names)
         for other in self.holding(names):
             facts = self.file(other)
             if facts is None:
                 return None
             found |= {(other, block) for block, name in facts.reads if name in names}
-            found |= {(other, block) for block, text in facts.strings
-                      if any(re.search(r"\b%s\b" % re.escape(n), text) for n in names)}
+            found |= {(other, block) for block, text in facts.strings if named.search(text)}
         return sorted(map(list, found))
 
     def _holders(self, rel, names):
@@ -191,6 +191,10 @@ class _Project:
             if facts is None or not facts.reaches_by_name(base):
                 return False
         return True
+
+
+def _any_word(words):
+    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(words))))
 
 
 def _refers(path, level, module, bases):

@@ -59,16 +59,7 @@ def path_hook(path):
 class Loader(machinery.SourceFileLoader):
     """Loads a project module rewritten; its bytecode is cached under its own tag, keyed by
     the source's checksum. An import in a test is recorded apart (see
-    `mtest_impact.Recorder.import_begins`)."""
-
-    def exec_module(self, module):
-        __tracebackhide__ = True  # not in pytest's tracebacks (an import that fails)
-        if not impact.R.import_begins():
-            return super().exec_module(module)
-        try:
-            return super().exec_module(module)
-        finally:
-            impact.R.import_ends()
+    `recording_imports`)."""
 
     def get_code(self, fullname):
         rel = impact.relpath(self.path)
@@ -91,6 +82,25 @@ class Loader(machinery.SourceFileLoader):
         code = compile(tree, self.path, "exec", dont_inherit=True)
         _write(cache, head + marshal.dumps(code))
         return code
+
+
+def recording_imports(exec_module):
+    """`exec_module` (of a loader class) with an import in a test recorded apart: what
+    runs until the module is done joins the late list (`mtest_impact.Recorder.
+    import_begins`)."""
+
+    def exec_recorded(loader, module):
+        __tracebackhide__ = True  # not in pytest's tracebacks (an import that fails)
+        if not impact.R.import_begins():
+            return exec_module(loader, module)
+        try:
+            return exec_module(loader, module)
+        finally:
+            impact.R.import_ends()
+    return exec_recorded
+
+
+Loader.exec_module = recording_imports(machinery.SourceFileLoader.exec_module)
 
 
 def _cache_path(path):
@@ -248,22 +258,11 @@ def chain_pytest():
     def write_pyc(state, co, source_hash, pyc):
         return write_cached(state, co, source_hash, own_pyc(co.co_filename, pyc))
 
-    exec_module = rewrite.AssertionRewritingHook.exec_module
-
-    def exec_imported(hook, module):
-        """A test module or conftest imported in a test is recorded apart, as the
-        project's other modules are (Loader.exec_module)."""
-        __tracebackhide__ = True  # not in pytest's tracebacks (an import that fails)
-        if not impact.R.import_begins():
-            return exec_module(hook, module)
-        try:
-            return exec_module(hook, module)
-        finally:
-            impact.R.import_ends()
-
     read_cached, write_cached = rewrite._read_pyc, rewrite._write_pyc
     rewrite_asserts._mtest = True
     rewrite.rewrite_asserts = rewrite_asserts
     rewrite._read_pyc = read_pyc
     rewrite._write_pyc = write_pyc
-    rewrite.AssertionRewritingHook.exec_module = exec_imported
+    # A test module or conftest imported in a test, as the project's other modules.
+    hook = rewrite.AssertionRewritingHook
+    hook.exec_module = recording_imports(hook.exec_module)

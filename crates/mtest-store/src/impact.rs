@@ -527,13 +527,13 @@ impl Impact {
                 impacted.insert(test.as_str(), Change::Environment);
                 continue;
             }
-            let mets: Vec<*const DepSet> = recorded.deps.0.iter().map(Arc::as_ptr).collect();
             for set in &recorded.deps.0 {
                 by_set
                     .entry(Arc::as_ptr(set))
                     .or_insert_with(|| self.meet(set, now, &literals));
             }
-            let mets: Vec<&Met> = mets.iter().map(|p| &by_set[p]).collect();
+            let sets = recorded.deps.0.iter();
+            let mets: Vec<&Met> = sets.map(|set| &by_set[&Arc::as_ptr(set)]).collect();
             if let Some(change) = first_met(&mets, &literals) {
                 impacted.insert(test.as_str(), change);
             }
