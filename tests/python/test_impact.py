@@ -401,6 +401,61 @@ DOCTESTS = {
 }
 
 
+MADE = {
+    "pkg/__init__.py": "",
+    "pkg/made.py": """
+        import types
+
+        def _impl(x):
+            return x + 1
+
+        def _other(x):
+            return x * 2
+
+        def make():
+            return types.FunctionType(_impl.__code__.replace(co_name="made"), globals())
+
+        def patch(f):
+            f.__code__ = _other.__code__.replace(co_name="patched")
+            return f
+    """,
+    "pkg/script.py": """
+        def run(x):
+            return x - 1
+    """,
+    "tests/test_made.py": """
+        import runpy
+        from pkg.made import make, patch
+
+        def test_function_made():
+            assert make()(1) == 2
+
+        def test_code_set():
+            @patch
+            def f(x):
+                return 0
+            assert f(2) == 4
+
+        def test_run_path():
+            assert runpy.run_path("pkg/script.py")["run"](1) == 0
+    """,
+}
+
+
+@pytest.mark.parametrize("python", _interpreters())
+def test_code_made_at_run_time_from_the_projects_is_recorded(python, tmp_path):
+    """A function made of a code object of the project's (`types.FunctionType`, a
+    `__code__` set), a file executed by runpy: what they run is recorded. (On 3.11 runpy is
+    frozen: its read of the file is no import, and the file is a dependency.)"""
+    assert python is not None, "no Python 3.12: set MTEST_TEST_PYTHON312 (./dev does)"
+    deps = _record(tmp_path, python, tmp_path / "events", MADE)
+    assert "pkg/made.py:_impl" in deps["test_function_made"][0], deps["test_function_made"]
+    assert "pkg/made.py:_other" in deps["test_code_set"][0], deps["test_code_set"]
+    own = deps["test_run_path"][0]
+    # (3.11 rewrites what is imported: a file runpy runs is a file opened.)
+    assert {"pkg/script.py:run", "pkg/script.py"} & own, own
+
+
 @pytest.mark.parametrize("python", _interpreters())
 def test_a_doctest_depends_on_the_docstring_that_holds_it(python, tmp_path):
     """Its examples call nothing of the project: its own set names the block whose

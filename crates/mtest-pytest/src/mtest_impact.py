@@ -691,14 +691,16 @@ class Caches:
         self.computed.append(set())
 
     def counts(self):
-        return [w.cache_info()[:2] for w in self.wrappers]
+        return list(map(_cache_info, self.wrappers))
 
     def settle(self, own):
         """At a test's end: what the test got from caches joins `own`; what it computed
         for them is kept. (A value computed before the tests depends on what ran then,
         which every test depends on.)"""
         now = self.counts()
-        for i, ((hits, misses), (hits0, misses0)) in enumerate(zip(now, self.before)):
+        if now == self.before:  # (most tests: one comparison, no loop in Python)
+            return
+        for i, ((hits, misses, *_), (hits0, misses0, *_)) in enumerate(zip(now, self.before)):
             # (Counts that went down: the cache was cleared, and counted anew.)
             if misses != misses0 and misses > 0:
                 self.computed[i] |= own
@@ -709,6 +711,7 @@ class Caches:
 
 
 C = Caches()
+_cache_info = functools._lru_cache_wrapper.cache_info
 
 
 class Monitoring:
@@ -828,9 +831,13 @@ def start(environ):
 def _on_audit(event, args):
     """A project file opened for reading is a dependency of what is running. (An audit hook
     cannot be removed: once recording stops it only looks at a flag.)"""
-    if event != "open" or not R.on or _quiet:
+    if event == "open" and R.on:
+        _opened(*args)
+
+
+def _opened(path, mode, flags):
+    if _quiet:
         return
-    path, mode, flags = args
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     elif not isinstance(path, str):
@@ -842,8 +849,9 @@ def _on_audit(event, args):
         return
     if path.endswith((".pyc", ".pyo")):
         return
-    if path.endswith(".py") and sys._getframe(1).f_code.co_filename.startswith("<frozen"):
-        return  # an import: the module's code is recorded as it runs
+    if path.endswith(".py") and sys._getframe(2).f_code.co_filename.startswith(
+            "<frozen importlib"):
+        return  # an import: the module's code is recorded as it runs (not runpy's read)
     rel = relpath(path)
     if rel is not None:
         R.seen.add(("", rel))
@@ -1080,7 +1088,7 @@ CONFIG_FILES = ("pyproject.toml", "pytest.ini", ".pytest.ini", "setup.cfg", "tox
 
 # What a record holds and means: a record made by an mtest that recorded otherwise (one
 # that missed what a later change reaches) is not to be trusted; bumped with such a change.
-RECORDING = "2: late list, doctests, literals"
+RECORDING = "3: late list, doctests, literals; a file runpy runs (3.11)"
 
 
 def environment(config):
