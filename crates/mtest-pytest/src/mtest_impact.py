@@ -831,13 +831,9 @@ def start(environ):
 def _on_audit(event, args):
     """A project file opened for reading is a dependency of what is running. (An audit hook
     cannot be removed: once recording stops it only looks at a flag.)"""
-    if event == "open" and R.on:
-        _opened(*args)
-
-
-def _opened(path, mode, flags):
-    if _quiet:
+    if event != "open" or not R.on or _quiet:
         return
+    path, mode, flags = args
     if isinstance(path, bytes):
         path = os.fsdecode(path)
     elif not isinstance(path, str):
@@ -849,7 +845,7 @@ def _opened(path, mode, flags):
         return
     if path.endswith((".pyc", ".pyo")):
         return
-    if path.endswith(".py") and sys._getframe(2).f_code.co_filename.startswith(
+    if path.endswith(".py") and sys._getframe(1).f_code.co_filename.startswith(
             "<frozen importlib"):
         return  # an import: the module's code is recorded as it runs (not runpy's read)
     rel = relpath(path)
